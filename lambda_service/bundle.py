@@ -1,0 +1,194 @@
+"""The model-bundle format, shared by training (writer) and serving (reader).
+
+A bundle is a folder (local or under an ``s3://`` prefix) holding:
+
+- ``model.skops``: the scikit-learn Pipeline (scaler + model), the source of truth;
+- ``model.onnx``: the same pipeline exported to ONNX, the lean form the Lambda serves;
+- ``manifest.json``: version, schema, labels, metrics, lineage and the sha256 of each file.
+
+A model store keeps bundles under ``bundles/<version>/`` and names its champion in
+``production.json`` at its root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SKOPS_FILE = "model.skops"
+ONNX_FILE = "model.onnx"
+BUNDLE_FILES = (SKOPS_FILE, ONNX_FILE, MANIFEST_FILE)
+BUNDLES_PREFIX = "bundles"
+PRODUCTION_POINTER = "production.json"
+ONNX_INPUT_NAME = "features"
+
+
+class BundleError(RuntimeError):
+    """A bundle that is missing, incomplete or corrupt; the message names its URI."""
+
+
+@dataclass
+class Manifest:
+    version: str
+    created_at: str
+    model_name: str
+    model_family: str
+    features: list[dict[str, Any]]
+    class_labels: list[str]
+    metrics: dict[str, dict[str, float]]
+    training_data_sha256: str
+    files: dict[str, str]
+    mlflow_run_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "manifest") -> Manifest:
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise BundleError(f"{source}: not a valid bundle manifest ({exc})") from exc
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundle_key(version: str) -> str:
+    """Path of a bundle relative to its store root."""
+    return f"{BUNDLES_PREFIX}/{version}"
+
+
+def verify_bundle(folder: Path, uri: str | None = None) -> Manifest:
+    """Check every file a bundle lists against its sha256; return the manifest."""
+    where = uri or str(folder)
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"{where}: no {MANIFEST_FILE}; not a model bundle")
+    manifest = Manifest.from_json(manifest_path.read_text(), where)
+    for name, expected in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise BundleError(f"{where}: {name} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise BundleError(
+                f"{where}: {name} is corrupt (sha256 {actual[:12]}…, manifest {expected[:12]}…)"
+            )
+    return manifest
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    rest = uri.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise BundleError(f"{uri}: not an s3://bucket/prefix URI")
+    return bucket, key.strip("/")
+
+
+def _s3_client() -> Any:
+    import boto3  # local import: only S3 users pay for it
+
+    return boto3.client("s3")
+
+
+def read_text(uri: str, s3: Any = None) -> str:
+    """Read a small text object (a pointer or manifest) from a local path or s3:// URI."""
+    if uri.startswith("s3://"):
+        bucket, key = split_s3_uri(uri)
+        body = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)["Body"]
+        return str(body.read().decode("utf-8"))
+    return Path(uri).read_text()
+
+
+def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
+    """Return (version, bundle URI) that a store's production pointer names."""
+    pointer_uri = f"{store_uri.rstrip('/')}/{PRODUCTION_POINTER}"
+    try:
+        pointer = json.loads(read_text(pointer_uri, s3))
+        version = str(pointer["version"])
+    except Exception as exc:
+        raise BundleError(f"{pointer_uri}: no usable production pointer ({exc})") from exc
+    return version, f"{store_uri.rstrip('/')}/{bundle_key(version)}"
+
+
+def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manifest]:
+    """Copy a bundle to ``cache_dir/<version>`` (once), verify its hashes, return it.
+
+    ``uri`` is a bundle folder or ``s3://`` prefix. A cached copy is reused only if it
+    still verifies, so a half-written cache is never served.
+    """
+    try:
+        manifest = Manifest.from_json(read_text(f"{uri.rstrip('/')}/{MANIFEST_FILE}", s3), uri)
+    except BundleError:
+        raise
+    except Exception as exc:
+        raise BundleError(f"{uri}: cannot read the bundle manifest ({exc})") from exc
+    target = cache_dir / manifest.version
+    if target.is_dir():
+        try:
+            return target, verify_bundle(target, uri)
+        except BundleError:
+            shutil.rmtree(target, ignore_errors=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".partial-"))
+    try:
+        for name in (*manifest.files, MANIFEST_FILE):
+            _copy(f"{uri.rstrip('/')}/{name}", staging / name, s3)
+        verified = verify_bundle(staging, uri)
+        os.replace(staging, target)
+    except BundleError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"{uri}: cannot fetch the bundle ({exc})") from exc
+    return target, verified
+
+
+def _copy(src: str, dest: Path, s3: Any) -> None:
+    if src.startswith("s3://"):
+        bucket, key = split_s3_uri(src)
+        (s3 or _s3_client()).download_file(bucket, key, str(dest))
+    else:
+        shutil.copyfile(src, dest)
+
+
+def resolve_bundle_uri(uri: str, s3: Any = None) -> tuple[str, str | None]:
+    """Accept a bundle URI, a store root, or the store's ``production.json``.
+
+    Returns (bundle URI, production pointer's version or None when a bundle was named).
+    """
+    base = uri.rstrip("/")
+    if base.endswith(PRODUCTION_POINTER):
+        version, bundle = resolve_production(base[: -len(PRODUCTION_POINTER)].rstrip("/"), s3)
+        return bundle, version
+    try:
+        read_text(f"{base}/{MANIFEST_FILE}", s3)
+        return base, None
+    except Exception:  # noqa: BLE001 - not a bundle: maybe a store root
+        pass
+    try:
+        version, bundle = resolve_production(base, s3)
+    except BundleError:
+        raise BundleError(
+            f"{uri}: neither a model bundle (no {MANIFEST_FILE}) nor a model store "
+            f"(no {PRODUCTION_POINTER})"
+        ) from None
+    return bundle, version

@@ -1,0 +1,98 @@
+"""The prediction core: a verified bundle's ONNX form run by onnxruntime.
+
+Scores a whole batch in one call. Nothing here unpickles anything, and importing it
+pulls in numpy and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from lambda_service.bundle import ONNX_FILE, Manifest, fetch_bundle, verify_bundle
+from lambda_service.schema import Feature, InvalidRecord, features_from_manifest, parse_record
+
+
+@dataclass(frozen=True)
+class Prediction:
+    grade_class: int
+    grade: str
+    probabilities: dict[str, float]
+
+
+class Predictor:
+    """Validates records against the bundle's own schema and scores them in batches."""
+
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.features: tuple[Feature, ...] = features_from_manifest(manifest.features)
+        self.labels: tuple[str, ...] = tuple(manifest.class_labels)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # one core per Lambda / worker; no thread storms
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> Predictor:
+        return cls(folder, verify_bundle(folder))
+
+    @classmethod
+    def from_uri(cls, uri: str, cache_dir: Path, s3: Any = None) -> Predictor:
+        folder, manifest = fetch_bundle(uri, cache_dir, s3)
+        return cls(folder, manifest)
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def parse(self, record: Mapping[str, Any]) -> list[float]:
+        """Feature vector of one record, or InvalidRecord naming the field."""
+        return parse_record(record, self.features)
+
+    def predict_matrix(
+        self, rows: np.ndarray | Sequence[Sequence[float]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices and probabilities for an (n, features) matrix, in one call."""
+        matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(self.features))
+        if matrix.shape[0] == 0:
+            return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), dtype=np.float32)
+        labels, probabilities = self._session.run(None, {self._input: matrix})
+        return np.asarray(labels, dtype=np.int64), np.asarray(probabilities)
+
+    def predict_records(
+        self, records: Iterable[Mapping[str, Any]]
+    ) -> list[Prediction | InvalidRecord]:
+        """Score valid records together; an invalid one yields its InvalidRecord in place."""
+        results: list[Prediction | InvalidRecord] = []
+        rows: list[list[float]] = []
+        slots: list[int] = []
+        for record in records:
+            try:
+                rows.append(self.parse(record))
+                slots.append(len(results))
+                results.append(InvalidRecord(None, "pending"))
+            except InvalidRecord as exc:
+                results.append(exc)
+        labels, probabilities = self.predict_matrix(rows)
+        for slot, label, probs in zip(slots, labels, probabilities, strict=True):
+            results[slot] = self.to_prediction(int(label), probs)
+        return results
+
+    def to_prediction(self, label: int, probabilities: np.ndarray) -> Prediction:
+        return Prediction(
+            grade_class=label,
+            grade=self.labels[label],
+            probabilities={
+                grade: round(float(p), 6)
+                for grade, p in zip(self.labels, probabilities, strict=True)
+            },
+        )

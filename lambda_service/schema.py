@@ -1,0 +1,104 @@
+"""The prediction input schema: the nine behavioural features, their types and valid ranges.
+
+Demographic columns (Age, Gender, Ethnicity) are deliberately absent: the model must not
+use them. GPA is absent too: it is only known after the fact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str  # "int" (integral values only) or "float"
+    minimum: float
+    maximum: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("ParentalEducation", "int", 0, 4),
+    Feature("StudyTimeWeekly", "float", 0.0, 20.0),
+    Feature("Absences", "int", 0, 29),
+    Feature("Tutoring", "int", 0, 1),
+    Feature("ParentalSupport", "int", 0, 4),
+    Feature("Extracurricular", "int", 0, 1),
+    Feature("Sports", "int", 0, 1),
+    Feature("Music", "int", 0, 1),
+    Feature("Volunteering", "int", 0, 1),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+# Features the fitted MinMaxScaler rescales; the binary flags pass through unchanged.
+SCALED_FEATURES: tuple[str, ...] = (
+    "ParentalEducation",
+    "StudyTimeWeekly",
+    "Absences",
+    "ParentalSupport",
+)
+
+# GradeClass 0..4 and their letters; cut-offs are lower GPA bounds of A, B, C, D.
+GRADE_LETTERS: tuple[str, ...] = ("A", "B", "C", "D", "F")
+GPA_CUTOFFS: tuple[float, ...] = (3.5, 3.0, 2.5, 2.0)
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be scored; the message names the field and the reason."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+def parse_value(feature: Feature, raw: Any) -> float:
+    """Coerce one raw value (number or numeric string) or raise InvalidRecord."""
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        raise InvalidRecord(feature.name, "missing value")
+    if isinstance(raw, bool):
+        raise InvalidRecord(feature.name, f"not a number: {raw!r}")
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise InvalidRecord(feature.name, f"not a number: {raw!r}") from None
+    else:
+        raise InvalidRecord(feature.name, f"not a number: {type(raw).__name__}")
+    if math.isnan(value) or math.isinf(value):
+        raise InvalidRecord(feature.name, f"not a finite number: {raw!r}")
+    if feature.kind == "int" and not value.is_integer():
+        raise InvalidRecord(feature.name, f"expected an integer, got {raw!r}")
+    if not feature.minimum <= value <= feature.maximum:
+        raise InvalidRecord(
+            feature.name, f"{value:g} outside [{feature.minimum:g}, {feature.maximum:g}]"
+        )
+    return value
+
+
+def parse_record(record: Mapping[str, Any], features: Sequence[Feature] = FEATURES) -> list[float]:
+    """Return the feature vector of one record in schema order; extra keys are ignored."""
+    if not isinstance(record, Mapping):
+        raise InvalidRecord(None, f"expected an object of features, got {type(record).__name__}")
+    values = []
+    for feature in features:
+        if feature.name not in record:
+            raise InvalidRecord(feature.name, "missing field")
+        values.append(parse_value(feature, record[feature.name]))
+    return values
+
+
+def features_from_manifest(entries: Sequence[Mapping[str, Any]]) -> tuple[Feature, ...]:
+    """Rebuild the schema a bundle was trained with, so serving validates against it."""
+    return tuple(
+        Feature(str(e["name"]), str(e["kind"]), float(e["minimum"]), float(e["maximum"]))
+        for e in entries
+    )

@@ -1,0 +1,1 @@
+"""studperf's Dagster code location: training, (later) serving and monitoring assets."""

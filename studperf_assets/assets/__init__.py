@@ -1,0 +1,1 @@
+"""Assets by domain: ingestion and training (serving and monitoring join them later)."""

@@ -1,0 +1,200 @@
+"""Publishing: the model bundle, its integrity and champion checks, and promotion."""
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetIn,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    asset,
+    asset_check,
+)
+from mlflow import sklearn as mlflow_sklearn
+from mlflow.tracking import MlflowClient
+
+from lambda_service.predictor import Predictor
+from studperf_assets.lib import data, models
+from studperf_assets.lib.bundle_builder import MODEL_NAME, serving_mismatches, write_bundle
+from studperf_assets.resources.model_store import ModelStore
+from studperf_assets.resources.settings import TrainingSettings
+
+GROUP = "training"
+CANDIDATE_ALIAS = "candidate"
+CHAMPION_ALIAS = "champion"
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    flat = {"f1_macro": metrics["f1_macro"], "accuracy": metrics["accuracy"]}
+    flat.update({f"f1_{k}": v["f1"] for k, v in metrics["per_class"].items()})
+    return flat
+
+
+@asset(group_name=GROUP, kinds={"s3", "mlflow"})
+def model_bundle(
+    context: AssetExecutionContext,
+    best_model: models.TrainedModel,
+    data_splits: dict[str, pd.DataFrame],
+    model_store: ModelStore,
+    training_settings: TrainingSettings,
+    mlflow: ResourceParam[Any],  # dagster-mlflow's MlFlow: the mlflow API, run attached
+) -> Output[dict[str, Any]]:
+    """A versioned bundle (skops pipeline, ONNX form, manifest) in the model store,
+    and the same pipeline registered in MLflow under the ``candidate`` alias."""
+    parent = mlflow.active_run()
+    run_id = parent.info.run_id if parent else None
+    with training_settings.scratch("bundle-") as folder:
+        manifest = write_bundle(
+            best_model.pipeline,
+            folder,
+            model_family=best_model.family,
+            params=best_model.params,
+            metrics={split: _summary_metrics(m) for split, m in best_model.metrics.items()},
+            training_data_sha256=data.dataset_sha256(data_splits["train"]),
+            mlflow_run_id=run_id,
+        )
+        uri = model_store.publish(folder, manifest.version)
+        registered = _register(mlflow, best_model, folder, manifest.version)
+    context.log.info(f"published bundle {manifest.version} at {uri}")
+    return Output(
+        {
+            "version": manifest.version,
+            "uri": uri,
+            "model_family": manifest.model_family,
+            "val_f1_macro": manifest.metrics["val"]["f1_macro"],
+            "test_f1_macro": manifest.metrics["test"]["f1_macro"],
+            "mlflow_run_id": run_id,
+            "mlflow_model_version": registered,
+        },
+        metadata={
+            "version": manifest.version,
+            "uri": MetadataValue.path(uri),
+            "test_f1_macro": manifest.metrics["test"]["f1_macro"],
+            "files_sha256": MetadataValue.json(manifest.files),
+            "mlflow_model": f"models:/{MODEL_NAME}/{registered}",
+        },
+    )
+
+
+def _register(mlflow: Any, trained: models.TrainedModel, folder: Path, version: str) -> str:
+    """Log the bundle and the skops-serialized pipeline to MLflow; register it."""
+    mlflow.log_artifacts(str(folder), artifact_path="bundle")
+    mlflow.set_tags({"bundle_version": version, "model_family": trained.family})
+    mlflow.log_metrics(
+        {f"test_{k}": v for k, v in _summary_metrics(trained.metrics["test"]).items()}
+    )
+    info = mlflow_sklearn.log_model(
+        trained.pipeline,
+        name="model",
+        serialization_format="skops",
+        skops_trusted_types=list(models.TRUSTED_TYPES),
+        registered_model_name=MODEL_NAME,
+        pip_requirements=["scikit-learn==1.9.*", "skops==0.16.*", "studperf"],
+        await_registration_for=0,
+    )
+    model_version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(MODEL_NAME, CANDIDATE_ALIAS, model_version)
+    client.set_model_version_tag(MODEL_NAME, model_version, "bundle_version", version)
+    mlflow.end_run()  # the last step that logs to this Dagster run's MLflow run
+    return model_version
+
+
+@asset_check(
+    asset=model_bundle,
+    additional_ins={"data_splits": AssetIn("data_splits")},
+    blocking=True,
+    description="Reloaded from the store: hashes match, ONNX labels equal the skops pipeline's.",
+)
+def model_bundle_integrity(
+    model_bundle: dict[str, Any],
+    data_splits: dict[str, pd.DataFrame],
+    model_store: ModelStore,
+    training_settings: TrainingSettings,
+) -> AssetCheckResult:
+    X = data.feature_matrix(pd.concat(data_splits.values()))
+    with training_settings.scratch("verify-") as cache:
+        folder = model_store.fetch(model_bundle["version"], cache)  # raises on a bad hash
+        mismatches, max_probability_diff = serving_mismatches(folder, X)
+    return AssetCheckResult(
+        passed=mismatches == 0,
+        metadata={
+            "rows_compared": len(X),
+            "label_mismatches": mismatches,
+            "max_probability_diff": max_probability_diff,
+        },
+    )
+
+
+@asset_check(
+    asset=model_bundle,
+    additional_ins={"data_splits": AssetIn("data_splits")},
+    blocking=True,
+    description="No worse than the production champion on the test split, within tolerance.",
+)
+def model_bundle_vs_champion(
+    model_bundle: dict[str, Any],
+    data_splits: dict[str, pd.DataFrame],
+    model_store: ModelStore,
+    training_settings: TrainingSettings,
+) -> AssetCheckResult:
+    champion = model_store.production_version()
+    challenger = float(model_bundle["test_f1_macro"])
+    if champion is None or champion == model_bundle["version"]:
+        return AssetCheckResult(
+            passed=True,
+            metadata={
+                "champion": champion or "none (first bundle)",
+                "challenger_test_f1": challenger,
+            },
+        )
+    champion_f1 = _champion_test_f1(champion, data_splits["test"], model_store, training_settings)
+    return AssetCheckResult(
+        passed=challenger >= champion_f1 - training_settings.champion_tolerance,
+        metadata={
+            "champion": champion,
+            "champion_test_f1": champion_f1,
+            "challenger_test_f1": challenger,
+            "tolerance": training_settings.champion_tolerance,
+        },
+    )
+
+
+def _champion_test_f1(
+    version: str, test: pd.DataFrame, store: ModelStore, settings: TrainingSettings
+) -> float:
+    """The champion scored on today's test split, through its serving form."""
+    with settings.scratch("champion-") as cache:
+        labels, _ = Predictor.from_folder(store.fetch(version, cache)).predict_matrix(
+            data.feature_matrix(test)
+        )
+    return float(models.classification_metrics(test[data.TARGET].to_numpy(), labels)["f1_macro"])
+
+
+@asset(group_name=GROUP, kinds={"s3", "mlflow"})
+def production_model(
+    context: AssetExecutionContext,
+    model_bundle: dict[str, Any],
+    model_store: ModelStore,
+    training_settings: TrainingSettings,
+) -> Output[dict[str, Any]]:
+    """The store's ``production`` pointer, moved only after both bundle checks pass."""
+    pointer = model_store.promote(
+        model_bundle["version"], {"test_f1_macro": model_bundle["test_f1_macro"]}
+    )
+    if model_bundle.get("mlflow_model_version"):
+        MlflowClient(training_settings.mlflow_tracking_uri).set_registered_model_alias(
+            MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
+        )
+    context.log.info(f"production -> {pointer['version']}")
+    return Output(
+        pointer,
+        metadata={
+            "version": pointer["version"],
+            "bundle_uri": MetadataValue.path(pointer["bundle_uri"]),
+        },
+    )

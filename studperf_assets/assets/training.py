@@ -1,0 +1,224 @@
+"""Training: features -> reference split -> scaler -> tuned candidates -> best model."""
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    asset,
+    asset_check,
+)
+from sklearn.compose import ColumnTransformer
+
+from lambda_service.schema import FEATURE_NAMES, SCALED_FEATURES
+from studperf_assets.lib import data, models
+from studperf_assets.resources.settings import TrainingSettings
+
+GROUP = "training"
+
+
+@asset(group_name=GROUP, kinds={"pandas"})
+def student_features(raw_student_data: pd.DataFrame) -> Output[pd.DataFrame]:
+    """The nine behavioural features, GPA (training only) and GradeClass.
+
+    StudentID, Age, Gender and Ethnicity are dropped: a grade prediction must not depend
+    on who the student is.
+    """
+    features = data.select_features(raw_student_data)
+    return Output(
+        features,
+        metadata={
+            "rows": len(features),
+            "dropped_columns": MetadataValue.json(list(data.DROPPED_COLUMNS)),
+            "features": MetadataValue.json(list(FEATURE_NAMES)),
+            "label_disagreements": int((~data.label_consistent(features)).sum()),
+        },
+    )
+
+
+@asset(group_name=GROUP, kinds={"pandas"})
+def data_splits(student_features: pd.DataFrame) -> Output[dict[str, pd.DataFrame]]:
+    """The reference project's exact 70/15/15 stratified split, so scores compare."""
+    splits = data.reference_split(student_features)
+    return Output(
+        splits,
+        metadata={
+            **{f"{name}_rows": len(frame) for name, frame in splits.items()},
+            "class_counts": MetadataValue.json(
+                {
+                    name: {
+                        str(k): int(v)
+                        for k, v in frame[data.TARGET].value_counts().sort_index().items()
+                    }
+                    for name, frame in splits.items()
+                }
+            ),
+            "train_sha256": data.dataset_sha256(splits["train"]),
+        },
+    )
+
+
+@asset(group_name=GROUP, kinds={"sklearn"})
+def feature_scaler(data_splits: dict[str, pd.DataFrame]) -> Output[ColumnTransformer]:
+    """MinMaxScaler for the ordinal and continuous features, fitted on train only."""
+    scaler = models.make_scaler().fit(data.feature_matrix(data_splits["train"]))
+    minmax = scaler.named_transformers_["minmax"]
+    return Output(
+        scaler,
+        metadata={
+            "scaled_features": MetadataValue.json(list(SCALED_FEATURES)),
+            "train_min": MetadataValue.json(
+                dict(zip(SCALED_FEATURES, minmax.data_min_.tolist(), strict=True))
+            ),
+            "train_max": MetadataValue.json(
+                dict(zip(SCALED_FEATURES, minmax.data_max_.tolist(), strict=True))
+            ),
+        },
+    )
+
+
+def _training_arrays(
+    splits: dict[str, pd.DataFrame], scaler: ColumnTransformer
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return {
+        name: (
+            scaler.transform(data.feature_matrix(frame)),
+            frame[data.TARGET].to_numpy(),
+            frame[data.GPA].to_numpy(),
+        )
+        for name, frame in splits.items()
+    }
+
+
+def _fit_on_train(
+    spec: models.CandidateSpec, splits: dict[str, pd.DataFrame], arrays: dict[str, Any]
+) -> Any:
+    """Fit one candidate; classifiers skip label-noise rows (GradeClass contradicting GPA)."""
+    X, y, gpa = arrays["train"]
+    keep = (
+        np.ones(len(y), dtype=bool)
+        if spec.uses_gpa
+        else data.label_consistent(splits["train"]).to_numpy()
+    )
+    return models.fit_candidate(spec, X[keep], y[keep], gpa[keep])
+
+
+@asset(group_name=GROUP, kinds={"sklearn", "mlflow"})
+def candidate_models(
+    context: AssetExecutionContext,
+    data_splits: dict[str, pd.DataFrame],
+    feature_scaler: ColumnTransformer,
+    training_settings: TrainingSettings,
+    mlflow: ResourceParam[Any],  # dagster-mlflow's MlFlow: the mlflow API, run attached
+) -> Output[pd.DataFrame]:
+    """Every candidate of the search, scored on validation; one nested MLflow run each.
+
+    The leaderboard is the output: fitted models are cheap and deterministic to refit, so
+    only the winner is kept (by ``best_model``).
+    """
+    arrays = _training_arrays(data_splits, feature_scaler)
+    X_val, y_val, _ = arrays["val"]
+    parent = mlflow.active_run()
+    rows = []
+    for spec in models.search_space(boosting_samples=training_settings.boosting_samples):
+        model = _fit_on_train(spec, data_splits, arrays)
+        metrics = models.classification_metrics(y_val, model.predict(X_val))
+        with mlflow.start_run(run_name=spec.name, nested=True) as run:
+            mlflow.set_tags({"family": spec.family, "dagster_run_id": context.run_id})
+            mlflow.log_params({**spec.params, **models.tuned_params(model), "family": spec.family})
+            mlflow.log_metrics(models.flat_metrics(metrics, "val"))
+            mlflow.log_dict(
+                {"labels": list(models.GRADE_LETTERS), "matrix": metrics["confusion_matrix"]},
+                "val_confusion_matrix.json",
+            )
+        rows.append(
+            {
+                "candidate": spec.name,
+                "family": spec.family,
+                "params": json.dumps(spec.params, sort_keys=True),
+                "val_f1_macro": metrics["f1_macro"],
+                "val_accuracy": metrics["accuracy"],
+                "mlflow_run_id": run.info.run_id,
+            }
+        )
+        context.log.info(f"{spec.name}: val f1-macro {metrics['f1_macro']:.4f}")
+    board = pd.DataFrame(rows).sort_values("val_f1_macro", ascending=False, kind="stable")
+    board = board.reset_index(drop=True)
+    return Output(
+        board,
+        metadata={
+            "candidates": len(board),
+            "best_candidate": str(board["candidate"].iloc[0]),
+            "best_val_f1_macro": float(board["val_f1_macro"].iloc[0]),
+            "mlflow_parent_run_id": parent.info.run_id if parent else "",
+            "leaderboard": MetadataValue.md(
+                board.drop(columns=["mlflow_run_id"]).to_markdown(index=False, floatfmt=".4f")
+            ),
+        },
+    )
+
+
+@asset(group_name=GROUP, kinds={"sklearn"})
+def best_model(
+    context: AssetExecutionContext,
+    candidate_models: pd.DataFrame,
+    data_splits: dict[str, pd.DataFrame],
+    feature_scaler: ColumnTransformer,
+) -> Output[models.TrainedModel]:
+    """The top candidate by validation f1-macro as one Pipeline; test scored once, here."""
+    top = candidate_models.iloc[0]
+    spec = models.CandidateSpec(str(top["family"]), json.loads(str(top["params"])))
+    arrays = _training_arrays(data_splits, feature_scaler)
+    model = _fit_on_train(spec, data_splits, arrays)
+    pipeline = models.make_pipeline_for(feature_scaler, model)
+    metrics = {
+        split: models.classification_metrics(
+            data_splits[split][data.TARGET].to_numpy(),
+            pipeline.predict(data.feature_matrix(data_splits[split])),
+        )
+        for split in ("val", "test")
+    }
+    trained = models.TrainedModel(
+        pipeline,
+        spec.family,
+        {
+            **spec.params,
+            **models.tuned_params(model),
+            "candidate_run_id": str(top["mlflow_run_id"]),
+        },
+        metrics,
+    )
+    context.log.info(
+        f"best: {spec.name} val f1-macro {metrics['val']['f1_macro']:.4f}, "
+        f"test f1-macro {metrics['test']['f1_macro']:.4f}"
+    )
+    return Output(
+        trained,
+        metadata={
+            "family": spec.family,
+            "params": MetadataValue.json(trained.params),
+            "val_f1_macro": metrics["val"]["f1_macro"],
+            "test_f1_macro": metrics["test"]["f1_macro"],
+            "test_accuracy": metrics["test"]["accuracy"],
+            "test_per_class_f1": MetadataValue.json(
+                {k: round(v["f1"], 4) for k, v in metrics["test"]["per_class"].items()}
+            ),
+        },
+    )
+
+
+@asset_check(asset=best_model, blocking=True, description="Validation f1-macro above the floor.")
+def best_model_quality_floor(
+    best_model: models.TrainedModel, training_settings: TrainingSettings
+) -> AssetCheckResult:
+    score = float(best_model.metrics["val"]["f1_macro"])
+    return AssetCheckResult(
+        passed=score >= training_settings.quality_floor_f1,
+        metadata={"val_f1_macro": score, "floor": training_settings.quality_floor_f1},
+    )

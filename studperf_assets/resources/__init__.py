@@ -1,0 +1,1 @@
+"""Dagster resources: the model store (local folder or S3) and tracking configuration."""

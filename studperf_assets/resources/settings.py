@@ -1,0 +1,44 @@
+"""Thresholds the training checks enforce; configuration, not code."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+
+class TrainingSettings(ConfigurableResource):
+    quality_floor_f1: float = Field(
+        default=0.55, description="Minimum validation f1-macro the best model must reach."
+    )
+    champion_tolerance: float = Field(
+        default=0.01,
+        description="A new bundle is promoted if its test f1-macro >= champion's - tolerance.",
+    )
+    max_label_disagreement: float = Field(
+        default=0.10, description="Largest share of rows whose GradeClass contradicts GPA."
+    )
+    min_class_share: float = Field(
+        default=0.02, description="Smallest share of rows any GradeClass may have."
+    )
+    boosting_samples: int = Field(
+        default=4, description="Random-search draws for the gradient-boosting family."
+    )
+    work_dir: str = Field(default=".studperf/work", description="Scratch folder for bundles.")
+    mlflow_tracking_uri: str = Field(description="MLflow backend the registry aliases live in.")
+
+    @contextmanager
+    def scratch(self, prefix: str) -> Iterator[Path]:
+        """A fresh folder under work_dir, removed afterwards whatever happens."""
+        root = Path(self.work_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=root, prefix=prefix))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,33 @@
+"""MLflow through dagster-mlflow: one parent run per Dagster run.
+
+Wraps ``dagster_mlflow``'s resource only to create the experiment with an artifact
+location under STUDPERF_HOME (MLflow would otherwise write ``./mlruns`` wherever the
+process happens to start).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+from dagster import InitResourceContext, resource
+from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
+
+
+def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: str) -> None:
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+@resource(
+    config_schema={**CONFIG_SCHEMA, "artifact_location": str},
+    description="dagster-mlflow tracking, with the experiment's artifact location set.",
+)
+def mlflow_tracking(context: InitResourceContext) -> Any:
+    config = context.resource_config
+    ensure_experiment(
+        config.get("mlflow_tracking_uri"), config["experiment_name"], config["artifact_location"]
+    )
+    return MlFlow(context)
