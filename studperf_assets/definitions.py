@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from dagster import (
     AssetSelection,
     Definitions,
@@ -27,37 +30,56 @@ training_job = define_asset_job(
 )
 
 
-def model_store_from_env(s3: S3Resource) -> ModelStore:
-    uri = settings.model_store_uri()
+def model_store_for(uri: str, home: Path, s3: S3Resource) -> ModelStore:
+    """``s3://bucket/prefix`` selects the S3 store; anything else is a local folder."""
     if uri.startswith("s3://"):
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         return S3ModelStore(bucket=bucket, prefix=prefix.strip("/"), s3=s3)
-    return LocalModelStore(root=uri or str(settings.home() / "model_store"))
+    return LocalModelStore(root=uri or str(home / "model_store"))
 
 
-def build_resources() -> dict[str, object]:
-    home = settings.home()
+def build_resources(
+    home: Path | None = None,
+    model_store_uri: str | None = None,
+    tracking_uri: str | None = None,
+    **settings_overrides: Any,
+) -> dict[str, Any]:
+    """Resources from the environment (see ``settings``); tests pass their own folders."""
+    if tracking_uri is None:
+        # An explicit home (tests, tools) keeps MLflow inside it; MLflow itself exports
+        # MLFLOW_TRACKING_URI once used, so the environment can be stale in-process.
+        tracking_uri = settings.mlflow_tracking_uri() if home is None else _sqlite_uri(home)
+    home = home or settings.home()
     s3 = S3Resource()
+    store_uri = settings.model_store_uri() if model_store_uri is None else model_store_uri
     return {
         "s3": s3,
-        "model_store": model_store_from_env(s3),
+        "model_store": model_store_for(store_uri, home, s3),
         "io_manager": SafeIOManager(base_dir=str(home / "assets")),
         "training_settings": TrainingSettings(
-            work_dir=str(home / "work"), mlflow_tracking_uri=settings.mlflow_tracking_uri()
+            work_dir=str(home / "work"), mlflow_tracking_uri=tracking_uri, **settings_overrides
         ),
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": settings.mlflow_experiment(),
-                "mlflow_tracking_uri": settings.mlflow_tracking_uri(),
-                "artifact_location": settings.mlflow_artifact_location(),
+                "mlflow_tracking_uri": tracking_uri,
+                "artifact_location": (home / "mlartifacts").as_uri(),
             }
         ),
     }
 
 
-defs = Definitions(
-    assets=load_assets_from_modules(ASSET_MODULES),
-    asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=[training_job],
-    resources=build_resources(),
-)
+def _sqlite_uri(home: Path) -> str:
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def make_definitions(resources: dict[str, Any]) -> Definitions:
+    return Definitions(
+        assets=load_assets_from_modules(ASSET_MODULES),
+        asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[training_job],
+        resources=resources,
+    )
+
+
+defs = make_definitions(build_resources())

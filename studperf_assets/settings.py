@@ -27,12 +27,8 @@ def data_source() -> str:
     return os.environ.get("STUDPERF_DATA_SOURCE", "")
 
 
-def mlflow_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
-
-
-def mlflow_artifact_location() -> str:
-    return (home() / "mlartifacts").as_uri()
+def mlflow_tracking_uri(base: Path | None = None) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(base or home()) / 'mlflow.db'}"
 
 
 def mlflow_experiment() -> str:

@@ -6,9 +6,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from studperf_assets.definitions import defs
+from studperf_assets.resources.tracking import end_leftover_runs
 
 
 @dataclass
@@ -55,18 +56,28 @@ def _outcome(result: ExecuteInProcessResult) -> TrainingOutcome:
     for event in result.all_events:
         if event.is_step_failure and event.step_key:
             outcome.failures.append(f"step {event.step_key} failed: {_failure_message(event)}")
+        elif event.is_failure and not event.step_key:
+            outcome.failures.append(f"run failed: {event.message}")
     outcome.success = result.success and outcome.production is not None
     return outcome
 
 
 def _failure_message(event: Any) -> str:
+    """The root cause's message (Dagster wraps user errors in its own)."""
     data = event.step_failure_data
-    return str(data.error.message).strip() if data and data.error else "unknown error"
+    error = data.error if data else None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return str(error.message).strip() if error else "unknown error"
 
 
-def run_training(source: str = "", instance: DagsterInstance | None = None) -> TrainingOutcome:
+def run_training(
+    source: str = "",
+    instance: DagsterInstance | None = None,
+    definitions: Definitions | None = None,
+) -> TrainingOutcome:
     """Materialize the whole training graph; the outcome says what was published."""
-    job = defs.resolve_job_def("training_job")
+    job = (definitions or defs).resolve_job_def("training_job")
     run_config: dict[str, Any] = {
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
         "ops": {"raw_student_data": {"config": {"source": source}}},
@@ -75,4 +86,5 @@ def run_training(source: str = "", instance: DagsterInstance | None = None) -> T
         result = job.execute_in_process(
             run_config=run_config, instance=active, raise_on_error=False
         )
-        return _outcome(result)
+    end_leftover_runs()  # a run that failed before model_bundle leaves its MLflow run open
+    return _outcome(result)

@@ -187,7 +187,8 @@ def production_model(
         model_bundle["version"], {"test_f1_macro": model_bundle["test_f1_macro"]}
     )
     if model_bundle.get("mlflow_model_version"):
-        MlflowClient(training_settings.mlflow_tracking_uri).set_registered_model_alias(
+        uri = training_settings.mlflow_tracking_uri
+        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
             MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
         )
     context.log.info(f"production -> {pointer['version']}")

@@ -48,7 +48,7 @@ class GPAOrdinalClassifier(ClassifierMixin, BaseEstimator):
         self.regressor = regressor
 
     def fit(
-        self, X: np.ndarray, y: np.ndarray, gpa: np.ndarray | None = None
+        self, X: np.ndarray, y: np.ndarray | None, gpa: np.ndarray | None = None
     ) -> GPAOrdinalClassifier:
         if gpa is None:
             raise ValueError("GPAOrdinalClassifier needs the training GPA: fit(X, y, gpa=...)")

@@ -5,15 +5,13 @@ prefix (dagster-aws's S3Resource, so ``AWS_ENDPOINT_URL`` points it at moto loca
 Both use the layout of ``lambda_service.bundle``, so the Lambda reads what they write.
 """
 
-from __future__ import annotations
-
 import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, ResourceDependency
+from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
@@ -65,7 +63,12 @@ class ModelStore(ConfigurableResource):
     def promote(self, version: str, evidence: dict[str, Any]) -> dict[str, Any]:
         """Point ``production`` at a published version; returns the pointer written."""
         # Refuse to point at something that is not there: read its manifest first.
-        read_text(f"{self.bundle_uri(version)}/{MANIFEST_FILE}", self._s3())
+        try:
+            read_text(f"{self.bundle_uri(version)}/{MANIFEST_FILE}", self._s3())
+        except Exception as exc:
+            raise BundleError(
+                f"{self.bundle_uri(version)}: cannot promote {version}: not published ({exc})"
+            ) from exc
         pointer = {
             "version": version,
             "bundle_uri": self.bundle_uri(version),
@@ -107,7 +110,7 @@ class S3ModelStore(ModelStore):
 
     bucket: str = Field(description="Bucket holding the store.")
     prefix: str = Field(default="studperf", description="Key prefix of the store.")
-    s3: ResourceDependency[S3Resource]
+    s3: S3Resource
 
     @property
     def root_uri(self) -> str:

@@ -14,9 +14,19 @@ from dagster import InitResourceContext, resource
 from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 
 
+def end_leftover_runs() -> None:
+    """An MLflow run still active when a Dagster run starts belongs to an earlier Dagster
+    run in this process that never reached ``model_bundle`` (it failed): close it as
+    FAILED, in its own backend, before switching to this run's."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="FAILED")
+
+
 def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: str) -> None:
     if tracking_uri:
+        # Both, explicitly: the registry URI is global state that otherwise outlives runs.
         mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(name) is None:
         mlflow.create_experiment(name, artifact_location=artifact_location)
 
@@ -27,6 +37,7 @@ def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: st
 )
 def mlflow_tracking(context: InitResourceContext) -> Any:
     config = context.resource_config
+    end_leftover_runs()
     ensure_experiment(
         config.get("mlflow_tracking_uri"), config["experiment_name"], config["artifact_location"]
     )

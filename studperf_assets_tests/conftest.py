@@ -1,0 +1,136 @@
+"""Shared fixtures: a real moto server over HTTP, PostgreSQL databases, a trained bundle."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lambda_service.bundle import Manifest
+
+PG_URL = os.environ.get("STUDPERF_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode as a separate process; boto3 reaches it via AWS_ENDPOINT_URL."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+    )
+    try:
+        yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        process.terminate()
+        process.wait(timeout=10)
+
+
+_AWS_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> str:
+    import boto3
+
+    name = f"studperf-test-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def pg_databases() -> Iterator[Callable[[], str]]:
+    """Makes fresh PostgreSQL databases (dropped afterwards); each call returns its URL."""
+    import psycopg2
+
+    admin = psycopg2.connect(PG_URL)
+    admin.autocommit = True
+    created: list[str] = []
+    base = PG_URL.rsplit("/", 1)[0]
+
+    def create() -> str:
+        name = f"studperf_test_{uuid.uuid4().hex[:10]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"{base}/{name}"
+
+    try:
+        yield create
+    finally:
+        with admin.cursor() as cursor:
+            for name in created:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full training run on the embedded defaults, shared by read-only tests."""
+    from dagster import DagsterInstance
+
+    from studperf_assets.definitions import build_resources, make_definitions
+    from studperf_assets.training_run import run_training
+
+    home = tmp_path_factory.mktemp("studperf-home")
+    definitions = make_definitions(build_resources(home=home, model_store_uri=""))
+    instance = DagsterInstance.ephemeral()
+    outcome = run_training(instance=instance, definitions=definitions)
+    assert outcome.success, outcome.failures
+    return home
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(trained_home: Path) -> tuple[Path, Manifest]:
+    from lambda_service.bundle import verify_bundle
+
+    store = trained_home / "model_store"
+    (folder,) = sorted((store / "bundles").iterdir())
+    return folder, verify_bundle(folder)

@@ -1,0 +1,132 @@
+"""Every training check passes on good data and fails on bad data."""
+
+import shutil
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+import pytest
+from dagster import AssetCheckResult
+
+from lambda_service.bundle import ONNX_FILE, BundleError, Manifest
+from studperf_assets.assets import ingestion, publishing, training
+from studperf_assets.lib import data, models
+from studperf_assets.resources.model_store import LocalModelStore
+from studperf_assets.resources.settings import TrainingSettings
+
+
+def run(check: Any, *args: Any) -> AssetCheckResult:
+    """Invoke an asset check directly, as Dagster would, and type its result."""
+    return cast(AssetCheckResult, check(*args))
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    return data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> TrainingSettings:
+    return TrainingSettings(work_dir=str(tmp_path / "work"), mlflow_tracking_uri="sqlite://")
+
+
+def test_schema_check(raw: pd.DataFrame) -> None:
+    assert run(ingestion.raw_schema_and_ranges, raw).passed
+    bad = raw.copy()
+    bad.loc[0, "Absences"] = 99
+    result = run(ingestion.raw_schema_and_ranges, bad)
+    assert not result.passed
+    assert "Absences" in str(result.metadata["problems"].value)
+
+
+def test_null_check(raw: pd.DataFrame) -> None:
+    assert run(ingestion.raw_no_nulls, raw).passed
+    bad = raw.astype({"GPA": float}).copy()
+    bad.loc[[1, 2], "GPA"] = float("nan")
+    result = run(ingestion.raw_no_nulls, bad)
+    assert not result.passed and result.metadata["null_counts"].value == {"GPA": 2}
+
+
+def test_duplicate_id_check(raw: pd.DataFrame) -> None:
+    assert run(ingestion.raw_unique_student_ids, raw).passed
+    result = run(ingestion.raw_unique_student_ids, pd.concat([raw, raw.head(3)]))
+    assert not result.passed and result.metadata["duplicates"].value == 3
+
+
+def test_class_balance_check(raw: pd.DataFrame, settings: TrainingSettings) -> None:
+    assert run(ingestion.raw_class_balance, raw, settings).passed
+    without_a = raw[raw["GradeClass"] != 0]
+    assert not run(ingestion.raw_class_balance, without_a, settings).passed
+
+
+def test_label_consistency_check(raw: pd.DataFrame, settings: TrainingSettings) -> None:
+    result = run(ingestion.raw_label_consistency, raw, settings)
+    assert result.passed and result.metadata["disagreeing_rows"].value == 168
+    noisy = raw.copy()
+    noisy.loc[: len(raw) // 4, "GradeClass"] = (noisy.loc[: len(raw) // 4, "GradeClass"] + 1) % 5
+    assert not run(ingestion.raw_label_consistency, noisy, settings).passed
+
+
+def _trained(f1: float) -> models.TrainedModel:
+    metrics = {"f1_macro": f1, "accuracy": f1, "per_class": {}, "confusion_matrix": []}
+    return models.TrainedModel(pipeline=None, family="x", params={}, metrics={"val": metrics})
+
+
+def test_quality_floor_check(settings: TrainingSettings) -> None:
+    assert run(training.best_model_quality_floor, _trained(0.63), settings).passed
+    assert not run(training.best_model_quality_floor, _trained(0.40), settings).passed
+
+
+def _splits() -> dict[str, pd.DataFrame]:
+    raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+    return data.reference_split(data.select_features(raw))
+
+
+def _published(
+    trained_bundle: tuple[Path, Manifest], root: Path
+) -> tuple[LocalModelStore, dict[str, Any]]:
+    folder, manifest = trained_bundle
+    store = LocalModelStore(root=str(root))
+    store.publish(folder, manifest.version)
+    summary = {"version": manifest.version, "test_f1_macro": manifest.metrics["test"]["f1_macro"]}
+    return store, summary
+
+
+def test_integrity_check(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    store, summary = _published(trained_bundle, tmp_path / "store")
+    result = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert result.passed and result.metadata["label_mismatches"].value == 0
+    stored = Path(store.bundle_uri(summary["version"]))
+    (stored / ONNX_FILE).write_bytes(b"garbage")
+    with pytest.raises(BundleError, match="corrupt"):
+        run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+
+
+def test_champion_check(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    store, champion = _published(trained_bundle, tmp_path / "store")
+    first = run(publishing.model_bundle_vs_champion, champion, _splits(), store, settings)
+    assert first.passed  # no champion yet: the first bundle is promoted
+    store.promote(champion["version"], {})
+    equal = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"]}
+    assert run(publishing.model_bundle_vs_champion, equal, _splits(), store, settings).passed
+    within = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"] - 0.005}
+    assert run(publishing.model_bundle_vs_champion, within, _splits(), store, settings).passed
+    worse = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"] - 0.05}
+    result = run(publishing.model_bundle_vs_champion, worse, _splits(), store, settings)
+    assert not result.passed
+    assert result.metadata["champion_test_f1"].value == pytest.approx(champion["test_f1_macro"])
+
+
+def test_corrupt_champion_is_not_silently_ignored(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    store, champion = _published(trained_bundle, tmp_path / "store")
+    store.promote(champion["version"], {})
+    shutil.rmtree(store.bundle_uri(champion["version"]))
+    challenger = {"version": "v-new", "test_f1_macro": 0.9}
+    with pytest.raises(BundleError):
+        run(publishing.model_bundle_vs_champion, challenger, _splits(), store, settings)

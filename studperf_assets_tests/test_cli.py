@@ -1,0 +1,119 @@
+"""The studperf command line, run as a user runs it: a subprocess."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lambda_service.bundle import Manifest
+from studperf_assets.lib.data import bundled_dataset_path
+
+
+def studperf(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STUDPERF_HOME": str(home)}
+    for inherited in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI"):  # a user's shell has neither
+        env.pop(inherited, None)
+    return subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_predict_scores_every_row(trained_bundle: tuple[Path, Manifest], tmp_path: Path) -> None:
+    folder, manifest = trained_bundle
+    out = tmp_path / "predictions.csv"
+    source = str(bundled_dataset_path())
+    result = studperf(
+        "predict", "--model", str(folder), "--input", source, "--output", str(out), home=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(out)
+    assert list(predictions.columns) == [
+        "StudentID", "GradeClass", "Grade", "prob_A", "prob_B", "prob_C", "prob_D", "prob_F",
+    ]  # fmt: skip
+    assert len(predictions) == 2392
+    assert predictions["GradeClass"].between(0, 4).all()
+    letters = predictions["GradeClass"].map(dict(enumerate("ABCDF")))
+    assert (letters == predictions["Grade"]).all()
+    assert (predictions.filter(like="prob_").sum(axis=1) - 1).abs().max() < 1e-4
+    assert f"scored 2392 of 2392 rows with {manifest.version}; 0 failed" in result.stdout
+
+
+def test_predict_reports_bad_rows_and_fails(trained_home: Path, tmp_path: Path) -> None:
+    frame = pd.read_csv(bundled_dataset_path()).head(10).astype(object)
+    frame.loc[2, "Absences"] = "x"
+    frame.loc[4, "StudyTimeWeekly"] = 25
+    frame.loc[7, "Music"] = None
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    store = trained_home / "model_store"
+    result = studperf(
+        "predict",
+        "--model",
+        str(store),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        home=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "row 3: Absences: not a number: 'x'" in result.stderr
+    assert "row 5: StudyTimeWeekly: 25 outside [0, 20]" in result.stderr
+    assert "row 8: Music: missing value" in result.stderr
+    with open(out) as fh:
+        scored = list(csv.DictReader(fh))
+    assert len(scored) == 7  # 10 in = 7 scored + 3 reported
+    assert "scored 7 of 10 rows" in result.stdout and "3 failed" in result.stdout
+    bad_ids = {str(frame.loc[i, "StudentID"]) for i in (2, 4, 7)}
+    assert not bad_ids & {row["StudentID"] for row in scored}
+
+
+def test_predict_with_missing_column_or_model(trained_home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pd.read_csv(bundled_dataset_path()).drop(columns=["Tutoring"]).to_csv(source, index=False)
+    store = str(trained_home / "model_store")
+    result = studperf(
+        "predict",
+        "--model",
+        store,
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.csv"),
+        home=tmp_path,
+    )
+    assert result.returncode == 2 and "lacks column(s): Tutoring" in result.stderr
+    nowhere = str(tmp_path / "nowhere")
+    result = studperf(
+        "predict",
+        "--model",
+        nowhere,
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.csv"),
+        home=tmp_path,
+    )
+    assert result.returncode == 2 and nowhere in result.stderr
+
+
+@pytest.mark.integration
+def test_train_prints_the_bundle_uri_last(tmp_path: Path) -> None:
+    result = studperf("train", home=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    bundle = Path(lines[-1])
+    assert bundle.parent == (tmp_path / "model_store" / "bundles").resolve()
+    assert (bundle / "manifest.json").is_file()
+    assert any(line.startswith("bundle v") and "test f1-macro" in line for line in lines)
+    assert (tmp_path / "dagster" / "dagster.yaml").is_file()

@@ -1,0 +1,140 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LinearRegression
+
+from lambda_service.bundle import MANIFEST_FILE, ONNX_FILE, sha256_file, verify_bundle
+from lambda_service.predictor import Predictor
+from studperf_assets.lib import data, models
+from studperf_assets.lib.bundle_builder import serving_mismatches, write_bundle
+
+
+@pytest.fixture(scope="module")
+def splits() -> dict:
+    raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+    return data.reference_split(data.select_features(raw))
+
+
+def _fit(spec: models.CandidateSpec, splits: dict):
+    scaler = models.make_scaler().fit(data.feature_matrix(splits["train"]))
+    train = splits["train"]
+    model = models.fit_candidate(
+        spec,
+        scaler.transform(data.feature_matrix(train)),
+        train["GradeClass"].to_numpy(),
+        train["GPA"].to_numpy(),
+    )
+    return models.make_pipeline_for(scaler, model)
+
+
+def test_ordinal_probabilities_follow_the_gpa_bands() -> None:
+    X = np.linspace(0, 1, 200).reshape(-1, 1)
+    gpa = 4.0 * X[:, 0]
+    model = models.GPAOrdinalClassifier(LinearRegression()).fit(X, None, gpa=gpa)
+    probabilities = model.predict_proba(np.array([[0.95], [0.8], [0.1]]))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    # GPA 3.8 -> A, 3.2 -> B, 0.4 -> F
+    assert model.predict(np.array([[0.95], [0.8], [0.1]])).tolist() == [0, 1, 4]
+    assert probabilities[0, 0] > 0.99
+
+
+def test_ordinal_needs_gpa() -> None:
+    with pytest.raises(ValueError, match="needs the training GPA"):
+        models.GPAOrdinalClassifier().fit(np.zeros((3, 1)), np.zeros(3))
+
+
+def test_search_space_covers_several_families() -> None:
+    families = {spec.family for spec in models.search_space()}
+    assert families == {"gpa_ordinal", "logistic_regression", "hist_gradient_boosting"}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        models.CandidateSpec("gpa_ordinal", {"degree": 1, "interaction_only": False}),
+        models.CandidateSpec("gpa_ordinal", {"degree": 2, "interaction_only": True}),
+        models.CandidateSpec("logistic_regression", {"C": 10.0, "class_weight": None}),
+    ],
+    ids=lambda s: s.name,
+)
+def test_onnx_form_predicts_like_the_skops_pipeline(
+    spec: models.CandidateSpec, splits: dict, tmp_path: Path
+) -> None:
+    pipeline = _fit(spec, splits)
+    write_bundle(
+        pipeline,
+        tmp_path,
+        model_family=spec.family,
+        params=spec.params,
+        metrics={},
+        training_data_sha256="0" * 64,
+        mlflow_run_id=None,
+    )
+    X = data.feature_matrix(splits["val"])
+    mismatches, max_diff = serving_mismatches(tmp_path, X)
+    assert mismatches == 0
+    assert max_diff < 1e-5
+
+
+def test_serving_mismatch_detects_a_different_onnx(splits: dict, tmp_path: Path) -> None:
+    good = _fit(
+        models.CandidateSpec("gpa_ordinal", {"degree": 1, "interaction_only": False}), splits
+    )
+    other = _fit(
+        models.CandidateSpec("logistic_regression", {"C": 0.1, "class_weight": None}), splits
+    )
+    for name, pipeline in (("good", good), ("other", other)):
+        write_bundle(
+            pipeline,
+            tmp_path / name,
+            model_family="x",
+            params={},
+            metrics={},
+            training_data_sha256="0" * 64,
+            mlflow_run_id=None,
+        )
+    # Swap in another model's ONNX and re-hash it: the files verify, the predictions differ.
+    good_dir = tmp_path / "good"
+    (good_dir / ONNX_FILE).write_bytes((tmp_path / "other" / ONNX_FILE).read_bytes())
+    manifest = json.loads((good_dir / MANIFEST_FILE).read_text())
+    manifest["files"][ONNX_FILE] = sha256_file(good_dir / ONNX_FILE)
+    (good_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    verify_bundle(good_dir)  # hashes agree
+    mismatches, _ = serving_mismatches(good_dir, data.feature_matrix(splits["test"]))
+    assert mismatches > 0
+
+
+class Stranger(BaseEstimator):
+    """A type studperf has never heard of: loading it must be refused."""
+
+
+def test_load_skops_refuses_unknown_types(tmp_path: Path) -> None:
+    path = tmp_path / "stranger.skops"
+    sio.dump(Stranger(), path)
+    with pytest.raises(models.UntrustedModelFile, match="unknown types"):
+        models.load_skops(path)
+
+
+def test_predictor_scores_a_batch_in_one_call(splits: dict, tmp_path: Path) -> None:
+    pipeline = _fit(
+        models.CandidateSpec("gpa_ordinal", {"degree": 1, "interaction_only": False}), splits
+    )
+    write_bundle(
+        pipeline,
+        tmp_path,
+        model_family="gpa_ordinal",
+        params={},
+        metrics={},
+        training_data_sha256="0" * 64,
+        mlflow_run_id=None,
+    )
+    predictor = Predictor.from_folder(tmp_path)
+    labels, probabilities = predictor.predict_matrix(data.feature_matrix(splits["test"]))
+    assert labels.shape == (359,) and probabilities.shape == (359, 5)
+    assert labels.tolist() == pipeline.predict(data.feature_matrix(splits["test"])).tolist()
+    empty_labels, empty_probabilities = predictor.predict_matrix(np.empty((0, 9)))
+    assert empty_labels.shape == (0,) and empty_probabilities.shape == (0, 5)

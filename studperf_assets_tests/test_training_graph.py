@@ -1,0 +1,142 @@
+"""The training graph materialized in process, on real SQLite/MLflow and a local store."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+from mlflow.tracking import MlflowClient
+
+from lambda_service.bundle import verify_bundle
+from studperf_assets.assets import ingestion, training
+from studperf_assets.definitions import build_resources, defs, make_definitions
+from studperf_assets.lib import models
+from studperf_assets.lib.bundle_builder import MODEL_NAME
+from studperf_assets.training_run import run_training
+
+pytestmark = pytest.mark.integration
+
+
+def test_definitions_load() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {
+        "raw_student_data",
+        "student_features",
+        "data_splits",
+        "feature_scaler",
+        "candidate_models",
+        "best_model",
+        "model_bundle",
+        "production_model",
+    }
+    job = defs.resolve_job_def("training_job")
+    assert job.name == "training_job"
+    checks = {c.name for c in graph.asset_check_keys}
+    assert {"raw_label_consistency", "model_bundle_integrity", "model_bundle_vs_champion"} <= checks
+
+
+def test_feature_assets_materialize_in_process(tmp_path: Path) -> None:
+    result = materialize(
+        [
+            ingestion.raw_student_data,
+            training.student_features,
+            training.data_splits,
+            training.feature_scaler,
+        ],
+        resources=build_resources(home=tmp_path, model_store_uri=""),
+    )
+    assert result.success
+    features = result.output_for_node("student_features")
+    assert "Gender" not in features.columns and len(features) == 2392
+    splits = result.output_for_node("data_splits")
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1674, "val": 359, "test": 359}
+    scaler = result.output_for_node("feature_scaler")
+    scaled = scaler.transform(splits["train"].iloc[:, :9].to_numpy())
+    assert scaled[:, :4].min() == 0.0 and scaled[:, :4].max() == 1.0
+
+
+def test_training_publishes_promotes_and_tracks(trained_home: Path) -> None:
+    store = trained_home / "model_store"
+    pointer = json.loads((store / "production.json").read_text())
+    manifest = verify_bundle(store / "bundles" / pointer["version"])
+    assert manifest.metrics["test"]["f1_macro"] >= 0.62
+    assert manifest.model_family == "gpa_ordinal"
+
+    uri = f"sqlite:///{trained_home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    assert manifest.mlflow_run_id
+    parent = mlflow.get_run(manifest.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    children = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert len(children) == len(list(models.search_space()))
+    assert children["metrics.val_f1_macro"].notna().all()
+    champion = MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(
+        MODEL_NAME, "champion"
+    )
+    assert champion.tags["bundle_version"] == manifest.version
+
+
+def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
+    instance = DagsterInstance.ephemeral()
+    first = run_training(
+        instance=instance,
+        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+    )
+    assert first.success and first.production
+    # A tolerance no model can meet: the new bundle is published but not promoted.
+    strict = make_definitions(
+        build_resources(home=tmp_path, model_store_uri="", champion_tolerance=-1.0)
+    )
+    second = run_training(instance=instance, definitions=strict)
+    assert not second.success
+    assert second.checks["model_bundle_vs_champion"] is False
+    assert second.bundle and second.bundle["version"] != first.production["version"]
+    pointer = json.loads((tmp_path / "model_store" / "production.json").read_text())
+    assert pointer["version"] == first.production["version"]
+
+
+def test_bad_csv_fails_with_column_and_row_and_publishes_nothing(tmp_path: Path) -> None:
+    from studperf_assets.lib.data import bundled_dataset_path
+
+    frame = pd.read_csv(bundled_dataset_path())
+    frame.loc[6, "Absences"] = 31
+    source = tmp_path / "bad.csv"
+    frame.to_csv(source, index=False)
+    outcome = run_training(
+        source=str(source),
+        instance=DagsterInstance.ephemeral(),
+        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+    )
+    assert not outcome.success
+    assert any("column Absences: outside [0, 29] in row 7" in f for f in outcome.failures)
+    assert not (tmp_path / "model_store").exists()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert runs["status"].tolist() == ["FAILED"]  # closed, not left RUNNING
+
+
+def test_materialization_metadata_is_useful(tmp_path: Path) -> None:
+    instance = DagsterInstance.ephemeral()
+    outcome = run_training(
+        instance=instance,
+        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+    )
+    assert outcome.success
+
+    def metadata(key: str) -> dict[str, Any]:
+        event = instance.get_latest_materialization_event(AssetKey(key))
+        assert event and event.asset_materialization
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    assert float(metadata("best_model")["test_f1_macro"]) >= 0.62
+    assert "gpa_ordinal" in str(metadata("candidate_models")["leaderboard"])
+    assert metadata("raw_student_data")["source_sha256"] == (
+        "211b5cc8fb656bcaf96f6badefd2bd0f2700f8c329f7666a8c93cacd68ce8ce9"
+    )
