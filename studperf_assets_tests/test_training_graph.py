@@ -117,9 +117,24 @@ def test_bad_csv_fails_with_column_and_row_and_publishes_nothing(tmp_path: Path)
     assert not outcome.success
     assert any("column Absences: outside [0, 29] in row 7" in f for f in outcome.failures)
     assert not (tmp_path / "model_store").exists()
+    assert not (tmp_path / "mlflow.db").exists()  # MLflow is only touched once training starts
+
+
+def test_quality_floor_blocks_publishing_and_closes_the_mlflow_run(tmp_path: Path) -> None:
+    outcome = run_training(
+        instance=DagsterInstance.ephemeral(),
+        definitions=make_definitions(
+            build_resources(home=tmp_path, model_store_uri="", quality_floor_f1=0.99)
+        ),
+    )
+    assert not outcome.success
+    assert outcome.checks["best_model_quality_floor"] is False
+    assert outcome.bundle is None and not (tmp_path / "model_store").exists()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = mlflow.search_runs(search_all_experiments=True)
-    assert runs["status"].tolist() == ["FAILED"]  # closed, not left RUNNING
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert parents["status"].tolist() == ["FAILED"]  # closed, not left RUNNING
+    assert set(runs["status"]) == {"FINISHED", "FAILED"}
 
 
 def test_materialization_metadata_is_useful(tmp_path: Path) -> None:

@@ -130,7 +130,8 @@ def candidate_models(
         model = _fit_on_train(spec, data_splits, arrays)
         metrics = models.classification_metrics(y_val, model.predict(X_val))
         with mlflow.start_run(run_name=spec.name, nested=True) as run:
-            mlflow.set_tags({"family": spec.family, "dagster_run_id": context.run_id})
+            # Not "dagster_run_id": dagster-mlflow finds the parent run by that tag.
+            mlflow.set_tags({"family": spec.family, "studperf.dagster_run": context.run_id})
             mlflow.log_params({**spec.params, **models.tuned_params(model), "family": spec.family})
             mlflow.log_metrics(models.flat_metrics(metrics, "val"))
             mlflow.log_dict(

@@ -31,14 +31,34 @@ def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: st
         mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
+class LazyMlFlow:
+    """dagster-mlflow's ``MlFlow``, started on first use.
+
+    Dagster initialises every resource in the run process too (outside any step) once a
+    multiprocess run ends; an eager ``MlFlow`` would resume, and leave RUNNING, the MLflow
+    run that ``model_bundle`` had just finished.
+    """
+
+    def __init__(self, context: InitResourceContext) -> None:
+        self._context = context
+        self._mlflow: MlFlow | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._mlflow is None:
+            config = self._context.resource_config
+            end_leftover_runs()
+            ensure_experiment(
+                config.get("mlflow_tracking_uri"),
+                config["experiment_name"],
+                config["artifact_location"],
+            )
+            self._mlflow = MlFlow(self._context)
+        return getattr(self._mlflow, name)
+
+
 @resource(
     config_schema={**CONFIG_SCHEMA, "artifact_location": str},
     description="dagster-mlflow tracking, with the experiment's artifact location set.",
 )
 def mlflow_tracking(context: InitResourceContext) -> Any:
-    config = context.resource_config
-    end_leftover_runs()
-    ensure_experiment(
-        config.get("mlflow_tracking_uri"), config["experiment_name"], config["artifact_location"]
-    )
-    return MlFlow(context)
+    return LazyMlFlow(context)
