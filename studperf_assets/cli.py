@@ -71,6 +71,64 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _serving_environment(args: argparse.Namespace) -> None:
+    """Flags override the Lambda's own environment variables (see lambda_service.handler)."""
+    if args.model:
+        os.environ["MODEL_BUNDLE_URI"] = args.model
+    os.environ.setdefault("MODEL_BUNDLE_URI", str(settings.home() / "model_store"))
+    os.environ.setdefault("MODEL_CACHE_DIR", str(settings.home() / "cache" / "bundles"))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lambda_service.handler import build_service
+    from lambda_service.web import create_app
+
+    _serving_environment(args)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PREDICTIONS_STREAM_NAME", "ERRORS_STREAM_NAME")
+    }
+    app = create_app(build_service(env))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import boto3
+
+    from lambda_service.handler import build_service
+    from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
+
+    _serving_environment(args)
+    for name, value in (
+        ("PREDICTIONS_STREAM_NAME", args.predictions_stream),
+        ("ERRORS_STREAM_NAME", args.errors_stream),
+    ):
+        if value:
+            os.environ[name] = value
+    service = build_service()
+    state = settings.home() / "stream"
+    poller = KinesisPoller(
+        boto3.client("kinesis"),
+        args.input_stream,
+        lambda event, _context: service.handle_kinesis(event["Records"]).response(),
+        batch_size=args.batch_size,
+        starting_position=args.starting_position,
+        checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
+        max_retries=args.max_retries,
+        on_failure=state / f"{args.input_stream}.on-failure.jsonl",
+    )
+    stats = poller.run(until_idle=args.until_idle)
+    print(
+        f"{stats.records} records in {stats.batches} batches; {stats.retried_batches} retried, "
+        f"{stats.discarded_records} sent to the on-failure file"
+    )
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     command = [
@@ -92,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="CSV with the raw feature columns")
     predict.add_argument("--output", required=True, help="CSV to write predictions to")
     predict.set_defaults(func=cmd_predict)
+    serve = sub.add_parser("serve", help="the prediction web service (FastAPI) on 127.0.0.1")
+    serve.add_argument(
+        "--model", help="bundle, store root or production.json URI (default: local store)"
+    )
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    stream = sub.add_parser("stream", help="poll a Kinesis stream into the Lambda handler")
+    stream.add_argument("--input-stream", required=True)
+    stream.add_argument("--predictions-stream", help="default: $PREDICTIONS_STREAM_NAME")
+    stream.add_argument("--errors-stream", help="default: $ERRORS_STREAM_NAME")
+    stream.add_argument(
+        "--model", help="bundle, store root or production.json URI (default: local store)"
+    )
+    stream.add_argument("--batch-size", type=int, default=100)
+    stream.add_argument(
+        "--starting-position", choices=["TRIM_HORIZON", "LATEST"], default="TRIM_HORIZON"
+    )
+    stream.add_argument("--max-retries", type=int, default=3)
+    stream.add_argument("--until-idle", type=int, default=None, help="stop after N empty polls")
+    stream.set_defaults(func=cmd_stream)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)

@@ -1,0 +1,73 @@
+"""Which model serves: loaded once at cold start, hot-swapped when production moves.
+
+``MODEL_BUNDLE_URI`` names a bundle (served as is) or a model store / its
+``production.json`` (followed: re-checked at most every ``refresh_seconds``; a newly
+promoted bundle is fetched, verified and swapped in without a redeploy). A failed
+refresh keeps the current model and is logged; it never stops serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lambda_service.bundle import BundleError, resolve_bundle_uri
+from lambda_service.predictor import Predictor
+
+log = logging.getLogger("studperf.model")
+
+
+class ModelProvider:
+    def __init__(
+        self,
+        uri: str,
+        cache_dir: Path,
+        refresh_seconds: float = 60.0,
+        s3: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.uri = uri
+        self.cache_dir = cache_dir
+        self.refresh_seconds = refresh_seconds
+        self.s3 = s3
+        self.clock = clock
+        try:
+            bundle_uri, pointer_version = resolve_bundle_uri(uri, s3)
+            self.follows_pointer = pointer_version is not None
+            self._predictor = Predictor.from_uri(bundle_uri, cache_dir, s3)
+        except BundleError:
+            raise
+        except Exception as exc:
+            raise BundleError(f"{uri}: cannot load the model ({exc})") from exc
+        self._checked_at = clock()
+        log.info("serving %s from %s", self._predictor.version, bundle_uri)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The model to use now; follows the production pointer when due."""
+        if self.follows_pointer and self.clock() - self._checked_at >= self.refresh_seconds:
+            self.refresh()
+        return self._predictor
+
+    def refresh(self) -> bool:
+        """Re-read the pointer; swap to a new version. True if the model changed."""
+        self._checked_at = self.clock()
+        try:
+            bundle_uri, version = resolve_bundle_uri(self.uri, self.s3)
+            if version == self._predictor.version:
+                return False
+            replacement = Predictor.from_uri(bundle_uri, self.cache_dir, self.s3)
+        except Exception as exc:  # noqa: BLE001 - keep serving the current model
+            log.error(
+                "model refresh from %s failed, keeping %s: %s",
+                self.uri,
+                self._predictor.version,
+                exc,
+            )
+            return False
+        log.info("hot swap %s -> %s", self._predictor.version, replacement.version)
+        self._predictor = replacement
+        return True

@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS plumbing: a Kinesis poller that drives the Lambda handler."""

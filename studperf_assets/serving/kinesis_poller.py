@@ -1,0 +1,208 @@
+"""``studperf stream``: poll a Kinesis stream and invoke the Lambda handler like Lambda does.
+
+Lambda-shaped events (batch size, starting position), a checkpoint per shard after each
+successful batch, and ReportBatchItemFailures semantics: on reported failures the shard
+is re-read from the lowest failed sequence number, up to ``max_retries`` times; a batch
+that still fails is written to the on-failure file (Lambda's on-failure destination), so
+every record is accounted for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("studperf.stream")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class PollStats:
+    batches: int = 0
+    records: int = 0
+    retried_batches: int = 0
+    discarded_records: int = 0
+    per_shard: dict[str, int] = field(default_factory=dict)
+
+
+class Checkpoints:
+    """Last processed sequence number per stream and shard, in a JSON file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, dict[str, str]] = {}
+        if path and path.is_file():
+            self.data = json.loads(path.read_text())
+
+    def get(self, stream: str, shard: str) -> str | None:
+        return self.data.get(stream, {}).get(shard)
+
+    def set(self, stream: str, shard: str, sequence: str) -> None:
+        self.data.setdefault(stream, {})[shard] = sequence
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2))
+            tmp.replace(self.path)
+
+
+def lambda_event(
+    records: list[dict[str, Any]], stream_arn: str, shard: str, region: str
+) -> dict[str, Any]:
+    """The event Lambda's Kinesis event source mapping would deliver."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
+                    "sequenceNumber": r["SequenceNumber"],
+                    "data": base64.b64encode(r["Data"]).decode("ascii"),
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{shard}:{r['SequenceNumber']}",
+                "eventName": "aws:kinesis:record",
+                "awsRegion": region,
+                "eventSourceARN": stream_arn,
+            }
+            for r in records
+        ]
+    }
+
+
+class KinesisPoller:
+    def __init__(
+        self,
+        client: Any,
+        stream: str,
+        handler: Handler,
+        batch_size: int = 100,
+        starting_position: str = "TRIM_HORIZON",
+        checkpoints: Checkpoints | None = None,
+        max_retries: int = 3,
+        on_failure: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.handler = handler
+        self.batch_size = batch_size
+        self.starting_position = starting_position
+        self.checkpoints = checkpoints or Checkpoints(None)
+        self.max_retries = max_retries
+        self.on_failure = on_failure
+        self.sleep = sleep
+        description = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        self.arn = description["StreamARN"]
+        self.region = client.meta.region_name
+        self.iterators: dict[str, str | None] = {}
+        self.retries: dict[str, int] = {}
+        self.stats = PollStats()
+
+    def _shards(self) -> list[str]:
+        shards = self.client.list_shards(StreamName=self.stream)["Shards"]
+        return [s["ShardId"] for s in shards]
+
+    def _iterator(self, shard: str, at: str | None = None) -> str:
+        if at is not None:
+            kwargs = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": at}
+        elif (done := self.checkpoints.get(self.stream, shard)) is not None:
+            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": done}
+        else:
+            kwargs = {"ShardIteratorType": self.starting_position}
+        response = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard, **kwargs)
+        return str(response["ShardIterator"])
+
+    def poll_once(self) -> int:
+        """One read per shard; returns how many records were handed to the handler."""
+        handled = 0
+        for shard in self._shards():
+            iterator = self.iterators.get(shard) or self._iterator(shard)
+            response = self.client.get_records(ShardIterator=iterator, Limit=self.batch_size)
+            records = response["Records"]
+            self.iterators[shard] = response.get("NextShardIterator")
+            if not records:
+                continue
+            handled += len(records)
+            self._deliver(shard, records)
+        return handled
+
+    def _deliver(self, shard: str, records: list[dict[str, Any]]) -> None:
+        event = lambda_event(records, self.arn, shard, self.region)
+        result = self.handler(event, None) or {}
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        self.stats.per_shard[shard] = self.stats.per_shard.get(shard, 0) + len(records)
+        failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+        if not failures:
+            self.retries.pop(shard, None)
+            self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
+            return
+        lowest = min(failures, key=int)
+        attempt = self.retries.get(shard, 0) + 1
+        if attempt > self.max_retries:
+            # Give up on this batch as Lambda does: the on-failure destination gets it.
+            start = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
+            self._discard(shard, records[start:], failures)
+            self.retries.pop(shard, None)
+            self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
+            return
+        self.retries[shard] = attempt
+        self.stats.retried_batches += 1
+        index = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
+        if index:
+            self.checkpoints.set(self.stream, shard, records[index - 1]["SequenceNumber"])
+        self.sleep(min(2.0, 0.1 * 2**attempt))
+        self.iterators[shard] = self._iterator(shard, at=lowest)
+
+    def _discard(self, shard: str, records: list[dict[str, Any]], failures: list[str]) -> None:
+        self.stats.discarded_records += len(records)
+        log.error(
+            "shard %s: %d records still failing after %d retries",
+            shard,
+            len(records),
+            self.max_retries,
+        )
+        if self.on_failure:
+            self.on_failure.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.on_failure, "a") as fh:
+                fh.write(
+                    json.dumps(
+                        {
+                            "stream": self.stream,
+                            "shard": shard,
+                            "first_sequence": records[0]["SequenceNumber"],
+                            "last_sequence": records[-1]["SequenceNumber"],
+                            "failed_sequences": failures,
+                            "records": len(records),
+                        }
+                    )
+                    + "\n"
+                )
+
+    def run(
+        self,
+        until_idle: int | None = None,
+        poll_interval: float = 0.5,
+        max_records: int | None = None,
+    ) -> PollStats:
+        """Poll until ``until_idle`` consecutive empty polls (None: forever) or max_records."""
+        idle = 0
+        while True:
+            handled = self.poll_once()
+            idle = 0 if handled else idle + 1
+            if until_idle is not None and idle >= until_idle:
+                return self.stats
+            if max_records is not None and self.stats.records >= max_records:
+                return self.stats
+            if not handled:
+                self.sleep(poll_interval)

@@ -1,0 +1,106 @@
+"""Real, small Kinesis clients for tests: an in-memory one and a fault-injecting wrapper.
+
+Both speak PutRecords' actual request/response shape; the wrapper sits in front of a real
+boto3 client (moto server) and fails chosen calls or entries the way Kinesis does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+
+class MemoryKinesis:
+    """Collects PutRecords calls per stream."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, list[dict[str, Any]]] = {}
+        self.calls: list[tuple[str, int]] = []
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append((StreamName, len(Records)))
+        self.streams.setdefault(StreamName, []).extend(Records)
+        return {
+            "FailedRecordCount": 0,
+            "Records": [{"SequenceNumber": "1", "ShardId": "s"} for _ in Records],
+        }
+
+    def bodies(self, stream: str) -> list[dict[str, Any]]:
+        return [json.loads(r["Data"]) for r in self.streams.get(stream, [])]
+
+
+class FlakyKinesis:
+    """Wraps a client; throttles every other entry for ``failing_calls`` calls, or raises."""
+
+    def __init__(
+        self,
+        inner: Any,
+        failing_calls: int,
+        raise_instead: bool = False,
+        streams: set[str] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.failing_calls = failing_calls
+        self.raise_instead = raise_instead
+        self.streams = streams
+        self.calls: list[tuple[str, int]] = []
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append((StreamName, len(Records)))
+        if (self.streams is None or StreamName in self.streams) and self.failing_calls > 0:
+            self.failing_calls -= 1
+            if self.raise_instead:
+                raise ConnectionError("injected: endpoint unreachable")
+            passed = Records[1::2]
+            response = (
+                self.inner.put_records(StreamName=StreamName, Records=passed)
+                if passed
+                else {"Records": []}
+            )
+            results: list[dict[str, Any]] = []
+            written = iter(response["Records"])
+            for index in range(len(Records)):
+                if index % 2 == 0:
+                    results.append(
+                        {
+                            "ErrorCode": "ProvisionedThroughputExceededException",
+                            "ErrorMessage": "injected",
+                        }
+                    )
+                else:
+                    results.append(next(written))
+            return {"FailedRecordCount": (len(Records) + 1) // 2, "Records": results}
+        return dict(self.inner.put_records(StreamName=StreamName, Records=Records))
+
+
+def kinesis_record(payload: bytes, sequence: int, partition_key: str = "pk") -> dict[str, Any]:
+    """One record as Lambda delivers it from Kinesis."""
+    return {
+        "kinesis": {
+            "partitionKey": partition_key,
+            "sequenceNumber": str(sequence),
+            "data": base64.b64encode(payload).decode("ascii"),
+            "approximateArrivalTimestamp": 1_700_000_000.0,
+        },
+        "eventSource": "aws:kinesis",
+    }
+
+
+STUDENT = {
+    "ParentalEducation": 2,
+    "StudyTimeWeekly": 15.2,
+    "Absences": 4,
+    "Tutoring": 1,
+    "ParentalSupport": 3,
+    "Extracurricular": 1,
+    "Sports": 0,
+    "Music": 0,
+    "Volunteering": 1,
+}
+
+
+def student_message(student_id: int, **overrides: Any) -> bytes:
+    return json.dumps(
+        {"student_id": student_id, "student": {**STUDENT, "Age": 17, **overrides}}
+    ).encode()

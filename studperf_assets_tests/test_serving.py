@@ -1,0 +1,382 @@
+"""The prediction core, the Kinesis handler logic, the HTTP routes and hot swapping."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambda_service import handler as handler_module
+from lambda_service.bundle import ONNX_FILE, BundleError, Manifest
+from lambda_service.model_provider import ModelProvider
+from lambda_service.service import PredictionService
+from lambda_service.streams import Entry, KinesisSink
+from lambda_service.web import create_app
+from studperf_assets.lib import data, models
+from studperf_assets.lib.bundle_builder import write_bundle
+from studperf_assets.resources.model_store import LocalModelStore
+from studperf_assets_tests.kinesis_fakes import (
+    STUDENT,
+    FlakyKinesis,
+    MemoryKinesis,
+    kinesis_record,
+    student_message,
+)
+
+PRED, ERR = "predictions", "errors"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(trained_bundle: tuple[Path, Manifest], tmp_path: Path) -> LocalModelStore:
+    folder, manifest = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    store.publish(folder, manifest.version)
+    store.promote(manifest.version, {})
+    return store
+
+
+def _service(
+    store: LocalModelStore, tmp_path: Path, client: Any = None, **kwargs: Any
+) -> tuple[PredictionService, Any]:
+    client = client or MemoryKinesis()
+    provider = ModelProvider(store.root_uri, tmp_path / "cache", **kwargs)
+    sink = KinesisSink(client, sleep=lambda _s: None)
+    return PredictionService(provider, sink, PRED, ERR), client
+
+
+def _account(outcome: Any, records: int) -> None:
+    assert (
+        outcome.records == records == outcome.predictions + outcome.errors + len(outcome.failures)
+    )
+
+
+def test_a_batch_is_scored_in_one_call(store: LocalModelStore, tmp_path: Path) -> None:
+    service, client = _service(store, tmp_path)
+    calls: list[int] = []
+    predictor = service.provider.predictor
+    original = predictor.predict_matrix
+
+    def counting(rows: Any) -> Any:
+        calls.append(len(rows))
+        return original(rows)
+
+    predictor.predict_matrix = counting  # type: ignore[method-assign]
+    records = [kinesis_record(student_message(2000 + i, Absences=i), 100 + i) for i in range(30)]
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 30)
+    assert calls == [30] and outcome.predictions == 30
+    out = client.bodies(PRED)
+    assert [o["idempotency_key"] for o in out] == [str(100 + i) for i in range(30)]
+    first = out[0]
+    assert (
+        first["model_version"] == predictor.version
+        and first["model_name"] == "studperf-grade-class"
+    )
+    assert first["grade"] == "ABCDF"[first["grade_class"]]
+    assert abs(sum(first["probabilities"].values()) - 1) < 1e-4
+    assert first["student"]["Absences"] == 0 and "Age" not in first["student"]
+    assert first["predicted_at"].endswith("Z") and first["student_id"] == 2000
+    # more absences, worse grades: the model is really being applied
+    assert out[-1]["grade_class"] >= out[0]["grade_class"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        (b"\xff\xfe not utf-8", None, "not UTF-8"),
+        (b"{not json", None, "not JSON"),
+        (b"[1, 2]", None, "JSON list, not an object"),
+        (json.dumps({"student": STUDENT}).encode(), "student_id", "missing"),
+        (json.dumps({"student_id": 7}).encode(), "student", "missing"),
+        (student_message(7, Absences=None), "Absences", "missing value"),
+        (student_message(7, StudyTimeWeekly="lots"), "StudyTimeWeekly", "not a number"),
+        (
+            b'{"student_id": 7, "student": {"StudyTimeWeekly": NaN}}',
+            "ParentalEducation",
+            "missing field",
+        ),
+        (
+            student_message(7, StudyTimeWeekly=float("nan")),
+            "StudyTimeWeekly",
+            "not a finite number",
+        ),
+        (student_message(7, Absences=40), "Absences", "outside [0, 29]"),
+    ],
+)
+def test_bad_records_become_error_records(
+    store: LocalModelStore, tmp_path: Path, payload: bytes, field: str | None, reason: str
+) -> None:
+    service, client = _service(store, tmp_path)
+    good = kinesis_record(student_message(1), 1)
+    outcome = service.handle_kinesis([good, kinesis_record(payload, 2)])
+    _account(outcome, 2)
+    assert outcome.predictions == 1 and outcome.errors == 1 and not outcome.failures
+    (error,) = client.bodies(ERR)
+    assert error["field"] == field and reason in error["reason"]
+    assert error["idempotency_key"] == "2"
+    original = (
+        base64.b64decode(error["payload"])
+        if error["payload_encoding"] == "base64"
+        else error["payload"].encode()
+    )
+    assert original == payload
+
+
+def test_data_that_is_not_base64(store: LocalModelStore, tmp_path: Path) -> None:
+    service, client = _service(store, tmp_path)
+    record = kinesis_record(b"", 5)
+    record["kinesis"]["data"] = "%%% not base64 %%%"
+    outcome = service.handle_kinesis([record])
+    _account(outcome, 1)
+    assert client.bodies(ERR)[0]["reason"] == "data is not base64"
+    assert client.bodies(ERR)[0]["payload"] == "%%% not base64 %%%"
+
+
+def test_put_records_is_chunked_at_500(store: LocalModelStore, tmp_path: Path) -> None:
+    service, client = _service(store, tmp_path)
+    records = [kinesis_record(student_message(i), i) for i in range(1200)]
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 1200)
+    assert [n for stream, n in client.calls if stream == PRED] == [500, 500, 200]
+
+
+def test_throttled_entries_are_retried_alone(store: LocalModelStore, tmp_path: Path) -> None:
+    flaky = FlakyKinesis(MemoryKinesis(), failing_calls=2)
+    service, _ = _service(store, tmp_path, client=flaky)
+    outcome = service.handle_kinesis([kinesis_record(student_message(i), i) for i in range(8)])
+    _account(outcome, 8)
+    assert outcome.predictions == 8 and not outcome.failures
+    assert [n for s, n in flaky.calls if s == PRED] == [8, 4, 2]  # only the failed ones again
+    assert len(flaky.inner.streams[PRED]) == 8
+
+
+def test_failures_that_outlast_the_retries_are_reported(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    flaky = FlakyKinesis(MemoryKinesis(), failing_calls=99, streams={PRED})
+    service, _ = _service(store, tmp_path, client=flaky)
+    records = [kinesis_record(student_message(i), 10 + i) for i in range(6)]
+    records.append(kinesis_record(b"junk", 99))
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 7)
+    assert outcome.errors == 1
+    assert len(outcome.failures) + outcome.predictions == 6 and outcome.failures
+    response = outcome.response()
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == set(outcome.failures)
+
+
+def test_unreachable_output_stream_reports_every_record(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    flaky = FlakyKinesis(MemoryKinesis(), failing_calls=99, raise_instead=True)
+    service, _ = _service(store, tmp_path, client=flaky)
+    outcome = service.handle_kinesis(
+        [kinesis_record(student_message(1), 1), kinesis_record(b"x", 2)]
+    )
+    assert outcome.failures == ("1", "2") and outcome.predictions == outcome.errors == 0
+
+
+def test_sink_groups_stay_under_the_byte_limit() -> None:
+    client = MemoryKinesis()
+    big = [Entry(b"x" * (1024 * 1024 - 10), "k", str(i)) for i in range(7)]
+    assert KinesisSink(client).put("s", big) == []
+    assert [n for _, n in client.calls] == [5, 2]  # 5 MiB a call
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payloads=st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.recursive(
+                st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
+                lambda inner: (
+                    st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+                ),
+                max_leaves=12,
+            ).map(lambda value: json.dumps(value).encode()),
+            st.fixed_dictionaries(
+                {
+                    "student_id": st.integers(),
+                    "student": st.dictionaries(
+                        st.sampled_from(sorted(STUDENT)),
+                        st.floats() | st.integers(-5, 40) | st.text(max_size=3),
+                    ),
+                }
+            ).map(lambda value: json.dumps(value).encode()),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_fuzz_the_handler_never_raises_and_accounts_for_everything(
+    store: LocalModelStore, tmp_path: Path, payloads: list[bytes]
+) -> None:
+    service, client = _service(store, tmp_path)
+    outcome = service.handle_kinesis([kinesis_record(p, i) for i, p in enumerate(payloads)])
+    _account(outcome, len(payloads))
+    written = {b["idempotency_key"] for b in client.bodies(PRED) + client.bodies(ERR)}
+    assert written == {str(i) for i in range(len(payloads))}
+
+
+def _second_bundle(store: LocalModelStore, tmp_path: Path) -> str:
+    raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+    train = data.reference_split(data.select_features(raw))["train"]
+    X = data.feature_matrix(train)
+    scaler = models.make_scaler().fit(X)
+    model = models.fit_candidate(
+        models.CandidateSpec("logistic_regression", {"C": 1.0, "class_weight": None}),
+        scaler.transform(X), train["GradeClass"].to_numpy(), train["GPA"].to_numpy(),
+    )  # fmt: skip
+    folder = tmp_path / "second"
+    manifest = write_bundle(
+        models.make_pipeline_for(scaler, model), folder, model_family="logistic_regression",
+        params={}, metrics={}, training_data_sha256="0" * 64, mlflow_run_id=None,
+    )  # fmt: skip
+    store.publish(folder, manifest.version)
+    return manifest.version
+
+
+def test_hot_swap_after_promotion(store: LocalModelStore, tmp_path: Path) -> None:
+    clock = Clock()
+    service, client = _service(store, tmp_path, refresh_seconds=30, clock=clock)
+    first = service.provider.predictor.version
+    second = _second_bundle(store, tmp_path)
+    store.promote(second, {})
+    service.handle_kinesis([kinesis_record(student_message(1), 1)])
+    clock.now = 29.0
+    service.handle_kinesis([kinesis_record(student_message(2), 2)])
+    clock.now = 31.0
+    service.handle_kinesis([kinesis_record(student_message(3), 3)])
+    versions = [b["model_version"] for b in client.bodies(PRED)]
+    assert versions == [first, first, second]
+
+
+def test_failed_refresh_keeps_serving(store: LocalModelStore, tmp_path: Path) -> None:
+    clock = Clock()
+    provider = ModelProvider(store.root_uri, tmp_path / "cache", refresh_seconds=1, clock=clock)
+    version = provider.predictor.version
+    second = _second_bundle(store, tmp_path)
+    store.promote(second, {})
+    (Path(store.bundle_uri(second)) / ONNX_FILE).write_bytes(b"corrupt")
+    clock.now = 5
+    assert provider.predictor.version == version
+    assert not provider.refresh()
+
+
+def test_pinned_bundle_is_not_swapped(
+    store: LocalModelStore, trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    clock = Clock()
+    folder, manifest = trained_bundle
+    provider = ModelProvider(str(folder), tmp_path / "cache", refresh_seconds=0, clock=clock)
+    store.promote(_second_bundle(store, tmp_path), {})
+    clock.now = 100
+    assert not provider.follows_pointer and provider.predictor.version == manifest.version
+
+
+def test_missing_or_corrupt_bundle_at_cold_start_names_the_uri(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    with pytest.raises(BundleError, match=str(tmp_path / "nothing")):
+        ModelProvider(str(tmp_path / "nothing"), tmp_path / "cache")
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(trained_bundle[0], corrupt)
+    (corrupt / ONNX_FILE).write_bytes(b"oops")
+    with pytest.raises(BundleError, match=f"{corrupt}: {ONNX_FILE} is corrupt"):
+        ModelProvider(str(corrupt), tmp_path / "cache")
+
+
+def test_lambda_handler_reports_an_unloadable_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MODEL_BUNDLE_URI", str(tmp_path / "gone"))
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    cold = handler_module._ColdStart()
+    monkeypatch.setattr(handler_module, "COLD_START", cold)
+    with pytest.raises(RuntimeError, match=f"model unavailable: {tmp_path / 'gone'}"):
+        handler_module.lambda_handler({"Records": []})
+
+
+def _http(path: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (v2) / Function URL event."""
+    return {
+        "rawPath": path,
+        "requestContext": {"http": {"method": method}},
+        "body": None if body is None else json.dumps(body),
+    }
+
+
+def test_lambda_http_routes(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, _ = _service(store, tmp_path)
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    ok = handler_module.lambda_handler(_http("/predict", "POST", STUDENT))
+    assert ok["statusCode"] == 200 and json.loads(ok["body"])["grade"] in "ABCDF"
+    many = json.loads(
+        handler_module.lambda_handler(_http("/predict", "POST", [STUDENT, STUDENT]))["body"]
+    )
+    assert len(many["predictions"]) == 2
+    bad = handler_module.lambda_handler(
+        _http("/predict", "POST", [STUDENT, {**STUDENT, "Absences": -1}])
+    )
+    assert bad["statusCode"] == 422
+    assert json.loads(bad["body"])["errors"] == [
+        {"index": 1, "field": "Absences", "reason": "-1 outside [0, 29]"}
+    ]
+    v1 = {"httpMethod": "GET", "path": "/health"}
+    assert json.loads(handler_module.lambda_handler(v1)["body"])["status"] == "ok"
+    assert handler_module.lambda_handler(_http("/model"))["statusCode"] == 200
+    assert handler_module.lambda_handler(_http("/nope"))["statusCode"] == 404
+    not_json = _http("/predict", "POST")
+    not_json["body"] = "{"
+    assert handler_module.lambda_handler(not_json)["statusCode"] == 422
+
+
+def test_web_service(store: LocalModelStore, tmp_path: Path) -> None:
+    service, _ = _service(store, tmp_path)
+    client = TestClient(create_app(service))
+    assert client.get("/health").json()["model_version"] == service.provider.predictor.version
+    assert client.get("/model").json()["class_labels"] == ["A", "B", "C", "D", "F"]
+    single = client.post("/predict", json={**STUDENT, "Gender": 1})
+    assert single.status_code == 200 and set(single.json()["probabilities"]) == set("ABCDF")
+    listed = client.post("/predict", json={"students": [STUDENT] * 3})
+    assert len(listed.json()["predictions"]) == 3
+    bad = client.post("/predict", json={**STUDENT, "StudyTimeWeekly": "a lot"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "StudyTimeWeekly"
+    assert client.post("/predict", json=[]).status_code == 422
+    assert (
+        client.post(
+            "/predict", content=b"{", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert body["oneOf"][0]["properties"]["Absences"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 29,
+    }
