@@ -95,11 +95,14 @@ class PredictionService:
         started = time.perf_counter()
         at = self.now()
         rows: list[list[float]] = []
-        valid: list[tuple[str, Any, list[float]]] = []
+        valid: list[tuple[tuple[str, str], Any, list[float]]] = []
         errors: list[Entry] = []
         for record in records:
             kinesis = record["kinesis"]
             sequence = str(kinesis["sequenceNumber"])
+            # eventID ("shardId-…:sequence") is unique per stream; sequence numbers are
+            # only unique per shard. Failures are still reported by sequence number.
+            key = str(record.get("eventID") or sequence)
             partition_key = str(kinesis.get("partitionKey", sequence))
             try:
                 data = base64.b64decode(kinesis["data"], validate=True)
@@ -109,7 +112,7 @@ class PredictionService:
                     self._error(
                         InvalidRecord(None, "data is not base64"),
                         data,
-                        sequence,
+                        (sequence, key),
                         partition_key,
                         predictor,
                         at,
@@ -120,10 +123,12 @@ class PredictionService:
                 student_id, student = _student(data)
                 features = predictor.parse(student)
             except InvalidRecord as invalid:
-                errors.append(self._error(invalid, data, sequence, partition_key, predictor, at))
+                errors.append(
+                    self._error(invalid, data, (sequence, key), partition_key, predictor, at)
+                )
                 continue
             rows.append(features)
-            valid.append((sequence, student_id, features))
+            valid.append(((sequence, key), student_id, features))
         labels, probabilities = predictor.predict_matrix(rows)
         predictions = [
             self._prediction(predictor, item, int(label), probs, at)
@@ -148,12 +153,12 @@ class PredictionService:
     def _prediction(
         self,
         predictor: Predictor,
-        item: tuple[str, Any, list[float]],
+        item: tuple[tuple[str, str], Any, list[float]],
         label: int,
         probabilities: Any,
         at: str,
     ) -> Entry:
-        sequence, student_id, features = item
+        (sequence, key), student_id, features = item
         body = {
             "model_name": predictor.manifest.model_name,
             "model_version": predictor.version,
@@ -164,7 +169,7 @@ class PredictionService:
                 g: round(float(p), 6) for g, p in zip(predictor.labels, probabilities, strict=True)
             },
             "student": {f.name: v for f, v in zip(predictor.features, features, strict=True)},
-            "idempotency_key": sequence,
+            "idempotency_key": key,
             "predicted_at": at,
         }
         return Entry(json.dumps(body, separators=(",", ":")).encode(), str(student_id), sequence)
@@ -173,11 +178,12 @@ class PredictionService:
         self,
         invalid: InvalidRecord,
         data: bytes,
-        sequence: str,
+        ids: tuple[str, str],
         partition_key: str,
         predictor: Predictor,
         at: str,
     ) -> Entry:
+        sequence, key = ids
         payload, encoding = _payload_text(data)
         body = {
             "reason": invalid.reason,
@@ -185,7 +191,7 @@ class PredictionService:
             "payload": payload,
             "payload_encoding": encoding,
             "payload_truncated": len(data) > MAX_ERROR_PAYLOAD,
-            "idempotency_key": sequence,
+            "idempotency_key": key,
             "partition_key": partition_key,
             "model_version": predictor.version,
             "failed_at": at,

@@ -84,7 +84,12 @@ def kinesis_record(payload: bytes, sequence: int, partition_key: str = "pk") -> 
             "approximateArrivalTimestamp": 1_700_000_000.0,
         },
         "eventSource": "aws:kinesis",
+        "eventID": event_id(sequence),
     }
+
+
+def event_id(sequence: int) -> str:
+    return f"shardId-000000000000:{sequence}"
 
 
 STUDENT = {

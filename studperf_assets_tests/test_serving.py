@@ -26,6 +26,7 @@ from studperf_assets_tests.kinesis_fakes import (
     STUDENT,
     FlakyKinesis,
     MemoryKinesis,
+    event_id,
     kinesis_record,
     student_message,
 )
@@ -81,7 +82,7 @@ def test_a_batch_is_scored_in_one_call(store: LocalModelStore, tmp_path: Path) -
     _account(outcome, 30)
     assert calls == [30] and outcome.predictions == 30
     out = client.bodies(PRED)
-    assert [o["idempotency_key"] for o in out] == [str(100 + i) for i in range(30)]
+    assert [o["idempotency_key"] for o in out] == [event_id(100 + i) for i in range(30)]
     first = out[0]
     assert (
         first["model_version"] == predictor.version
@@ -128,7 +129,7 @@ def test_bad_records_become_error_records(
     assert outcome.predictions == 1 and outcome.errors == 1 and not outcome.failures
     (error,) = client.bodies(ERR)
     assert error["field"] == field and reason in error["reason"]
-    assert error["idempotency_key"] == "2"
+    assert error["idempotency_key"] == event_id(2)
     original = (
         base64.b64decode(error["payload"])
         if error["payload_encoding"] == "base64"
@@ -234,7 +235,7 @@ def test_fuzz_the_handler_never_raises_and_accounts_for_everything(
     outcome = service.handle_kinesis([kinesis_record(p, i) for i, p in enumerate(payloads)])
     _account(outcome, len(payloads))
     written = {b["idempotency_key"] for b in client.bodies(PRED) + client.bodies(ERR)}
-    assert written == {str(i) for i in range(len(payloads))}
+    assert written == {event_id(i) for i in range(len(payloads))}
 
 
 def _second_bundle(store: LocalModelStore, tmp_path: Path) -> str:
