@@ -14,7 +14,11 @@ import boto3
 import pytest
 
 from lambda_service.bundle import Manifest
-from studperf_assets_tests.kinesis_fakes import kinesis_record, student_message
+from studperf_assets_tests.kinesis_fakes import (
+    create_stream,
+    kinesis_record,
+    student_message,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +32,8 @@ module = __import__(module_name, fromlist=[function_name])
 handler = getattr(module, function_name)
 cold_start = time.perf_counter() - started
 result = handler(json.loads(sys.stdin.read()), None)
-forbidden = sorted(m for m in ("dagster", "mlflow", "pandas", "sklearn", "skops", "scipy") if m in sys.modules)
+heavy = ("dagster", "mlflow", "pandas", "sklearn", "skops", "scipy")
+forbidden = sorted(m for m in heavy if m in sys.modules)
 print(json.dumps({{"result": result, "forbidden": forbidden, "cold_start": cold_start}}))
 """
 
@@ -65,8 +70,7 @@ def test_handler_runs_from_the_image_contents_alone(
     _, handler = _dockerfile()
     kinesis = boto3.client("kinesis")
     for name in ("pkg-out", "pkg-err"):
-        kinesis.create_stream(StreamName=name, ShardCount=1)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
+        create_stream(kinesis, name)
     folder, manifest = trained_bundle
     env = {
         "PATH": "/usr/bin:/bin",
@@ -84,7 +88,7 @@ def test_handler_runs_from_the_image_contents_alone(
     event = {"Records": [kinesis_record(student_message(1), 1), kinesis_record(b"bad", 2)]}
     done = subprocess.run(
         # -S: none of the interpreter's site-packages; only the task root is importable
-        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(task_root)!r}); " + PROBE.format(handler=handler)],
+        [sys.executable, "-S", "-c", PROBE.format(handler=handler)],
         input=json.dumps(event), env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

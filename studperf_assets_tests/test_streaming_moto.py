@@ -18,29 +18,9 @@ from dagster_aws.s3 import S3Resource
 from lambda_service.bundle import BundleError, Manifest
 from lambda_service.model_provider import ModelProvider
 from studperf_assets.resources.model_store import S3ModelStore
-from studperf_assets_tests.kinesis_fakes import student_message
+from studperf_assets_tests.kinesis_fakes import create_stream, read_stream, student_message
 
 pytestmark = pytest.mark.integration
-
-
-def create_stream(client: Any, name: str, shards: int = 1) -> None:
-    client.create_stream(StreamName=name, ShardCount=shards)
-    client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
-
-
-def read_stream(client: Any, name: str) -> list[dict[str, Any]]:
-    bodies = []
-    for shard in client.list_shards(StreamName=name)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = client.get_records(ShardIterator=iterator, Limit=1000)
-            bodies += [json.loads(r["Data"]) for r in response["Records"]]
-            if not response["Records"]:
-                break
-            iterator = response.get("NextShardIterator")
-    return bodies
 
 
 @pytest.fixture
