@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export STUDPERF_HOME ?= $(CURDIR)/.studperf
 export DAGSTER_HOME ?= $(STUDPERF_HOME)/dagster
 
-.PHONY: setup train test lint check ui bench lock clean postgres
+.PHONY: setup train test lint iac check ui bench lock clean postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -32,7 +32,20 @@ lint: setup ## ruff and mypy, as CI runs them
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-check: test lint
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+# checkov pins an old boto3: it lives in its own virtualenv, never the project's.
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==3.3.30"
+	touch $(CHECKOV_STAMP)
+
+iac: $(CHECKOV_STAMP) ## checkov over terraform/ (zero failed checks; skips are inline with reasons)
+	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --quiet --compact --skip-download
+
+check: test lint iac
 
 ui: setup ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/studperf ui

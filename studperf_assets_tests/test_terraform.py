@@ -1,0 +1,167 @@
+"""What Terraform declares, read with python-hcl2 (no terraform binary here)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from lambda_service.handler import ENV_ERRORS, ENV_MODEL_URI, ENV_PREDICTIONS, ENVIRONMENT_VARIABLES
+
+TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+
+
+def _clean(value: Any) -> Any:
+    """hcl2 keeps the quotes of strings and block labels; drop them and its markers."""
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+@cache
+def parsed(path: Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return dict(_clean(hcl2.load(fh)))
+
+
+def tf_files() -> list[Path]:
+    return sorted(TERRAFORM.rglob("*.tf"))
+
+
+def blocks(
+    kind: str, type_: str | None = None, files: list[Path] | None = None
+) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(file, name, body) of every block of a kind (resource, data, variable, module…)."""
+    found = []
+    for path in files or tf_files():
+        for entry in parsed(path).get(kind, []):
+            for label, body in entry.items():
+                if type_ is None:
+                    found.append((path, label, body))
+                elif label == type_:
+                    found += [(path, name, inner) for name, inner in body.items()]
+    return found
+
+
+def tfvars(env: str) -> dict[str, Any]:
+    return parsed(TERRAFORM / "envs" / env / "terraform.tfvars")
+
+
+def test_every_variable_is_typed_and_described() -> None:
+    variables = blocks("variable")
+    assert len(variables) > 30
+    for path, name, body in variables:
+        assert body.get("type"), f"{path}: variable {name} has no type"
+        assert body.get("description"), f"{path}: variable {name} has no description"
+
+
+def test_stg_and_prod_set_the_same_variables_and_every_required_one() -> None:
+    stg, prod = tfvars("stg"), tfvars("prod")
+    assert set(stg) == set(prod)
+    root = blocks("variable", files=[TERRAFORM / "variables.tf"])
+    required = {name for _, name, body in root if "default" not in body}
+    declared = {name for _, name, _ in root}
+    assert required <= set(stg) <= declared
+    assert stg["environment"] == "stg" and prod["environment"] == "prod"
+
+
+def test_event_source_mapping_reports_partial_failures_with_bounded_retries() -> None:
+    ((_, _, mapping),) = blocks("resource", "aws_lambda_event_source_mapping")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["maximum_retry_attempts"] == "${var.max_retry_attempts}"
+    assert mapping["maximum_record_age_in_seconds"] == "${var.max_record_age_seconds}"
+    assert mapping["destination_config"][0]["on_failure"][0]["destination_arn"]
+    root = {name: body for _, name, body in blocks("variable", files=[TERRAFORM / "variables.tf"])}
+    for env in ("stg", "prod"):
+        values = tfvars(env)
+        assert 0 <= values["max_retry_attempts"] <= 10
+        assert 60 <= values["max_record_age_seconds"] <= 86400
+    for name in ("max_retry_attempts", "max_record_age_seconds"):
+        assert root[name].get("validation"), f"{name} must be bounded by a validation"
+
+
+def _statements() -> list[tuple[str, dict[str, Any]]]:
+    documents = blocks(
+        "data",
+        "aws_iam_policy_document",
+        files=sorted((TERRAFORM / "modules" / "iam").glob("*.tf")),
+    )
+    return [(name, statement) for _, name, body in documents for statement in body["statement"]]
+
+
+def test_iam_never_grants_star_actions_or_resources() -> None:
+    statements = _statements()
+    assert len(statements) >= 10
+    for name, statement in statements:
+        for action in statement.get("actions", []):
+            assert action != "*" and not action.endswith(":*"), f"{name}: action {action}"
+        for resource in statement.get("resources", []):
+            assert resource != "*", f"{name}: a statement grants on every resource"
+        if "principals" not in statement:  # trust policies name principals, not resources
+            assert statement.get("resources"), f"{name}: statement without resources"
+
+
+def test_lambda_role_reaches_only_the_named_streams_and_prefix() -> None:
+    lambda_statements = {s["sid"]: s for name, s in _statements() if name == "lambda"}
+    assert lambda_statements["ReadInputStream"]["resources"] == ["${var.input_stream_arn}"]
+    assert lambda_statements["WriteOutputStreams"]["resources"] == [
+        "${var.predictions_stream_arn}",
+        "${var.errors_stream_arn}",
+    ]
+    for resource in lambda_statements["ReadModelStore"]["resources"]:
+        assert resource.startswith("${var.bucket_arn}/${var.model_store_prefix}/")
+
+
+def test_lambda_environment_is_what_the_handler_reads() -> None:
+    modules = {name: body for _, name, body in blocks("module", files=[TERRAFORM / "main.tf"])}
+    environment = modules["lambda"]["environment"]
+    assert set(environment) <= set(ENVIRONMENT_VARIABLES)
+    assert {ENV_MODEL_URI, ENV_PREDICTIONS, ENV_ERRORS} <= set(environment)
+    assert environment[ENV_MODEL_URI] == "s3://${module.s3.bucket_name}/${var.model_store_prefix}"
+
+
+def test_every_aws_resource_the_code_uses_is_declared() -> None:
+    modules = {name: body for _, name, body in blocks("module", files=[TERRAFORM / "main.tf"])}
+    assert set(modules["kinesis"]["streams"]) == {"input", "predictions", "errors"}
+    declared = {type_ for _, type_, _ in blocks("resource")}
+    for needed in (
+        "aws_s3_bucket",  # model store, reports
+        "aws_kinesis_stream",  # input, predictions, errors
+        "aws_sesv2_email_identity",  # drift alerts
+        "aws_ecr_repository",  # the Lambda image
+        "aws_lambda_function",
+        "aws_lambda_event_source_mapping",
+        "aws_cloudwatch_metric_alarm",
+    ):
+        assert needed in declared
+
+
+@pytest.mark.parametrize(
+    ("resource", "attribute", "expected"),
+    [
+        ("aws_ecr_repository", "image_tag_mutability", "IMMUTABLE"),
+        ("aws_kinesis_stream", "encryption_type", "KMS"),
+        ("aws_kms_key", "enable_key_rotation", True),
+    ],
+)
+def test_security_settings(resource: str, attribute: str, expected: Any) -> None:
+    found = blocks("resource", resource)
+    assert found and all(body[attribute] == expected for _, _, body in found)
+
+
+def test_checkov_skips_are_inline_with_a_reason() -> None:
+    for path in tf_files():
+        for line in path.read_text().splitlines():
+            if "checkov:skip" in line:
+                assert re.search(r"checkov:skip=CKV2?_AWS_\d+:\S.{10,}", line), (
+                    f"{path}: {line.strip()}"
+                )

@@ -1,0 +1,9 @@
+output "bucket_name" {
+  description = "Bucket name."
+  value       = aws_s3_bucket.this.id
+}
+
+output "bucket_arn" {
+  description = "Bucket ARN."
+  value       = aws_s3_bucket.this.arn
+}

@@ -1,0 +1,4 @@
+variable "sender" {
+  type        = string
+  description = "E-mail address or domain alerts are sent from."
+}
