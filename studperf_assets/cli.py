@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if k not in ("PREDICTIONS_STREAM_NAME", "ERRORS_STREAM_NAME")
     }
     app = create_app(build_service(env))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
@@ -129,6 +129,20 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init_aws(args: argparse.Namespace) -> int:
+    """Create the bucket and streams the stack uses (moto locally; Terraform does it in AWS)."""
+    import boto3
+
+    from studperf_assets.serving.moto_local import ensure_bucket, ensure_stream
+
+    ensure_bucket(boto3.client("s3"), args.bucket)
+    kinesis = boto3.client("kinesis")
+    for name in args.streams:
+        ensure_stream(kinesis, name)
+    print(f"bucket {args.bucket}; streams {', '.join(args.streams)}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     command = [
@@ -155,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="bundle, store root or production.json URI (default: local store)"
     )
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 only inside a container")
     serve.set_defaults(func=cmd_serve)
     stream = sub.add_parser("stream", help="poll a Kinesis stream into the Lambda handler")
     stream.add_argument("--input-stream", required=True)
@@ -170,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-retries", type=int, default=3)
     stream.add_argument("--until-idle", type=int, default=None, help="stop after N empty polls")
     stream.set_defaults(func=cmd_stream)
+    init_aws = sub.add_parser("init-aws", help="create the bucket and streams (local AWS)")
+    init_aws.add_argument("--bucket", default="studperf-local")
+    init_aws.add_argument(
+        "--streams",
+        nargs="+",
+        default=["studperf-input", "studperf-predictions", "studperf-errors"],
+    )
+    init_aws.set_defaults(func=cmd_init_aws)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)

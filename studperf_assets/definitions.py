@@ -63,7 +63,9 @@ def build_resources(
             {
                 "experiment_name": settings.mlflow_experiment(),
                 "mlflow_tracking_uri": tracking_uri,
-                "artifact_location": (home / "mlartifacts").as_uri(),
+                "artifact_location": ""
+                if tracking_uri.startswith(("http://", "https://"))
+                else (home / "mlartifacts").as_uri(),
             }
         ),
     }

@@ -14,6 +14,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Every variable studperf_assets reads (the Lambda's are in lambda_service.handler).
+ENVIRONMENT_VARIABLES = (
+    "STUDPERF_HOME",
+    "STUDPERF_MODEL_STORE",
+    "STUDPERF_DATA_SOURCE",
+    "MLFLOW_TRACKING_URI",
+    "STUDPERF_MLFLOW_EXPERIMENT",
+    "DAGSTER_HOME",
+    "STUDPERF_DAGSTER_STORAGE",
+    "STUDPERF_DAGSTER_PG_URL",
+)
+
 
 def home() -> Path:
     return Path(os.environ.get("STUDPERF_HOME", ".studperf")).resolve()

@@ -169,3 +169,14 @@ def test_batches_that_keep_failing_go_to_the_on_failure_file(
     undelivered = {f"shardId-000000000000:{s}" for s in failed["failed_sequences"]}
     assert delivered | undelivered == sent and not delivered & undelivered
     assert stats.discarded_records == failed["records"] > 0
+
+
+def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:
+    from studperf_assets.cli import main
+
+    streams = ["init-in", "init-out"]
+    for _ in range(2):
+        assert main(["init-aws", "--bucket", "init-bucket", "--streams", *streams]) == 0
+    boto3.client("s3").head_bucket(Bucket="init-bucket")
+    names = boto3.client("kinesis").list_streams()["StreamNames"]
+    assert set(streams) <= set(names)

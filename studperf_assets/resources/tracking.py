@@ -28,7 +28,8 @@ def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: st
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=artifact_location)
+        # An MLflow server decides where artifacts go; only a local backend is told.
+        mlflow.create_experiment(name, artifact_location=artifact_location or None)
 
 
 class LazyMlFlow:

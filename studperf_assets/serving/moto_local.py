@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -68,3 +69,20 @@ def moto_server(set_environment: bool = True) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def ensure_bucket(s3: Any, name: str) -> None:
+    """Create a bucket unless it exists (idempotent set-up for local stacks)."""
+    try:
+        s3.head_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - absent (or not ours): try to create it
+        s3.create_bucket(Bucket=name)
+
+
+def ensure_stream(kinesis: Any, name: str, shards: int = 1) -> None:
+    """Create a Kinesis stream unless it exists, and wait until it is active."""
+    try:
+        kinesis.describe_stream_summary(StreamName=name)
+    except kinesis.exceptions.ResourceNotFoundException:
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})

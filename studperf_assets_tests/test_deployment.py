@@ -1,0 +1,181 @@
+"""The local full stack, the images and the workflows, checked without Docker or GitHub."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from lambda_service.handler import ENVIRONMENT_VARIABLES as LAMBDA_ENV
+from studperf_assets.settings import ENVIRONMENT_VARIABLES as STUDPERF_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+AWS_ENV = {
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+}
+KNOWN_ENV = set(STUDPERF_ENV) | set(LAMBDA_ENV) | AWS_ENV | {"MLFLOW_S3_ENDPOINT_URL"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO / "docker-compose.yml").read_text()))
+
+
+def ours(service: dict[str, Any]) -> bool:
+    return service.get("image") == "studperf:local"
+
+
+def listening_port(service: dict[str, Any]) -> int | None:
+    """The port a service's command listens on (-p N, --port N, --port=N)."""
+    command = service.get("command") or []
+    for i, word in enumerate(command):
+        if word in ("-p", "--port"):
+            return int(command[i + 1])
+        if str(word).startswith("--port="):
+            return int(str(word).split("=", 1)[1])
+    return None
+
+
+def test_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {
+        "postgres", "moto", "init-aws", "mlflow", "code-location",
+        "dagster-webserver", "dagster-daemon", "predictions", "dashboard",
+    }  # fmt: skip
+
+
+def test_environment_is_what_the_code_reads(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if ours(service):
+            unknown = set(service["environment"]) - KNOWN_ENV
+            assert not unknown, f"{name} sets variables nothing reads: {unknown}"
+
+
+def test_urls_point_at_the_services_that_serve_them(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    moto_port = int(services["moto"]["ports"][0].rsplit(":", 1)[1])
+    mlflow_port = listening_port(services["mlflow"])
+    databases = {services["postgres"]["environment"]["POSTGRES_DB"]}
+    init_sql = (REPO / "deploy" / "postgres-init.sql").read_text()
+    databases |= set(re.findall(r"CREATE DATABASE (\w+)", init_sql))
+    for name, service in services.items():
+        if not ours(service):
+            continue
+        env = service["environment"]
+        endpoint = urlparse(env["AWS_ENDPOINT_URL"])
+        assert (endpoint.hostname, endpoint.port) == ("moto", moto_port), name
+        tracking = urlparse(env["MLFLOW_TRACKING_URI"])
+        assert (tracking.hostname, tracking.port) == ("mlflow", mlflow_port), name
+        pg = urlparse(env["STUDPERF_DAGSTER_PG_URL"])
+        assert pg.scheme == "postgresql+psycopg2" and pg.hostname == "postgres", name
+        assert pg.path.strip("/") in databases
+    backend = next(a for a in services["mlflow"]["command"] if a.startswith("--backend-store-uri="))
+    assert urlparse(backend.split("=", 1)[1]).path.strip("/") in databases
+
+
+def test_published_ports_reach_the_listening_ports(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        port = listening_port(service)
+        for mapping in service.get("ports", []):
+            host_ip, _host, container = mapping.split(":")
+            assert host_ip == "127.0.0.1", f"{name} publishes beyond loopback"
+            if port is not None:
+                assert int(container) == port, name
+
+
+def test_store_bucket_is_created_and_code_location_matches_workspace(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    store = urlparse(services["code-location"]["environment"]["STUDPERF_MODEL_STORE"])
+    command = services["init-aws"]["command"]
+    assert command[command.index("--bucket") + 1] == store.hostname
+    (grpc,) = yaml.safe_load((REPO / "workspace.docker.yaml").read_text())["load_from"]
+    server = grpc["grpc_server"]
+    assert server["host"] == "code-location"
+    assert server["port"] == listening_port(services["code-location"])
+    assert "studperf_assets.definitions" in services["code-location"]["command"]
+
+
+def test_dockerfiles_copy_what_exists() -> None:
+    for dockerfile in (REPO / "Dockerfile", REPO / "lambda_service" / "Dockerfile"):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY "):
+                for source in line.split()[1:-1]:
+                    assert (REPO / source).exists(), f"{dockerfile}: {source}"
+    assert "dagster.postgres.yaml" in (REPO / "Dockerfile").read_text()
+
+
+def test_the_code_location_package_carries_its_data(tmp_path: Path) -> None:
+    """What `pip install .` puts in the image: both packages and the dataset, no tests."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    command = (
+        [uv, "build", "--wheel"] if uv else [sys.executable, "-m", "pip", "wheel", "--no-deps"]
+    )
+    subprocess.run(
+        [*command, "--out-dir" if uv else "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "studperf_assets/data/Student_performance_data.csv" in names
+    assert "studperf_assets/data/README.md" in names
+    assert "lambda_service/handler.py" in names and "studperf_assets/definitions.py" in names
+    assert not any(n.startswith("studperf_assets_tests/") for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert (
+        "studperf = studperf_assets.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return dict(data)
+
+
+def test_ci_workflow_runs_every_gate() -> None:
+    ci = _workflow("ci.yml")
+    assert "pull_request" in ci["on"]
+    steps = " ".join(
+        str(step.get("run", "")) + str(step.get("uses", ""))
+        for job in ci["jobs"].values()
+        for step in job["steps"]
+    )
+    for needed in (
+        "make test",
+        "make lint",
+        "make iac",
+        "terraform fmt -check",
+        "terraform init -backend=false",
+        "terraform validate",
+        "hashicorp/setup-terraform",
+    ):
+        assert needed in steps, needed
+
+
+def test_cd_workflow_builds_by_sha_and_gates_prod() -> None:
+    cd = _workflow("cd.yml")
+    assert cd["on"]["push"]["branches"] == ["main"]
+    build = " ".join(str(s.get("run", "")) for s in cd["jobs"]["image"]["steps"])
+    assert 'docker build -f lambda_service/Dockerfile -t "$REPOSITORY:$GITHUB_SHA"' in build
+    assert set(cd["jobs"]["deploy-prod"]["needs"]) == {"image", "deploy-stg"}
+    assert cd["jobs"]["deploy-prod"]["with"]["environment"] == "prod"
+    deploy = _workflow("deploy.yml")
+    apply_job = deploy["jobs"]["apply"]
+    assert apply_job["environment"] == "${{ inputs.environment }}"  # prod approval lives there
+    runs = " ".join(str(s.get("run", "")) for s in apply_job["steps"])
+    assert "terraform apply" in runs and "image_tag=${{ inputs.image_tag }}" in runs
