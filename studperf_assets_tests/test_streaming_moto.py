@@ -178,5 +178,11 @@ def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> N
     for _ in range(2):
         assert main(["init-aws", "--bucket", "init-bucket", "--streams", *streams]) == 0
     boto3.client("s3").head_bucket(Bucket="init-bucket")
-    names = boto3.client("kinesis").list_streams()["StreamNames"]
-    assert set(streams) <= set(names)
+    kinesis = boto3.client("kinesis")
+    for name in streams:
+        assert (
+            kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+                "StreamStatus"
+            ]
+            == "ACTIVE"
+        )
