@@ -15,19 +15,38 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 
 from studperf_assets import settings
-from studperf_assets.assets import ingestion, publishing, training
+from studperf_assets.assets import ingestion, monitoring, monitoring_sensors, publishing, training
 from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.model_store import LocalModelStore, ModelStore, S3ModelStore
+from studperf_assets.resources.monitoring import (
+    AlertSender,
+    MetricsDatabase,
+    MonitoringSettings,
+    PredictionStream,
+)
+from studperf_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from studperf_assets.resources.settings import TrainingSettings
 from studperf_assets.resources.tracking import mlflow_tracking
 
-ASSET_MODULES = [ingestion, training, publishing]
+ASSET_MODULES = [ingestion, training, publishing, monitoring]
 
 training_job = define_asset_job(
     "training_job",
-    selection=AssetSelection.groups("training"),
-    description="Raw data to a promoted model bundle, with every training check.",
+    selection=AssetSelection.groups("training") | AssetSelection.assets("reference_data"),
+    description="Raw data to a promoted model bundle (and its reference data), with every check.",
 )
+monitoring_job = define_asset_job(
+    "monitoring_job",
+    selection=AssetSelection.assets("prediction_batches", "drift_report"),
+    partitions_def=monitoring.prediction_batch_partitions,
+    description="One prediction batch: archive, drift report, metrics and monitoring checks.",
+)
+SENSORS = [
+    monitoring_sensors.prediction_batch_sensor,
+    monitoring_sensors.late_labels_sensor,
+    monitoring_sensors.monitoring_alert_sensor,
+    monitoring_sensors.retraining_sensor,
+]
 
 
 def model_store_for(uri: str, home: Path, s3: S3Resource) -> ModelStore:
@@ -38,10 +57,20 @@ def model_store_for(uri: str, home: Path, s3: S3Resource) -> ModelStore:
     return LocalModelStore(root=uri or str(home / "model_store"))
 
 
+def object_store_for(uri: str, home: Path, s3: S3Resource) -> ObjectStore:
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        return S3ObjectStore(bucket=bucket, prefix=prefix.strip("/"), s3=s3)
+    return LocalObjectStore(root=uri or str(home / "monitoring"))
+
+
 def build_resources(
     home: Path | None = None,
     model_store_uri: str | None = None,
     tracking_uri: str | None = None,
+    monitoring_store_uri: str | None = None,
+    metrics_db_url: str | None = None,
+    monitoring: dict[str, Any] | None = None,
     **settings_overrides: Any,
 ) -> dict[str, Any]:
     """Resources from the environment (see ``settings``); tests pass their own folders."""
@@ -49,12 +78,26 @@ def build_resources(
         # An explicit home (tests, tools) keeps MLflow inside it; MLflow itself exports
         # MLFLOW_TRACKING_URI once used, so the environment can be stale in-process.
         tracking_uri = settings.mlflow_tracking_uri() if home is None else _sqlite_uri(home)
+    if metrics_db_url is None:
+        metrics_db_url = settings.metrics_db_url(home)
     home = home or settings.home()
     s3 = S3Resource()
     store_uri = settings.model_store_uri() if model_store_uri is None else model_store_uri
+    monitoring_uri = (
+        settings.monitoring_store_uri() if monitoring_store_uri is None else monitoring_store_uri
+    )
     return {
         "s3": s3,
         "model_store": model_store_for(store_uri, home, s3),
+        "object_store": object_store_for(monitoring_uri, home, s3),
+        "metrics_database": MetricsDatabase(url=metrics_db_url),
+        "monitoring_settings": MonitoringSettings(
+            evidently_workspace=str(home / "evidently"), **(monitoring or {})
+        ),
+        "alert_sender": AlertSender(
+            sender=settings.alert_sender(), recipients=settings.alert_recipients()
+        ),
+        "prediction_stream": PredictionStream(stream_name=settings.predictions_stream()),
         "io_manager": SafeIOManager(base_dir=str(home / "assets")),
         "training_settings": TrainingSettings(
             work_dir=str(home / "work"), mlflow_tracking_uri=tracking_uri, **settings_overrides
@@ -79,7 +122,8 @@ def make_definitions(resources: dict[str, Any]) -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=[training_job],
+        jobs=[training_job, monitoring_job],
+        sensors=SENSORS,
         resources=resources,
     )
 

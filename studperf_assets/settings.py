@@ -7,6 +7,10 @@
 | STUDPERF_DATA_SOURCE | (bundled CSV) | raw CSV path or ``s3://`` URI |
 | MLFLOW_TRACKING_URI | sqlite:///$STUDPERF_HOME/mlflow.db | MLflow backend |
 | STUDPERF_MLFLOW_EXPERIMENT | studperf | MLflow experiment |
+| STUDPERF_MONITORING_STORE | $STUDPERF_HOME/monitoring | batches, reports, labels |
+| STUDPERF_METRICS_DB_URL | sqlite:///$STUDPERF_HOME/monitoring.db | metrics, sent alerts |
+| STUDPERF_PREDICTIONS_STREAM | studperf-predictions | the Lambda's output |
+| STUDPERF_ALERT_SENDER / _RECIPIENTS | example.org | SES alert e-mail |
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ ENVIRONMENT_VARIABLES = (
     "DAGSTER_HOME",
     "STUDPERF_DAGSTER_STORAGE",
     "STUDPERF_DAGSTER_PG_URL",
+    "STUDPERF_MONITORING_STORE",
+    "STUDPERF_METRICS_DB_URL",
+    "STUDPERF_PREDICTIONS_STREAM",
+    "STUDPERF_ALERT_SENDER",
+    "STUDPERF_ALERT_RECIPIENTS",
 )
 
 
@@ -45,3 +54,27 @@ def mlflow_tracking_uri(base: Path | None = None) -> str:
 
 def mlflow_experiment() -> str:
     return os.environ.get("STUDPERF_MLFLOW_EXPERIMENT", "studperf")
+
+
+def monitoring_store_uri() -> str:
+    return os.environ.get("STUDPERF_MONITORING_STORE", "")
+
+
+def metrics_db_url(base: Path | None = None) -> str:
+    return (
+        os.environ.get("STUDPERF_METRICS_DB_URL")
+        or f"sqlite:///{(base or home()) / 'monitoring.db'}"
+    )
+
+
+def predictions_stream() -> str:
+    return os.environ.get("STUDPERF_PREDICTIONS_STREAM", "studperf-predictions")
+
+
+def alert_sender() -> str:
+    return os.environ.get("STUDPERF_ALERT_SENDER", "studperf-alerts@example.org")
+
+
+def alert_recipients() -> list[str]:
+    raw = os.environ.get("STUDPERF_ALERT_RECIPIENTS", "ml-oncall@example.org")
+    return [r.strip() for r in raw.split(",") if r.strip()]

@@ -32,9 +32,19 @@ def test_definitions_load() -> None:
         "best_model",
         "model_bundle",
         "production_model",
+        "reference_data",
+        "prediction_batches",
+        "drift_report",
     }
-    job = defs.resolve_job_def("training_job")
-    assert job.name == "training_job"
+    assert defs.resolve_job_def("training_job").name == "training_job"
+    assert defs.resolve_job_def("monitoring_job").partitions_def is not None
+    for sensor in (
+        "prediction_batch_sensor",
+        "late_labels_sensor",
+        "monitoring_alert_sensor",
+        "retraining_sensor",
+    ):
+        assert defs.resolve_sensor_def(sensor).name == sensor
     checks = {c.name for c in graph.asset_check_keys}
     assert {"raw_label_consistency", "model_bundle_integrity", "model_bundle_vs_champion"} <= checks
 

@@ -15,6 +15,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from studperf_assets.lib import data
+from studperf_assets.lib.labels import arrived_labels
+from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.settings import TrainingSettings
 
 GROUP = "training"
@@ -25,11 +27,15 @@ class RawDataConfig(Config):
         default="",
         description="CSV path or s3:// URI; empty means the dataset bundled with the package.",
     )
+    include_production_labels: bool = Field(
+        default=False,
+        description="Append the labelled production rows that have arrived (retraining).",
+    )
 
 
 @asset(group_name=GROUP, kinds={"pandas", "csv"})
 def raw_student_data(
-    context: AssetExecutionContext, config: RawDataConfig, s3: S3Resource
+    context: AssetExecutionContext, config: RawDataConfig, s3: S3Resource, object_store: ObjectStore
 ) -> Output[pd.DataFrame]:
     """The Kaggle students-performance CSV (El Kharoua 2024, CC BY 4.0), schema-validated.
 
@@ -40,12 +46,27 @@ def raw_student_data(
     payload = data.read_source(source, s3.get_client() if source.startswith("s3://") else None)
     frame = data.parse_raw_csv(payload)
     context.log.info(f"loaded {len(frame)} rows from {source or 'the bundled dataset'}")
+    production_rows = 0
+    if config.include_production_labels:
+        labelled = arrived_labels(object_store)
+        production_rows = len(labelled)
+        # the same validation as the file: labelled rows are training data too
+        frame = (
+            pd.concat(
+                [frame, data.parse_raw_csv(labelled.to_csv(index=False).encode())],
+                ignore_index=True,
+            )
+            if production_rows
+            else frame
+        )
+        context.log.info(f"appended {production_rows} labelled production rows")
     return Output(
         frame,
         metadata={
             "source": source or f"bundled:{data.BUNDLED_DATASET}",
             "source_sha256": data.sha256_bytes(payload),
             "rows": len(frame),
+            "production_rows": production_rows,
             "columns": MetadataValue.json(list(frame.columns)),
             "preview": MetadataValue.md(frame.head(5).to_markdown(index=False)),
         },

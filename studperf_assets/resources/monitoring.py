@@ -1,0 +1,209 @@
+"""Monitoring resources: thresholds, the metrics database, SES alerts, the predictions stream."""
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+METADATA = sa.MetaData()
+BATCH_METRICS = sa.Table(
+    "batch_metrics",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("model_version", sa.String(100), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("drift_share", sa.Float, nullable=False),
+    sa.Column("prediction_drift", sa.Float, nullable=False),
+    sa.Column("target_drift", sa.Float),
+    sa.Column("f1_macro", sa.Float),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("feature_scores", sa.Text, nullable=False),
+    sa.Column("report_uri", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+ALERTS_SENT = sa.Table(
+    "alerts_sent",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("check_name", sa.String(200), primary_key=True),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class MonitoringSettings(ConfigurableResource):
+    batch_size: int = Field(default=200, description="Predictions per monitoring partition.")
+    max_rows: int = Field(
+        default=100_000, description="Rows compared per report; larger batches are sampled."
+    )
+    data_drift_share: float = Field(
+        default=0.2, description="Data drift check fails at this share of drifted features."
+    )
+    prediction_drift_score: float = Field(
+        default=0.15, description="Prediction drift check fails above this Jensen-Shannon distance."
+    )
+    f1_floor: float = Field(default=0.5, description="Performance check fails below this f1-macro.")
+    min_labelled_for_f1: int = Field(
+        default=50, description="Labelled rows needed before f1 is judged."
+    )
+    drift_severity: str = Field(
+        default="WARN", description="Severity of the drift checks (WARN or ERROR)."
+    )
+    performance_severity: str = Field(
+        default="ERROR", description="Severity of the performance check."
+    )
+    min_new_labels_for_retraining: int = Field(
+        default=200, description="Labelled production rows needed to retrain."
+    )
+    retraining_cooldown_seconds: int = Field(
+        default=3600, description="Minimum time between sensor-started retrainings."
+    )
+    evidently_workspace: str = Field(
+        default=".studperf/evidently", description="Evidently UI workspace folder."
+    )
+
+
+class MetricsDatabase(ConfigurableResource):
+    """Per-batch metrics and sent alerts in SQL (SQLite by default, PostgreSQL in production);
+    the schema is created on first use."""
+
+    url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        engine = sa.create_engine(self.url)
+        try:
+            METADATA.create_all(engine)
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def record_batch(self, partition: str, row: dict[str, Any]) -> None:
+        values = {
+            **row,
+            "partition": partition,
+            "feature_scores": json.dumps(row["feature_scores"]),
+            "updated_at": datetime.now(UTC),
+        }
+        with self.connect() as db:
+            db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
+            db.execute(sa.insert(BATCH_METRICS).values(**values))
+
+    def batches(self) -> list[dict[str, Any]]:
+        with self.connect() as db:
+            rows = db.execute(
+                sa.select(BATCH_METRICS).order_by(BATCH_METRICS.c.partition)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def alert_sent(self, partition: str, check_name: str) -> bool:
+        with self.connect() as db:
+            found = db.execute(
+                sa.select(ALERTS_SENT.c.message_id).where(
+                    ALERTS_SENT.c.partition == partition, ALERTS_SENT.c.check_name == check_name
+                )
+            ).first()
+        return found is not None
+
+    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
+        with self.connect() as db:
+            db.execute(
+                sa.insert(ALERTS_SENT).values(
+                    partition=partition,
+                    check_name=check_name,
+                    message_id=message_id,
+                    sent_at=datetime.now(UTC),
+                )
+            )
+
+
+class AlertSender(ConfigurableResource):
+    """E-mail through SES (moto server locally via AWS_ENDPOINT_URL)."""
+
+    sender: str = Field(default="studperf-alerts@example.org", description="Verified SES sender.")
+    recipients: list[str] = Field(
+        default=["ml-oncall@example.org"], description="Alert recipients."
+    )
+
+    def send(self, subject: str, body: str) -> str:
+        response = boto3.client("ses").send_email(
+            Source=self.sender,
+            Destination={"ToAddresses": list(self.recipients)},
+            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
+        )
+        return str(response["MessageId"])
+
+
+class PredictionStream(ConfigurableResource):
+    """Reads the Lambda's predictions stream by shard positions."""
+
+    stream_name: str = Field(default="studperf-predictions", description="Predictions stream.")
+
+    def shards(self) -> list[str]:
+        client = boto3.client("kinesis")
+        return [s["ShardId"] for s in client.list_shards(StreamName=self.stream_name)["Shards"]]
+
+    def read(
+        self, after: dict[str, str], limit: int, until: dict[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Records after the given sequence numbers (per shard; absent = from the start),
+        at most ``limit`` in all, or exactly up to ``until``. Returns (records, positions)."""
+        client = boto3.client("kinesis")
+        positions = dict(after)
+        records: list[dict[str, Any]] = []
+        for shard in sorted(until) if until is not None else self.shards():
+            end = int(until[shard]) if until is not None else None
+            if end is not None and shard in after and int(after[shard]) >= end:
+                continue
+            iterator: str | None = self._iterator(client, shard, after.get(shard))
+            for _ in range(10_000):  # bounded: a shard is finite at any moment
+                if not iterator or len(records) >= limit:
+                    break
+                response = client.get_records(
+                    ShardIterator=iterator, Limit=min(1000, limit - len(records))
+                )
+                batch = response["Records"]
+                if end is not None:
+                    batch = [r for r in batch if int(r["SequenceNumber"]) <= end]
+                for record in batch[: limit - len(records)]:
+                    body = json.loads(record["Data"])
+                    body["_shard"], body["_sequence"] = shard, record["SequenceNumber"]
+                    records.append(body)
+                    positions[shard] = record["SequenceNumber"]
+                reached_end = end is not None and int(positions.get(shard, "-1")) >= end
+                caught_up = not response["Records"] and not response.get("MillisBehindLatest")
+                if reached_end or caught_up:
+                    break
+                iterator = response.get("NextShardIterator")
+        return records, positions
+
+    def _iterator(self, client: Any, shard: str, after: str | None) -> str:
+        if after is None:
+            kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
+        else:
+            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        response = client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard, **kwargs)
+        return str(response["ShardIterator"])
+
+
+def flatten(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prediction records as flat rows: features, prediction, version, ids."""
+    rows = []
+    for r in records:
+        row = {**r["student"], "prediction": r["grade_class"], "student_id": r["student_id"]}
+        row.update({f"prob_{k}": v for k, v in r["probabilities"].items()})
+        row.update(
+            model_version=r["model_version"],
+            idempotency_key=r["idempotency_key"],
+            predicted_at=r["predicted_at"],
+        )
+        rows.append(row)
+    return rows

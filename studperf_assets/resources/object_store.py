@@ -1,0 +1,126 @@
+"""Where monitoring keeps files: archived batches (Parquet), HTML reports and labels.
+
+A local folder by default, an S3 prefix in production (the bucket's ``monitoring/``
+prefix in Terraform); one interface, two implementations, like the model store.
+"""
+
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+
+class ObjectStore(ConfigurableResource):
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
+        """Write an object; returns its URI."""
+        raise NotImplementedError
+
+    def get_bytes(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under a prefix, sorted."""
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def put_frame(self, key: str, frame: pd.DataFrame) -> str:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return self.put_bytes(key, buffer.getvalue())
+
+    def get_frame(self, key: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
+
+
+class LocalObjectStore(ObjectStore):
+    root: str = Field(default=".studperf/monitoring", description="Folder of the store.")
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root).resolve() / key
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return str(path)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        root = self._path("")
+        return sorted(
+            str(p.relative_to(root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+    def clear(self) -> None:
+        shutil.rmtree(self._path(""), ignore_errors=True)
+
+
+class S3ObjectStore(ObjectStore):
+    bucket: str = Field(description="Bucket of the store.")
+    prefix: str = Field(default="monitoring", description="Key prefix of the store.")
+    s3: S3Resource
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}".lstrip("/")
+
+    def _client(self) -> Any:
+        return self.s3.get_client()
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> str:
+        self._client().put_object(
+            Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+        )
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return bytes(
+            self._client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        )
+
+    def exists(self, key: str) -> bool:
+        response = self._client().list_objects_v2(
+            Bucket=self.bucket, Prefix=self._key(key), MaxKeys=1
+        )
+        return any(o["Key"] == self._key(key) for o in response.get("Contents", []))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        paginator = self._client().get_paginator("list_objects_v2")
+        base = self._key("")
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys += [o["Key"][len(base) :] for o in page.get("Contents", [])]
+        return sorted(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
