@@ -143,6 +143,37 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import boto3
+
+    from studperf_assets.definitions import build_resources
+    from studperf_assets.lib.simulation import Drift
+    from studperf_assets.serving.traffic import simulate, training_generator
+
+    try:
+        drift = Drift.parse(args.drift)
+    except ValueError as exc:
+        print(f"studperf simulate: {exc}", file=sys.stderr)
+        return 2
+    store = build_resources()["object_store"] if not args.no_labels else None
+    report = simulate(
+        boto3.client("kinesis"),
+        args.stream,
+        store,
+        training_generator(seed=args.seed),
+        args.count,
+        drift=drift,
+        rate=args.rate,
+        label_delay=args.label_delay,
+    )
+    print(
+        f"sent {report.sent} students to {args.stream} in {report.seconds:.1f}s "
+        f"({report.retried} retried); {report.labels_written} labels due in {args.label_delay:g}s"
+        + (f"; drift {args.drift}" if args.drift else "")
+    )
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     command = [
@@ -185,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-retries", type=int, default=3)
     stream.add_argument("--until-idle", type=int, default=None, help="stop after N empty polls")
     stream.set_defaults(func=cmd_stream)
+    simulate = sub.add_parser("simulate", help="send synthetic students to the input stream")
+    simulate.add_argument("--stream", default="studperf-input")
+    simulate.add_argument("--count", type=int, default=1000)
+    simulate.add_argument(
+        "--rate", type=float, default=None, help="records per second (default: as fast as possible)"
+    )
+    simulate.add_argument(
+        "--drift", default="", help="e.g. absences=8,study=0.5 or raw:StudyTimeWeekly=5"
+    )
+    simulate.add_argument(
+        "--label-delay", type=float, default=0.0, help="seconds until labels arrive"
+    )
+    simulate.add_argument("--no-labels", action="store_true", help="send no ground truth")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.set_defaults(func=cmd_simulate)
     init_aws = sub.add_parser("init-aws", help="create the bucket and streams (local AWS)")
     init_aws.add_argument("--bucket", default="studperf-local")
     init_aws.add_argument(

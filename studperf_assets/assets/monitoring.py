@@ -122,7 +122,9 @@ def prediction_batches(
 
 
 @asset_check(
-    asset=prediction_batches, description="No missing or out-of-range inputs in the batch."
+    asset=prediction_batches,
+    partitions_def=prediction_batch_partitions,
+    description="No missing or out-of-range inputs in the batch.",
 )
 def batch_data_quality(prediction_batches: pd.DataFrame) -> AssetCheckResult:
     problems = {}
@@ -241,7 +243,11 @@ def _summary(report: dict[str, Any]) -> DriftSummary:
     return DriftSummary(**{k: v for k, v in report.items() if k in fields})
 
 
-@asset_check(asset=drift_report, description="Share of drifted features below the threshold.")
+@asset_check(
+    asset=drift_report,
+    partitions_def=prediction_batch_partitions,
+    description="Share of drifted features below the threshold.",
+)
 def data_drift(
     drift_report: dict[str, Any], monitoring_settings: MonitoringSettings
 ) -> AssetCheckResult:
@@ -261,7 +267,11 @@ def data_drift(
     )
 
 
-@asset_check(asset=drift_report, description="Prediction distribution close to the reference's.")
+@asset_check(
+    asset=drift_report,
+    partitions_def=prediction_batch_partitions,
+    description="Prediction distribution close to the reference's.",
+)
 def prediction_drift(
     drift_report: dict[str, Any], monitoring_settings: MonitoringSettings
 ) -> AssetCheckResult:
@@ -277,7 +287,11 @@ def prediction_drift(
     )
 
 
-@asset_check(asset=drift_report, description="f1-macro above the floor once enough labels arrived.")
+@asset_check(
+    asset=drift_report,
+    partitions_def=prediction_batch_partitions,
+    description="f1-macro above the floor once enough labels arrived.",
+)
 def performance(
     drift_report: dict[str, Any], monitoring_settings: MonitoringSettings
 ) -> AssetCheckResult:

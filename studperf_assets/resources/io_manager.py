@@ -25,8 +25,8 @@ class SafeIOManager(ConfigurableIOManager):
 
     def _path(self, context: InputContext | OutputContext) -> Path:
         parts = list(context.asset_key.path)
-        if context.has_partition_key:
-            parts.append(context.partition_key)
+        if context.has_asset_partitions:  # the asset's own partition, not the run's
+            parts.append(context.asset_partition_key)
         return Path(self.base_dir, *parts)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:

@@ -6,6 +6,7 @@ talks to real AWS.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -86,3 +87,10 @@ def ensure_stream(kinesis: Any, name: str, shards: int = 1) -> None:
     except kinesis.exceptions.ResourceNotFoundException:
         kinesis.create_stream(StreamName=name, ShardCount=shards)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
+
+
+def sent_emails(url: str) -> list[dict[str, Any]]:
+    """E-mails moto's SES has accepted (source, destinations, subject, body)."""
+    with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=10) as response:
+        data = json.loads(response.read())
+    return list(data.get("ses", {}).get("Message", []))

@@ -1,0 +1,93 @@
+"""``studperf simulate``: synthetic students into the input stream, labels later.
+
+Students come from ``StudentGenerator`` (fitted on the training split only). Records go
+out in PutRecords calls of up to 500 at the configured rate; entries Kinesis rejects are
+retried until accepted (bounded), so the count sent is the count asked for. Each student's
+ground truth is written to the monitoring store, available after ``label_delay`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from studperf_assets.lib import data
+from studperf_assets.lib.labels import FrameStore, write_labels
+from studperf_assets.lib.simulation import Drift, StudentGenerator, messages
+
+
+@dataclass
+class TrafficReport:
+    sent: int = 0
+    retried: int = 0
+    labels_written: int = 0
+    seconds: float = 0.0
+
+
+def training_generator(seed: int = 0, source: bytes | None = None) -> StudentGenerator:
+    """A generator fitted on the reference split's training rows, and nothing else."""
+    raw = data.parse_raw_csv(source or data.bundled_dataset_path().read_bytes())
+    train_index = data.reference_split(data.select_features(raw))["train"].index
+    return StudentGenerator(raw.loc[train_index], seed=seed)
+
+
+def send(
+    kinesis: Any,
+    stream: str,
+    rows: pd.DataFrame,
+    rate: float | None = None,
+    max_attempts: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TrafficReport:
+    report = TrafficReport()
+    started = time.perf_counter()
+    payloads = [json.dumps(m).encode() for m in messages(rows)]
+    for start in range(0, len(payloads), 500):
+        pending = [
+            {"Data": p, "PartitionKey": str(rows["StudentID"].iloc[start + i])}
+            for i, p in enumerate(payloads[start : start + 500])
+        ]
+        for attempt in range(max_attempts):
+            response = kinesis.put_records(StreamName=stream, Records=pending)
+            if not response.get("FailedRecordCount"):
+                break
+            pending = [
+                e for e, r in zip(pending, response["Records"], strict=True) if r.get("ErrorCode")
+            ]
+            report.retried += len(pending)
+            sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError(
+                f"{len(pending)} records not accepted by {stream} after {max_attempts} attempts"
+            )
+        report.sent = min(start + 500, len(payloads))
+        if rate:
+            ahead = report.sent / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                sleep(ahead)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def simulate(
+    kinesis: Any,
+    stream: str,
+    labels_store: FrameStore | None,
+    generator: StudentGenerator,
+    count: int,
+    drift: Drift | None = None,
+    rate: float | None = None,
+    label_delay: float = 0.0,
+) -> TrafficReport:
+    rows = generator.sample(count, drift)
+    report = send(kinesis, stream, rows, rate)
+    if labels_store is not None:
+        write_labels(labels_store, rows, datetime.now(UTC) + timedelta(seconds=label_delay))
+        report.labels_written = len(rows)
+    return report
