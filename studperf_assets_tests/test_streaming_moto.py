@@ -186,3 +186,35 @@ def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> N
             ]
             == "ACTIVE"
         )
+
+
+def test_simulate_sends_the_count_asked_for(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studperf_assets.cli import main
+
+    monkeypatch.setenv("STUDPERF_HOME", str(tmp_path))
+    kinesis = boto3.client("kinesis")
+    create_stream(kinesis, "sim-in")
+    assert (
+        main(
+            [
+                "simulate",
+                "--stream",
+                "sim-in",
+                "--count",
+                "120",
+                "--drift",
+                "absences=5",
+                "--label-delay",
+                "30",
+            ]
+        )
+        == 0
+    )
+    sent = read_stream(kinesis, "sim-in")
+    assert len(sent) == 120 and {"student_id", "student"} <= set(sent[0])
+    assert all(s["student_id"] >= 1_000_000 for s in sent)
+    (labels,) = (tmp_path / "monitoring" / "labels").iterdir()
+    assert labels.suffix == ".parquet"
+    assert main(["simulate", "--stream", "sim-in", "--count", "1", "--drift", "sleep=9"]) == 2

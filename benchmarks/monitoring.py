@@ -1,0 +1,173 @@
+"""Monitoring benchmark: drift report time by batch size, sampling error, and the whole
+per-batch path (stream read, archive, report, metrics, checks) end to end.
+
+    python benchmarks/monitoring.py [--skip-full-million]
+
+Figures go to benchmarks/results/monitoring.json. Batches come from the simulator (fitted
+on the training split); half of each batch is drifted (absences +8, study time x0.5) so
+the scores are not all near zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results" / "monitoring.json"
+warnings.filterwarnings("ignore")
+
+
+def batch(generator: Any, rows: int) -> pd.DataFrame:
+    from studperf_assets.lib import data
+    from studperf_assets.lib.simulation import Drift
+
+    half = rows // 2
+    frame = pd.concat(
+        [
+            generator.sample(half),
+            generator.sample(rows - half, Drift(absences_added=8, study_time_factor=0.5)),
+        ],
+        ignore_index=True,
+    )
+    return frame.assign(prediction=data.grade_from_gpa(frame["GPA"]), target=frame["GradeClass"])
+
+
+def timed_report(
+    reference: pd.DataFrame, current: pd.DataFrame, max_rows: int
+) -> tuple[float, Any]:
+    from studperf_assets.lib.drift import drift_report
+
+    started = time.perf_counter()
+    result = drift_report(reference, current, max_rows=max_rows)
+    return time.perf_counter() - started, result.summary
+
+
+def end_to_end(rows: int) -> dict[str, float]:
+    """Train, stream ``rows`` predictions through the Lambda core on moto, cut one batch
+    with the sensor and materialize it: the per-batch path, timed."""
+    import boto3
+    from dagster import build_sensor_context, instance_for_test
+
+    from lambda_service.model_provider import ModelProvider
+    from lambda_service.service import PredictionService
+    from lambda_service.streams import KinesisSink
+    from studperf_assets.assets import monitoring_sensors
+    from studperf_assets.definitions import build_resources, make_definitions
+    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.serving.moto_local import ensure_stream, moto_server
+    from studperf_assets.serving.traffic import simulate, training_generator
+    from studperf_assets.training_run import run_training
+
+    home = Path(tempfile.mkdtemp(prefix="studperf-monitoring-bench-"))
+    with moto_server():
+        kinesis = boto3.client("kinesis")
+        for name in ("bench-in", "bench-predictions", "bench-errors"):
+            ensure_stream(kinesis, name)
+        os.environ["STUDPERF_PREDICTIONS_STREAM"] = "bench-predictions"
+        resources = build_resources(home=home, model_store_uri="", monitoring={"batch_size": rows})
+        definitions = make_definitions(resources)
+        with instance_for_test() as instance:
+            assert run_training(instance=instance, definitions=definitions).success
+            simulate(
+                kinesis, "bench-in", resources["object_store"], training_generator(seed=5), rows
+            )
+            provider = ModelProvider(str(home / "model_store"), home / "cache")
+            service = PredictionService(
+                provider, KinesisSink(kinesis), "bench-predictions", "bench-errors"
+            )
+            KinesisPoller(
+                kinesis,
+                "bench-in",
+                lambda e, _c: service.handle_kinesis(e["Records"]).response(),
+                batch_size=500,
+            ).run(until_idle=1, poll_interval=0)
+            started = time.perf_counter()
+            context = build_sensor_context(instance=instance, resources=resources)
+            result = monitoring_sensors.prediction_batch_sensor(context)
+            (request,) = result.run_requests
+            sensor_s = time.perf_counter() - started
+            instance.add_dynamic_partitions("prediction_batches", [request.partition_key])
+            started = time.perf_counter()
+            run = definitions.resolve_job_def("monitoring_job").execute_in_process(
+                run_config=request.run_config,
+                partition_key=request.partition_key,
+                instance=instance,
+            )
+            run_s = time.perf_counter() - started
+            assert run.success
+    return {
+        "rows": rows,
+        "sensor_seconds": round(sensor_s, 2),
+        "monitoring_run_seconds": round(run_s, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--skip-full-million", action="store_true", help="do not run 1M rows unsampled"
+    )
+    args = parser.parse_args()
+    from studperf_assets.lib.drift import DEFAULT_MAX_ROWS
+    from studperf_assets.serving.traffic import training_generator
+
+    generator = training_generator(seed=3)
+    from studperf_assets.lib import data
+
+    raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+    splits = data.reference_split(data.select_features(raw))
+    reference = pd.concat([splits["val"], splits["test"]])
+    reference = reference.assign(prediction=reference["GradeClass"], target=reference["GradeClass"])
+    figures: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
+        "reference_rows": len(reference),
+        "sampling_limit_rows": DEFAULT_MAX_ROWS,
+        "reports": {},
+    }
+    for rows in (2_000, 100_000, 1_000_000):
+        current = batch(generator, rows)
+        seconds, summary = timed_report(reference, current, DEFAULT_MAX_ROWS)
+        entry: dict[str, Any] = {
+            "seconds": round(seconds, 2),
+            "rows_compared": summary.rows_compared,
+        }
+        if rows > DEFAULT_MAX_ROWS and not args.skip_full_million:
+            full_seconds, full = timed_report(reference, current, rows)
+            errors = {
+                c: abs(summary.feature_scores[c] - full.feature_scores[c])
+                for c in full.feature_scores
+            }
+            entry.update(
+                unsampled_seconds=round(full_seconds, 2),
+                sampling_speedup=round(full_seconds / seconds, 1),
+                max_score_error=round(max(errors.values()), 4),
+                prediction_drift_error=round(
+                    abs(summary.prediction_drift - full.prediction_drift), 4
+                ),
+                f1_error=round(abs((summary.f1_macro or 0) - (full.f1_macro or 0)), 4),
+                same_drifted_features=summary.drifted_features == full.drifted_features,
+            )
+        figures["reports"][str(rows)] = entry
+        print(f"{rows} rows: {entry}")
+    figures["end_to_end"] = end_to_end(2_000)
+    print("end to end:", figures["end_to_end"])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
