@@ -58,7 +58,7 @@ def end_to_end(rows: int) -> dict[str, float]:
     """Train, stream ``rows`` predictions through the Lambda core on moto, cut one batch
     with the sensor and materialize it: the per-batch path, timed."""
     import boto3
-    from dagster import build_sensor_context, instance_for_test
+    from dagster import SensorResult, build_sensor_context, instance_for_test
 
     from lambda_service.model_provider import ModelProvider
     from lambda_service.service import PredictionService
@@ -96,9 +96,11 @@ def end_to_end(rows: int) -> dict[str, float]:
             started = time.perf_counter()
             context = build_sensor_context(instance=instance, resources=resources)
             result = monitoring_sensors.prediction_batch_sensor(context)
+            assert isinstance(result, SensorResult) and result.run_requests
             (request,) = result.run_requests
+            key = str(request.partition_key)
             sensor_s = time.perf_counter() - started
-            instance.add_dynamic_partitions("prediction_batches", [request.partition_key])
+            instance.add_dynamic_partitions("prediction_batches", [key])
             started = time.perf_counter()
             run = definitions.resolve_job_def("monitoring_job").execute_in_process(
                 run_config=request.run_config,
