@@ -1,4 +1,4 @@
-# studperf — the two commands a newcomer needs are `make train` and `make test`.
+# studperf — the two commands a newcomer needs are `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 export STUDPERF_HOME ?= $(CURDIR)/.studperf
 export DAGSTER_HOME ?= $(STUDPERF_HOME)/dagster
 
-.PHONY: setup train test lint iac check ui bench lock clean postgres
+PHONY_TARGETS := demo
+.PHONY: $(PHONY_TARGETS) setup train test lint iac check ui bench lock clean postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -18,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## create .venv and install studperf with its dev tools
 
-train: setup ## the main job: train, check and publish a bundle on the embedded defaults
+demo: setup ## the main job: train, serve, monitor, alert, retrain, hot-swap (moto as local AWS)
+	$(BIN)/studperf demo
+
+train: setup ## train, check and publish a bundle on the embedded defaults
 	$(BIN)/studperf train
 
 postgres: ## start the local PostgreSQL server if it is not up

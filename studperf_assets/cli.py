@@ -174,6 +174,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train, serve, monitor, alert, retrain and hot-swap, on one machine."""
+    import warnings
+
+    warnings.filterwarnings("ignore")  # library preview/beta notices drown the step lines
+    home = Path(args.home or settings.home() / "demo").resolve()
+    if home.exists() and not args.keep:
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["STUDPERF_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    prepare_dagster_home()
+    from studperf_assets.demo import print_summary, run_demo
+
+    summary = run_demo(home, batch_size=args.batch_size)
+    print_summary(summary)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     command = [
@@ -231,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--no-labels", action="store_true", help="send no ground truth")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(func=cmd_simulate)
+    demo = sub.add_parser("demo", help="the whole loop on one machine (moto as local AWS)")
+    demo.add_argument("--home", help="state folder (default: $STUDPERF_HOME/demo, replaced)")
+    demo.add_argument("--batch-size", type=int, default=200)
+    demo.add_argument("--keep", action="store_true", help="keep an existing demo folder")
+    demo.set_defaults(func=cmd_demo)
     init_aws = sub.add_parser("init-aws", help="create the bucket and streams (local AWS)")
     init_aws.add_argument("--bucket", default="studperf-local")
     init_aws.add_argument(

@@ -92,7 +92,7 @@ def build_resources(
         "object_store": object_store_for(monitoring_uri, home, s3),
         "metrics_database": MetricsDatabase(url=metrics_db_url),
         "monitoring_settings": MonitoringSettings(
-            evidently_workspace=str(home / "evidently"), **(monitoring or {})
+            **{"evidently_workspace": str(home / "evidently"), **(monitoring or {})}
         ),
         "alert_sender": AlertSender(
             sender=settings.alert_sender(), recipients=settings.alert_recipients()

@@ -42,7 +42,7 @@ class TrainingOutcome:
         return lines
 
 
-def _outcome(result: ExecuteInProcessResult) -> TrainingOutcome:
+def outcome_of(result: ExecuteInProcessResult) -> TrainingOutcome:
     outcome = TrainingOutcome(success=result.success, run_id=result.run_id)
     for evaluation in result.get_asset_check_evaluations():
         outcome.checks[evaluation.check_name] = evaluation.passed
@@ -71,15 +71,21 @@ def _failure_message(event: Any) -> str:
     return str(error.message).strip() if error else "unknown error"
 
 
+def quiet(log_level: str = "WARNING") -> dict[str, Any]:
+    """Run config for Dagster's console logger at a given level."""
+    return {"loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
 def run_training(
     source: str = "",
     instance: DagsterInstance | None = None,
     definitions: Definitions | None = None,
+    log_level: str = "INFO",
 ) -> TrainingOutcome:
     """Materialize the whole training graph; the outcome says what was published."""
     job = (definitions or defs).resolve_job_def("training_job")
     run_config: dict[str, Any] = {
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        **quiet(log_level),
         "ops": {"raw_student_data": {"config": {"source": source}}},
     }
     with DagsterInstance.get() if instance is None else nullcontext(instance) as active:
@@ -87,4 +93,4 @@ def run_training(
             run_config=run_config, instance=active, raise_on_error=False
         )
     end_leftover_runs()  # a run that failed before model_bundle leaves its MLflow run open
-    return _outcome(result)
+    return outcome_of(result)

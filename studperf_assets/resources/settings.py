@@ -17,7 +17,9 @@ class TrainingSettings(ConfigurableResource):
         default=0.55, description="Minimum validation f1-macro the best model must reach."
     )
     champion_tolerance: float = Field(
-        default=0.01,
+        # about one standard deviation of f1-macro across CV folds (measured 0.017-0.03):
+        # a tighter bar rejects equally good models by chance
+        default=0.02,
         description="A new bundle is promoted if its test f1-macro >= champion's - tolerance.",
     )
     max_label_disagreement: float = Field(

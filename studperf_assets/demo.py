@@ -1,0 +1,281 @@
+"""``studperf demo``: the whole life of a model on one machine, nothing to configure.
+
+moto server (started and stopped here) is the local AWS for Kinesis and SES; Dagster,
+MLflow, the model store and the monitoring store are the embedded defaults under the
+demo's home. Sensors are evaluated by the demo itself, one tick each, as the daemon would
+evaluate them; every run lands in the Dagster instance that ``studperf ui`` opens later.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from dagster import DagsterInstance, SensorResult, build_sensor_context
+
+from lambda_service.model_provider import ModelProvider
+from lambda_service.service import PredictionService
+from lambda_service.streams import KinesisSink
+from studperf_assets.assets import monitoring_sensors
+from studperf_assets.definitions import build_resources, make_definitions
+from studperf_assets.lib.simulation import Drift
+from studperf_assets.resources.monitoring import PredictionStream
+from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
+from studperf_assets.serving.moto_local import ensure_stream, moto_server, sent_emails
+from studperf_assets.serving.traffic import simulate, training_generator
+from studperf_assets.training_run import TrainingOutcome, outcome_of, quiet, run_training
+
+STREAMS = {
+    "input": "studperf-input",
+    "predictions": "studperf-predictions",
+    "errors": "studperf-errors",
+}
+SENDER, RECIPIENT = "studperf-alerts@example.org", "ml-oncall@example.org"
+DRIFT = Drift(absences_added=8, study_time_factor=0.5)
+ENVIRONMENT = {
+    "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
+    "STUDPERF_ALERT_SENDER": SENDER,
+    "STUDPERF_ALERT_RECIPIENTS": RECIPIENT,
+}
+
+
+@dataclass
+class DemoSummary:
+    home: Path
+    bundles: list[dict[str, Any]] = field(default_factory=list)  # + "promoted"
+    batches: list[dict[str, Any]] = field(default_factory=list)  # partition, drift, checks
+    emails: list[dict[str, Any]] = field(default_factory=list)
+    retraining_run: str | None = None
+    versions_served: list[str] = field(default_factory=list)  # output records, in order
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "monitoring" / "reports"
+
+
+class Demo:
+    def __init__(self, home: Path, batch_size: int, echo: Callable[[str], None]) -> None:
+        self.home, self.batch_size, self.echo = home, batch_size, echo
+        self.summary = DemoSummary(home=home)
+        self.resources = build_resources(
+            home=home,
+            model_store_uri="",
+            monitoring_store_uri="",
+            monitoring={"batch_size": batch_size, "min_new_labels_for_retraining": batch_size},
+        )
+        self.definitions = make_definitions(self.resources)
+        self.generator = training_generator(seed=42)
+        self.step_number = 0
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.step_number += 1
+        self.echo(f"[{self.step_number}/6] {title} …")
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        self.summary.steps.append((title, seconds))
+        self.echo(f"      done in {seconds:.1f}s")
+
+    def tick(self, sensor: Any) -> Any:
+        """One evaluation of a sensor against the instance, with the demo's resources."""
+        context = build_sensor_context(instance=self.instance, resources=self.resources)
+        return sensor(context)
+
+    def run(self, calm_batches: int, drifted_batches: int) -> DemoSummary:
+        dagster_home = self.home / "dagster"
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        with (
+            moto_server() as self.moto_url,
+            DagsterInstance.from_config(str(dagster_home)) as self.instance,
+        ):
+            self.kinesis = boto3.client("kinesis")
+            for name in STREAMS.values():
+                ensure_stream(self.kinesis, name)
+            boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+            self.echo(
+                f"local AWS: moto server at {self.moto_url}; streams {', '.join(STREAMS.values())}"
+            )
+            self.train_first_bundle()
+            self.stream_traffic(calm_batches, drifted_batches)
+            self.monitor()
+            self.alert()
+            self.retrain()
+            self.hot_swap()
+        return self.summary
+
+    def _record(self, outcome: TrainingOutcome) -> None:
+        if outcome.bundle:
+            promoted = outcome.production is not None
+            self.summary.bundles.append({**outcome.bundle, "promoted": promoted})
+            verdict = "production" if promoted else "kept out: " + "; ".join(outcome.failures)[:300]
+            self.echo(
+                f"      bundle {outcome.bundle['version']} ({outcome.bundle['model_family']}) "
+                f"test f1-macro {outcome.bundle['test_f1_macro']:.4f} -> {verdict}"
+            )
+
+    def train_first_bundle(self) -> None:
+        with self.step("train, check and publish the first bundle"):
+            first = run_training(
+                instance=self.instance, definitions=self.definitions, log_level="WARNING"
+            )
+            if not first.success:
+                raise RuntimeError(f"training failed: {first.failures}")
+            self._record(first)
+        provider = ModelProvider(
+            str(self.home / "model_store"), self.home / "cache", refresh_seconds=0
+        )
+        service = PredictionService(
+            provider, KinesisSink(self.kinesis), STREAMS["predictions"], STREAMS["errors"]
+        )
+        self.poller = KinesisPoller(
+            self.kinesis,
+            STREAMS["input"],
+            lambda event, _context: service.handle_kinesis(event["Records"]).response(),
+            batch_size=500,
+            checkpoints=Checkpoints(self.home / "stream" / "checkpoints.json"),
+            sleep=lambda _s: None,
+        )
+
+    def stream_traffic(self, calm: int, drifted: int) -> None:
+        with self.step("stream simulated traffic through the Lambda handler (studperf stream)"):
+            store = self.resources["object_store"]
+            for _ in range(calm):
+                simulate(self.kinesis, STREAMS["input"], store, self.generator, self.batch_size)
+            for _ in range(drifted):
+                simulate(
+                    self.kinesis, STREAMS["input"], store, self.generator, self.batch_size, DRIFT
+                )
+            self.echo(
+                f"      {calm * self.batch_size} students from the training population, then "
+                f"{drifted * self.batch_size} drifted (8 more absences, half the study time)"
+            )
+            stats = self.poller.run(until_idle=1, poll_interval=0)
+            self.echo(
+                f"      {stats.records} records -> {STREAMS['predictions']} "
+                f"in {stats.batches} Lambda batches"
+            )
+
+    def monitor(self) -> None:
+        with self.step("materialize the monitoring partitions (drift reports, checks)"):
+            result = self.tick(monitoring_sensors.prediction_batch_sensor)
+            if not isinstance(result, SensorResult) or not result.run_requests:
+                raise RuntimeError("the batch sensor found no complete batch")
+            for added in result.dynamic_partitions_requests or []:
+                self.instance.add_dynamic_partitions(
+                    added.partitions_def_name, list(added.partition_keys)
+                )
+            job = self.definitions.resolve_job_def("monitoring_job")
+            for request in result.run_requests:
+                run = job.execute_in_process(
+                    run_config={**(request.run_config or {}), **quiet()},
+                    partition_key=request.partition_key,
+                    instance=self.instance,
+                    raise_on_error=False,
+                )
+                checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+                report = run.output_for_node("drift_report")
+                batch = {
+                    "partition": request.partition_key,
+                    "drift_share": report["drift_share"],
+                    "drifted": report["drifted_features"],
+                    "f1_macro": report["f1_macro"],
+                    "failed_checks": sorted(c for c, ok in checks.items() if not ok),
+                }
+                self.summary.batches.append(batch)
+                self.echo(
+                    f"      {batch['partition']}: drift share {batch['drift_share']:.2f}; "
+                    f"failed checks: {', '.join(batch['failed_checks']) or 'none'}"
+                )
+
+    def alert(self) -> None:
+        with self.step("alert: failing checks e-mail the on-call (monitoring_alert_sensor, SES)"):
+            before = len(sent_emails(self.moto_url))
+            self.tick(monitoring_sensors.monitoring_alert_sensor)
+            self.summary.emails = sent_emails(self.moto_url)[before:]
+            for email in self.summary.emails:
+                self.echo(
+                    f"      to {', '.join(email['destinations']['ToAddresses'])}: "
+                    f"{email['subject']}"
+                )
+            if self.summary.emails:
+                body = self.summary.emails[0]["body"].strip().replace("\n", "\n      | ")
+                self.echo(f"      first e-mail, read back from the local SES:\n      | {body}")
+
+    def retrain(self) -> None:
+        with self.step("retrain on the labelled batches (retraining_sensor), champion check"):
+            decision = self.tick(monitoring_sensors.retraining_sensor)
+            if not isinstance(decision, SensorResult) or not decision.run_requests:
+                raise RuntimeError(f"the retraining sensor did not fire: {decision}")
+            request = decision.run_requests[0]
+            self.echo(
+                "      retraining_sensor -> training_job, trigger "
+                f"{request.tags.get('studperf/trigger')}"
+            )
+            training = self.definitions.resolve_job_def("training_job").execute_in_process(
+                run_config={**(request.run_config or {}), **quiet()},
+                instance=self.instance,
+                raise_on_error=False,
+                tags=request.tags,
+            )
+            self.summary.retraining_run = training.run_id
+            self._record(outcome_of(training))
+
+    def hot_swap(self) -> None:
+        with self.step("more traffic: the Lambda hot-swaps to the promoted bundle"):
+            simulate(self.kinesis, STREAMS["input"], None, self.generator, 50)
+            self.poller.run(until_idle=1, poll_interval=0)
+            records, _ = PredictionStream(stream_name=STREAMS["predictions"]).read({}, limit=10**7)
+            self.summary.versions_served = [r["model_version"] for r in records]
+            seen = list(dict.fromkeys(self.summary.versions_served))
+            self.echo(f"      versions in the output records, in order: {' -> '.join(seen)}")
+
+
+def run_demo(
+    home: Path,
+    batch_size: int = 200,
+    calm_batches: int = 2,
+    drifted_batches: int = 2,
+    echo: Callable[[str], None] = print,
+) -> DemoSummary:
+    saved = {k: os.environ.get(k) for k in ENVIRONMENT}
+    os.environ.update(ENVIRONMENT)
+    warnings.filterwarnings("ignore")  # library beta/deprecation notices drown the step lines
+    try:
+        return Demo(home, batch_size, echo).run(calm_batches, drifted_batches)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> None:
+    echo("\nsummary")
+    for bundle in summary.bundles:
+        state = "promoted" if bundle["promoted"] else "not promoted"
+        echo(f"  bundle {bundle['version']}: test f1-macro {bundle['test_f1_macro']:.4f} ({state})")
+    for batch in summary.batches:
+        drifted = ", ".join(batch["drifted"]) or "no drifted features"
+        echo(
+            f"  {batch['partition']}: drift share {batch['drift_share']:.2f} ({drifted}), "
+            f"f1-macro {batch['f1_macro']:.3f}"
+        )
+    echo(f"  alerts sent: {len(summary.emails)}")
+    echo(f"  retraining run: {summary.retraining_run}")
+    echo(f"  HTML reports: {summary.reports}")
+    echo(f"  Evidently dashboard: .venv/bin/evidently ui --workspace {summary.home / 'evidently'}")
+    echo(f"  total {sum(seconds for _, seconds in summary.steps):.0f}s in the six steps")
+    echo(
+        "\nopen the Dagster UI on this state:\n"
+        f"  STUDPERF_HOME={summary.home} .venv/bin/studperf ui"
+    )

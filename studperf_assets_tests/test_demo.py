@@ -1,0 +1,77 @@
+"""The main job end to end: a shortened `studperf demo`, each step's outcome asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studperf_assets.demo import DemoSummary, print_summary, run_demo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
+    import os
+
+    home = tmp_path_factory.mktemp("demo")
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    lines: list[str] = []
+    try:
+        summary = run_demo(
+            home, batch_size=200, calm_batches=2, drifted_batches=2, echo=lines.append
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+    assert any(line.startswith("[6/6]") for line in lines)
+    return summary
+
+
+def test_two_bundles_both_promoted(demo: DemoSummary) -> None:
+    first, second = demo.bundles
+    assert first["promoted"] and second["promoted"]
+    assert first["version"] != second["version"]
+    pointer = json.loads((demo.home / "model_store" / "production.json").read_text())
+    assert pointer["version"] == second["version"]
+
+
+def test_drift_check_fails_on_the_drifted_batches_only(demo: DemoSummary) -> None:
+    failing = {b["partition"]: "data_drift" in b["failed_checks"] for b in demo.batches}
+    assert failing == {
+        "batch-000001": False,
+        "batch-000002": False,
+        "batch-000003": True,
+        "batch-000004": True,
+    }
+    for batch in demo.batches:
+        assert (demo.reports / batch["partition"] / "drift.html").is_file()
+
+
+def test_one_email_per_failing_check(demo: DemoSummary) -> None:
+    failed = sorted((b["partition"], c) for b in demo.batches for c in b["failed_checks"])
+    subjects = sorted(e["subject"] for e in demo.emails)
+    assert subjects == sorted(f"[studperf] {c} failed on {p}" for p, c in failed)
+
+
+def test_retraining_ran_and_the_handler_hot_swapped(demo: DemoSummary) -> None:
+    assert demo.retraining_run
+    first, second = (b["version"] for b in demo.bundles)
+    served = demo.versions_served
+    assert served[0] == first and served[-1] == second
+    switch = served.index(second)
+    assert set(served[:switch]) == {first} and set(served[switch:]) == {second}
+    assert len(served) == 800 + 50
+
+
+def test_summary_names_everything(demo: DemoSummary, capsys: pytest.CaptureFixture[str]) -> None:
+    print_summary(demo)
+    text = capsys.readouterr().out
+    assert "alerts sent: " in text and f"STUDPERF_HOME={demo.home}" in text
+    assert all(b["version"] in text for b in demo.bundles)
+    assert Path(demo.home / "evidently").is_dir()
