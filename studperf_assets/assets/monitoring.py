@@ -1,6 +1,8 @@
 """Monitoring: reference data, prediction batches (dynamic partitions), drift reports and
 the checks that judge them. Sensors live beside them in ``monitoring_sensors``."""
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -209,9 +211,6 @@ def drift_report(
 
 
 def _html(snapshot: Any) -> bytes:
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "report.html"
         snapshot.save_html(str(path))
