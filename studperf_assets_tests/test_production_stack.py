@@ -3,6 +3,7 @@
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import boto3
 import pytest
@@ -56,3 +57,27 @@ def test_training_on_postgres_and_s3(
         MODEL_NAME, "champion"
     )
     assert champion.tags["bundle_version"] == version
+
+
+def test_the_postgres_instance_file_is_valid(
+    pg_databases: Callable[[], str],
+    tmp_path: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dagster.postgres.yaml, as the CLI and the code-location image install it."""
+    import shutil
+
+    from dagster import DagsterInstance
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copyfile(
+        Path(__file__).resolve().parent.parent / "dagster.postgres.yaml", home / "dagster.yaml"
+    )
+    monkeypatch.setenv(
+        "STUDPERF_DAGSTER_PG_URL", pg_databases().replace("postgresql://", "postgresql+psycopg2://")
+    )
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.get_runs() == []
