@@ -61,7 +61,7 @@ def test_training_on_postgres_and_s3(
 
 def test_the_postgres_instance_file_is_valid(
     pg_databases: Callable[[], str],
-    tmp_path: pytest.TempPathFactory,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """dagster.postgres.yaml, as the CLI and the code-location image install it."""
