@@ -14,7 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lambda_service.bundle import BundleError, resolve_bundle_uri
+from lambda_service.bundle import (
+    PRODUCTION_POINTER,
+    BundleError,
+    resolve_bundle_uri,
+    resolve_production,
+)
 from lambda_service.predictor import Predictor
 
 log = logging.getLogger("studperf.model")
@@ -37,6 +42,7 @@ class ModelProvider:
         try:
             bundle_uri, pointer_version = resolve_bundle_uri(uri, s3)
             self.follows_pointer = pointer_version is not None
+            self._store_root = uri.rstrip("/").removesuffix(PRODUCTION_POINTER).rstrip("/")
             self._predictor = Predictor.from_uri(bundle_uri, cache_dir, s3)
         except BundleError:
             raise
@@ -56,7 +62,8 @@ class ModelProvider:
         """Re-read the pointer; swap to a new version. True if the model changed."""
         self._checked_at = self.clock()
         try:
-            bundle_uri, version = resolve_bundle_uri(self.uri, self.s3)
+            # the pointer only: one small read per refresh, not a probe for a manifest first
+            version, bundle_uri = resolve_production(self._store_root, self.s3)
             if version == self._predictor.version:
                 return False
             replacement = Predictor.from_uri(bundle_uri, self.cache_dir, self.s3)
