@@ -1,5 +1,6 @@
 """Monitoring resources: thresholds, the metrics database, SES alerts, the predictions stream."""
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +71,13 @@ class MonitoringSettings(ConfigurableResource):
     )
 
 
+@functools.cache
+def _engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    METADATA.create_all(engine)
+    return engine
+
+
 class MetricsDatabase(ConfigurableResource):
     """Per-batch metrics and sent alerts in SQL (SQLite by default, PostgreSQL in production);
     the schema is created on first use."""
@@ -78,13 +86,9 @@ class MetricsDatabase(ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
-        engine = sa.create_engine(self.url)
-        try:
-            METADATA.create_all(engine)
-            with engine.begin() as connection:
-                yield connection
-        finally:
-            engine.dispose()
+        """A transaction on a pooled engine (one per URL; schema created on first use)."""
+        with _engine(self.url).begin() as connection:
+            yield connection
 
     def record_batch(self, partition: str, row: dict[str, Any]) -> None:
         values = {
