@@ -50,15 +50,9 @@ def raw_student_data(
     if config.include_production_labels:
         labelled = arrived_labels(object_store)
         production_rows = len(labelled)
-        # the same validation as the file: labelled rows are training data too
-        frame = (
-            pd.concat(
-                [frame, data.parse_raw_csv(labelled.to_csv(index=False).encode())],
-                ignore_index=True,
-            )
-            if production_rows
-            else frame
-        )
+        if production_rows:  # validated like the file: labelled rows are training data too
+            rows = data.parse_raw_csv(labelled.to_csv(index=False).encode())
+            frame = pd.concat([frame, rows], ignore_index=True)
         context.log.info(f"appended {production_rows} labelled production rows")
     return Output(
         frame,

@@ -148,19 +148,18 @@ class KinesisPoller:
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
             return
         lowest = min(failures, key=int)
+        first_failed = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
         attempt = self.retries.get(shard, 0) + 1
         if attempt > self.max_retries:
             # Give up on this batch as Lambda does: the on-failure destination gets it.
-            start = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
-            self._discard(shard, records[start:], failures)
+            self._discard(shard, records[first_failed:], failures)
             self.retries.pop(shard, None)
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
             return
         self.retries[shard] = attempt
         self.stats.retried_batches += 1
-        index = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
-        if index:
-            self.checkpoints.set(self.stream, shard, records[index - 1]["SequenceNumber"])
+        if first_failed:
+            self.checkpoints.set(self.stream, shard, records[first_failed - 1]["SequenceNumber"])
         self.sleep(min(2.0, 0.1 * 2**attempt))
         self.iterators[shard] = self._iterator(shard, at=lowest)
 
