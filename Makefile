@@ -1,4 +1,5 @@
-# studperf — the two commands a newcomer needs are `make demo` and `make test`.
+# studperf — the two commands a newcomer needs are `make demo` and `make test`;
+# `make up` runs the platform continuously.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,13 +9,17 @@ export STUDPERF_HOME ?= $(CURDIR)/.studperf
 export DAGSTER_HOME ?= $(STUDPERF_HOME)/dagster
 
 PHONY_TARGETS := demo
-.PHONY: $(PHONY_TARGETS) setup train test lint iac check ui bench lock clean postgres
+.PHONY: $(PHONY_TARGETS) setup train test lint iac check ui up bench lock clean postgres
 
+# Bytecode is compiled at install time (uv does not by default, and these machines set
+# PYTHONDONTWRITEBYTECODE=1): otherwise every run, step and sensor process compiles
+# Evidently, MLflow and scikit-learn from source again.
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m compileall -q studperf_assets lambda_service
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install studperf with its dev tools
@@ -53,6 +58,9 @@ check: test lint iac
 
 ui: setup ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/studperf ui
+
+up: setup ## the live platform: moto, Dagster (sensors running), stream consumer, Evidently UI
+	$(BIN)/studperf up
 
 bench: setup ## benchmarks/ (figures land in benchmarks/results/)
 	$(BIN)/python benchmarks/training.py

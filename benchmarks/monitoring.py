@@ -63,7 +63,6 @@ def end_to_end(rows: int) -> dict[str, float]:
     from lambda_service.model_provider import ModelProvider
     from lambda_service.service import PredictionService
     from lambda_service.streams import KinesisSink
-    from studperf_assets.assets import monitoring_sensors
     from studperf_assets.definitions import build_resources, make_definitions
     from studperf_assets.serving.kinesis_poller import KinesisPoller
     from studperf_assets.serving.moto_local import ensure_stream, moto_server
@@ -94,8 +93,8 @@ def end_to_end(rows: int) -> dict[str, float]:
                 batch_size=500,
             ).run(until_idle=1, poll_interval=0)
             started = time.perf_counter()
-            context = build_sensor_context(instance=instance, resources=resources)
-            result = monitoring_sensors.prediction_batch_sensor(context)
+            with build_sensor_context(instance=instance, resources=resources) as context:
+                result = definitions.resolve_sensor_def("prediction_batch_sensor")(context)
             assert isinstance(result, SensorResult) and result.run_requests
             (request,) = result.run_requests
             key = str(request.partition_key)

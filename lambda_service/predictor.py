@@ -24,6 +24,14 @@ class Prediction:
     grade: str
     probabilities: dict[str, float]
 
+    def to_json(self) -> dict[str, Any]:
+        """The prediction fields of an output record or HTTP answer (no deep copy)."""
+        return {
+            "grade_class": self.grade_class,
+            "grade": self.grade,
+            "probabilities": self.probabilities,
+        }
+
 
 class Predictor:
     """Validates records against the bundle's own schema and scores them in batches."""

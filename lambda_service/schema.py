@@ -7,6 +7,7 @@ use them. GPA is absent too: it is only known after the fact.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,25 +59,63 @@ class InvalidRecord(ValueError):
         super().__init__(f"{field}: {reason}" if field else reason)
 
 
+# Identifiers a message carries. They become Kinesis partition keys (1-256 characters) and
+# SQL keys, so they get explicit limits: an integer of at most 18 digits (an integral float
+# such as 2566.0, as pandas-based producers send, counts as one), or a short ASCII token.
+MAX_INTEGER_ID = 10**18 - 1
+STUDENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
+ID_RULES = {
+    "student_id": (STUDENT_ID_PATTERN, "an integer 0..10^18-1 or 1-64 of A-Z a-z 0-9 . _ : @ -"),
+    "request_id": (REQUEST_ID_PATTERN, "an integer 0..10^18-1 or 1-128 of A-Z a-z 0-9 . _ : @ / -"),
+}
+
+
+def parse_id(field: str, raw: Any) -> int | str:
+    """A validated identifier (``student_id`` or ``request_id``), or InvalidRecord."""
+    pattern, rule = ID_RULES[field]
+    if isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if 0 <= raw <= MAX_INTEGER_ID:
+            return raw
+    elif isinstance(raw, str) and pattern.fullmatch(raw):
+        return raw
+    raise InvalidRecord(field, f"must be {rule}; got {describe(raw)}")
+
+
+def describe(raw: Any) -> str:
+    """A short, always printable description of a raw value for error messages
+    (``str`` of a huge integer raises in Python 3.11, and payloads may be megabytes)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 64:
+        return f"an integer of about {int(raw.bit_length() * 0.30103) + 1} digits"
+    if isinstance(raw, str | int | float | bool) or raw is None:
+        text = repr(raw)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return type(raw).__name__
+
+
 def parse_value(feature: Feature, raw: Any) -> float:
     """Coerce one raw value (number or numeric string) or raise InvalidRecord."""
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         raise InvalidRecord(feature.name, "missing value")
     if isinstance(raw, bool):
-        raise InvalidRecord(feature.name, f"not a number: {raw!r}")
+        raise InvalidRecord(feature.name, f"not a number: {describe(raw)}")
+    if isinstance(raw, int) and abs(raw) > 2**53:
+        raise InvalidRecord(feature.name, f"{describe(raw)} is far outside the valid range")
     if isinstance(raw, int | float):
         value = float(raw)
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
         except ValueError:
-            raise InvalidRecord(feature.name, f"not a number: {raw!r}") from None
+            raise InvalidRecord(feature.name, f"not a number: {describe(raw)}") from None
     else:
         raise InvalidRecord(feature.name, f"not a number: {type(raw).__name__}")
     if math.isnan(value) or math.isinf(value):
-        raise InvalidRecord(feature.name, f"not a finite number: {raw!r}")
+        raise InvalidRecord(feature.name, f"not a finite number: {describe(raw)}")
     if feature.kind == "int" and not value.is_integer():
-        raise InvalidRecord(feature.name, f"expected an integer, got {raw!r}")
+        raise InvalidRecord(feature.name, f"expected an integer, got {describe(raw)}")
     if not feature.minimum <= value <= feature.maximum:
         raise InvalidRecord(
             feature.name, f"{value:g} outside [{feature.minimum:g}, {feature.maximum:g}]"

@@ -19,12 +19,13 @@ from typing import Any
 
 from lambda_service.model_provider import ModelProvider
 from lambda_service.predictor import Predictor
-from lambda_service.schema import InvalidRecord
+from lambda_service.schema import InvalidRecord, parse_id
 from lambda_service.streams import Entry, RecordSink
 
 log = logging.getLogger("studperf.service")
 
 MAX_ERROR_PAYLOAD = 64 * 1024  # keep error records far below Kinesis' 1 MiB limit
+MAX_PARTITION_KEY = 256
 
 
 @dataclass
@@ -51,25 +52,86 @@ def _payload_text(data: bytes) -> tuple[str, str]:
     return text[:MAX_ERROR_PAYLOAD], encoding
 
 
-def _student(data: bytes) -> tuple[Any, Mapping[str, Any]]:
-    """(student_id, features) of one input record, or InvalidRecord."""
+def _message(data: bytes) -> tuple[int | str, str | None, Mapping[str, Any]]:
+    """(student_id, request_id or None, features) of one input record, or InvalidRecord."""
     try:
         message = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRecord(None, "payload is not UTF-8 text") from None
+    except RecursionError:
+        raise InvalidRecord(None, "payload is JSON nested too deeply") from None
     except ValueError as exc:
-        raise InvalidRecord(
-            None, f"payload is not JSON ({exc.args[0] if exc.args else exc})"
-        ) from None
+        reason = str(exc.args[0] if exc.args else exc)[:200]
+        raise InvalidRecord(None, f"payload is not JSON ({reason})") from None
     if not isinstance(message, dict):
         raise InvalidRecord(None, f"payload is JSON {type(message).__name__}, not an object")
-    student_id = message.get("student_id")
-    if student_id is None or isinstance(student_id, bool) or not isinstance(student_id, int | str):
-        raise InvalidRecord("student_id", "missing, or not an integer or string")
+    if message.get("student_id") is None:
+        raise InvalidRecord("student_id", "missing")
+    student_id = parse_id("student_id", message["student_id"])
+    request_id = message.get("request_id")
+    if request_id is not None:
+        request_id = str(parse_id("request_id", request_id))
     student = message.get("student")
     if not isinstance(student, dict):
         raise InvalidRecord("student", "missing, or not an object of features")
-    return student_id, student
+    return student_id, request_id, student
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one Kinesis record came from: how to report it, and how to key its output."""
+
+    sequence: str  # Lambda's itemIdentifier for a retry
+    key: str  # idempotency key: the eventID ("shardId-…:sequence"), unique per stream
+    partition_key: str  # for an error record: the input's own key when it is a valid one
+
+
+def _source(record: Any, index: int) -> _Source:
+    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
+    kinesis = kinesis if isinstance(kinesis, Mapping) else {}
+    raw_sequence = kinesis.get("sequenceNumber")
+    sequence = str(raw_sequence) if isinstance(raw_sequence, str | int) else f"missing-{index}"
+    event_id = record.get("eventID") if isinstance(record, Mapping) else None
+    # eventID is unique per stream; sequence numbers only per shard. Failures are still
+    # reported by sequence number, as ReportBatchItemFailures expects.
+    key = event_id if isinstance(event_id, str) and event_id else sequence
+    return _Source(sequence, key, safe_partition_key(kinesis.get("partitionKey"), sequence))
+
+
+def safe_partition_key(candidate: Any, fallback: str) -> str:
+    """Kinesis takes 1-256 Unicode characters; anything else would fail the whole call."""
+    if isinstance(candidate, str) and 1 <= len(candidate) <= MAX_PARTITION_KEY:
+        try:
+            candidate.encode("utf-8")
+            return candidate
+        except UnicodeEncodeError:  # a lone surrogate
+            pass
+    return fallback[:MAX_PARTITION_KEY] or "unknown"
+
+
+def _decode(record: Any) -> bytes:
+    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
+    if not isinstance(kinesis, Mapping) or "data" not in kinesis:
+        raise InvalidRecord(None, "record has no kinesis.data")
+    try:
+        return base64.b64decode(kinesis["data"], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidRecord(None, "data is not base64") from None
+
+
+def _raw_data(record: Any) -> bytes:
+    """What an undecodable record carried, for its error record."""
+    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
+    data = kinesis.get("data", "") if isinstance(kinesis, Mapping) else ""
+    return str(data)[:MAX_ERROR_PAYLOAD].encode("utf-8", "replace")
+
+
+@dataclass
+class _Valid:
+    source: _Source
+    student_id: int | str
+    request_id: str
+    features: list[float]
 
 
 class PredictionService:
@@ -88,60 +150,46 @@ class PredictionService:
         self.now = now
 
     # ---- Kinesis -----------------------------------------------------------------
-    def handle_kinesis(self, records: Sequence[Mapping[str, Any]]) -> BatchOutcome:
+    def handle_kinesis(self, records: Sequence[Any]) -> BatchOutcome:
+        """Score a Lambda batch. Nothing a record carries can make this raise: a record
+        that cannot be decoded, validated or encoded becomes an error record."""
         if self.sink is None:
             raise RuntimeError("no output streams configured for Kinesis events")
         predictor = self.provider.predictor
         started = time.perf_counter()
         at = self.now()
-        rows: list[list[float]] = []
-        valid: list[tuple[tuple[str, str], Any, list[float]]] = []
+        valid: list[_Valid] = []
         errors: list[Entry] = []
-        for record in records:
-            kinesis = record["kinesis"]
-            sequence = str(kinesis["sequenceNumber"])
-            # eventID ("shardId-…:sequence") is unique per stream; sequence numbers are
-            # only unique per shard. Failures are still reported by sequence number.
-            key = str(record.get("eventID") or sequence)
-            partition_key = str(kinesis.get("partitionKey", sequence))
+        for index, record in enumerate(records):
+            source = _source(record, index)
+            data = b""
             try:
-                data = base64.b64decode(kinesis["data"], validate=True)
-            except (binascii.Error, ValueError, TypeError):
-                data = str(kinesis.get("data", "")).encode("utf-8", "replace")
-                errors.append(
-                    self._error(
-                        InvalidRecord(None, "data is not base64"),
-                        data,
-                        (sequence, key),
-                        partition_key,
-                        predictor,
-                        at,
-                    )
-                )
-                continue
-            try:
-                student_id, student = _student(data)
+                data = _decode(record)
+                student_id, request_id, student = _message(data)
                 features = predictor.parse(student)
             except InvalidRecord as invalid:
-                errors.append(
-                    self._error(invalid, data, (sequence, key), partition_key, predictor, at)
-                )
+                errors.append(self._error(invalid, data or _raw_data(record), source, at))
                 continue
-            rows.append(features)
-            valid.append(((sequence, key), student_id, features))
-        labels, probabilities = predictor.predict_matrix(rows)
-        predictions = [
-            self._prediction(predictor, item, int(label), probs, at)
-            for item, label, probs in zip(valid, labels, probabilities, strict=True)
-        ]
-        failed = self.sink.put(self.predictions_stream, predictions)
-        failed += self.sink.put(self.errors_stream, errors)
+            except Exception as exc:  # noqa: BLE001 - a poison record must not fail the batch
+                unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while decoding")
+                errors.append(self._error(unexpected, data or _raw_data(record), source, at))
+                continue
+            valid.append(_Valid(source, student_id, request_id or source.key, features))
+        labels, probabilities = predictor.predict_matrix([v.features for v in valid])
+        predictions: list[Entry] = []
+        for item, label, probs in zip(valid, labels, probabilities, strict=True):
+            try:
+                predictions.append(self._prediction(predictor, item, int(label), probs, at))
+            except Exception as exc:  # noqa: BLE001 - accounted for as an error record
+                unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while encoding")
+                errors.append(self._error(unexpected, b"", item.source, at))
+        failed = set(self.sink.put(self.predictions_stream, predictions))
+        failed |= set(self.sink.put(self.errors_stream, errors))
         outcome = BatchOutcome(
             records=len(records),
-            predictions=len(predictions)
-            - len(set(failed) & {p.source_sequence for p in predictions}),
-            errors=len(errors) - len(set(failed) & {e.source_sequence for e in errors}),
-            failures=tuple(sorted(set(failed), key=lambda s: (len(s), s))),
+            predictions=sum(p.source_sequence not in failed for p in predictions),
+            errors=sum(e.source_sequence not in failed for e in errors),
+            failures=tuple(sorted(failed, key=lambda s: (len(s), s))),
         )
         log.info(
             "batch of %d: %d predicted, %d errors, %d to retry, model %s, %.1f ms",
@@ -151,39 +199,22 @@ class PredictionService:
         return outcome
 
     def _prediction(
-        self,
-        predictor: Predictor,
-        item: tuple[tuple[str, str], Any, list[float]],
-        label: int,
-        probabilities: Any,
-        at: str,
+        self, predictor: Predictor, item: _Valid, label: int, probabilities: Any, at: str
     ) -> Entry:
-        (sequence, key), student_id, features = item
         body = {
             "model_name": predictor.manifest.model_name,
             "model_version": predictor.version,
-            "student_id": student_id,
-            "grade_class": label,
-            "grade": predictor.labels[label],
-            "probabilities": {
-                g: round(float(p), 6) for g, p in zip(predictor.labels, probabilities, strict=True)
-            },
-            "student": {f.name: v for f, v in zip(predictor.features, features, strict=True)},
-            "idempotency_key": key,
+            "student_id": item.student_id,
+            "request_id": item.request_id,
+            **predictor.to_prediction(label, probabilities).to_json(),
+            "student": {f.name: v for f, v in zip(predictor.features, item.features, strict=True)},
+            "idempotency_key": item.source.key,
             "predicted_at": at,
         }
-        return Entry(json.dumps(body, separators=(",", ":")).encode(), str(student_id), sequence)
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return Entry(data, str(item.student_id), item.source.sequence)
 
-    def _error(
-        self,
-        invalid: InvalidRecord,
-        data: bytes,
-        ids: tuple[str, str],
-        partition_key: str,
-        predictor: Predictor,
-        at: str,
-    ) -> Entry:
-        sequence, key = ids
+    def _error(self, invalid: InvalidRecord, data: bytes, source: _Source, at: str) -> Entry:
         payload, encoding = _payload_text(data)
         body = {
             "reason": invalid.reason,
@@ -191,12 +222,13 @@ class PredictionService:
             "payload": payload,
             "payload_encoding": encoding,
             "payload_truncated": len(data) > MAX_ERROR_PAYLOAD,
-            "idempotency_key": key,
-            "partition_key": partition_key,
-            "model_version": predictor.version,
+            "idempotency_key": source.key,
+            "partition_key": source.partition_key,
+            "model_version": self.provider.predictor.version,
             "failed_at": at,
         }
-        return Entry(json.dumps(body, separators=(",", ":")).encode(), partition_key, sequence)
+        data = json.dumps(body, separators=(",", ":")).encode()
+        return Entry(data, source.partition_key, source.sequence)
 
     # ---- HTTP --------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -236,13 +268,7 @@ class PredictionService:
             return 422, {"errors": problems}
         labels, probabilities = predictor.predict_matrix(rows)
         results = [
-            {
-                "grade_class": int(label),
-                "grade": predictor.labels[int(label)],
-                "probabilities": {
-                    g: round(float(p), 6) for g, p in zip(predictor.labels, probs, strict=True)
-                },
-            }
+            predictor.to_prediction(int(label), probs).to_json()
             for label, probs in zip(labels, probabilities, strict=True)
         ]
         body: dict[str, Any] = {"model_version": predictor.version}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,10 +96,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    import signal
+
     import boto3
 
     from lambda_service.handler import build_service
-    from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
+    from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller, OutageTooLong
 
     _serving_environment(args)
     for name, value in (
@@ -120,17 +121,32 @@ def cmd_stream(args: argparse.Namespace) -> int:
         checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
         max_retries=args.max_retries,
         on_failure=state / f"{args.input_stream}.on-failure.jsonl",
+        outage_budget=args.outage_budget,
     )
-    stats = poller.run(until_idle=args.until_idle)
+
+    def stop(_signum: int, _frame: object) -> None:  # finish the batch in hand, then stop
+        poller.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        stats = poller.run(until_idle=args.until_idle)
+    except OutageTooLong as outage:
+        print(
+            f"studperf stream: {outage}; the checkpoint holds, restart to resume", file=sys.stderr
+        )
+        return 1
     print(
         f"{stats.records} records in {stats.batches} batches; {stats.retried_batches} retried, "
-        f"{stats.discarded_records} sent to the on-failure file"
+        f"{stats.discarded_records} sent to the on-failure file, "
+        f"{stats.outage_retries} outage retries"
     )
     return 0
 
 
 def cmd_init_aws(args: argparse.Namespace) -> int:
-    """Create the bucket and streams the stack uses (moto locally; Terraform does it in AWS)."""
+    """Create the bucket and streams the stack uses and verify the alert sender (moto
+    locally; Terraform does it in AWS)."""
     import boto3
 
     from studperf_assets.serving.moto_local import ensure_bucket, ensure_stream
@@ -139,7 +155,9 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
     kinesis = boto3.client("kinesis")
     for name in args.streams:
         ensure_stream(kinesis, name)
-    print(f"bucket {args.bucket}; streams {', '.join(args.streams)}")
+    # moto verifies at once; real SES e-mails a link that someone must follow
+    boto3.client("ses").verify_email_identity(EmailAddress=args.sender)
+    print(f"bucket {args.bucket}; streams {', '.join(args.streams)}; SES sender {args.sender}")
     return 0
 
 
@@ -155,16 +173,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"studperf simulate: {exc}", file=sys.stderr)
         return 2
-    store = build_resources()["object_store"] if not args.no_labels else None
     report = simulate(
         boto3.client("kinesis"),
         args.stream,
-        store,
+        build_resources()["object_store"],  # reserves the IDs; holds the labels
         training_generator(seed=args.seed),
         args.count,
         drift=drift,
         rate=args.rate,
         label_delay=args.label_delay,
+        labels=not args.no_labels,
     )
     print(
         f"sent {report.sent} students to {args.stream} in {report.seconds:.1f}s "
@@ -194,13 +212,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """``dagster dev`` on loopback, stopped with all its children on SIGINT/SIGTERM."""
+    from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
+
     prepare_dagster_home()
+    supervisor = Supervisor(settings.home() / "logs")
     command = [
         sys.executable, "-m", "dagster", "dev",
         "-w", str(REPO_ROOT / "workspace.yaml"),
         "-h", "127.0.0.1", "-p", str(args.port),
     ]  # fmt: skip
-    return subprocess.call(command, cwd=REPO_ROOT)
+    with StopRequested(supervisor):
+        try:
+            child = supervisor.start("dagster", command, dict(os.environ), restart=False)
+            print(f"Dagster UI: http://127.0.0.1:{args.port} (log: {child.log})", flush=True)
+            while not supervisor.stopping:
+                supervisor.check()
+                time.sleep(0.5)
+        except StackFailure as failure:
+            print(f"studperf ui: {failure}", file=sys.stderr)
+            return 1
+        finally:
+            supervisor.stop()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The live local platform (see ``studperf_assets.stack``)."""
+    from studperf_assets.stack import Stack, StackPorts, run_stack
+
+    stack = Stack(
+        home=settings.home(),
+        ports=StackPorts.from_environment(os.environ),
+        echo=lambda line: print(line, flush=True),
+    )
+    return run_stack(stack)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--max-retries", type=int, default=3)
     stream.add_argument("--until-idle", type=int, default=None, help="stop after N empty polls")
+    stream.add_argument(
+        "--outage-budget",
+        type=float,
+        default=300.0,
+        help="seconds of endpoint failure to ride out before exiting non-zero",
+    )
     stream.set_defaults(func=cmd_stream)
     simulate = sub.add_parser("simulate", help="send synthetic students to the input stream")
     simulate.add_argument("--stream", default="studperf-input")
@@ -262,10 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["studperf-input", "studperf-predictions", "studperf-errors"],
     )
+    init_aws.add_argument("--sender", default=settings.alert_sender(), help="SES sender to verify")
     init_aws.set_defaults(func=cmd_init_aws)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+    up = sub.add_parser(
+        "up", help="the live local platform: moto, Dagster (sensors running), stream, Evidently"
+    )
+    up.set_defaults(func=cmd_up)
     return parser
 
 

@@ -6,21 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from dagster import (
-    AssetSelection,
     Definitions,
-    define_asset_job,
+    SensorDefinition,
     load_asset_checks_from_modules,
     load_assets_from_modules,
 )
 from dagster_aws.s3 import S3Resource
 
 from studperf_assets import settings
-from studperf_assets.assets import ingestion, monitoring, monitoring_sensors, publishing, training
+from studperf_assets.assets import ingestion, monitoring, publishing, training
+from studperf_assets.assets.monitoring_sensors import build_sensors
+from studperf_assets.jobs import JOBS
+from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.io_manager import SafeIOManager
+from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.model_store import LocalModelStore, ModelStore, S3ModelStore
 from studperf_assets.resources.monitoring import (
     AlertSender,
-    MetricsDatabase,
     MonitoringSettings,
     PredictionStream,
 )
@@ -29,24 +31,6 @@ from studperf_assets.resources.settings import TrainingSettings
 from studperf_assets.resources.tracking import mlflow_tracking
 
 ASSET_MODULES = [ingestion, training, publishing, monitoring]
-
-training_job = define_asset_job(
-    "training_job",
-    selection=AssetSelection.groups("training") | AssetSelection.assets("reference_data"),
-    description="Raw data to a promoted model bundle (and its reference data), with every check.",
-)
-monitoring_job = define_asset_job(
-    "monitoring_job",
-    selection=AssetSelection.assets("prediction_batches", "drift_report"),
-    partitions_def=monitoring.prediction_batch_partitions,
-    description="One prediction batch: archive, drift report, metrics and monitoring checks.",
-)
-SENSORS = [
-    monitoring_sensors.prediction_batch_sensor,
-    monitoring_sensors.late_labels_sensor,
-    monitoring_sensors.monitoring_alert_sensor,
-    monitoring_sensors.retraining_sensor,
-]
 
 
 def model_store_for(uri: str, home: Path, s3: S3Resource) -> ModelStore:
@@ -86,11 +70,14 @@ def build_resources(
     monitoring_uri = (
         settings.monitoring_store_uri() if monitoring_store_uri is None else monitoring_store_uri
     )
+    object_store = object_store_for(monitoring_uri, home, s3)
+    metrics_database = MetricsDatabase(url=metrics_db_url)
     return {
         "s3": s3,
         "model_store": model_store_for(store_uri, home, s3),
-        "object_store": object_store_for(monitoring_uri, home, s3),
-        "metrics_database": MetricsDatabase(url=metrics_db_url),
+        "object_store": object_store,
+        "metrics_database": metrics_database,
+        "ground_truth": GroundTruth(store=object_store, database=metrics_database),
         "monitoring_settings": MonitoringSettings(
             **{"evidently_workspace": str(home / "evidently"), **(monitoring or {})}
         ),
@@ -118,14 +105,19 @@ def _sqlite_uri(home: Path) -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
-def make_definitions(resources: dict[str, Any]) -> Definitions:
+def make_definitions(
+    resources: dict[str, Any], sensors: list[SensorDefinition] | None = None
+) -> Definitions:
     return Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=[training_job, monitoring_job],
-        sensors=SENSORS,
+        jobs=JOBS,
+        sensors=build_sensors() if sensors is None else sensors,
         resources=resources,
     )
 
 
-defs = make_definitions(build_resources())
+defs = make_definitions(
+    build_resources(),
+    build_sensors(settings.sensors_running(), settings.sensor_interval_seconds()),
+)

@@ -23,7 +23,6 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.assets import monitoring_sensors
 from studperf_assets.definitions import build_resources, make_definitions
 from studperf_assets.lib.simulation import Drift
 from studperf_assets.resources.monitoring import PredictionStream
@@ -85,10 +84,10 @@ class Demo:
         self.summary.steps.append((title, seconds))
         self.echo(f"      done in {seconds:.1f}s")
 
-    def tick(self, sensor: Any) -> Any:
+    def tick(self, name: str) -> Any:
         """One evaluation of a sensor against the instance, with the demo's resources."""
-        context = build_sensor_context(instance=self.instance, resources=self.resources)
-        return sensor(context)
+        with build_sensor_context(instance=self.instance, resources=self.resources) as context:
+            return self.definitions.resolve_sensor_def(name)(context)
 
     def run(self, calm_batches: int, drifted_batches: int) -> DemoSummary:
         dagster_home = self.home / "dagster"
@@ -166,7 +165,7 @@ class Demo:
 
     def monitor(self) -> None:
         with self.step("materialize the monitoring partitions (drift reports, checks)"):
-            result = self.tick(monitoring_sensors.prediction_batch_sensor)
+            result = self.tick("prediction_batch_sensor")
             if not isinstance(result, SensorResult) or not result.run_requests:
                 raise RuntimeError("the batch sensor found no complete batch")
             for added in result.dynamic_partitions_requests or []:
@@ -199,7 +198,7 @@ class Demo:
     def alert(self) -> None:
         with self.step("alert: failing checks e-mail the on-call (monitoring_alert_sensor, SES)"):
             before = len(sent_emails(self.moto_url))
-            self.tick(monitoring_sensors.monitoring_alert_sensor)
+            self.tick("monitoring_alert_sensor")
             self.summary.emails = sent_emails(self.moto_url)[before:]
             for email in self.summary.emails:
                 self.echo(
@@ -212,7 +211,7 @@ class Demo:
 
     def retrain(self) -> None:
         with self.step("retrain on the labelled batches (retraining_sensor), champion check"):
-            decision = self.tick(monitoring_sensors.retraining_sensor)
+            decision = self.tick("retraining_sensor")
             if not isinstance(decision, SensorResult) or not decision.run_requests:
                 raise RuntimeError(f"the retraining sensor did not fire: {decision}")
             request = decision.run_requests[0]
@@ -231,7 +230,8 @@ class Demo:
 
     def hot_swap(self) -> None:
         with self.step("more traffic: the Lambda hot-swaps to the promoted bundle"):
-            simulate(self.kinesis, STREAMS["input"], None, self.generator, 50)
+            store = self.resources["object_store"]
+            simulate(self.kinesis, STREAMS["input"], store, self.generator, 50, labels=False)
             self.poller.run(until_idle=1, poll_interval=0)
             records, _ = PredictionStream(stream_name=STREAMS["predictions"]).read({}, limit=10**7)
             self.summary.versions_served = [r["model_version"] for r in records]

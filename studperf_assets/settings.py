@@ -11,6 +11,8 @@
 | STUDPERF_METRICS_DB_URL | sqlite:///$STUDPERF_HOME/monitoring.db | metrics, sent alerts |
 | STUDPERF_PREDICTIONS_STREAM | studperf-predictions | the Lambda's output |
 | STUDPERF_ALERT_SENDER / _RECIPIENTS | example.org | SES alert e-mail |
+| STUDPERF_SENSORS | running | ``stopped`` deploys the sensors stopped |
+| STUDPERF_SENSOR_INTERVAL | 15 | seconds between sensor ticks (late labels, retraining: twice) |
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_PREDICTIONS_STREAM",
     "STUDPERF_ALERT_SENDER",
     "STUDPERF_ALERT_RECIPIENTS",
+    "STUDPERF_SENSORS",
+    "STUDPERF_SENSOR_INTERVAL",
 )
 
 
@@ -78,3 +82,14 @@ def alert_sender() -> str:
 def alert_recipients() -> list[str]:
     raw = os.environ.get("STUDPERF_ALERT_RECIPIENTS", "ml-oncall@example.org")
     return [r.strip() for r in raw.split(",") if r.strip()]
+
+
+def sensors_running() -> bool:
+    value = os.environ.get("STUDPERF_SENSORS", "running").strip().lower()
+    if value not in ("running", "stopped"):
+        raise ValueError(f"STUDPERF_SENSORS must be 'running' or 'stopped', not {value!r}")
+    return value == "running"
+
+
+def sensor_interval_seconds() -> int:
+    return int(os.environ.get("STUDPERF_SENSOR_INTERVAL", "15"))

@@ -10,7 +10,8 @@ from dagster import AssetCheckResult
 
 from lambda_service.bundle import ONNX_FILE, BundleError, Manifest
 from studperf_assets.assets import ingestion, publishing, training
-from studperf_assets.lib import data, models
+from studperf_assets.lib import data
+from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets.resources.settings import TrainingSettings
 
@@ -67,9 +68,9 @@ def test_label_consistency_check(raw: pd.DataFrame, settings: TrainingSettings) 
     assert not run(ingestion.raw_label_consistency, noisy, settings).passed
 
 
-def _trained(f1: float) -> models.TrainedModel:
+def _trained(f1: float) -> TrainedModel:
     metrics = {"f1_macro": f1, "accuracy": f1, "per_class": {}, "confusion_matrix": []}
-    return models.TrainedModel(pipeline=None, family="x", params={}, metrics={"val": metrics})
+    return TrainedModel(pipeline=None, family="x", params={}, metrics={"val": metrics})
 
 
 def test_quality_floor_check(settings: TrainingSettings) -> None:

@@ -21,7 +21,6 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context, instanc
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.assets import monitoring_sensors
 from studperf_assets.definitions import build_resources, make_definitions
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.simulation import Drift, StudentGenerator
@@ -179,13 +178,11 @@ def stack(
 
 
 def _sensor(stack: dict[str, Any], name: str, cursor: str | None = None) -> Any:
-    definition = getattr(monitoring_sensors, name)  # unbound: resources come from the context
-    context = build_sensor_context(
-        instance=stack["instance"],
-        cursor=cursor,
-        resources=stack["resources"],
-    )
-    return definition(context), context
+    definition = stack["definitions"].resolve_sensor_def(name)
+    with build_sensor_context(
+        instance=stack["instance"], cursor=cursor, resources=stack["resources"]
+    ) as context:
+        return definition(context), context
 
 
 @pytest.fixture(scope="module")
@@ -329,18 +326,20 @@ def test_late_labels_rerun_the_batch_that_missed_them(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from studperf_assets.lib.labels import write_labels
-    from studperf_assets.serving.traffic import send
+    from studperf_assets.lib.labels import REQUEST_ID, write_labels
+    from studperf_assets.lib.simulation import request_id_for
+    from studperf_assets.serving.traffic import reserve_ids, send
 
     store = stack["resources"]["object_store"]
-    rows = training_generator(seed=11).sample(200)
-    rows["StudentID"] += 500_000  # not the ids of earlier traffic
+    rows = training_generator(seed=11).sample(200, first_id=reserve_ids(store, 200))
+    rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows["StudentID"]])
     write_labels(store, rows, datetime.now(UTC) + timedelta(days=1))  # not arrived yet
     streams = stack["streams"]
     send(boto3.client("kinesis"), streams["input"], rows)
     stack["poller"].run(until_idle=1, poll_interval=0)
     result, _ = _sensor(stack, "prediction_batch_sensor", cursor=monitored["cursor"])
     (request,) = result.run_requests
+    assert request.partition_key == "batch-000005"
     stack["instance"].add_dynamic_partitions("prediction_batches", [request.partition_key])
     job = stack["definitions"].resolve_job_def("monitoring_job")
     job.execute_in_process(
@@ -352,8 +351,11 @@ def test_late_labels_rerun_the_batch_that_missed_them(
     database = stack["resources"]["metrics_database"]
     latest = {b["partition"]: b for b in database.batches()}[request.partition_key]
     assert latest["labelled_rows"] == 0
-    write_labels(store, rows, datetime.now(UTC) - timedelta(seconds=1))  # now they arrive
-    labels_result, _ = _sensor(stack, "late_labels_sensor")
+    nothing_new, labels_context = _sensor(stack, "late_labels_sensor")
+    assert not isinstance(nothing_new, SensorResult) or not nothing_new.run_requests
+    write_labels(store, rows, datetime.now(UTC) + timedelta(seconds=1))  # these arrive now
+    time.sleep(1.5)
+    labels_result, _ = _sensor(stack, "late_labels_sensor", cursor=labels_context.cursor)
     assert [r.partition_key for r in labels_result.run_requests] == [request.partition_key]
     again = labels_result.run_requests[0]
     job.execute_in_process(

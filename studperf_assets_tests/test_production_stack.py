@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from lambda_service.bundle import resolve_bundle_uri
 from lambda_service.predictor import Predictor
 from studperf_assets.definitions import build_resources, make_definitions
-from studperf_assets.lib.bundle_builder import MODEL_NAME
+from studperf_assets.lib.trained import MODEL_NAME
 from studperf_assets.training_run import run_training
 
 pytestmark = pytest.mark.integration

@@ -80,7 +80,16 @@ def test_studperf_stream_accounts_for_every_record(
     checkpoints = json.loads(
         (tmp_path / "home" / "stream" / f"{names['in']}.checkpoints.json").read_text()
     )
-    assert len(checkpoints[names["in"]]) == 2  # both shards checkpointed
+    positions = checkpoints[names["in"]]
+    assert {k for k in positions if k.startswith("shardId-")} == {
+        "shardId-000000000000",
+        "shardId-000000000001",
+    }  # both shards checkpointed, for this stream (its identity is recorded beside them)
+    assert positions["_stream"].startswith(
+        kinesis.describe_stream_summary(StreamName=names["in"])["StreamDescriptionSummary"][
+            "StreamARN"
+        ]
+    )
 
 
 def test_bundle_fetched_from_s3_at_cold_start(s3_store: S3ModelStore, tmp_path: Path) -> None:
@@ -188,33 +197,26 @@ def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> N
         )
 
 
-def test_simulate_sends_the_count_asked_for(
+def test_simulate_sends_the_count_asked_for_with_ids_no_run_reuses(
     moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import pandas as pd
+
     from studperf_assets.cli import main
 
     monkeypatch.setenv("STUDPERF_HOME", str(tmp_path))
     kinesis = boto3.client("kinesis")
     create_stream(kinesis, "sim-in")
-    assert (
-        main(
-            [
-                "simulate",
-                "--stream",
-                "sim-in",
-                "--count",
-                "120",
-                "--drift",
-                "absences=5",
-                "--label-delay",
-                "30",
-            ]
-        )
-        == 0
-    )
+    for drift in ("absences=5", ""):  # the same seed twice: the IDs must still differ
+        command = ["simulate", "--stream", "sim-in", "--count", "120", "--label-delay", "30"]
+        assert main([*command, "--drift", drift]) == 0
     sent = read_stream(kinesis, "sim-in")
-    assert len(sent) == 120 and {"student_id", "student"} <= set(sent[0])
-    assert all(s["student_id"] >= 1_000_000 for s in sent)
-    (labels,) = (tmp_path / "monitoring" / "labels").iterdir()
-    assert labels.suffix == ".parquet"
+    assert len(sent) == 240 and {"student_id", "request_id", "student"} <= set(sent[0])
+    ids = [s["student_id"] for s in sent]
+    assert len(set(ids)) == 240 and min(ids) >= 1_000_000
+    assert {s["request_id"] for s in sent} == {f"sim-{i}" for i in ids}
+    label_files = sorted((tmp_path / "monitoring" / "labels").rglob("*.parquet"))
+    assert len(label_files) == 2 and all(f.parent.name.count("T") == 1 for f in label_files)
+    labels = pd.concat(pd.read_parquet(f) for f in label_files)
+    assert set(labels["request_id"]) == {s["request_id"] for s in sent}
     assert main(["simulate", "--stream", "sim-in", "--count", "1", "--drift", "sleep=9"]) == 2

@@ -14,7 +14,7 @@ from lambda_service.bundle import verify_bundle
 from studperf_assets.assets import ingestion, training
 from studperf_assets.definitions import build_resources, defs, make_definitions
 from studperf_assets.lib import models
-from studperf_assets.lib.bundle_builder import MODEL_NAME
+from studperf_assets.lib.trained import MODEL_NAME
 from studperf_assets.training_run import run_training
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from studperf_assets.lib import data
-from studperf_assets.lib.labels import arrived_labels
-from studperf_assets.resources.object_store import ObjectStore
+from studperf_assets.lib.labels import as_training_rows
+from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.settings import TrainingSettings
 
 GROUP = "training"
@@ -35,7 +35,7 @@ class RawDataConfig(Config):
 
 @asset(group_name=GROUP, kinds={"pandas", "csv"})
 def raw_student_data(
-    context: AssetExecutionContext, config: RawDataConfig, s3: S3Resource, object_store: ObjectStore
+    context: AssetExecutionContext, config: RawDataConfig, s3: S3Resource, ground_truth: GroundTruth
 ) -> Output[pd.DataFrame]:
     """The Kaggle students-performance CSV (El Kharoua 2024, CC BY 4.0), schema-validated.
 
@@ -46,14 +46,18 @@ def raw_student_data(
     payload = data.read_source(source, s3.get_client() if source.startswith("s3://") else None)
     frame = data.parse_raw_csv(payload)
     context.log.info(f"loaded {len(frame)} rows from {source or 'the bundled dataset'}")
-    production_rows = 0
+    production_rows = superseded = 0
     if config.include_production_labels:
-        labelled = arrived_labels(object_store)
-        production_rows = len(labelled)
+        labels = ground_truth.database.training_labels()
+        rows = as_training_rows(labels)  # one per student: the latest label wins
+        production_rows, superseded = len(rows), len(labels) - len(rows)
         if production_rows:  # validated like the file: labelled rows are training data too
-            rows = data.parse_raw_csv(labelled.to_csv(index=False).encode())
+            rows = data.parse_raw_csv(rows.to_csv(index=False).encode())
             frame = pd.concat([frame, rows], ignore_index=True)
-        context.log.info(f"appended {production_rows} labelled production rows")
+        context.log.info(
+            f"appended {production_rows} labelled production rows "
+            f"({superseded} earlier labels of the same students left out)"
+        )
     return Output(
         frame,
         metadata={
@@ -61,6 +65,7 @@ def raw_student_data(
             "source_sha256": data.sha256_bytes(payload),
             "rows": len(frame),
             "production_rows": production_rows,
+            "production_labels_superseded": superseded,
             "columns": MetadataValue.json(list(frame.columns)),
             "preview": MetadataValue.md(frame.head(5).to_markdown(index=False)),
         },

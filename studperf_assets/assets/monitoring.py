@@ -1,7 +1,12 @@
 """Monitoring: reference data, prediction batches (dynamic partitions), drift reports and
-the checks that judge them. Sensors live beside them in ``monitoring_sensors``."""
+the checks that judge them. Sensors live beside them in ``monitoring_sensors``.
+
+Evidently (seconds to import) and onnxruntime load inside the steps that use them.
+"""
 
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +14,7 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     Config,
     DynamicPartitionsDefinition,
@@ -20,19 +26,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from lambda_service.predictor import Predictor
 from lambda_service.schema import FEATURE_NAMES, FEATURES
 from studperf_assets.lib import data
-from studperf_assets.lib import drift as drift_math
-from studperf_assets.lib.drift import PREDICTION, TARGET, DriftSummary
-from studperf_assets.lib.labels import arrived_labels
+from studperf_assets.lib.drift_summary import PREDICTION, TARGET, DriftSummary
+from studperf_assets.lib.labels import REQUEST_ID
+from studperf_assets.resources.ground_truth import GroundTruth
+from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.model_store import ModelStore
-from studperf_assets.resources.monitoring import (
-    MetricsDatabase,
-    MonitoringSettings,
-    PredictionStream,
-    flatten,
-)
+from studperf_assets.resources.monitoring import MonitoringSettings, PredictionStream, flatten
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.settings import TrainingSettings
 
@@ -50,6 +51,8 @@ def reference_data(
 ) -> Output[pd.DataFrame]:
     """The champion's inputs, predictions and targets on its held-out rows (val + test):
     what production batches are compared with. Rebuilt whenever a bundle is promoted."""
+    from lambda_service.predictor import Predictor
+
     version = str(production_model["version"])
     held_out = pd.concat([data_splits["val"], data_splits["test"]])
     with training_settings.scratch("reference-") as cache:
@@ -85,42 +88,103 @@ class BatchConfig(Config):
     )
 
 
-@asset(group_name=GROUP, partitions_def=prediction_batch_partitions, kinds={"kinesis", "parquet"})
+@asset(
+    group_name=GROUP,
+    partitions_def=prediction_batch_partitions,
+    kinds={"kinesis", "parquet"},
+    check_specs=[
+        AssetCheckSpec(
+            "batch_labels",
+            asset="prediction_batches",
+            partitions_def=prediction_batch_partitions,
+            description="Ground truth usable: no label files rejected, no conflicting labels.",
+        )
+    ],
+)
 def prediction_batches(
     context: AssetExecutionContext,
     config: BatchConfig,
     prediction_stream: PredictionStream,
     object_store: ObjectStore,
-) -> Output[pd.DataFrame]:
+    ground_truth: GroundTruth,
+) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
     """One batch of production predictions (inputs included), archived as Parquet, with the
-    ground truth joined where it has arrived (re-materialize to pick up later labels)."""
+    ground truth that has arrived joined by ``request_id`` (re-materialize to pick up later
+    labels). New label files are ingested here, once; one that cannot be used fails the
+    ``batch_labels`` check, naming the file and the problem."""
     key = context.partition_key
-    archive = f"batches/{key}/predictions.parquet"
-    if object_store.exists(archive):
-        predictions = object_store.get_frame(archive)
-    else:
-        if not config.until:
-            raise Failure(f"batch {key} is not archived and its stream range is not configured")
-        records, _ = prediction_stream.read(config.after, limit=10**9, until=config.until)
-        if not records:
-            raise Failure(f"batch {key}: no predictions in {config.after} .. {config.until}")
-        predictions = pd.DataFrame(flatten(records)).drop_duplicates("idempotency_key")
-        object_store.put_frame(archive, predictions)
-    labels = arrived_labels(object_store)[["StudentID", data.TARGET]]
-    batch = predictions.merge(
-        labels.rename(columns={"StudentID": "student_id", data.TARGET: TARGET}),
-        on="student_id",
-        how="left",
-    )
-    return Output(
+    predictions, duplicates = _archived_predictions(key, config, prediction_stream, object_store)
+    ground_truth.database.index_predictions(key, predictions[REQUEST_ID])
+    intake = ground_truth.ingest_new()
+    joined_at = datetime.now(UTC)  # label files ingested after this are news to the batch
+    labels = ground_truth.labels_for(key)
+    usable = labels[~labels["conflict"]].set_index(REQUEST_ID)[data.TARGET]
+    batch = predictions.assign(**{TARGET: predictions[REQUEST_ID].map(usable)})
+    conflicting = sorted(labels.loc[labels["conflict"], REQUEST_ID])
+    labelled = int(batch[TARGET].notna().sum())
+    ground_truth.database.record_label_join(key, joined_at, len(batch), labelled)
+    yield Output(
         batch,
         metadata={
             "rows": len(batch),
-            "labelled_rows": int(batch[TARGET].notna().sum()),
+            "labelled_rows": labelled,
+            "duplicates_removed": duplicates,
             "model_versions": MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
-            "archive": MetadataValue.path(object_store.uri(archive)),
+            "archive": MetadataValue.path(object_store.uri(_archive_key(key))),
+            "label_files_ingested": len(intake.ingested),
+            "labels_ingested": intake.new_labels,
         },
     )
+    yield AssetCheckResult(
+        check_name="batch_labels",
+        passed=not intake.rejected and not conflicting,
+        metadata={
+            "rejected_label_files": MetadataValue.json(intake.rejected),
+            "conflicting_labels": len(conflicting),
+            "conflicting_request_ids": MetadataValue.json(conflicting[:20]),
+            "duplicate_labels_ignored": intake.duplicates,
+        },
+    )
+
+
+def _archive_key(partition: str) -> str:
+    return f"batches/{partition}/predictions.parquet"
+
+
+def _archived_predictions(
+    key: str, config: BatchConfig, stream: PredictionStream, store: ObjectStore
+) -> tuple[pd.DataFrame, int]:
+    """The batch's predictions, archived on first read; duplicates (a record delivered
+    twice, or archived twice) removed by idempotency key. Returns (rows, removed)."""
+    archive = _archive_key(key)
+    if store.exists(archive):
+        try:
+            predictions = store.get_frame(archive)
+        except Exception as exc:
+            raise Failure(
+                f"batch {key}: the archive {store.uri(archive)} is not a readable Parquet "
+                f"file ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from exc
+        missing = {"idempotency_key", "model_version", *FEATURE_NAMES} - set(predictions.columns)
+        if missing:
+            raise Failure(
+                f"batch {key}: the archive {store.uri(archive)} lacks column(s) "
+                f"{', '.join(sorted(missing))}"
+            )
+        fresh = False
+    else:
+        if not config.until:
+            raise Failure(f"batch {key} is not archived and its stream range is not configured")
+        records, _ = stream.read(config.after, limit=10**9, until=config.until)
+        if not records:
+            raise Failure(f"batch {key}: no predictions in {config.after} .. {config.until}")
+        predictions, fresh = pd.DataFrame(flatten(records)), True
+    if REQUEST_ID not in predictions.columns:  # archived before predictions had request IDs
+        predictions[REQUEST_ID] = predictions["idempotency_key"]
+    unique = predictions.drop_duplicates("idempotency_key").reset_index(drop=True)
+    if fresh:
+        store.put_frame(archive, unique)
+    return unique, len(predictions) - len(unique)
 
 
 @asset_check(
@@ -154,6 +218,8 @@ def drift_report(
 
     The HTML goes to the object store, the key numbers to Dagster metadata (plotted across
     partitions), to the metrics table and to the Evidently workspace (the dashboard)."""
+    from studperf_assets.lib import drift as drift_math
+
     key = context.partition_key
     result = drift_math.drift_report(
         reference_data, prediction_batches, monitoring_settings.max_rows
@@ -313,5 +379,11 @@ def performance(
     )
 
 
-MONITORING_CHECKS = ("batch_data_quality", "data_drift", "prediction_drift", "performance")
+MONITORING_CHECKS = (
+    "batch_labels",
+    "batch_data_quality",
+    "data_drift",
+    "prediction_drift",
+    "performance",
+)
 RETRAINING_CHECKS = ("data_drift", "prediction_drift", "performance")

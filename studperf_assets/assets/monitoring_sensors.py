@@ -1,8 +1,13 @@
-"""Sensors beside the monitoring assets: new batches, late labels, alerts and retraining."""
+"""Sensors beside the monitoring assets: new batches, late labels, alerts and retraining.
+
+``build_sensors`` makes them with the deployment's default status (running wherever the
+platform is deployed, unless a setting says otherwise) and tick interval.
+"""
 
 import json
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import (
@@ -12,6 +17,7 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -23,25 +29,37 @@ from studperf_assets.assets.monitoring import (
     RETRAINING_CHECKS,
     prediction_batch_partitions,
 )
-from studperf_assets.lib.labels import LABELS_PREFIX, arrived_labels
+from studperf_assets.jobs import monitoring_job, training_job
+from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
+from studperf_assets.resources.ground_truth import GroundTruth
+from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.monitoring import (
     AlertSender,
-    MetricsDatabase,
     MonitoringSettings,
     PredictionStream,
 )
-from studperf_assets.resources.object_store import ObjectStore
 
-MONITORING_JOB = "monitoring_job"
-TRAINING_JOB = "training_job"
 MAX_BATCHES_PER_TICK = 20
+MAX_LABEL_FILES_PER_TICK = 200
+JOIN_CLOCK_SLACK = timedelta(seconds=2)  # a join this close to an ingestion may have missed it
 PARTITION_TAG = "dagster/partition"
+PARTITIONS_NAME = str(prediction_batch_partitions.name)
+BATCH_KEY = re.compile(r"batch-(\d+)")
 
 
-@sensor(
-    job_name=MONITORING_JOB, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED
-)
-def prediction_batch_sensor(
+def batch_key(number: int) -> str:
+    return f"batch-{number:06d}"
+
+
+def last_batch_number(context: SensorEvaluationContext) -> int:
+    """The highest batch number the instance knows: numbering continues after a restart
+    with a new stream (or a lost cursor) instead of reusing a key."""
+    keys = context.instance.get_dynamic_partitions(PARTITIONS_NAME)
+    numbers = [int(m.group(1)) for k in keys if (m := BATCH_KEY.fullmatch(k))]
+    return max(numbers, default=0)
+
+
+def cut_batches(
     context: SensorEvaluationContext,
     prediction_stream: PredictionStream,
     monitoring_settings: MonitoringSettings,
@@ -50,66 +68,101 @@ def prediction_batch_sensor(
 
     The cursor holds each shard's last sequence number; a partition's run is told the exact
     range it covers (the sensor reads to count, the run reads that range again), so batches
-    never overlap and none is lost."""
-    state: dict[str, Any] = (
-        json.loads(context.cursor) if context.cursor else {"positions": {}, "count": 0}
-    )
+    never overlap and none is lost. A recreated stream starts over from its beginning."""
+    state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
+    stream = prediction_stream.identity()
+    positions: dict[str, str] = state.get("positions", {}) if state.get("stream") == stream else {}
+    number = max(int(state.get("count", 0)), last_batch_number(context))
     requests, keys = [], []
     for _ in range(MAX_BATCHES_PER_TICK):
-        records, positions = prediction_stream.read(
-            state["positions"], limit=monitoring_settings.batch_size
-        )
+        records, after = prediction_stream.read(positions, limit=monitoring_settings.batch_size)
         if len(records) < monitoring_settings.batch_size:
             break
-        state["count"] += 1
-        key = f"batch-{state['count']:06d}"
+        number += 1
+        key = batch_key(number)
+        config = {"after": positions, "until": after}
         requests.append(
             RunRequest(
                 run_key=key,
                 partition_key=key,
-                run_config={
-                    "ops": {
-                        "prediction_batches": {
-                            "config": {"after": state["positions"], "until": positions}
-                        }
-                    }
-                },
+                run_config={"ops": {"prediction_batches": {"config": config}}},
             )
         )
         keys.append(key)
-        state["positions"] = positions
+        positions = after
+    cursor = json.dumps({"stream": stream, "positions": positions, "count": number})
     if not requests:
+        if cursor != context.cursor:
+            context.update_cursor(cursor)
         return SkipReason(f"fewer than {monitoring_settings.batch_size} new predictions")
     return SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[prediction_batch_partitions.build_add_request(keys)],
-        cursor=json.dumps(state),
+        cursor=cursor,
     )
 
 
-@sensor(
-    job_name=MONITORING_JOB, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED
-)
-def late_labels_sensor(
-    context: SensorEvaluationContext, object_store: ObjectStore, metrics_database: MetricsDatabase
+def rerun_for_late_labels(
+    context: SensorEvaluationContext,
+    ground_truth: GroundTruth,
+    metrics_database: MetricsDatabase,
 ) -> SensorResult | SkipReason:
-    """When new labels arrive, re-run the batches that still miss some, so their quality
-    (and the performance check) catches up."""
-    keys = [k for k in object_store.list_keys(LABELS_PREFIX) if k.endswith(".parquet")]
-    newest = keys[-1] if keys else ""
-    if newest <= (context.cursor or ""):
-        return SkipReason("no new labels")
-    arrived = set(arrived_labels(object_store)["StudentID"].astype(int))
-    requests = []
-    for batch in metrics_database.batches():
-        if batch["labelled_rows"] < batch["rows"]:
-            requests.append(
-                RunRequest(
-                    run_key=f"{batch['partition']}@{newest}", partition_key=batch["partition"]
-                )
-            )
-    context.log.info(f"{len(arrived)} labels have arrived; re-running {len(requests)} batches")
-    return SensorResult(run_requests=requests, cursor=newest)
+    """When labels arrive for predictions in batches that joined their labels before those
+    arrived, re-run those batches, so their quality and the performance check catch up.
+
+    Reads only the label files that arrived since the last tick (the cursor is a watermark,
+    the files just done, and the files no run has ingested yet), and finds their batches
+    through the prediction index. A batch is re-run only if it joined its labels before the
+    file was ingested (or the file is not ingested yet): not a batch whose first run is
+    still on its way, and not one that already saw the file."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    after, done = state.get("after", ""), set(state.get("done", []))
+    pending = set(state.get("pending", []))
+    arrived = [k for k in ground_truth.new_files(after) if k not in done and k not in pending]
+    candidates = sorted(pending | set(arrived[:MAX_LABEL_FILES_PER_TICK]))
+    if not candidates:
+        return SkipReason("no new label files")
+    handled = metrics_database.label_file_states(candidates)
+    reruns: dict[str, str] = {}  # partition -> the newest label file it has not seen
+    for key in candidates:
+        status, handled_at = handled.get(key, ("", None))
+        if status == "rejected":  # reported by the run that met it
+            done.add(key)
+            continue
+        partitions = metrics_database.partitions_for(ground_truth.request_ids_in(key))
+        for partition, join in metrics_database.label_joins(partitions).items():
+            complete = join["labelled"] >= join["rows"]
+            missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
+            if not complete and missed:
+                reruns[partition] = max(key, reruns.get(partition, ""))
+        (done if handled_at is not None else pending).add(key)
+        if handled_at is not None:
+            pending.discard(key)
+    after = _rescan_point(max(done | pending | {after}), after)
+    cursor = {
+        "after": after,
+        "done": sorted(k for k in done if k >= after),
+        "pending": sorted(pending)[-MAX_LABEL_FILES_PER_TICK:],
+    }
+    requests = [
+        RunRequest(run_key=f"{partition}@{key}", partition_key=partition)
+        for partition, key in sorted(reruns.items())
+    ]
+    context.log.info(
+        f"{len(candidates)} label files looked at ({len(cursor['pending'])} not ingested yet); "
+        f"re-running {len(requests)} batches"
+    )
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+
+def _rescan_point(newest: str, current: str) -> str:
+    """Where the next tick lists from: a little before the newest file seen."""
+    if newest == current:
+        return current
+    try:
+        return watermark_key(arrival_of(newest) - ARRIVAL_SLACK)
+    except ValueError:  # a misnamed file: the monitoring run reports it
+        return current
 
 
 def failed_checks(
@@ -119,7 +172,7 @@ def failed_checks(
     monitoring runs finished after ``after``, oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            job_name=MONITORING_JOB,
+            job_name=monitoring_job.name,
             statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
             updated_after=datetime.fromtimestamp(after, UTC),
         ),
@@ -153,8 +206,7 @@ def alert_text(partition: str, check: str, metadata: dict[str, Any]) -> tuple[st
     return subject, body
 
 
-@sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED)
-def monitoring_alert_sensor(
+def send_alerts(
     context: SensorEvaluationContext, alert_sender: AlertSender, metrics_database: MetricsDatabase
 ) -> SkipReason:
     """E-mail (SES) each failed monitoring check once per partition. A failed send is
@@ -179,12 +231,9 @@ def monitoring_alert_sensor(
     return SkipReason(f"{sent} alerts sent, {failed_sends} to retry")
 
 
-@sensor(
-    job_name=TRAINING_JOB, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED
-)
-def retraining_sensor(
+def request_retraining(
     context: SensorEvaluationContext,
-    object_store: ObjectStore,
+    ground_truth: GroundTruth,
     monitoring_settings: MonitoringSettings,
 ) -> SensorResult | SkipReason:
     """Drift or a performance drop, enough newly labelled rows, and the cooldown passed:
@@ -201,10 +250,10 @@ def retraining_sensor(
     if not triggers:
         return SkipReason("no drift or performance failure since the last look")
     now = datetime.now(UTC).timestamp()
-    labels = len(arrived_labels(object_store))
-    new_labels = labels - state["labels"]
     if now - state["last_retrain"] < monitoring_settings.retraining_cooldown_seconds:
         return SkipReason("retraining cooldown")  # cursor unchanged: the failures still count
+    labels = ground_truth.usable_labels()
+    new_labels = labels - state["labels"]
     if new_labels < monitoring_settings.min_new_labels_for_retraining:
         needed = monitoring_settings.min_new_labels_for_retraining
         return SkipReason(f"{new_labels} new labelled rows; {needed} needed")
@@ -216,3 +265,33 @@ def retraining_sensor(
         tags={"studperf/trigger": f"{check}@{partition}", "studperf/new_labels": str(new_labels)},
     )
     return SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+def build_sensors(running: bool = True, interval_seconds: int = 15) -> list[SensorDefinition]:
+    """The four sensors, running by default (or stopped, for those who want that)."""
+    status = DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
+    return [
+        sensor(
+            name="prediction_batch_sensor",
+            job=monitoring_job,
+            minimum_interval_seconds=interval_seconds,
+            default_status=status,
+        )(cut_batches),
+        sensor(
+            name="late_labels_sensor",
+            job=monitoring_job,
+            minimum_interval_seconds=interval_seconds * 2,
+            default_status=status,
+        )(rerun_for_late_labels),
+        sensor(
+            name="monitoring_alert_sensor",
+            minimum_interval_seconds=interval_seconds,
+            default_status=status,
+        )(send_alerts),
+        sensor(
+            name="retraining_sensor",
+            job=training_job,
+            minimum_interval_seconds=interval_seconds * 2,
+            default_status=status,
+        )(request_retraining),
+    ]

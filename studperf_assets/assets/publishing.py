@@ -1,4 +1,7 @@
-"""Publishing: the model bundle, its integrity and champion checks, and promotion."""
+"""Publishing: the model bundle, its integrity and champion checks, and promotion.
+
+MLflow, skops and the ONNX exporter are imported inside the steps that use them.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -14,12 +17,9 @@ from dagster import (
     asset,
     asset_check,
 )
-from mlflow import sklearn as mlflow_sklearn
-from mlflow.tracking import MlflowClient
 
-from lambda_service.predictor import Predictor
-from studperf_assets.lib import data, models
-from studperf_assets.lib.bundle_builder import MODEL_NAME, serving_mismatches, write_bundle
+from studperf_assets.lib import data
+from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.settings import TrainingSettings
 
@@ -37,7 +37,7 @@ def _summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 @asset(group_name=GROUP, kinds={"s3", "mlflow"})
 def model_bundle(
     context: AssetExecutionContext,
-    best_model: models.TrainedModel,
+    best_model: TrainedModel,
     data_splits: dict[str, pd.DataFrame],
     model_store: ModelStore,
     training_settings: TrainingSettings,
@@ -45,6 +45,8 @@ def model_bundle(
 ) -> Output[dict[str, Any]]:
     """A versioned bundle (skops pipeline, ONNX form, manifest) in the model store,
     and the same pipeline registered in MLflow under the ``candidate`` alias."""
+    from studperf_assets.lib.bundle_builder import write_bundle
+
     parent = mlflow.active_run()
     run_id = parent.info.run_id if parent else None
     with training_settings.scratch("bundle-") as folder:
@@ -80,8 +82,13 @@ def model_bundle(
     )
 
 
-def _register(mlflow: Any, trained: models.TrainedModel, folder: Path, version: str) -> str:
+def _register(mlflow: Any, trained: TrainedModel, folder: Path, version: str) -> str:
     """Log the bundle and the skops-serialized pipeline to MLflow; register it."""
+    from mlflow import sklearn as mlflow_sklearn
+    from mlflow.tracking import MlflowClient
+
+    from studperf_assets.lib import models
+
     mlflow.log_artifacts(str(folder), artifact_path="bundle")
     mlflow.set_tags({"bundle_version": version, "model_family": trained.family})
     mlflow.log_metrics(
@@ -116,6 +123,8 @@ def model_bundle_integrity(
     model_store: ModelStore,
     training_settings: TrainingSettings,
 ) -> AssetCheckResult:
+    from studperf_assets.lib.bundle_builder import serving_mismatches
+
     X = data.feature_matrix(pd.concat(data_splits.values()))
     with training_settings.scratch("verify-") as cache:
         folder = model_store.fetch(model_bundle["version"], cache)  # raises on a bad hash
@@ -168,6 +177,9 @@ def _champion_test_f1(
     version: str, test: pd.DataFrame, store: ModelStore, settings: TrainingSettings
 ) -> float:
     """The champion scored on today's test split, through its serving form."""
+    from lambda_service.predictor import Predictor
+    from studperf_assets.lib import models
+
     with settings.scratch("champion-") as cache:
         labels, _ = Predictor.from_folder(store.fetch(version, cache)).predict_matrix(
             data.feature_matrix(test)
@@ -183,6 +195,8 @@ def production_model(
     training_settings: TrainingSettings,
 ) -> Output[dict[str, Any]]:
     """The store's ``production`` pointer, moved only after both bundle checks pass."""
+    from mlflow.tracking import MlflowClient
+
     pointer = model_store.promote(
         model_bundle["version"], {"test_f1_macro": model_bundle["test_f1_macro"]}
     )

@@ -1,4 +1,8 @@
-"""Training: features -> reference split -> scaler -> tuned candidates -> best model."""
+"""Training: features -> reference split -> scaler -> tuned candidates -> best model.
+
+scikit-learn is imported inside the steps (``lib.models``), never when the code location
+loads: every sensor tick and run process pays for what this module imports.
+"""
 
 import json
 from typing import Any
@@ -14,13 +18,15 @@ from dagster import (
     asset,
     asset_check,
 )
-from sklearn.compose import ColumnTransformer
 
 from lambda_service.schema import FEATURE_NAMES, SCALED_FEATURES
-from studperf_assets.lib import data, models
+from studperf_assets.lib import data
+from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.settings import TrainingSettings
 
 GROUP = "training"
+# A fitted sklearn ColumnTransformer; named loosely so loading the code location stays light.
+Scaler = Any
 
 
 @asset(group_name=GROUP, kinds={"pandas"})
@@ -65,8 +71,10 @@ def data_splits(student_features: pd.DataFrame) -> Output[dict[str, pd.DataFrame
 
 
 @asset(group_name=GROUP, kinds={"sklearn"})
-def feature_scaler(data_splits: dict[str, pd.DataFrame]) -> Output[ColumnTransformer]:
+def feature_scaler(data_splits: dict[str, pd.DataFrame]) -> Output[Scaler]:
     """MinMaxScaler for the ordinal and continuous features, fitted on train only."""
+    from studperf_assets.lib import models
+
     scaler = models.make_scaler().fit(data.feature_matrix(data_splits["train"]))
     minmax = scaler.named_transformers_["minmax"]
     return Output(
@@ -84,7 +92,7 @@ def feature_scaler(data_splits: dict[str, pd.DataFrame]) -> Output[ColumnTransfo
 
 
 def _training_arrays(
-    splits: dict[str, pd.DataFrame], scaler: ColumnTransformer
+    splits: dict[str, pd.DataFrame], scaler: Scaler
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return {
         name: (
@@ -96,10 +104,11 @@ def _training_arrays(
     }
 
 
-def _fit_on_train(
-    spec: models.CandidateSpec, splits: dict[str, pd.DataFrame], arrays: dict[str, Any]
-) -> Any:
-    """Fit one candidate; classifiers skip label-noise rows (GradeClass contradicting GPA)."""
+def _fit_on_train(spec: Any, splits: dict[str, pd.DataFrame], arrays: dict[str, Any]) -> Any:
+    """Fit one candidate (a ``models.CandidateSpec``); classifiers skip label-noise rows
+    (GradeClass contradicting GPA)."""
+    from studperf_assets.lib import models
+
     X, y, gpa = arrays["train"]
     keep = (
         np.ones(len(y), dtype=bool)
@@ -113,7 +122,7 @@ def _fit_on_train(
 def candidate_models(
     context: AssetExecutionContext,
     data_splits: dict[str, pd.DataFrame],
-    feature_scaler: ColumnTransformer,
+    feature_scaler: Scaler,
     training_settings: TrainingSettings,
     mlflow: ResourceParam[Any],  # dagster-mlflow's MlFlow: the mlflow API, run attached
 ) -> Output[pd.DataFrame]:
@@ -124,6 +133,8 @@ def candidate_models(
     The leaderboard is the output: fitted models are cheap and deterministic to refit, so
     only the winner is kept (by ``best_model``).
     """
+    from studperf_assets.lib import models
+
     arrays = _training_arrays(data_splits, feature_scaler)
     X_val, y_val, _ = arrays["val"]
     pool = pd.concat([data_splits["train"], data_splits["val"]])
@@ -187,10 +198,12 @@ def best_model(
     context: AssetExecutionContext,
     candidate_models: pd.DataFrame,
     data_splits: dict[str, pd.DataFrame],
-    feature_scaler: ColumnTransformer,
-) -> Output[models.TrainedModel]:
+    feature_scaler: Scaler,
+) -> Output[TrainedModel]:
     """The top candidate (cross-validated f1-macro) refitted on train as one Pipeline;
     validation and test scored once, here."""
+    from studperf_assets.lib import models
+
     top = candidate_models.iloc[0]
     spec = models.CandidateSpec(str(top["family"]), json.loads(str(top["params"])))
     arrays = _training_arrays(data_splits, feature_scaler)
@@ -203,7 +216,7 @@ def best_model(
         )
         for split in ("val", "test")
     }
-    trained = models.TrainedModel(
+    trained = TrainedModel(
         pipeline,
         spec.family,
         {
@@ -234,7 +247,7 @@ def best_model(
 
 @asset_check(asset=best_model, blocking=True, description="Validation f1-macro above the floor.")
 def best_model_quality_floor(
-    best_model: models.TrainedModel, training_settings: TrainingSettings
+    best_model: TrainedModel, training_settings: TrainingSettings
 ) -> AssetCheckResult:
     score = float(best_model.metrics["val"]["f1_macro"])
     return AssetCheckResult(

@@ -15,8 +15,7 @@ from lambda_service.predictor import Predictor
 from lambda_service.schema import FEATURES, GRADE_LETTERS
 from studperf_assets.lib.models import UntrustedModelFile, load_skops
 from studperf_assets.lib.onnx_export import export_onnx
-
-MODEL_NAME = "studperf-grade-class"
+from studperf_assets.lib.trained import MODEL_NAME
 
 
 def new_version(now: datetime, model_sha256: str) -> str:

@@ -9,7 +9,7 @@ error that adds to the scores.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,33 +20,14 @@ from evidently.metrics import DriftedColumnsCount, ValueDrift
 from evidently.presets import ClassificationPreset
 
 from lambda_service.schema import FEATURE_NAMES
+from studperf_assets.lib.drift_summary import PREDICTION, TARGET, DriftSummary
 from studperf_assets.lib.models import classification_metrics
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
 CATEGORICAL = tuple(c for c in FEATURE_NAMES if c not in NUMERICAL)
-PREDICTION = "prediction"
-TARGET = "target"
 NUM_METHOD, NUM_THRESHOLD = "wasserstein", 0.2  # normed; batch-to-batch noise reaches ~0.16
 CAT_METHOD, CAT_THRESHOLD = "jensenshannon", 0.15
 DEFAULT_MAX_ROWS = 100_000
-
-
-@dataclass
-class DriftSummary:
-    rows: int
-    rows_compared: int
-    drift_share: float
-    drifted_features: list[str]
-    feature_scores: dict[str, float]
-    prediction_drift: float
-    target_drift: float | None = None
-    labelled_rows: int = 0
-    f1_macro: float | None = None
-    accuracy: float | None = None
-    per_class_f1: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _definition(columns: list[str], labelled: bool) -> DataDefinition:

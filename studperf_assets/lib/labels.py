@@ -1,48 +1,163 @@
-"""Ground truth that arrives after the prediction: raw rows with an ``available_at`` time.
+"""Ground truth that arrives after the prediction: a label names the prediction it belongs to.
 
-The simulator writes them (``labels/<time>.parquet`` in the object store); monitoring joins
-those that have arrived to their batch, and retraining appends them to the training data.
+A label row is the student's raw row (features, GPA, GradeClass) plus the ``request_id`` of
+the prediction it labels and the time it is ``available_at``. Labels join predictions by
+``request_id``, never by student: one student may be scored many times.
+
+Files are partitioned by arrival hour, and named by arrival time, so a reader that keeps a
+watermark lists only what is new::
+
+    labels/2026-11-27T14/20261127T142501.123456Z-3f9c0a1b.parquet
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import io
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pandas as pd
 
-from studperf_assets.lib.data import RAW_COLUMNS
+from studperf_assets.lib.data import GPA, RAW_COLUMNS, TARGET, DataValidationError, schema_problems
 
 LABELS_PREFIX = "labels/"
+REQUEST_ID = "request_id"
 AVAILABLE_AT = "available_at"
+LABEL_COLUMNS = (REQUEST_ID, *RAW_COLUMNS, AVAILABLE_AT)
+# A writer names a file by its arrival time; readers re-list this much before their
+# watermark, so a file written a moment late is still found.
+ARRIVAL_SLACK = timedelta(minutes=2)
+_STAMP = "%Y%m%dT%H%M%S.%fZ"
 
 
 class FrameStore(Protocol):
-    def list_keys(self, prefix: str) -> list[str]: ...
-    def get_frame(self, key: str) -> pd.DataFrame: ...
-    def put_frame(self, key: str, frame: pd.DataFrame) -> str: ...
+    def list_keys(self, prefix: str, start_after: str = "") -> list[str]: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
+
+
+class LabelFileError(ValueError):
+    """A label file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key, self.problem = key, problem
+        super().__init__(f"label file {key}: {problem}")
+
+
+def label_key(available_at: datetime, token: str | None = None) -> str:
+    at = available_at.astimezone(UTC)
+    name = f"{at.strftime(_STAMP)}-{token or uuid.uuid4().hex[:8]}.parquet"
+    return f"{LABELS_PREFIX}{at.strftime('%Y-%m-%dT%H')}/{name}"
+
+
+def arrival_of(key: str) -> datetime:
+    """When a label file arrives, read from its key."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+
+
+def watermark_key(at: datetime) -> str:
+    """A key that sorts before every label file arriving at or after ``at``."""
+    return label_key(at, token="0")[: -len("0.parquet")]
 
 
 def write_labels(store: FrameStore, rows: pd.DataFrame, available_at: datetime) -> str:
+    """Store the labels of ``rows`` (raw columns plus ``request_id``), arriving at
+    ``available_at`` (timezone-aware, not in the past: files are named by arrival)."""
     if available_at.tzinfo is None:
         raise ValueError("available_at must be timezone-aware")
-    frame = rows[list(RAW_COLUMNS)].copy()
+    if available_at < datetime.now(UTC) - ARRIVAL_SLACK:
+        raise ValueError("available_at is in the past: label files are named by arrival time")
+    frame = rows[[REQUEST_ID, *RAW_COLUMNS]].copy()
+    frame[REQUEST_ID] = frame[REQUEST_ID].astype(str)
     frame[AVAILABLE_AT] = pd.Timestamp(available_at).tz_convert("UTC")
-    first_id = int(frame["StudentID"].iloc[0])
-    key = f"{LABELS_PREFIX}{available_at.strftime('%Y%m%dT%H%M%S%f')}-{first_id}.parquet"
-    return store.put_frame(key, frame)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    key = label_key(available_at)
+    store.put_bytes(key, buffer.getvalue())
+    return key
 
 
-def arrived_labels(store: FrameStore, now: datetime | None = None) -> pd.DataFrame:
-    """Every label row whose ``available_at`` has passed (raw columns only)."""
+def arrived_keys(store: FrameStore, after: str = "", now: datetime | None = None) -> list[str]:
+    """Label files that have arrived by ``now``, listed from ``after`` on (a watermark key)."""
     now = now or datetime.now(UTC)
-    frames = [
-        store.get_frame(key) for key in store.list_keys(LABELS_PREFIX) if key.endswith(".parquet")
+    due = watermark_key(now + timedelta(microseconds=1))
+    return [
+        k
+        for k in store.list_keys(LABELS_PREFIX, start_after=after)
+        if k.endswith(".parquet") and k < due
     ]
-    if not frames:
+
+
+def read_label_file(store: FrameStore, key: str) -> pd.DataFrame:
+    """A label file, validated: every problem is a LabelFileError naming the file."""
+    try:
+        frame = pd.read_parquet(io.BytesIO(store.get_bytes(key)))
+    except Exception as exc:
+        raise LabelFileError(key, f"not a readable Parquet file ({type(exc).__name__})") from exc
+    missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise LabelFileError(key, f"missing column(s) {', '.join(missing)}")
+    if frame.empty:
+        raise LabelFileError(key, "no rows")
+    problems = schema_problems(frame[list(RAW_COLUMNS)])
+    if frame[REQUEST_ID].isna().any():
+        problems.append(f"{int(frame[REQUEST_ID].isna().sum())} rows without a request_id")
+    if frame[AVAILABLE_AT].isna().any():
+        problems.append(f"{int(frame[AVAILABLE_AT].isna().sum())} rows without available_at")
+    if problems:
+        raise LabelFileError(key, "; ".join(problems[:5]))
+    frame[REQUEST_ID] = frame[REQUEST_ID].astype(str)
+    for column in RAW_COLUMNS:
+        if column != GPA:
+            frame[column] = frame[column].astype("int64")
+    return frame[list(LABEL_COLUMNS)]
+
+
+@dataclass
+class Resolution:
+    """New labels sorted against the ones already known, by request_id."""
+
+    new: pd.DataFrame  # first label of a prediction
+    duplicates: int = 0  # the same grade again: ignored, counted
+    conflicts: list[str] = field(default_factory=list)  # request_ids given different grades
+
+
+def resolve(incoming: pd.DataFrame, known: dict[str, int]) -> Resolution:
+    """Sort ``incoming`` labels against ``known`` (request_id -> GradeClass): nothing is
+    silently overwritten; a prediction given two different grades is a conflict."""
+    seen = dict(known)
+    keep: list[int] = []
+    duplicates = 0
+    conflicts: list[str] = []
+    for position, (request_id, grade) in enumerate(
+        zip(incoming[REQUEST_ID], incoming[TARGET], strict=True)
+    ):
+        if request_id not in seen:
+            seen[request_id] = int(grade)
+            keep.append(position)
+        elif seen[request_id] == int(grade):
+            duplicates += 1
+        else:
+            conflicts.append(str(request_id))
+    return Resolution(incoming.iloc[keep].reset_index(drop=True), duplicates, conflicts)
+
+
+def as_training_rows(labels: pd.DataFrame) -> pd.DataFrame:
+    """Labelled production rows in the raw-data schema, one per student (the latest label
+    wins: a student scored twice would otherwise sit on both sides of the split)."""
+    if labels.empty:
         return pd.DataFrame(columns=list(RAW_COLUMNS))
-    labels = pd.concat(frames, ignore_index=True)
-    arrived = labels[labels[AVAILABLE_AT] <= pd.Timestamp(now)]
-    return (
-        arrived[list(RAW_COLUMNS)].drop_duplicates("StudentID", keep="last").reset_index(drop=True)
-    )
+    ordered = labels.sort_values(AVAILABLE_AT, kind="stable")
+    latest = ordered.drop_duplicates("StudentID", keep="last")
+    problems = schema_problems(latest[list(RAW_COLUMNS)])
+    if problems:
+        raise DataValidationError("labelled production rows: " + "; ".join(problems[:5]))
+    return latest[list(RAW_COLUMNS)].reset_index(drop=True)
+
+
+def request_ids(frames: Iterable[pd.DataFrame]) -> set[str]:
+    return {str(r) for frame in frames for r in frame[REQUEST_ID]}

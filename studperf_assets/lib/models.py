@@ -92,23 +92,6 @@ def load_skops(path: Path) -> Any:
     return sio.load(path, trusted=list(untrusted))
 
 
-@dataclass
-class TrainedModel:
-    """The chosen pipeline with what it is and how it scored, split by split."""
-
-    pipeline: Pipeline
-    family: str
-    params: dict[str, Any]
-    metrics: dict[str, dict[str, Any]]
-
-    def info(self) -> dict[str, Any]:
-        return {"family": self.family, "params": self.params, "metrics": self.metrics}
-
-    @classmethod
-    def from_info(cls, pipeline: Pipeline, info: dict[str, Any]) -> TrainedModel:
-        return cls(pipeline, info["family"], info["params"], info["metrics"])
-
-
 def make_scaler() -> ColumnTransformer:
     """MinMax on the four ordinal/continuous features; binary flags pass through."""
     scaled = [FEATURE_NAMES.index(name) for name in SCALED_FEATURES]

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LinearRegression
 
 from lambda_service.schema import FEATURE_NAMES, FEATURES
 from studperf_assets.lib.data import GPA, ID, RAW_COLUMNS, TARGET, grade_from_gpa
@@ -50,13 +49,11 @@ class Drift:
                 )
         return cls(**values)
 
-    @property
-    def none(self) -> bool:
-        return self == Drift()
-
 
 class StudentGenerator:
     def __init__(self, train: pd.DataFrame, seed: int = 0) -> None:
+        from sklearn.linear_model import LinearRegression
+
         self.train = train.reset_index(drop=True)
         self.rng = np.random.default_rng(seed)
         X = self.train[list(FEATURE_NAMES)].to_numpy(dtype=float)
@@ -64,8 +61,11 @@ class StudentGenerator:
         self.sigma = float(np.std(self.train[GPA].to_numpy() - self.gpa_model.predict(X)))
         self.next_id = FIRST_SYNTHETIC_ID
 
-    def sample(self, n: int, drift: Drift | None = None) -> pd.DataFrame:
-        """``n`` raw rows (all dataset columns) with fresh StudentIDs."""
+    def sample(
+        self, n: int, drift: Drift | None = None, first_id: int | None = None
+    ) -> pd.DataFrame:
+        """``n`` raw rows (all dataset columns), StudentIDs counting from ``first_id`` (a
+        reserved block, see ``traffic.reserve_ids``) or from this generator's own counter."""
         drift = drift or Drift()
         rows = self.train.iloc[self.rng.integers(0, len(self.train), n)].reset_index(drop=True)
         out = rows[[c for c in RAW_COLUMNS if c in rows.columns]].copy()
@@ -84,21 +84,28 @@ class StudentGenerator:
         for column, delta in drift.raw_shift.items():
             feature = next(f for f in FEATURES if f.name == column)
             out[column] = np.clip(out[column] + delta, feature.minimum, feature.maximum)
-        out[ID] = np.arange(self.next_id, self.next_id + n)
-        self.next_id += n
+        start = self.next_id if first_id is None else first_id
+        out[ID] = np.arange(start, start + n)
+        self.next_id = max(self.next_id, start + n)
         for spec in FEATURES:
             if spec.kind == "int":
                 out[spec.name] = out[spec.name].round().astype("int64")
         return out[list(RAW_COLUMNS)]
 
 
+def request_id_for(student_id: int) -> str:
+    """The request ID the simulator gives a student's prediction (unique: IDs are reserved)."""
+    return f"sim-{student_id}"
+
+
 def messages(rows: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """Input-stream messages in the reference format (demographics included: the Lambda
-    ignores them, as it must)."""
+    """Input-stream messages in the reference format plus a ``request_id`` that the
+    student's label will name (demographics included: the Lambda ignores them, as it must)."""
     student_columns = [c for c in RAW_COLUMNS if c not in (ID, GPA, TARGET)]
     for record in rows.to_dict(orient="records"):
         yield {
             "student_id": int(record[ID]),
+            "request_id": request_id_for(int(record[ID])),
             "student": {c: _plain(record[c]) for c in student_columns},
         }
 

@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import skops.io as sio
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
-from sklearn.base import BaseEstimator
 
-from studperf_assets.lib.models import TrainedModel, load_skops
+from studperf_assets.lib.trained import TrainedModel
 
 
 class SafeIOManager(ConfigurableIOManager):
@@ -42,10 +40,10 @@ class SafeIOManager(ConfigurableIOManager):
             for name, frame in obj.items():
                 frame.to_parquet(path / f"{name}.frames.parquet")
         elif isinstance(obj, TrainedModel):
-            sio.dump(obj.pipeline, path / "model.skops")
+            _skops_dump(obj.pipeline, path / "model.skops")
             (path / "trained.json").write_text(json.dumps(obj.info(), indent=2))
-        elif isinstance(obj, BaseEstimator):
-            sio.dump(obj, path / "estimator.skops")
+        elif _is_estimator(obj):
+            _skops_dump(obj, path / "estimator.skops")
         else:
             (path / "value.json").write_text(json.dumps(obj, indent=2, default=str))
 
@@ -58,7 +56,26 @@ class SafeIOManager(ConfigurableIOManager):
             return {p.name.removesuffix(".frames.parquet"): pd.read_parquet(p) for p in frames}
         if (path / "trained.json").exists():
             info = json.loads((path / "trained.json").read_text())
-            return TrainedModel.from_info(load_skops(path / "model.skops"), info)
+            return TrainedModel.from_info(_skops_load(path / "model.skops"), info)
         if (path / "estimator.skops").exists():
-            return load_skops(path / "estimator.skops")
+            return _skops_load(path / "estimator.skops")
         return json.loads((path / "value.json").read_text())
+
+
+def _is_estimator(obj: Any) -> bool:
+    """A scikit-learn estimator, recognised without importing scikit-learn."""
+    return type(obj).__module__.startswith("sklearn.") and hasattr(obj, "get_params")
+
+
+# skops and scikit-learn are imported by the steps that store or load models, never when
+# the code location loads.
+def _skops_dump(obj: Any, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(obj, path)
+
+
+def _skops_load(path: Path) -> Any:
+    from studperf_assets.lib.models import load_skops
+
+    return load_skops(path)

@@ -1,42 +1,15 @@
-"""Monitoring resources: thresholds, the metrics database, SES alerts, the predictions stream."""
+"""Monitoring resources: thresholds, SES alerts, the predictions stream.
 
-import functools
+The monitoring database (metrics, alerts, ground-truth index) is ``metrics_db``.
+"""
+
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
-import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
-
-METADATA = sa.MetaData()
-BATCH_METRICS = sa.Table(
-    "batch_metrics",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("model_version", sa.String(100), nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("labelled_rows", sa.Integer, nullable=False),
-    sa.Column("drift_share", sa.Float, nullable=False),
-    sa.Column("prediction_drift", sa.Float, nullable=False),
-    sa.Column("target_drift", sa.Float),
-    sa.Column("f1_macro", sa.Float),
-    sa.Column("accuracy", sa.Float),
-    sa.Column("feature_scores", sa.Text, nullable=False),
-    sa.Column("report_uri", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-ALERTS_SENT = sa.Table(
-    "alerts_sent",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("check_name", sa.String(200), primary_key=True),
-    sa.Column("message_id", sa.String(200), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class MonitoringSettings(ConfigurableResource):
@@ -71,64 +44,6 @@ class MonitoringSettings(ConfigurableResource):
     )
 
 
-@functools.cache
-def _engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
-    METADATA.create_all(engine)
-    return engine
-
-
-class MetricsDatabase(ConfigurableResource):
-    """Per-batch metrics and sent alerts in SQL (SQLite by default, PostgreSQL in production);
-    the schema is created on first use."""
-
-    url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
-
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
-        """A transaction on a pooled engine (one per URL; schema created on first use)."""
-        with _engine(self.url).begin() as connection:
-            yield connection
-
-    def record_batch(self, partition: str, row: dict[str, Any]) -> None:
-        values = {
-            **row,
-            "partition": partition,
-            "feature_scores": json.dumps(row["feature_scores"]),
-            "updated_at": datetime.now(UTC),
-        }
-        with self.connect() as db:
-            db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
-            db.execute(sa.insert(BATCH_METRICS).values(**values))
-
-    def batches(self) -> list[dict[str, Any]]:
-        with self.connect() as db:
-            rows = db.execute(
-                sa.select(BATCH_METRICS).order_by(BATCH_METRICS.c.partition)
-            ).mappings()
-            return [dict(r) for r in rows]
-
-    def alert_sent(self, partition: str, check_name: str) -> bool:
-        with self.connect() as db:
-            found = db.execute(
-                sa.select(ALERTS_SENT.c.message_id).where(
-                    ALERTS_SENT.c.partition == partition, ALERTS_SENT.c.check_name == check_name
-                )
-            ).first()
-        return found is not None
-
-    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
-        with self.connect() as db:
-            db.execute(
-                sa.insert(ALERTS_SENT).values(
-                    partition=partition,
-                    check_name=check_name,
-                    message_id=message_id,
-                    sent_at=datetime.now(UTC),
-                )
-            )
-
-
 class AlertSender(ConfigurableResource):
     """E-mail through SES (moto server locally via AWS_ENDPOINT_URL)."""
 
@@ -150,6 +65,14 @@ class PredictionStream(ConfigurableResource):
     """Reads the Lambda's predictions stream by shard positions."""
 
     stream_name: str = Field(default="studperf-predictions", description="Predictions stream.")
+
+    def identity(self) -> str:
+        """The stream's ARN and creation time: a recreated stream (a restarted local stack,
+        a replaced resource) restarts its sequence numbers, so positions must too."""
+        summary = boto3.client("kinesis").describe_stream_summary(StreamName=self.stream_name)
+        description = summary["StreamDescriptionSummary"]
+        created = description["StreamCreationTimestamp"].timestamp()
+        return f"{description['StreamARN']}@{created:.0f}"
 
     def shards(self) -> list[str]:
         client = boto3.client("kinesis")
@@ -202,7 +125,13 @@ def flatten(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Prediction records as flat rows: features, prediction, version, ids."""
     rows = []
     for r in records:
-        row = {**r["student"], "prediction": r["grade_class"], "student_id": r["student_id"]}
+        row = {
+            **r["student"],
+            "prediction": r["grade_class"],
+            "student_id": r["student_id"],
+            # records from before request IDs: the idempotency key identified them
+            "request_id": str(r.get("request_id") or r["idempotency_key"]),
+        }
         row.update({f"prob_{k}": v for k, v in r["probabilities"].items()})
         row.update(
             model_version=r["model_version"],

@@ -5,7 +5,8 @@ prefix in Terraform); one interface, two implementations, like the model store.
 """
 
 import io
-import shutil
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,16 @@ class ObjectStore(ConfigurableResource):
     def get_bytes(self, key: str) -> bytes:
         raise NotImplementedError
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        """Create an object only if no object has that key (atomic); False if one had."""
+        raise NotImplementedError
+
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
-    def list_keys(self, prefix: str) -> list[str]:
-        """Keys under a prefix, sorted."""
+    def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
+        """Keys under a prefix (sorted), only those after ``start_after`` if given: a
+        store keyed by time lists only what is new."""
         raise NotImplementedError
 
     def uri(self, key: str) -> str:
@@ -60,28 +66,48 @@ class LocalObjectStore(ObjectStore):
         tmp.replace(path)
         return str(path)
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.link(tmp, path)  # fails if the key exists; readers never see half a file
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
     def get_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
         base = self._path(prefix)
         if not base.is_dir():
             return []
         root = self._path("")
-        return sorted(
-            str(p.relative_to(root))
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        )
+        keys: list[str] = []
+        for folder, subfolders, files in os.walk(base):
+            relative = Path(folder).relative_to(root).as_posix()
+            relative = "" if relative == "." else relative + "/"
+            # Skip whole folders whose keys all sort before start_after (old partitions).
+            subfolders[:] = [
+                d for d in subfolders if start_after[: len(relative + d) + 1] <= relative + d + "/"
+            ]
+            keys += [
+                relative + name
+                for name in files
+                if not name.startswith(".") and relative + name > start_after
+            ]
+        return sorted(keys)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
-
-    def clear(self) -> None:
-        shutil.rmtree(self._path(""), ignore_errors=True)
 
 
 class S3ObjectStore(ObjectStore):
@@ -103,6 +129,19 @@ class S3ObjectStore(ObjectStore):
         )
         return self.uri(key)
 
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client().put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+
     def get_bytes(self, key: str) -> bytes:
         return bytes(
             self._client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
@@ -114,11 +153,12 @@ class S3ObjectStore(ObjectStore):
         )
         return any(o["Key"] == self._key(key) for o in response.get("Contents", []))
 
-    def list_keys(self, prefix: str) -> list[str]:
+    def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
         paginator = self._client().get_paginator("list_objects_v2")
         base = self._key("")
+        options = {"StartAfter": self._key(start_after)} if start_after else {}
         keys = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **options):
             keys += [o["Key"][len(base) :] for o in page.get("Contents", [])]
         return sorted(keys)
 

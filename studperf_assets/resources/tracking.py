@@ -1,28 +1,55 @@
 """MLflow through dagster-mlflow: one parent run per Dagster run.
 
-Wraps ``dagster_mlflow``'s resource only to create the experiment with an artifact
-location under STUDPERF_HOME (MLflow would otherwise write ``./mlruns`` wherever the
-process happens to start).
+Wraps ``dagster_mlflow``'s resource for two reasons: to create the experiment with an
+artifact location under STUDPERF_HOME (MLflow would otherwise write ``./mlruns`` wherever
+the process happens to start), and to import MLflow only when a step first uses it
+(loading the code location must not pay for MLflow).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import mlflow
-from dagster import InitResourceContext, resource
-from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
+from dagster import Field, InitResourceContext, Noneable, Permissive, StringSource, resource
+
+# The keys dagster-mlflow's MlFlow reads, declared here so that this module does not
+# import dagster_mlflow (and with it MLflow). StringSource accepts {"env": NAME}: a
+# tracking URI holding a password is then read at run time and never shown in the UI.
+CONFIG_SCHEMA = {
+    "experiment_name": Field(StringSource, description="MLflow experiment name."),
+    "mlflow_tracking_uri": Field(
+        Noneable(StringSource), default_value=None, is_required=False,
+        description="MLflow tracking URI (a database URL or http(s)://).",
+    ),
+    "parent_run_id": Field(Noneable(str), default_value=None, is_required=False),
+    "mlflow_run_id": Field(Noneable(str), default_value=None, is_required=False),
+    "env": Field(Permissive(), is_required=False),
+    "env_to_tag": Field(Noneable(list), default_value=None, is_required=False),
+    "extra_tags": Field(Permissive(), is_required=False),
+    "artifact_location": Field(
+        str, default_value="", is_required=False,
+        description="Artifact root for a new experiment (local backends only).",
+    ),
+}  # fmt: skip
 
 
 def end_leftover_runs() -> None:
     """An MLflow run still active when a Dagster run starts belongs to an earlier Dagster
     run in this process that never reached ``model_bundle`` (it failed): close it as
     FAILED, in its own backend, before switching to this run's."""
+    import sys
+
+    if "mlflow" not in sys.modules:  # nothing can be active if MLflow was never imported
+        return
+    import mlflow
+
     while mlflow.active_run() is not None:
         mlflow.end_run(status="FAILED")
 
 
 def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: str) -> None:
+    import mlflow
+
     if tracking_uri:
         # Both, explicitly: the registry URI is global state that otherwise outlives runs.
         mlflow.set_tracking_uri(tracking_uri)
@@ -42,23 +69,30 @@ class LazyMlFlow:
 
     def __init__(self, context: InitResourceContext) -> None:
         self._context = context
-        self._mlflow: MlFlow | None = None
+        self._mlflow: Any = None
+
+    @property
+    def tracking_uri(self) -> str | None:
+        """The resolved tracking URI (an ``env`` reference is read at run time)."""
+        return self._context.resource_config.get("mlflow_tracking_uri")
 
     def __getattr__(self, name: str) -> Any:
         if self._mlflow is None:
+            from dagster_mlflow.resources import MlFlow
+
             config = self._context.resource_config
             end_leftover_runs()
             ensure_experiment(
                 config.get("mlflow_tracking_uri"),
                 config["experiment_name"],
-                config["artifact_location"],
+                config.get("artifact_location", ""),
             )
             self._mlflow = MlFlow(self._context)
         return getattr(self._mlflow, name)
 
 
 @resource(
-    config_schema={**CONFIG_SCHEMA, "artifact_location": str},
+    config_schema=CONFIG_SCHEMA,
     description="dagster-mlflow tracking, with the experiment's artifact location set.",
 )
 def mlflow_tracking(context: InitResourceContext) -> Any:

@@ -5,6 +5,11 @@ successful batch, and ReportBatchItemFailures semantics: on reported failures th
 is re-read from the lowest failed sequence number, up to ``max_retries`` times; a batch
 that still fails is written to the on-failure file (Lambda's on-failure destination), so
 every record is accounted for.
+
+Checkpoints name the stream's identity (ARN and creation time): a recreated stream is read
+from its start, not from sequence numbers of the one it replaced. An unreachable endpoint
+is retried with backoff for up to ``outage_budget`` seconds; only a longer outage stops
+the consumer (nothing is lost either way: the checkpoint holds).
 """
 
 from __future__ import annotations
@@ -20,6 +25,20 @@ from typing import Any
 
 log = logging.getLogger("studperf.stream")
 
+
+class OutageTooLong(RuntimeError):
+    """The endpoint failed for longer than the consumer's outage budget."""
+
+
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the endpoint is unreachable or failing", not "the request is bad"."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    return (ConnectionError, HTTPClientError, ClientError, OSError)
+
+
+OUTAGE_ERRORS = _outage_errors()
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -29,11 +48,14 @@ class PollStats:
     records: int = 0
     retried_batches: int = 0
     discarded_records: int = 0
+    outage_retries: int = 0
     per_shard: dict[str, int] = field(default_factory=dict)
 
 
 class Checkpoints:
     """Last processed sequence number per stream and shard, in a JSON file."""
+
+    IDENTITY = "_stream"  # the key holding the identity of the stream the positions are of
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -41,11 +63,26 @@ class Checkpoints:
         if path and path.is_file():
             self.data = json.loads(path.read_text())
 
+    def bind(self, stream: str, identity: str) -> bool:
+        """Tie a stream's positions to its identity; False (positions dropped) if they
+        belonged to an earlier stream of the same name."""
+        positions = self.data.get(stream, {})
+        if positions.get(self.IDENTITY, identity) == identity:
+            positions[self.IDENTITY] = identity
+            self.data[stream] = positions
+            return True
+        self.data[stream] = {self.IDENTITY: identity}
+        self._save()
+        return False
+
     def get(self, stream: str, shard: str) -> str | None:
         return self.data.get(stream, {}).get(shard)
 
     def set(self, stream: str, shard: str, sequence: str) -> None:
         self.data.setdefault(stream, {})[shard] = sequence
+        self._save()
+
+    def _save(self) -> None:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -91,6 +128,8 @@ class KinesisPoller:
         max_retries: int = 3,
         on_failure: Path | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        outage_budget: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -101,8 +140,14 @@ class KinesisPoller:
         self.max_retries = max_retries
         self.on_failure = on_failure
         self.sleep = sleep
+        self.outage_budget = outage_budget
+        self.clock = clock
+        self.stopping = False  # set (e.g. from a signal handler) to stop after this poll
         description = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
         self.arn = description["StreamARN"]
+        identity = f"{self.arn}@{description['StreamCreationTimestamp'].timestamp():.0f}"
+        if not self.checkpoints.bind(stream, identity):
+            log.warning("stream %s was recreated: reading it from its start", stream)
         self.region = client.meta.region_name
         self.iterators: dict[str, str | None] = {}
         self.retries: dict[str, int] = {}
@@ -194,10 +239,11 @@ class KinesisPoller:
         poll_interval: float = 0.5,
         max_records: int | None = None,
     ) -> PollStats:
-        """Poll until ``until_idle`` consecutive empty polls (None: forever) or max_records."""
+        """Poll until ``until_idle`` consecutive empty polls (None: forever), max_records,
+        or ``stopping``. Raises OutageTooLong past the outage budget."""
         idle = 0
-        while True:
-            handled = self.poll_once()
+        while not self.stopping:
+            handled = self._poll_riding_outages()
             idle = 0 if handled else idle + 1
             if until_idle is not None and idle >= until_idle:
                 return self.stats
@@ -205,3 +251,33 @@ class KinesisPoller:
                 return self.stats
             if not handled:
                 self.sleep(poll_interval)
+        return self.stats
+
+    def _poll_riding_outages(self) -> int:
+        """One poll; an unreachable or failing endpoint is retried with backoff (iterators
+        are re-made from the checkpoints) until it answers or the outage budget is spent."""
+        started: float | None = None
+        attempt = 0
+        while True:
+            try:
+                return self.poll_once()
+            except OUTAGE_ERRORS as exc:
+                now = self.clock()
+                started = now if started is None else started
+                if now - started >= self.outage_budget:
+                    raise OutageTooLong(
+                        f"{self.stream}: endpoint failing for {now - started:.0f}s "
+                        f"(budget {self.outage_budget:.0f}s): {exc}"
+                    ) from exc
+                attempt += 1
+                self.stats.outage_retries += 1
+                delay = min(10.0, 0.5 * 2 ** min(attempt, 5))
+                log.warning(
+                    "%s: %s: %s; retry %d in %.1fs (outage %.0fs of %.0fs budget)",
+                    self.stream, type(exc).__name__, str(exc)[:200], attempt, delay,
+                    now - started, self.outage_budget,
+                )  # fmt: skip
+                self.iterators.clear()  # iterators may have expired; resume from checkpoints
+                self.sleep(delay)
+                if self.stopping:
+                    return 0

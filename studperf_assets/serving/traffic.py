@@ -1,9 +1,12 @@
 """``studperf simulate``: synthetic students into the input stream, labels later.
 
-Students come from ``StudentGenerator`` (fitted on the training split only). Records go
-out in PutRecords calls of up to 500 at the configured rate; entries Kinesis rejects are
-retried until accepted (bounded), so the count sent is the count asked for. Each student's
-ground truth is written to the monitoring store, available after ``label_delay`` seconds.
+Students come from ``StudentGenerator`` (fitted on the training split only). Each
+invocation reserves a block of StudentIDs in the monitoring store first, so no two
+simulations (concurrent or years apart) ever share an ID, and every message carries a
+``request_id`` that the student's label names. Records go out in PutRecords calls of up to
+500 at the configured rate; entries Kinesis rejects are retried until accepted (bounded),
+so the count sent is the count asked for. Each student's ground truth is written to the
+monitoring store, available after ``label_delay`` seconds.
 """
 
 from __future__ import annotations
@@ -13,13 +16,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from studperf_assets.lib import data
-from studperf_assets.lib.labels import FrameStore, write_labels
-from studperf_assets.lib.simulation import Drift, StudentGenerator, messages
+from studperf_assets.lib.labels import REQUEST_ID, FrameStore, write_labels
+from studperf_assets.lib.simulation import (
+    FIRST_SYNTHETIC_ID,
+    Drift,
+    StudentGenerator,
+    messages,
+    request_id_for,
+)
+
+ID_RESERVATIONS = "simulations/ids/"
+
+
+class ReservingStore(FrameStore, Protocol):
+    def put_bytes_if_absent(self, key: str, data: bytes) -> bool: ...
 
 
 @dataclass
@@ -35,6 +50,25 @@ def training_generator(seed: int = 0, source: bytes | None = None) -> StudentGen
     raw = data.parse_raw_csv(source or data.bundled_dataset_path().read_bytes())
     train_index = data.reference_split(data.select_features(raw))["train"].index
     return StudentGenerator(raw.loc[train_index], seed=seed)
+
+
+def reserve_ids(store: ReservingStore, count: int, attempts: int = 50) -> int:
+    """Reserve ``count`` consecutive StudentIDs; returns the first.
+
+    A reservation is an object named by its first ID, created only if absent (an atomic
+    create in a folder and in S3), so two simulations racing for the same block cannot
+    both win: the loser re-reads the reservations and takes the next block."""
+    for _ in range(attempts):
+        taken = store.list_keys(ID_RESERVATIONS)
+        start = FIRST_SYNTHETIC_ID
+        if taken:
+            start = max(start, int(json.loads(store.get_bytes(taken[-1]))["end"]))
+        record = {"start": start, "end": start + count, "at": datetime.now(UTC).isoformat()}
+        if store.put_bytes_if_absent(
+            f"{ID_RESERVATIONS}{start:015d}.json", json.dumps(record).encode()
+        ):
+            return start
+    raise RuntimeError(f"could not reserve {count} student IDs after {attempts} attempts")
 
 
 def send(
@@ -78,16 +112,20 @@ def send(
 def simulate(
     kinesis: Any,
     stream: str,
-    labels_store: FrameStore | None,
+    store: ReservingStore,
     generator: StudentGenerator,
     count: int,
     drift: Drift | None = None,
     rate: float | None = None,
     label_delay: float = 0.0,
+    labels: bool = True,
 ) -> TrafficReport:
-    rows = generator.sample(count, drift)
+    """Send ``count`` students with freshly reserved IDs; write their labels unless told not
+    to (they arrive ``label_delay`` seconds after the last record was sent)."""
+    rows = generator.sample(count, drift, first_id=reserve_ids(store, count))
+    rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows[data.ID]])
     report = send(kinesis, stream, rows, rate)
-    if labels_store is not None:
-        write_labels(labels_store, rows, datetime.now(UTC) + timedelta(seconds=label_delay))
+    if labels:
+        write_labels(store, rows, datetime.now(UTC) + timedelta(seconds=label_delay))
         report.labels_written = len(rows)
     return report

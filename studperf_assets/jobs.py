@@ -1,0 +1,27 @@
+"""The two jobs, each with the executor that fits its size.
+
+Both run in process: every step process of the multiprocess executor starts Python and
+loads the code location again, and the heavy libraries each step needs (Evidently for a
+report, scikit-learn and MLflow for training) on top. Measured under the daemon on the
+project's 2-core machine (``benchmarks/live_loop.py --executors``; README, "Running it"),
+in process is faster for both: the graphs are chains, so there is little to run in parallel.
+"""
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from studperf_assets.assets.monitoring import prediction_batch_partitions
+
+training_job = define_asset_job(
+    "training_job",
+    selection=AssetSelection.groups("training") | AssetSelection.assets("reference_data"),
+    description="Raw data to a promoted model bundle (and its reference data), with every check.",
+    executor_def=in_process_executor,
+)
+monitoring_job = define_asset_job(
+    "monitoring_job",
+    selection=AssetSelection.assets("prediction_batches", "drift_report"),
+    partitions_def=prediction_batch_partitions,
+    description="One prediction batch: archive, labels, drift report, metrics and checks.",
+    executor_def=in_process_executor,
+)
+JOBS = [training_job, monitoring_job]

@@ -1,0 +1,362 @@
+"""The monitoring database: per-batch metrics, sent alerts, and the ground-truth index.
+
+SQLite by default, PostgreSQL in production; the schema is created on first use. Labels
+are ingested here from the label files once, keyed by the ``request_id`` of the prediction
+they belong to, so a monitoring run looks up its 200 labels instead of reading every file
+ever written, and a sensor finds the batches new labels belong to with one indexed query.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from studperf_assets.lib.data import RAW_COLUMNS, TARGET
+from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
+
+METADATA = sa.MetaData()
+BATCH_METRICS = sa.Table(
+    "batch_metrics",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("model_version", sa.String(100), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("drift_share", sa.Float, nullable=False),
+    sa.Column("prediction_drift", sa.Float, nullable=False),
+    sa.Column("target_drift", sa.Float),
+    sa.Column("f1_macro", sa.Float),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("feature_scores", sa.Text, nullable=False),
+    sa.Column("report_uri", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+ALERTS_SENT = sa.Table(
+    "alerts_sent",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("check_name", sa.String(200), primary_key=True),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Which monitoring partition holds which prediction (a producer's resend may repeat one).
+PREDICTION_INDEX = sa.Table(
+    "prediction_index",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Index("ix_prediction_index_request_id", "request_id"),
+)
+# One label per prediction; a second, different grade marks it a conflict (not resolved).
+LABELS = sa.Table(
+    "labels",
+    METADATA,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("grade_class", sa.Integer, nullable=False),
+    sa.Column("conflict", sa.Boolean, nullable=False, default=False),
+    sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("label_file", sa.String(300), nullable=False),
+    sa.Column("raw_row", sa.Text, nullable=False),  # the raw columns, for retraining
+)
+LABEL_FILES = sa.Table(
+    "label_files",
+    METADATA,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("arrival", sa.DateTime(timezone=True)),  # from the key; None if misnamed
+    sa.Column("status", sa.String(20), nullable=False),  # ingested | rejected
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("new_labels", sa.Integer, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False),
+    sa.Column("conflicts", sa.Integer, nullable=False),
+    sa.Column("problem", sa.Text),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+)
+# When a batch last joined its labels: a label file ingested after that is news to it.
+LABEL_JOINS = sa.Table(
+    "label_joins",
+    METADATA,
+    sa.Column("partition", sa.String(200), primary_key=True),
+    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled", sa.Integer, nullable=False),
+)
+IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
+
+
+@dataclass
+class IngestedFile:
+    key: str
+    rows: int
+    new_labels: int
+    duplicates: int
+    conflicts: list[str]
+
+
+@functools.cache
+def _engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        # Several run processes and the daemon share the file: wait for locks, use WAL.
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(connection: Any, _record: Any) -> None:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    METADATA.create_all(engine)
+    return engine
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def _arrival(key: str) -> datetime | None:
+    try:
+        return arrival_of(key)
+    except ValueError:
+        return None
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+class MetricsDatabase(ConfigurableResource):
+    """Per-batch metrics, sent alerts and the ground-truth index in SQL (SQLite by
+    default, PostgreSQL in production); the schema is created on first use."""
+
+    url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A transaction on a pooled engine (one per URL; schema created on first use)."""
+        with _engine(self.url).begin() as connection:
+            yield connection
+
+    # ---- metrics and alerts -------------------------------------------------------------
+    def record_batch(self, partition: str, row: dict[str, Any]) -> None:
+        values = {
+            **row,
+            "partition": partition,
+            "feature_scores": json.dumps(row["feature_scores"]),
+            "updated_at": datetime.now(UTC),
+        }
+        with self.connect() as db:
+            db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
+            db.execute(sa.insert(BATCH_METRICS).values(**values))
+
+    def batches(self, partitions: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        query = sa.select(BATCH_METRICS).order_by(BATCH_METRICS.c.partition)
+        if partitions is not None:
+            query = query.where(BATCH_METRICS.c.partition.in_(list(partitions)))
+        with self.connect() as db:
+            return [dict(r) for r in db.execute(query).mappings()]
+
+    def alert_sent(self, partition: str, check_name: str) -> bool:
+        with self.connect() as db:
+            found = db.execute(
+                sa.select(ALERTS_SENT.c.message_id).where(
+                    ALERTS_SENT.c.partition == partition, ALERTS_SENT.c.check_name == check_name
+                )
+            ).first()
+        return found is not None
+
+    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
+        with self.connect() as db:
+            db.execute(
+                sa.insert(ALERTS_SENT).values(
+                    partition=partition,
+                    check_name=check_name,
+                    message_id=message_id,
+                    sent_at=datetime.now(UTC),
+                )
+            )
+
+    # ---- predictions and their ground truth ---------------------------------------------
+    def index_predictions(self, partition: str, request_ids: Iterable[str]) -> None:
+        rows = [{"partition": partition, "request_id": r} for r in sorted(set(request_ids))]
+        with self.connect() as db:
+            db.execute(sa.delete(PREDICTION_INDEX).where(PREDICTION_INDEX.c.partition == partition))
+            if rows:
+                db.execute(sa.insert(PREDICTION_INDEX), rows)
+
+    def partitions_for(self, request_ids: Iterable[str]) -> set[str]:
+        """The monitoring partitions holding any of these predictions."""
+        found: set[str] = set()
+        with self.connect() as db:
+            for chunk in _chunks(sorted(set(request_ids))):
+                query = sa.select(PREDICTION_INDEX.c.partition).where(
+                    PREDICTION_INDEX.c.request_id.in_(chunk)
+                )
+                found.update(db.execute(query.distinct()).scalars())
+        return found
+
+    def labels_for(self, partition: str) -> pd.DataFrame:
+        """request_id, GradeClass and conflict flag of the labels of a partition's predictions."""
+        query = (
+            sa.select(LABELS.c.request_id, LABELS.c.grade_class, LABELS.c.conflict)
+            .join(PREDICTION_INDEX, PREDICTION_INDEX.c.request_id == LABELS.c.request_id)
+            .where(PREDICTION_INDEX.c.partition == partition)
+        )
+        with self.connect() as db:
+            rows = db.execute(query).all()
+        return pd.DataFrame(rows, columns=[REQUEST_ID, TARGET, "conflict"]).astype(
+            {REQUEST_ID: str, TARGET: "int64", "conflict": bool}
+        )
+
+    def record_label_join(
+        self, partition: str, joined_at: datetime, rows: int, labelled: int
+    ) -> None:
+        values = {
+            "partition": partition,
+            "joined_at": joined_at,
+            "rows": rows,
+            "labelled": labelled,
+        }
+        with self.connect() as db:
+            db.execute(sa.delete(LABEL_JOINS).where(LABEL_JOINS.c.partition == partition))
+            db.execute(sa.insert(LABEL_JOINS).values(**values))
+
+    def label_joins(self, partitions: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """partition -> joined_at, rows, labelled (partitions that never joined are absent)."""
+        found: dict[str, dict[str, Any]] = {}
+        with self.connect() as db:
+            for chunk in _chunks(sorted(set(partitions))):
+                query = sa.select(LABEL_JOINS).where(LABEL_JOINS.c.partition.in_(chunk))
+                for row in db.execute(query).mappings():
+                    found[row["partition"]] = {**row, "joined_at": _aware(row["joined_at"])}
+        return found
+
+    def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
+        """key -> (status, handled at) for label files already ingested or rejected."""
+        found: dict[str, tuple[str, datetime]] = {}
+        with self.connect() as db:
+            for chunk in _chunks(sorted(set(keys))):
+                query = sa.select(
+                    LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at
+                ).where(LABEL_FILES.c.key.in_(chunk))
+                found.update({k: (s, _aware(at)) for k, s, at in db.execute(query).all()})
+        return found
+
+    def label_files_after(self, key: str) -> set[str]:
+        """Keys of label files already ingested or rejected, from ``key`` on."""
+        with self.connect() as db:
+            query = sa.select(LABEL_FILES.c.key).where(LABEL_FILES.c.key >= key)
+            return set(db.execute(query).scalars())
+
+    def label_watermark(self) -> datetime | None:
+        """Arrival time of the newest label file handled so far (None before the first)."""
+        with self.connect() as db:
+            newest = db.execute(sa.select(sa.func.max(LABEL_FILES.c.arrival))).scalar()
+        return None if newest is None else _aware(newest)
+
+    def ingest_labels(self, key: str, frame: pd.DataFrame) -> IngestedFile | None:
+        """Add a validated label file's labels, once: None if it was handled before.
+
+        Duplicates (the same grade again) are counted; a different grade for a labelled
+        prediction marks that prediction's label as a conflict, reported, not resolved."""
+        for attempt in range(3):
+            try:
+                return self._ingest(key, frame)
+            except sa.exc.IntegrityError:
+                if key in self.label_files_after(key):
+                    return None  # another run ingested this file meanwhile
+                if attempt == 2:
+                    raise
+        return None
+
+    def _ingest(self, key: str, frame: pd.DataFrame) -> IngestedFile:
+        now = datetime.now(UTC)
+        with self.connect() as db:
+            # The file's row goes first: a concurrent ingester of the same file fails here.
+            db.execute(
+                sa.insert(LABEL_FILES).values(
+                    key=key, arrival=_arrival(key), status="ingested", rows=len(frame),
+                    new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
+                )
+            )  # fmt: skip
+            known: dict[str, int] = {}
+            ids = sorted(set(frame[REQUEST_ID]))
+            for chunk in _chunks(ids):
+                query = sa.select(LABELS.c.request_id, LABELS.c.grade_class).where(
+                    LABELS.c.request_id.in_(chunk)
+                )
+                known.update({r: int(g) for r, g in db.execute(query).all()})
+            resolution = resolve(frame, known)
+            new = resolution.new
+            if len(new):
+                raw = new[list(RAW_COLUMNS)].to_dict(orient="records")
+                db.execute(
+                    sa.insert(LABELS),
+                    [
+                        {
+                            "request_id": request_id,
+                            "grade_class": int(grade),
+                            "conflict": False,
+                            "available_at": pd.Timestamp(at).to_pydatetime(),
+                            "label_file": key,
+                            "raw_row": json.dumps(row),
+                        }
+                        for request_id, grade, at, row in zip(
+                            new[REQUEST_ID], new[TARGET], new[AVAILABLE_AT], raw, strict=True
+                        )
+                    ],
+                )
+            conflicts = sorted(set(resolution.conflicts))
+            for chunk in _chunks(conflicts):
+                db.execute(
+                    sa.update(LABELS).where(LABELS.c.request_id.in_(chunk)).values(conflict=True)
+                )
+            db.execute(
+                sa.update(LABEL_FILES)
+                .where(LABEL_FILES.c.key == key)
+                .values(
+                    new_labels=len(new),
+                    duplicates=resolution.duplicates,
+                    conflicts=len(resolution.conflicts),
+                )
+            )
+        return IngestedFile(key, len(frame), len(new), resolution.duplicates, conflicts)
+
+    def reject_label_file(self, key: str, problem: str) -> bool:
+        """Record a label file that cannot be used, once; False if it was handled before."""
+        try:
+            with self.connect() as db:
+                db.execute(
+                    sa.insert(LABEL_FILES).values(
+                        key=key, arrival=_arrival(key), status="rejected", rows=0,
+                        new_labels=0, duplicates=0, conflicts=0, problem=problem,
+                        ingested_at=datetime.now(UTC),
+                    )
+                )  # fmt: skip
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def label_count(self) -> int:
+        """Labels usable for training (conflicting ones are not)."""
+        with self.connect() as db:
+            query = sa.select(sa.func.count()).select_from(LABELS).where(~LABELS.c.conflict)
+            return int(db.execute(query).scalar_one())
+
+    def training_labels(self) -> pd.DataFrame:
+        """Every non-conflicting label as a raw row, with ``available_at``."""
+        query = sa.select(LABELS.c.raw_row, LABELS.c.available_at).where(~LABELS.c.conflict)
+        with self.connect() as db:
+            rows = db.execute(query).all()
+        frame = pd.DataFrame([json.loads(raw) for raw, _ in rows], columns=list(RAW_COLUMNS))
+        frame[AVAILABLE_AT] = [at for _, at in rows]
+        return frame

@@ -1,0 +1,182 @@
+"""Child processes that stop together: what ``studperf up`` and ``studperf ui`` run on.
+
+Each child starts in its own process group, and carries ``STUDPERF_STACK_ID`` in its
+environment (its descendants inherit it). Stopping sends SIGTERM to every group, waits,
+then SIGKILLs what is left, and finally sweeps ``/proc`` for any process that still
+carries the stack's ID: nothing is left behind, whatever the children spawned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STACK_ID_VARIABLE = "STUDPERF_STACK_ID"
+
+
+class StackFailure(RuntimeError):
+    """A part of the stack could not start, or died and may not be restarted."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    log: Path
+    restart: bool = True  # restarted when it dies on its own (with backoff)
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+def processes_of(stack_id: str) -> list[int]:
+    """PIDs of live processes carrying the stack's ID (Linux /proc; [] elsewhere)."""
+    return processes_with(STACK_ID_VARIABLE, stack_id)
+
+
+def processes_with(variable: str, value: str) -> list[int]:
+    """PIDs of live processes whose environment sets ``variable=value``."""
+    marker = f"{variable}={value}".encode()
+    found = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+class Supervisor:
+    """Starts children, restarts the ones that die, and stops them all, within a bound."""
+
+    def __init__(self, log_dir: Path, echo: Callable[[str], None] = print) -> None:
+        self.stack_id = uuid.uuid4().hex
+        self.log_dir = log_dir
+        self.echo = echo
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        return {**base, STACK_ID_VARIABLE: self.stack_id}
+
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], restart: bool = True
+    ) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child = Child(
+            name, list(argv), self.environment(env), self.log_dir / f"{name}.log", restart
+        )
+        self._spawn(child)
+        self.children.append(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        with open(child.log, "ab") as log:
+            child.process = subprocess.Popen(
+                child.argv,
+                env=dict(child.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as one
+            )
+
+    def check(self) -> None:
+        """Restart children that died on their own; raise if one may not be restarted or
+        keeps dying (5 times in 5 minutes)."""
+        for child in self.children:
+            assert child.process is not None
+            code = child.process.poll()
+            if code is None or self.stopping:
+                continue
+            if not child.restart:
+                raise StackFailure(f"{child.name} exited with {code}; see {child.log}")
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < 300] + [now]
+            if len(child.restarts) > 5:
+                raise StackFailure(f"{child.name} keeps exiting ({code}); see {child.log}")
+            self.echo(f"{child.name} exited with {code}; restarting (log: {child.log})")
+            time.sleep(min(10.0, 0.5 * 2 ** len(child.restarts)))
+            self._spawn(child)
+
+    def run_to_end(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
+        """Run a one-off child (e.g. the first training) to completion, stoppable."""
+        child = self.start(name, argv, env, restart=False)
+        assert child.process is not None
+        while child.process.poll() is None:
+            if self.stopping:
+                raise StackFailure(f"stopped while {name} was running")
+            time.sleep(0.2)
+        self.children.remove(child)
+        return child.process.returncode
+
+    def stop(self, timeout: float = 12.0) -> list[int]:
+        """Stop every child and its descendants; returns PIDs that survived (none, normally)."""
+        self.stopping = True
+        for child in reversed(self.children):
+            self._signal(child, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            alive = [c for c in self.children if c.process and c.process.poll() is None]
+            if not alive and not processes_of(self.stack_id):
+                break
+            time.sleep(0.2)
+        for child in self.children:
+            self._signal(child, signal.SIGKILL)
+        for pid in processes_of(self.stack_id):  # anything that left its group
+            _kill(pid, signal.SIGKILL)
+        for child in self.children:
+            if child.process:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=2)
+        time.sleep(0.1)
+        return processes_of(self.stack_id)
+
+    @staticmethod
+    def _signal(child: Child, sig: signal.Signals) -> None:
+        if child.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, sig)
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+class StopRequested:
+    """SIGINT and SIGTERM set a flag the supervisor's loop reads (installed for a block)."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequested:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if not self.supervisor.stopping:
+            self.supervisor.echo(f"{signal.Signals(signum).name}: stopping")
+        self.supervisor.stopping = True
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,235 @@
+"""``studperf up``: the live local platform in the foreground, nothing to configure.
+
+moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daemon (sensors
+running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
+stream, hot-swapping); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives under
+``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
+SIGTERM stops every process it started (see ``serving.supervisor``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from studperf_assets.serving.moto_local import AWS_TEST_ENV
+from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
+
+BUCKET = "studperf-local"
+STREAMS = {
+    "input": "studperf-input",
+    "predictions": "studperf-predictions",
+    "errors": "studperf-errors",
+}
+SENDER = "studperf-alerts@example.org"
+RECIPIENTS = "ml-oncall@example.org"
+MODEL_REFRESH_SECONDS = 10  # the consumer re-reads the production pointer this often
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StackPorts:
+    aws: int = 4566
+    ui: int = 3000
+    evidently: int = 8085
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> StackPorts:
+        return cls(
+            aws=int(environ.get("STUDPERF_AWS_PORT", 4566)),
+            ui=int(environ.get("STUDPERF_UI_PORT", 3000)),
+            evidently=int(environ.get("STUDPERF_EVIDENTLY_PORT", 8085)),
+        )
+
+
+@dataclass
+class Stack:
+    home: Path
+    ports: StackPorts
+    settings: dict[str, str] = field(default_factory=dict)  # extra STUDPERF_* for children
+    echo: Callable[[str], None] = print
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.aws}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.ui}"
+
+    @property
+    def evidently_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.evidently}"
+
+    def environment(self) -> dict[str, str]:
+        """What every part of the stack (and ``stack.env``) is told."""
+        return {
+            **AWS_TEST_ENV,
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "STUDPERF_HOME": str(self.home),
+            "DAGSTER_HOME": str(self.home / "dagster"),
+            "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
+            "STUDPERF_ALERT_SENDER": SENDER,
+            "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
+            "STUDPERF_DAGSTER_URL": self.ui_url,
+            **self.settings,
+        }
+
+    def write_env_file(self) -> Path:
+        path = self.home / "stack.env"
+        lines = [
+            f"# Written by `studperf up` at {datetime.now(UTC).isoformat(timespec='seconds')}.",
+            "# `source` it so that studperf simulate / predict talk to this stack.",
+            *(f"export {k}={shlex.quote(v)}" for k, v in sorted(self.environment().items())),
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_http(url: str, supervisor: Supervisor, what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if supervisor.stopping:
+            raise StackFailure(f"stopped while waiting for {what}")
+        supervisor.check()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise StackFailure(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+
+def init_local_aws(stack: Stack) -> None:
+    """The bucket, the three streams and a verified SES sender (an unverified sender would
+    have every alert rejected)."""
+    import boto3
+
+    from studperf_assets.serving.moto_local import ensure_bucket, ensure_stream
+
+    session = boto3.session.Session(
+        aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=AWS_TEST_ENV["AWS_REGION"],
+    )
+    ensure_bucket(session.client("s3", endpoint_url=stack.aws_url), BUCKET)
+    kinesis = session.client("kinesis", endpoint_url=stack.aws_url)
+    for name in STREAMS.values():
+        ensure_stream(kinesis, name)
+    session.client("ses", endpoint_url=stack.aws_url).verify_email_identity(EmailAddress=SENDER)
+
+
+def has_production_bundle(home: Path) -> bool:
+    pointer = home / "model_store" / "production.json"
+    try:
+        return bool(json.loads(pointer.read_text()).get("version"))
+    except (OSError, ValueError):
+        return False
+
+
+def prepare_instance(home: Path) -> None:
+    """The stack's Dagster instance (SQLite under the home), seeded from dagster.yaml."""
+    target = home / "dagster" / "dagster.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.write_text((REPO_ROOT / "dagster.yaml").read_text())
+
+
+def run_stack(stack: Stack) -> int:
+    """Start everything, print ``ready``, supervise until SIGINT/SIGTERM; stop everything."""
+    stack.home.mkdir(parents=True, exist_ok=True)
+    busy = [p for p in (stack.ports.aws, stack.ports.ui, stack.ports.evidently) if not port_free(p)]
+    if busy:
+        stack.echo(
+            f"studperf up: port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use; "
+            "set STUDPERF_AWS_PORT, STUDPERF_UI_PORT or STUDPERF_EVIDENTLY_PORT"
+        )
+        return 2
+    supervisor = Supervisor(stack.home / "logs", echo=stack.echo)
+    env = {**os.environ, **stack.environment()}
+    python = sys.executable
+    studperf = [python, "-m", "studperf_assets.cli"]
+    with StopRequested(supervisor):
+        try:
+            supervisor.start(
+                "moto",
+                [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(stack.ports.aws)],
+                env,
+                restart=False,  # its state is in memory: a restart would lose the streams
+            )
+            wait_for_http(f"{stack.aws_url}/moto-api/", supervisor, "moto")
+            init_local_aws(stack)
+            env_file = stack.write_env_file()
+            prepare_instance(stack.home)
+            if not has_production_bundle(stack.home):
+                stack.echo("no production bundle yet: training the first one (studperf train)")
+                if supervisor.run_to_end("first-training", [*studperf, "train"], env):
+                    raise StackFailure(
+                        f"the first training failed; see {supervisor.log_dir}/first-training.log"
+                    )
+            supervisor.start(
+                "dagster",
+                [
+                    python, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                    "-h", "127.0.0.1", "-p", str(stack.ports.ui),
+                ],
+                env,
+            )  # fmt: skip
+            supervisor.start(
+                "stream",
+                [
+                    *studperf, "stream", "--input-stream", STREAMS["input"],
+                    "--predictions-stream", STREAMS["predictions"],
+                    "--errors-stream", STREAMS["errors"],
+                    "--model", str(stack.home / "model_store"),
+                ],
+                {**env, "MODEL_REFRESH_SECONDS": str(MODEL_REFRESH_SECONDS)},
+            )  # fmt: skip
+            (stack.home / "evidently").mkdir(parents=True, exist_ok=True)
+            supervisor.start(
+                "evidently",
+                [
+                    python, "-m", "evidently.cli", "ui", "--host", "127.0.0.1",
+                    "--port", str(stack.ports.evidently),
+                    "--workspace", str(stack.home / "evidently"),
+                ],
+                env,
+            )  # fmt: skip
+            wait_for_http(f"{stack.ui_url}/server_info", supervisor, "the Dagster webserver")
+            wait_for_http(stack.evidently_url, supervisor, "the Evidently UI")
+            stack.echo(
+                f"ready dagster={stack.ui_url} evidently={stack.evidently_url} "
+                f"aws={stack.aws_url} env={env_file} logs={supervisor.log_dir}"
+            )
+            stack.echo(f"  in another shell: source {env_file} && studperf simulate --count 400")
+            while not supervisor.stopping:
+                supervisor.check()
+                time.sleep(1)
+            return 0
+        except StackFailure as failure:
+            stack.echo(f"studperf up: {failure}")
+            return 1
+        finally:
+            left = supervisor.stop()
+            stack.echo("stopped" + (f"; still running: {left}" if left else ""))

@@ -1,0 +1,211 @@
+"""The running system, end to end: `studperf up` as a user starts it, the Dagster daemon
+evaluating the sensors and launching every run in its own process, traffic from two
+separate `studperf simulate` invocations. Nothing is ticked or executed in process here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from studperf_assets.serving.moto_local import free_port, sent_emails
+from studperf_assets.serving.supervisor import processes_with
+
+pytestmark = pytest.mark.integration
+
+DRIFT = "absences=8,study=0.5"
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def clean_environment() -> dict[str, str]:
+    """The environment of a user's fresh shell: no studperf, MLflow, Dagster or AWS settings."""
+    prefixes = ("STUDPERF_", "MLFLOW_", "DAGSTER_", "AWS_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            values[name] = shlex.split(value)[0] if value else ""
+    return values
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("live") / "home"
+    ports = {name: str(free_port()) for name in ("AWS", "UI", "EVIDENTLY")}
+    env = {
+        **clean_environment(),
+        "STUDPERF_HOME": str(home),
+        **{f"STUDPERF_{name}_PORT": port for name, port in ports.items()},
+        "STUDPERF_SENSOR_INTERVAL": "5",  # the default is 15 s; the test needs no patience
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studperf_assets.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("ready "):
+            break
+    assert lines and lines[-1].startswith("ready "), "\n".join(lines)
+    fields = dict(part.split("=", 1) for part in lines[-1].split()[1:])
+    stack = {"home": home, "process": process, "lines": lines, "fields": fields}
+    stack["env"] = {**clean_environment(), **read_env_file(Path(fields["env"]))}
+    try:
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def studperf(live: dict[str, Any], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", *args],
+        env=live["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def runs(instance: DagsterInstance, job: str, status: DagsterRunStatus | None = None) -> list[Any]:
+    statuses = [status] if status else []
+    return list(instance.get_runs(filters=RunsFilter(job_name=job, statuses=statuses)))
+
+
+def check_results(instance: DagsterInstance, run_id: str) -> dict[str, bool]:
+    evaluations = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    return {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+        for e in evaluations
+        if e.dagster_event
+    }
+
+
+def production_version(home: Path) -> str:
+    return str(json.loads((home / "model_store" / "production.json").read_text())["version"])
+
+
+def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
+    home: Path = live["home"]
+    env = live["env"]
+    assert env["AWS_ENDPOINT_URL"] == live["fields"]["aws"]
+    first_bundle = production_version(home)  # `up` trained one: the store had none
+    studperf(live, "simulate", "--count", "400", "--seed", "1")
+    studperf(live, "simulate", "--count", "400", "--seed", "2", "--drift", DRIFT)
+
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+
+    def four_batches_done() -> list[Any]:
+        done = runs(instance, "monitoring_job", DagsterRunStatus.SUCCESS)
+        first_runs = [
+            r for r in done if r.tags.get("dagster/sensor_name") == "prediction_batch_sensor"
+        ]
+        return first_runs if len(first_runs) == 4 else []
+
+    monitoring = wait_for("four monitoring runs launched by the daemon", four_batches_done, 300)
+    by_batch = {r.tags["dagster/partition"]: r for r in monitoring}
+    assert sorted(by_batch) == ["batch-000001", "batch-000002", "batch-000003", "batch-000004"]
+    checks = {batch: check_results(instance, run.run_id) for batch, run in by_batch.items()}
+    for calm in ("batch-000001", "batch-000002"):
+        assert checks[calm] and all(checks[calm].values()), (calm, checks[calm])
+    for drifted in ("batch-000003", "batch-000004"):
+        assert not checks[drifted]["data_drift"] and not checks[drifted]["prediction_drift"]
+
+    ses = live["fields"]["aws"]
+
+    def drift_emails() -> list[dict[str, Any]]:
+        emails = sent_emails(ses)
+        subjects = [e["subject"] for e in emails]
+        wanted = [
+            f"[studperf] {c} failed on {b}"
+            for b in ("batch-000003", "batch-000004")
+            for c in ("data_drift", "prediction_drift")
+        ]
+        return emails if all(w in subjects for w in wanted) else []
+
+    emails = wait_for("an e-mail per failed drift check", drift_emails, 120)
+    subjects = [e["subject"] for e in emails]
+    assert len(subjects) == len(set(subjects)), subjects  # each exactly once
+    assert not [s for s in subjects if "batch-000001" in s or "batch-000002" in s], subjects
+
+    def retrained() -> list[Any]:
+        done = runs(instance, "training_job", DagsterRunStatus.SUCCESS)
+        return [r for r in done if r.tags.get("dagster/sensor_name") == "retraining_sensor"]
+
+    (retraining,) = wait_for("the retraining run", retrained, 300)
+    trigger = retraining.tags["studperf/trigger"]
+    assert trigger.split("@")[1] in ("batch-000003", "batch-000004"), trigger
+    promoted = production_version(home)
+    assert promoted != first_bundle
+
+    kinesis = boto3.client(
+        "kinesis",
+        endpoint_url=ses,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+    def switched() -> list[str]:
+        """More traffic, until the consumer's output names the promoted bundle."""
+        from studperf_assets_tests.kinesis_fakes import read_stream
+
+        studperf(live, "simulate", "--count", "20", "--no-labels")
+        time.sleep(2)
+        versions = [r["model_version"] for r in read_stream(kinesis, "studperf-predictions")]
+        return versions if promoted in versions else []
+
+    versions = wait_for("the consumer to serve the promoted bundle", switched, 180)
+    switch = versions.index(promoted)
+    assert switch >= 800 and set(versions[:switch]) == {first_bundle}
+    assert set(versions[switch:]) == {promoted}  # hot-swapped once, without a restart
+
+
+def test_stop_leaves_nothing_behind(live: dict[str, Any]) -> None:
+    process: subprocess.Popen[str] = live["process"]
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 15
+    assert processes_with("STUDPERF_HOME", str(live["home"])) == []
