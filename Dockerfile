@@ -15,7 +15,10 @@ WORKDIR /opt/studperf/app
 COPY pyproject.toml constraints.txt README.md ./
 COPY studperf_assets/ ./studperf_assets/
 COPY lambda_service/ ./lambda_service/
-RUN pip install -c constraints.txt . \
+# Bytecode compiled now, once: PYTHONDONTWRITEBYTECODE stops every run, step and sensor
+# process from caching it, so without this each would compile its libraries from source.
+RUN pip install --compile -c constraints.txt . \
+    && python -m compileall -q "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
     && useradd --create-home --uid 10001 studperf \
     && mkdir -p "$STUDPERF_HOME" "$DAGSTER_HOME" \
     && chown -R studperf "$STUDPERF_HOME" "$DAGSTER_HOME"

@@ -212,10 +212,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """``dagster dev`` on loopback, stopped with all its children on SIGINT/SIGTERM."""
+    """``dagster dev`` on loopback, stopped with all its children on SIGINT/SIGTERM.
+
+    For browsing a state (``make train``'s, the demo's): the sensors start stopped here,
+    unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
     from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
     prepare_dagster_home()
+    os.environ.setdefault("STUDPERF_SENSORS", "stopped")
     supervisor = Supervisor(settings.home() / "logs")
     command = [
         sys.executable, "-m", "dagster", "dev",

@@ -7,21 +7,30 @@ project's 2-core machine (``benchmarks/live_loop.py --executors``; README, "Runn
 in process is faster for both: the graphs are chains, so there is little to run in parallel.
 """
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from typing import Any
+
+from dagster import AssetSelection, define_asset_job, multi_or_in_process_executor
 
 from studperf_assets.assets.monitoring import prediction_batch_partitions
+
+# The executor can still be chosen per run (run config ``execution: {config: {multiprocess:
+# {}}}``). In process is the default; a partitioned job ignores its default config when a
+# run request brings its own, so the batch sensor names it in its requests too.
+IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 training_job = define_asset_job(
     "training_job",
     selection=AssetSelection.groups("training") | AssetSelection.assets("reference_data"),
     description="Raw data to a promoted model bundle (and its reference data), with every check.",
-    executor_def=in_process_executor,
+    executor_def=multi_or_in_process_executor,
+    config=IN_PROCESS,
 )
 monitoring_job = define_asset_job(
     "monitoring_job",
     selection=AssetSelection.assets("prediction_batches", "drift_report"),
     partitions_def=prediction_batch_partitions,
     description="One prediction batch: archive, labels, drift report, metrics and checks.",
-    executor_def=in_process_executor,
+    executor_def=multi_or_in_process_executor,
+    config=IN_PROCESS,
 )
 JOBS = [training_job, monitoring_job]

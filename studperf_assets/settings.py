@@ -13,6 +13,7 @@
 | STUDPERF_ALERT_SENDER / _RECIPIENTS | example.org | SES alert e-mail |
 | STUDPERF_SENSORS | running | ``stopped`` deploys the sensors stopped |
 | STUDPERF_SENSOR_INTERVAL | 15 | seconds between sensor ticks (late labels, retraining: twice) |
+| STUDPERF_AWS_PORT, _UI_PORT, _EVIDENTLY_PORT | 4566, 3000, 8085 | ``studperf up``'s ports |
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_ALERT_RECIPIENTS",
     "STUDPERF_SENSORS",
     "STUDPERF_SENSOR_INTERVAL",
+    # studperf up (studperf_assets.stack)
+    "STUDPERF_AWS_PORT",
+    "STUDPERF_UI_PORT",
+    "STUDPERF_EVIDENTLY_PORT",
 )
 
 

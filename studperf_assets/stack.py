@@ -80,7 +80,6 @@ class Stack:
             "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
             "STUDPERF_ALERT_SENDER": SENDER,
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
-            "STUDPERF_DAGSTER_URL": self.ui_url,
             **self.settings,
         }
 

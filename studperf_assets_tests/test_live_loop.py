@@ -17,7 +17,13 @@ from typing import Any
 
 import boto3
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetCheckEvaluation,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+)
 
 from studperf_assets.serving.moto_local import free_port, sent_emails
 from studperf_assets.serving.supervisor import processes_with
@@ -114,12 +120,17 @@ def runs(instance: DagsterInstance, job: str, status: DagsterRunStatus | None = 
 
 
 def check_results(instance: DagsterInstance, run_id: str) -> dict[str, bool]:
-    evaluations = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-    return {
-        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
-        for e in evaluations
-        if e.dagster_event
-    }
+    results = {}
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        if isinstance(evaluation, AssetCheckEvaluation):
+            results[evaluation.check_name] = evaluation.passed
+    return results
+
+
+def in_process(instance: DagsterInstance, run_id: str) -> bool:
+    engine = instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+    return any("Executing steps in process" in (e.message or "") for e in engine)
 
 
 def production_version(home: Path) -> str:
@@ -151,6 +162,8 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
         assert checks[calm] and all(checks[calm].values()), (calm, checks[calm])
     for drifted in ("batch-000003", "batch-000004"):
         assert not checks[drifted]["data_drift"] and not checks[drifted]["prediction_drift"]
+    for run in monitoring:  # one process per run: the executor that fits the job
+        assert in_process(instance, run.run_id)
 
     ses = live["fields"]["aws"]
 
@@ -174,6 +187,7 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
         return [r for r in done if r.tags.get("dagster/sensor_name") == "retraining_sensor"]
 
     (retraining,) = wait_for("the retraining run", retrained, 300)
+    assert in_process(instance, retraining.run_id)
     trigger = retraining.tags["studperf/trigger"]
     assert trigger.split("@")[1] in ("batch-000003", "batch-000004"), trigger
     promoted = production_version(home)

@@ -284,19 +284,13 @@ def _html(snapshot: Any) -> bytes:
 
 
 def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
-    """One Evidently UI snapshot per batch (``evidently ui --workspace …``)."""
-    from evidently.ui.workspace import Workspace
+    """One Evidently UI snapshot per report of the batch (``evidently ui --workspace …``)."""
+    from studperf_assets.lib.dashboard import add_snapshots
 
-    workspace = Workspace(workspace_path)
-    projects = workspace.search_project("studperf")
-    project = (
-        projects[0]
-        if projects
-        else workspace.create_project("studperf", "Drift and quality per batch")
-    )
-    workspace.add_run(project.id, result.drift, name=f"{key} drift")
+    runs = [(f"{key} drift", result.drift)]
     if result.quality is not None:
-        workspace.add_run(project.id, result.quality, name=f"{key} quality")
+        runs.append((f"{key} quality", result.quality))
+    add_snapshots(workspace_path, runs)
 
 
 def _severity(name: str) -> AssetCheckSeverity:

@@ -29,7 +29,7 @@ from studperf_assets.assets.monitoring import (
     RETRAINING_CHECKS,
     prediction_batch_partitions,
 )
-from studperf_assets.jobs import monitoring_job, training_job
+from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
 from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase
@@ -85,7 +85,7 @@ def cut_batches(
             RunRequest(
                 run_key=key,
                 partition_key=key,
-                run_config={"ops": {"prediction_batches": {"config": config}}},
+                run_config={**IN_PROCESS, "ops": {"prediction_batches": {"config": config}}},
             )
         )
         keys.append(key)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 from scipy.special import ndtr
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
@@ -85,6 +84,8 @@ class UntrustedModelFile(RuntimeError):
 
 def load_skops(path: Path) -> Any:
     """Load a skops file, trusting scikit-learn's defaults and studperf's own types only."""
+    import skops.io as sio  # only model loaders pay for skops (monitoring runs need metrics)
+
     untrusted = sio.get_untrusted_types(file=path)
     unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unknown:

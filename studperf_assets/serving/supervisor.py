@@ -64,10 +64,16 @@ def processes_with(variable: str, value: str) -> list[int]:
 class Supervisor:
     """Starts children, restarts the ones that die, and stops them all, within a bound."""
 
-    def __init__(self, log_dir: Path, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        echo: Callable[[str], None] = print,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.stack_id = uuid.uuid4().hex
         self.log_dir = log_dir
         self.echo = echo
+        self.sleep = sleep
         self.children: list[Child] = []
         self.stopping = False
 
@@ -111,7 +117,7 @@ class Supervisor:
             if len(child.restarts) > 5:
                 raise StackFailure(f"{child.name} keeps exiting ({code}); see {child.log}")
             self.echo(f"{child.name} exited with {code}; restarting (log: {child.log})")
-            time.sleep(min(10.0, 0.5 * 2 ** len(child.restarts)))
+            self.sleep(min(10.0, 0.5 * 2 ** len(child.restarts)))
             self._spawn(child)
 
     def run_to_end(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> int:

@@ -1,0 +1,207 @@
+"""Ground truth: labels join the prediction they name, are ingested once, and every bad or
+conflicting label is reported by name. Local folder + SQLite here; the same code runs on
+S3 (moto server) and PostgreSQL in test_monitoring.py."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+from dagster import SensorResult, build_sensor_context
+
+from studperf_assets.assets.monitoring_sensors import build_sensors
+from studperf_assets.lib.labels import REQUEST_ID, label_key, write_labels
+from studperf_assets.lib.simulation import request_id_for
+from studperf_assets.resources.ground_truth import GroundTruth
+from studperf_assets.resources.metrics_db import MetricsDatabase
+from studperf_assets.resources.object_store import LocalObjectStore, S3ObjectStore
+from studperf_assets.serving.traffic import reserve_ids, training_generator
+
+
+@pytest.fixture
+def truth(tmp_path: Path) -> GroundTruth:
+    return GroundTruth(
+        store=LocalObjectStore(root=str(tmp_path / "monitoring")),
+        database=MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}"),
+    )
+
+
+def students(count: int, first_id: int, seed: int = 0) -> pd.DataFrame:
+    rows = training_generator(seed=seed).sample(count, first_id=first_id)
+    rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows["StudentID"]])
+    return rows
+
+
+def soon(seconds: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def test_a_label_joins_its_prediction_not_its_student(truth: GroundTruth) -> None:
+    # one student scored twice (two requests), with a different grade each time
+    first = students(1, 5_000_000)
+    second = first.assign(request_id="retest-1", GradeClass=(int(first["GradeClass"][0]) + 1) % 5)
+    write_labels(truth.store, pd.concat([first, second]), soon())
+    truth.database.index_predictions("batch-000001", [first["request_id"][0], "retest-1"])
+    intake = truth.ingest_new()
+    assert intake.new_labels == 2 and not intake.conflicts and not intake.rejected
+    labels = truth.labels_for("batch-000001").set_index(REQUEST_ID)["GradeClass"].to_dict()
+    assert labels == {
+        first["request_id"][0]: int(first["GradeClass"][0]),
+        "retest-1": int(second["GradeClass"].iloc[0]),
+    }
+
+
+def test_duplicates_are_counted_and_conflicts_reported_not_resolved(truth: GroundTruth) -> None:
+    rows = students(3, 6_000_000)
+    write_labels(truth.store, rows, soon())
+    again = rows.copy()
+    again.loc[2, "GradeClass"] = (int(rows["GradeClass"][2]) + 2) % 5  # a different grade
+    write_labels(truth.store, again, soon())
+    truth.database.index_predictions("batch-000001", rows[REQUEST_ID])
+    intake = truth.ingest_new()
+    assert intake.new_labels == 3 and intake.duplicates == 2
+    assert intake.conflicts == [rows[REQUEST_ID][2]]
+    joined = truth.labels_for("batch-000001").set_index(REQUEST_ID)
+    assert joined.loc[rows[REQUEST_ID][2], "conflict"]
+    assert not joined.drop(rows[REQUEST_ID][2])["conflict"].any()
+    assert truth.usable_labels() == 2  # a conflicting label trains nothing
+
+
+def _put(truth: GroundTruth, frame: pd.DataFrame | None, raw: bytes = b"") -> str:
+    key = label_key(soon())
+    if frame is not None:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        raw = buffer.getvalue()
+    truth.store.put_bytes(key, raw)
+    return key
+
+
+def test_bad_label_files_are_rejected_by_name_and_never_stall(truth: GroundTruth) -> None:
+    rows = students(4, 7_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    no_time = _put(truth, rows.drop(columns=["available_at"]))
+    bad_grade = _put(truth, rows.assign(GradeClass=9))
+    corrupt = _put(truth, None, b"PAR1 this is not parquet")
+    good = write_labels(truth.store, students(2, 7_100_000), soon())
+    intake = truth.ingest_new()
+    assert set(intake.rejected) == {no_time, bad_grade, corrupt}
+    assert "missing column(s) available_at" in intake.rejected[no_time]
+    assert "GradeClass" in intake.rejected[bad_grade] and "[0, 4]" in intake.rejected[bad_grade]
+    assert "not a readable Parquet file" in intake.rejected[corrupt]
+    assert [f.key for f in intake.ingested] == [good] and intake.new_labels == 2
+    assert truth.ingest_new().rejected == {}  # reported once, not on every run
+
+
+READS: list[str] = []
+
+
+class CountingStore(LocalObjectStore):
+    def get_bytes(self, key: str) -> bytes:
+        READS.append(key)
+        return super().get_bytes(key)
+
+
+def test_ingestion_reads_only_new_files(tmp_path: Path) -> None:
+    truth = GroundTruth(
+        store=CountingStore(root=str(tmp_path / "m")),
+        database=MetricsDatabase(url=f"sqlite:///{tmp_path / 'db.sqlite'}"),
+    )
+    for n in range(5):
+        write_labels(truth.store, students(2, 8_000_000 + 10 * n), soon())
+    assert truth.ingest_new().new_labels == 10
+    READS.clear()
+    assert truth.ingest_new().new_labels == 0 and READS == []
+    newest = write_labels(truth.store, students(2, 8_100_000), soon())
+    assert truth.ingest_new().new_labels == 2 and [newest] == READS
+
+
+def test_labels_due_later_are_not_read_yet(truth: GroundTruth) -> None:
+    write_labels(truth.store, students(2, 9_000_000), soon(3600))
+    assert truth.ingest_new().ingested == []
+    assert truth.ingest_new(now=soon(3601)).new_labels == 2
+
+
+def test_label_files_must_not_be_named_in_the_past(truth: GroundTruth) -> None:
+    with pytest.raises(ValueError, match="in the past"):
+        write_labels(truth.store, students(1, 9_100_000), datetime.now(UTC) - timedelta(hours=1))
+
+
+@pytest.mark.parametrize("backend", ["folder", "s3"])
+def test_id_reservations_never_overlap_even_when_racing(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "s3":
+        request.getfixturevalue("moto_server")
+        bucket = f"ids-{tmp_path.name[-8:].lower().replace('_', '-')}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        from dagster_aws.s3 import S3Resource
+
+        store: Any = S3ObjectStore(bucket=bucket, prefix="monitoring", s3=S3Resource())
+    else:
+        store = LocalObjectStore(root=str(tmp_path))
+    blocks: list[tuple[int, int]] = []
+    counts = [50, 7, 300, 1, 120, 64]
+
+    def reserve(count: int) -> None:
+        blocks.append((reserve_ids(store, count), count))
+
+    threads = [threading.Thread(target=reserve, args=(c,)) for c in counts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [i for start, count in blocks for i in range(start, start + count)]
+    assert len(ids) == sum(counts) == len(set(ids))
+
+
+def _late_labels_tick(truth: GroundTruth, cursor: str | None) -> tuple[Any, str | None]:
+    (sensor,) = [s for s in build_sensors() if s.name == "late_labels_sensor"]
+    resources = {"ground_truth": truth, "metrics_database": truth.database}
+    with build_sensor_context(cursor=cursor, resources=resources) as context:
+        result: Any = sensor(context)
+        return result, result.cursor if isinstance(result, SensorResult) else context.cursor
+
+
+def test_late_labels_rerun_only_batches_that_joined_before_them(truth: GroundTruth) -> None:
+    early = students(10, 10_000_000)
+    late = students(10, 10_000_100)
+    database = truth.database
+    # batch 1 joined after its labels arrived; batch 2 joined before its labels came
+    write_labels(truth.store, early, soon())
+    database.index_predictions("batch-000001", early[REQUEST_ID])
+    database.index_predictions("batch-000002", late[REQUEST_ID])
+    truth.ingest_new()
+    now = datetime.now(UTC)
+    database.record_label_join("batch-000001", now, rows=10, labelled=10)
+    database.record_label_join("batch-000002", now, rows=10, labelled=0)
+    result, cursor = _late_labels_tick(truth, None)
+    assert result.run_requests == []  # batch 1 has its labels, batch 2's have not come
+    write_labels(truth.store, late, soon())
+    result, cursor = _late_labels_tick(truth, cursor)
+    assert [r.partition_key for r in result.run_requests] == ["batch-000002"]
+    # until a run ingests the file, each tick asks again under the same run key (the daemon
+    # launches a run key once)...
+    again, cursor = _late_labels_tick(truth, cursor)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in result.run_requests]
+    truth.ingest_new()  # ...the re-run ingests it and joins
+    database.record_label_join("batch-000002", datetime.now(UTC), rows=10, labelled=10)
+    done, cursor = _late_labels_tick(truth, cursor)
+    assert getattr(done, "run_requests", None) in (None, [])
+    assert "pending" in str(cursor) and '"pending": []' in str(cursor)
+
+
+def test_a_batch_still_on_its_way_is_left_to_its_own_run(truth: GroundTruth) -> None:
+    rows = students(10, 11_000_000)
+    truth.database.index_predictions("batch-000003", rows[REQUEST_ID])  # run under way
+    write_labels(truth.store, rows, soon())
+    result, cursor = _late_labels_tick(truth, None)
+    assert result.run_requests == []  # it will ingest them itself...
+    truth.database.record_label_join("batch-000003", datetime.now(UTC), rows=10, labelled=0)
+    result, cursor = _late_labels_tick(truth, cursor)  # ...unless it joined before they came
+    assert [r.partition_key for r in result.run_requests] == ["batch-000003"]
