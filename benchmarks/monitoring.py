@@ -63,7 +63,8 @@ def end_to_end(rows: int) -> dict[str, float]:
     from lambda_service.model_provider import ModelProvider
     from lambda_service.service import PredictionService
     from lambda_service.streams import KinesisSink
-    from studperf_assets.definitions import build_resources, make_definitions
+    from studperf_assets.definitions import make_definitions
+    from studperf_assets.deployment import Deployment
     from studperf_assets.serving.kinesis_poller import KinesisPoller
     from studperf_assets.serving.moto_local import ensure_stream, moto_server
     from studperf_assets.serving.traffic import simulate, training_generator
@@ -74,9 +75,11 @@ def end_to_end(rows: int) -> dict[str, float]:
         kinesis = boto3.client("kinesis")
         for name in ("bench-in", "bench-predictions", "bench-errors"):
             ensure_stream(kinesis, name)
-        os.environ["STUDPERF_PREDICTIONS_STREAM"] = "bench-predictions"
-        resources = build_resources(home=home, model_store_uri="", monitoring={"batch_size": rows})
-        definitions = make_definitions(resources)
+        deployment = Deployment(
+            home=home, predictions_stream="bench-predictions", monitoring={"batch_size": rows}
+        )
+        definitions = make_definitions(deployment)
+        resources = dict(definitions.resources or {})
         with instance_for_test() as instance:
             assert run_training(instance=instance, definitions=definitions).success
             simulate(

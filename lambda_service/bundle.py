@@ -8,6 +8,11 @@ A bundle is a folder (local or under an ``s3://`` prefix) holding:
 
 A model store keeps bundles under ``bundles/<version>/`` and names its champion in
 ``production.json`` at its root.
+
+A model store is a trust boundary: whoever can write one object there must not get the
+host. Every version and file name read from a manifest or a pointer must match a strict
+pattern, and every path built from one must stay inside its bundle folder, cache or store;
+a violation is a BundleError naming the bad value, raised before anything is touched.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -29,6 +35,10 @@ BUNDLE_FILES = (SKOPS_FILE, ONNX_FILE, MANIFEST_FILE)
 BUNDLES_PREFIX = "bundles"
 PRODUCTION_POINTER = "production.json"
 ONNX_INPUT_NAME = "features"
+# vYYYYmmddTHHMMSSZ-<first 8 hex of the model file's sha256>: what training writes.
+VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}Z-[0-9a-f]{8}")
+FILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}\.[a-z]{1,8}")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(RuntimeError):
@@ -55,11 +65,47 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str, source: str = "manifest") -> Manifest:
+        """Parse and check a manifest: a bad version or file name is a BundleError."""
         try:
             data = json.loads(text)
-            return cls(**data)
-        except (ValueError, TypeError) as exc:
+            manifest = cls(**data)
+        except (ValueError, TypeError, RecursionError) as exc:
             raise BundleError(f"{source}: not a valid bundle manifest ({exc})") from exc
+        check_version(manifest.version, source)
+        if not isinstance(manifest.files, dict) or ONNX_FILE not in manifest.files:
+            raise BundleError(f"{source}: the manifest lists no {ONNX_FILE}")
+        for name, digest in manifest.files.items():
+            check_file_name(name, source)
+            if not isinstance(digest, str) or not SHA256_PATTERN.fullmatch(digest):
+                raise BundleError(f"{source}: {name!r} has no valid sha256 in the manifest")
+        return manifest
+
+
+def check_version(version: Any, where: str) -> str:
+    """A bundle version as training writes it, or a BundleError naming the bad value."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise BundleError(f"{where}: invalid bundle version {_shown(version)}")
+    return version
+
+
+def check_file_name(name: Any, where: str) -> str:
+    """A plain file name (no folder, no '..', no absolute path), or a BundleError."""
+    if not isinstance(name, str) or not FILE_NAME_PATTERN.fullmatch(name) or name == MANIFEST_FILE:
+        raise BundleError(f"{where}: invalid file name in the manifest {_shown(name)}")
+    return name
+
+
+def inside(folder: Path, name: str, where: str) -> Path:
+    """``folder / name``, refused unless it resolves to a direct child of ``folder``."""
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve():
+        raise BundleError(f"{where}: {_shown(name)} leaves {folder}")
+    return path
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def sha256_file(path: Path) -> str:
@@ -72,7 +118,7 @@ def sha256_file(path: Path) -> str:
 
 def bundle_key(version: str) -> str:
     """Path of a bundle relative to its store root."""
-    return f"{BUNDLES_PREFIX}/{version}"
+    return f"{BUNDLES_PREFIX}/{check_version(version, 'bundle key')}"
 
 
 def verify_bundle(folder: Path, uri: str | None = None) -> Manifest:
@@ -83,7 +129,7 @@ def verify_bundle(folder: Path, uri: str | None = None) -> Manifest:
         raise BundleError(f"{where}: no {MANIFEST_FILE}; not a model bundle")
     manifest = Manifest.from_json(manifest_path.read_text(), where)
     for name, expected in manifest.files.items():
-        path = folder / name
+        path = inside(folder, name, where)
         if not path.is_file():
             raise BundleError(f"{where}: {name} is missing")
         actual = sha256_file(path)
@@ -122,10 +168,15 @@ def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
     pointer_uri = f"{store_uri.rstrip('/')}/{PRODUCTION_POINTER}"
     try:
         pointer = json.loads(read_text(pointer_uri, s3))
-        version = str(pointer["version"])
+        version = pointer["version"]
     except Exception as exc:
         raise BundleError(f"{pointer_uri}: no usable production pointer ({exc})") from exc
-    return version, f"{store_uri.rstrip('/')}/{bundle_key(version)}"
+    check_version(version, pointer_uri)  # a pointer must not lead out of the store
+    bundle = f"{store_uri.rstrip('/')}/{bundle_key(version)}"
+    if not bundle.startswith("s3://"):  # nor may a symlinked bundle folder, locally
+        bundles = Path(store_uri, BUNDLES_PREFIX)
+        inside(bundles, version, pointer_uri)
+    return version, bundle
 
 
 def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manifest]:
@@ -140,7 +191,7 @@ def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manif
         raise
     except Exception as exc:
         raise BundleError(f"{uri}: cannot read the bundle manifest ({exc})") from exc
-    target = cache_dir / manifest.version
+    target = inside(cache_dir, manifest.version, uri)  # checked before anything is touched
     if target.is_dir():
         try:
             return target, verify_bundle(target, uri)
@@ -150,7 +201,7 @@ def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manif
     staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".partial-"))
     try:
         for name in (*manifest.files, MANIFEST_FILE):
-            _copy(f"{uri.rstrip('/')}/{name}", staging / name, s3)
+            _copy(f"{uri.rstrip('/')}/{name}", inside(staging, name, uri), s3)
         verified = verify_bundle(staging, uri)
         os.replace(staging, target)
     except BundleError:
@@ -166,8 +217,10 @@ def _copy(src: str, dest: Path, s3: Any) -> None:
     if src.startswith("s3://"):
         bucket, key = split_s3_uri(src)
         (s3 or _s3_client()).download_file(bucket, key, str(dest))
-    else:
-        shutil.copyfile(src, dest)
+        return
+    source = Path(src)
+    inside(source.parent, source.name, src)  # a symlink out of the bundle folder is refused
+    shutil.copyfile(source, dest)
 
 
 def resolve_bundle_uri(uri: str, s3: Any = None) -> tuple[str, str | None]:

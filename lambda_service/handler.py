@@ -11,6 +11,7 @@ Configuration (environment):
 | MODEL_REFRESH_SECONDS | how often to re-check the production pointer (default 60) |
 | MODEL_CACHE_DIR | where bundles are cached (default /tmp/studperf-bundles) |
 | PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures (default 5) |
+| LOG_LEVEL | the root logger's level (default INFO) |
 | AWS_ENDPOINT_URL, AWS_REGION | standard boto3 settings (moto locally; unset in AWS) |
 
 The model is loaded at cold start, outside the handler. If that fails, the error (naming
@@ -19,6 +20,8 @@ the URI) is raised by every invocation, so Lambda retries the batch instead of l
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -29,7 +32,8 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
 
-logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+ENV_LOG_LEVEL = "LOG_LEVEL"
+logging.getLogger().setLevel(os.environ.get(ENV_LOG_LEVEL, "INFO"))
 log = logging.getLogger("studperf.handler")
 
 ENV_MODEL_URI = "MODEL_BUNDLE_URI"
@@ -45,6 +49,7 @@ ENVIRONMENT_VARIABLES = (
     ENV_REFRESH,
     ENV_CACHE,
     ENV_ATTEMPTS,
+    ENV_LOG_LEVEL,
 )
 
 
@@ -77,15 +82,16 @@ def build_service(environ: dict[str, str] | None = None) -> PredictionService:
 class _ColdStart:
     """The service built at import time, or the reason it could not be."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        self.environ = environ  # None: the process environment, as Lambda sets it
         self.service: PredictionService | None = None
         self.error: Exception | None = None
-        if os.environ.get(ENV_MODEL_URI):
+        if (os.environ if environ is None else environ).get(ENV_MODEL_URI):
             self.load()
 
     def load(self) -> None:
         try:
-            self.service = build_service()
+            self.service = build_service(self.environ)
             self.error = None
         except Exception as exc:  # noqa: BLE001 - reported by every invocation instead
             log.error("cold start failed: %s", exc)
@@ -130,15 +136,14 @@ def handle_http(service: PredictionService, event: dict[str, Any]) -> dict[str, 
     if method == "POST" and path == "/predict":
         body = event.get("body") or ""
         if event.get("isBase64Encoded"):
-            import base64
-
-            body = base64.b64decode(body).decode("utf-8", "replace")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return _response(
-                422, {"errors": [{"index": None, "field": None, "reason": "body is not JSON"}]}
-            )
-        status, result = service.predict_payload(payload)
-        return _response(status, result)
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                reason = "body is marked base64 but is not valid base64"
+                return _response(
+                    422, {"errors": [{"index": None, "field": None, "reason": reason}]}
+                )
+        else:
+            raw = str(body).encode("utf-8", "surrogatepass")
+        return _response(*service.predict_body(raw))
     return _response(404, {"error": f"no route for {method} {path}"})

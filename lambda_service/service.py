@@ -26,6 +26,9 @@ log = logging.getLogger("studperf.service")
 
 MAX_ERROR_PAYLOAD = 64 * 1024  # keep error records far below Kinesis' 1 MiB limit
 MAX_PARTITION_KEY = 256
+# A prediction request body, HTTP (Lambda URL / API Gateway / studperf serve): the Lambda's own
+# synchronous payload limit, so both paths refuse the same size (about 30,000 students).
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
 
 
 @dataclass
@@ -134,6 +137,10 @@ class _Valid:
     features: list[float]
 
 
+def _problem(reason: str) -> dict[str, Any]:
+    return {"errors": [{"index": None, "field": None, "reason": reason}]}
+
+
 class PredictionService:
     def __init__(
         self,
@@ -237,6 +244,18 @@ class PredictionService:
     def model(self) -> dict[str, Any]:
         return dict(self.provider.predictor.manifest.__dict__)
 
+    def predict_body(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """An HTTP request body: 413 over the size limit, 422 if not JSON, else as
+        ``predict_payload``."""
+        if len(body) > MAX_REQUEST_BYTES:
+            reason = f"body of {len(body)} bytes is over the {MAX_REQUEST_BYTES}-byte limit"
+            return 413, _problem(reason)
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return 422, _problem("body is not JSON (UTF-8)")
+        return self.predict_payload(payload)
+
     def predict_payload(self, payload: Any) -> tuple[int, dict[str, Any]]:
         """One student object, a list of them, or {"students": [...]}: 200 or 422."""
         single = isinstance(payload, dict) and "students" not in payload
@@ -248,15 +267,7 @@ class PredictionService:
             else payload
         )
         if not isinstance(students, list) or not students:
-            return 422, {
-                "errors": [
-                    {
-                        "index": None,
-                        "field": None,
-                        "reason": "expected a student object or a non-empty list of them",
-                    }
-                ]
-            }
+            return 422, _problem("expected a student object or a non-empty list of them")
         predictor = self.provider.predictor
         rows, problems = [], []
         for index, student in enumerate(students):

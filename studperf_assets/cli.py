@@ -13,15 +13,21 @@ import sys
 import time
 from pathlib import Path
 
-from studperf_assets import settings
+from studperf_assets.deployment import Deployment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def prepare_dagster_home() -> Path:
-    """DAGSTER_HOME defaults to $STUDPERF_HOME/dagster, seeded with the repo's dagster.yaml
-    (or dagster.postgres.yaml when STUDPERF_DAGSTER_STORAGE=postgres)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.home() / "dagster").resolve()
+def deployment() -> Deployment:
+    """This shell's deployment settings (see ``studperf_assets.deployment``)."""
+    return Deployment.from_environment()
+
+
+def prepare_dagster_home(home: Path | None = None) -> Path:
+    """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded with the
+    repo's dagster.yaml (dagster.postgres.yaml when STUDPERF_DAGSTER_STORAGE=postgres).
+    This command's own environment then names it, for the processes it starts."""
+    home = (home or Path(os.environ.get("DAGSTER_HOME") or deployment().home / "dagster")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     variant = os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite")
@@ -37,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     prepare_dagster_home()
     from studperf_assets.training_run import run_training
 
-    outcome = run_training(source=args.data or settings.data_source())
+    outcome = run_training(source=args.data or deployment().data_source)
     for line in outcome.summary_lines():
         print(line)
     print(f"elapsed {time.perf_counter() - started:.1f}s", flush=True)
@@ -56,7 +62,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         bundle_uri, _ = resolve_bundle_uri(args.model)
-        predictor = Predictor.from_uri(bundle_uri, settings.home() / "cache" / "bundles")
+        predictor = Predictor.from_uri(bundle_uri, deployment().home / "cache" / "bundles")
         report = score_file(predictor, Path(args.input), Path(args.output))
     except (BundleError, InvalidRecord, OSError) as exc:
         print(f"studperf predict: {exc}", file=sys.stderr)
@@ -74,8 +80,8 @@ def _serving_environment(args: argparse.Namespace) -> None:
     """Flags override the Lambda's own environment variables (see lambda_service.handler)."""
     if args.model:
         os.environ["MODEL_BUNDLE_URI"] = args.model
-    os.environ.setdefault("MODEL_BUNDLE_URI", str(settings.home() / "model_store"))
-    os.environ.setdefault("MODEL_CACHE_DIR", str(settings.home() / "cache" / "bundles"))
+    os.environ.setdefault("MODEL_BUNDLE_URI", str(deployment().home / "model_store"))
+    os.environ.setdefault("MODEL_CACHE_DIR", str(deployment().home / "cache" / "bundles"))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -111,7 +117,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if value:
             os.environ[name] = value
     service = build_service()
-    state = settings.home() / "stream"
+    state = deployment().home / "stream"
     poller = KinesisPoller(
         boto3.client("kinesis"),
         args.input_stream,
@@ -164,8 +170,8 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import boto3
 
-    from studperf_assets.definitions import build_resources
     from studperf_assets.lib.simulation import Drift
+    from studperf_assets.resources import resources_for
     from studperf_assets.serving.traffic import simulate, training_generator
 
     try:
@@ -176,7 +182,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     report = simulate(
         boto3.client("kinesis"),
         args.stream,
-        build_resources()["object_store"],  # reserves the IDs; holds the labels
+        resources_for(deployment())["object_store"],  # reserves the IDs; holds the labels
         training_generator(seed=args.seed),
         args.count,
         drift=drift,
@@ -197,13 +203,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import warnings
 
     warnings.filterwarnings("ignore")  # library preview/beta notices drown the step lines
-    home = Path(args.home or settings.home() / "demo").resolve()
+    home = Path(args.home or deployment().home / "demo").resolve()
     if home.exists() and not args.keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["STUDPERF_HOME"] = str(home)
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
-    prepare_dagster_home()
+    prepare_dagster_home(home / "dagster")
     from studperf_assets.demo import print_summary, run_demo
 
     summary = run_demo(home, batch_size=args.batch_size)
@@ -220,7 +224,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     prepare_dagster_home()
     os.environ.setdefault("STUDPERF_SENSORS", "stopped")
-    supervisor = Supervisor(settings.home() / "logs")
+    supervisor = Supervisor(deployment().home / "logs")
     command = [
         sys.executable, "-m", "dagster", "dev",
         "-w", str(REPO_ROOT / "workspace.yaml"),
@@ -246,7 +250,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from studperf_assets.stack import Stack, StackPorts, run_stack
 
     stack = Stack(
-        home=settings.home(),
+        home=deployment().home,
         ports=StackPorts.from_environment(os.environ),
         echo=lambda line: print(line, flush=True),
     )
@@ -318,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["studperf-input", "studperf-predictions", "studperf-errors"],
     )
-    init_aws.add_argument("--sender", default=settings.alert_sender(), help="SES sender to verify")
+    init_aws.add_argument(
+        "--sender", default=deployment().alert_sender, help="SES sender to verify"
+    )
     init_aws.set_defaults(func=cmd_init_aws)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)

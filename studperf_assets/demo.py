@@ -8,7 +8,6 @@ evaluate them; every run lands in the Dagster instance that ``studperf ui`` open
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,7 +22,8 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.definitions import build_resources, make_definitions
+from studperf_assets.definitions import make_definitions
+from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
 from studperf_assets.resources.monitoring import PredictionStream
 from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
@@ -36,13 +36,7 @@ STREAMS = {
     "predictions": "studperf-predictions",
     "errors": "studperf-errors",
 }
-SENDER, RECIPIENT = "studperf-alerts@example.org", "ml-oncall@example.org"
 DRIFT = Drift(absences_added=8, study_time_factor=0.5)
-ENVIRONMENT = {
-    "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
-    "STUDPERF_ALERT_SENDER": SENDER,
-    "STUDPERF_ALERT_RECIPIENTS": RECIPIENT,
-}
 
 
 @dataclass
@@ -64,13 +58,13 @@ class Demo:
     def __init__(self, home: Path, batch_size: int, echo: Callable[[str], None]) -> None:
         self.home, self.batch_size, self.echo = home, batch_size, echo
         self.summary = DemoSummary(home=home)
-        self.resources = build_resources(
+        self.deployment = Deployment(
             home=home,
-            model_store_uri="",
-            monitoring_store_uri="",
+            predictions_stream=STREAMS["predictions"],
             monitoring={"batch_size": batch_size, "min_new_labels_for_retraining": batch_size},
         )
-        self.definitions = make_definitions(self.resources)
+        self.definitions = make_definitions(self.deployment)
+        self.resources = dict(self.definitions.resources or {})
         self.generator = training_generator(seed=42)
         self.step_number = 0
 
@@ -99,7 +93,7 @@ class Demo:
             self.kinesis = boto3.client("kinesis")
             for name in STREAMS.values():
                 ensure_stream(self.kinesis, name)
-            boto3.client("ses").verify_email_identity(EmailAddress=SENDER)
+            boto3.client("ses").verify_email_identity(EmailAddress=self.deployment.alert_sender)
             self.echo(
                 f"local AWS: moto server at {self.moto_url}; streams {', '.join(STREAMS.values())}"
             )
@@ -246,17 +240,8 @@ def run_demo(
     drifted_batches: int = 2,
     echo: Callable[[str], None] = print,
 ) -> DemoSummary:
-    saved = {k: os.environ.get(k) for k in ENVIRONMENT}
-    os.environ.update(ENVIRONMENT)
     warnings.filterwarnings("ignore")  # library beta/deprecation notices drown the step lines
-    try:
-        return Demo(home, batch_size, echo).run(calm_batches, drifted_batches)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return Demo(home, batch_size, echo).run(calm_batches, drifted_batches)
 
 
 def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> None:

@@ -27,7 +27,7 @@ training_job = define_asset_job(
 )
 monitoring_job = define_asset_job(
     "monitoring_job",
-    selection=AssetSelection.assets("prediction_batches", "drift_report"),
+    selection=AssetSelection.assets("prediction_batches", "drift_report", "batch_metrics"),
     partitions_def=prediction_batch_partitions,
     description="One prediction batch: archive, labels, drift report, metrics and checks.",
     executor_def=multi_or_in_process_executor,

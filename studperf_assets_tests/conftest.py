@@ -8,11 +8,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from lambda_service.bundle import Manifest
 from studperf_assets.serving.moto_local import moto_server as local_moto_server
 
+# CI shares two cores with a moto server, PostgreSQL and Dagster: how fast hypothesis
+# generates inputs is not what these properties are about (a too-slow health check failed
+# a clean run once).
+settings.register_profile("studperf", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("studperf")
+
 PG_URL = os.environ.get("STUDPERF_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests get their settings as parameters (``Deployment``): a developer's own STUDPERF_*,
+    MLFLOW_* or DAGSTER_HOME must not reach them, nor the processes they start. Cleared
+    before collection, since importing the code location reads the environment once."""
+    for name in [n for n in os.environ if n.startswith(("STUDPERF_", "MLFLOW_"))]:
+        del os.environ[name]
+    os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +78,12 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One full training run on the embedded defaults, shared by read-only tests."""
     from dagster import DagsterInstance
 
-    from studperf_assets.definitions import build_resources, make_definitions
+    from studperf_assets.definitions import make_definitions
+    from studperf_assets.deployment import Deployment
     from studperf_assets.training_run import run_training
 
     home = tmp_path_factory.mktemp("studperf-home")
-    definitions = make_definitions(build_resources(home=home, model_store_uri=""))
+    definitions = make_definitions(Deployment(home=home))
     instance = DagsterInstance.ephemeral()
     outcome = run_training(instance=instance, definitions=definitions)
     assert outcome.success, outcome.failures

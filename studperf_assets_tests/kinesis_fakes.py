@@ -19,7 +19,15 @@ class MemoryKinesis:
         self.calls: list[tuple[str, int]] = []
 
     def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Validates the call as Kinesis does: one bad entry rejects the whole call."""
         self.calls.append((StreamName, len(Records)))
+        for record in Records:
+            key = record["PartitionKey"]
+            if not isinstance(key, str) or not 1 <= len(key) <= 256:
+                raise ValueError(f"InvalidArgumentException: partition key of {len(key)} chars")
+            key.encode("utf-8")  # a lone surrogate cannot be sent: UnicodeEncodeError
+            if len(record["Data"]) + len(key.encode()) > 1024 * 1024:
+                raise ValueError("InvalidArgumentException: record over 1 MiB")
         self.streams.setdefault(StreamName, []).extend(Records)
         return {
             "FailedRecordCount": 0,

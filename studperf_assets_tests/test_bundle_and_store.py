@@ -90,8 +90,11 @@ def _exercise_store(store: ModelStore, bundle: Path, manifest: Manifest, cache: 
     for spelling in (uri, store.root_uri, f"{store.root_uri}/production.json"):
         resolved, _ = resolve_bundle_uri(spelling, store._s3())
         assert resolved == uri
-    with pytest.raises(BundleError, match="cannot promote v-never-published: not published"):
-        store.promote("v-never-published", {})
+    unpublished = "v20990101T000000Z-0badf00d"
+    with pytest.raises(BundleError, match=f"cannot promote {unpublished}: not published"):
+        store.promote(unpublished, {})
+    with pytest.raises(BundleError, match=r"invalid bundle version '\.\./\.\./elsewhere'"):
+        store.promote("../../elsewhere", {})
 
 
 def test_local_store(trained_bundle: tuple[Path, Manifest], tmp_path: Path) -> None:

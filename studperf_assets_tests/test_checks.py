@@ -13,7 +13,7 @@ from studperf_assets.assets import ingestion, publishing, training
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.model_store import LocalModelStore
-from studperf_assets.resources.settings import TrainingSettings
+from studperf_assets.resources.training_settings import TrainingSettings
 
 
 def run(check: Any, *args: Any) -> AssetCheckResult:
@@ -28,7 +28,7 @@ def raw() -> pd.DataFrame:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> TrainingSettings:
-    return TrainingSettings(work_dir=str(tmp_path / "work"), mlflow_tracking_uri="sqlite://")
+    return TrainingSettings(work_dir=str(tmp_path / "work"))
 
 
 def test_schema_check(raw: pd.DataFrame) -> None:

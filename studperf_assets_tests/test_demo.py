@@ -14,21 +14,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
-    import os
-
     home = tmp_path_factory.mktemp("demo")
-    saved = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
     lines: list[str] = []
-    try:
-        summary = run_demo(
-            home, batch_size=200, calm_batches=2, drifted_batches=2, echo=lines.append
-        )
-    finally:
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = saved
+    summary = run_demo(home, batch_size=200, calm_batches=2, drifted_batches=2, echo=lines.append)
     assert any(line.startswith("[6/6]") for line in lines)
     return summary
 

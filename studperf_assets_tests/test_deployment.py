@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from lambda_service.handler import ENVIRONMENT_VARIABLES as LAMBDA_ENV
-from studperf_assets.settings import ENVIRONMENT_VARIABLES as STUDPERF_ENV
+from studperf_assets.deployment import ENVIRONMENT_VARIABLES as STUDPERF_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 AWS_ENV = {

@@ -205,3 +205,52 @@ def test_a_batch_still_on_its_way_is_left_to_its_own_run(truth: GroundTruth) -> 
     truth.database.record_label_join("batch-000003", datetime.now(UTC), rows=10, labelled=0)
     result, cursor = _late_labels_tick(truth, cursor)  # ...unless it joined before they came
     assert [r.partition_key for r in result.run_requests] == ["batch-000003"]
+
+
+def _materialize_batch(tmp_path: Path, archive: bytes) -> Any:
+    from dagster import DagsterInstance, materialize
+
+    from studperf_assets.assets.monitoring import prediction_batches
+    from studperf_assets.deployment import Deployment
+    from studperf_assets.resources import resources_for
+
+    resources = resources_for(Deployment(home=tmp_path))
+    resources["object_store"].put_bytes("batches/batch-000001/predictions.parquet", archive)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("prediction_batches", ["batch-000001"])
+    return materialize(
+        [prediction_batches],
+        partition_key="batch-000001",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _archive(rows: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_rows_archived_twice_count_once(tmp_path: Path) -> None:
+    from lambda_service.schema import FEATURE_NAMES
+
+    rows = students(4, 12_000_000)[[REQUEST_ID, *FEATURE_NAMES]].assign(
+        prediction=1, model_version="v1", idempotency_key=[f"shard:{i}" for i in range(4)]
+    )
+    repeated = pd.concat([rows, rows.iloc[[0, 0]], rows.iloc[[2]]], ignore_index=True)
+    result = _materialize_batch(tmp_path, _archive(repeated))
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("prediction_batches")
+    assert materialization.metadata["rows"].value == 4
+    assert materialization.metadata["duplicates_removed"].value == 3
+
+
+def test_a_corrupt_archive_fails_the_run_naming_the_file(tmp_path: Path) -> None:
+    result = _materialize_batch(tmp_path, b"PAR1 truncated")
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert "batches/batch-000001/predictions.parquet" in message
+    assert "not a readable Parquet file" in message

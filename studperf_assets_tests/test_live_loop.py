@@ -216,6 +216,57 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     assert set(versions[switch:]) == {promoted}  # hot-swapped once, without a restart
 
 
+def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) -> None:
+    from studperf_assets.serving.supervisor import processes_with
+    from studperf_assets_tests.kinesis_fakes import read_stream
+
+    home: Path = live["home"]
+    consumers = [
+        pid
+        for pid in processes_with("STUDPERF_HOME", str(home))
+        if b"\0stream\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(consumers) == 1
+    os.kill(consumers[0], signal.SIGKILL)  # no goodbye: whatever it held in hand is redone
+    studperf(live, "simulate", "--count", "30", "--seed", "4", "--no-labels")
+    env = live["env"]
+    kinesis = boto3.client(
+        "kinesis",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    sent = {json.loads(r["Data"])["request_id"] for r in _all_records(kinesis, "studperf-input")}
+
+    def all_scored() -> bool:
+        scored = {r["request_id"] for r in read_stream(kinesis, "studperf-predictions")}
+        return sent <= scored
+
+    wait_for("every record scored after the restart", all_scored, 120)
+    restarted = [
+        pid
+        for pid in processes_with("STUDPERF_HOME", str(home))
+        if b"\0stream\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert restarted and restarted != consumers  # the supervisor started a new one
+
+
+def _all_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    records = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            records += response["Records"]
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return records
+
+
 def test_stop_leaves_nothing_behind(live: dict[str, Any]) -> None:
     process: subprocess.Popen[str] = live["process"]
     started = time.monotonic()

@@ -21,7 +21,8 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context, instanc
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.definitions import build_resources, make_definitions
+from studperf_assets.definitions import make_definitions
+from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.simulation import Drift, StudentGenerator
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
@@ -118,22 +119,20 @@ def stack(
     for name in streams.values():
         create_stream(kinesis, name)
     boto3.client("ses").verify_email_identity(EmailAddress="alerts@studperf.test")
-    import os
-
-    os.environ["STUDPERF_PREDICTIONS_STREAM"] = streams["predictions"]
-    os.environ["STUDPERF_ALERT_SENDER"] = "alerts@studperf.test"
-    os.environ["STUDPERF_ALERT_RECIPIENTS"] = "oncall@studperf.test"
-    resources = build_resources(
+    deployment = Deployment(
         home=home,
-        model_store_uri="",
         metrics_db_url=metrics_db,
+        predictions_stream=streams["predictions"],
+        alert_sender="alerts@studperf.test",
+        alert_recipients=("oncall@studperf.test",),
         monitoring={
             "batch_size": 200,
             "min_new_labels_for_retraining": 100,
             "retraining_cooldown_seconds": 0,
         },
     )
-    definitions = make_definitions(resources)
+    definitions = make_definitions(deployment)
+    resources = dict(definitions.resources or {})
     with instance_for_test() as instance:
         outcome = run_training(instance=instance, definitions=definitions)
         assert outcome.success, outcome.failures
@@ -162,6 +161,7 @@ def stack(
         assert poller.run(until_idle=1, poll_interval=0).records == 800
         yield {
             "home": home,
+            "deployment": deployment,
             "instance": instance,
             "definitions": definitions,
             "resources": resources,
@@ -169,12 +169,6 @@ def stack(
             "streams": streams,
             "poller": poller,
         }
-    for key in (
-        "STUDPERF_PREDICTIONS_STREAM",
-        "STUDPERF_ALERT_SENDER",
-        "STUDPERF_ALERT_RECIPIENTS",
-    ):
-        os.environ.pop(key, None)
 
 
 def _sensor(stack: dict[str, Any], name: str, cursor: str | None = None) -> Any:
@@ -364,3 +358,47 @@ def test_late_labels_rerun_the_batch_that_missed_them(
     assert {b["partition"]: b for b in database.batches()}[request.partition_key][
         "labelled_rows"
     ] == 200
+
+
+@pytest.mark.integration
+def test_a_database_outage_does_not_hide_drift(
+    stack: dict[str, Any], monitored: dict[str, Any]
+) -> None:
+    from dagster import DagsterEventType
+
+    from studperf_assets.serving.moto_local import free_port
+
+    down = f"postgresql+psycopg2://studperf:hunter2@127.0.0.1:{free_port()}/monitoring"
+    deployment = stack["deployment"].with_(metrics_db_url=down)
+    definitions = make_definitions(deployment)
+    started = time.time()
+    run = definitions.resolve_job_def("monitoring_job").execute_in_process(
+        partition_key="batch-000004", instance=stack["instance"], raise_on_error=False
+    )
+    assert not run.success  # the SQL step failed, after its retries...
+    checks = {e.check_name: e for e in run.get_asset_check_evaluations()}
+    assert not checks["data_drift"].passed  # ...but the drift was judged from the report
+    labels = checks["batch_labels"]
+    unavailable = str(labels.metadata["labels_unavailable"].value)
+    assert not labels.passed and f"127.0.0.1:{down.rsplit(':', 1)[1]}" in unavailable
+    failures = [e for e in run.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    (failure,) = failures
+    assert failure.step_key == "batch_metrics"
+    error = failure.event_specific_data.error  # type: ignore[union-attr]
+    message = ""
+    while error is not None:  # "Exceeded max_retries of 3", caused by the last attempt's error
+        message, error = message + str(error.message), error.cause
+    assert "monitoring database postgresql+psycopg2://studperf:***@127.0.0.1" in message
+    assert "hunter2" not in message + unavailable
+    retries = [e for e in run.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retries) == 3
+    # the alert still goes out, though alerts_sent cannot be read or written
+    before = len(sent_emails(stack["moto"]))
+    alerts = definitions.resolve_sensor_def("monitoring_alert_sensor")
+    resources = dict(definitions.resources or {})
+    with build_sensor_context(
+        instance=stack["instance"], cursor=str(started), resources=resources
+    ) as context:
+        alerts(context)
+    subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
+    assert "[studperf] data_drift failed on batch-000004" in subjects

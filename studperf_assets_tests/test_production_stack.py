@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from lambda_service.bundle import resolve_bundle_uri
 from lambda_service.predictor import Predictor
-from studperf_assets.definitions import build_resources, make_definitions
+from studperf_assets.definitions import make_definitions
+from studperf_assets.deployment import Deployment
 from studperf_assets.lib.trained import MODEL_NAME
 from studperf_assets.training_run import run_training
 
@@ -25,13 +26,21 @@ def test_training_on_postgres_and_s3(
 ) -> None:
     home = tmp_path_factory.mktemp("prod-home")
     # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3: name psycopg2 explicitly.
-    dagster_url, tracking_uri = (
+    dagster_url, tracking_uri, metrics_url = (
         url.replace("postgresql://", "postgresql+psycopg2://")
-        for url in (pg_databases(), pg_databases())
+        for url in (pg_databases(), pg_databases(), pg_databases())
     )
     store_uri = f"s3://{s3_bucket}/studperf"
     definitions = make_definitions(
-        build_resources(home=home, model_store_uri=store_uri, tracking_uri=tracking_uri)
+        Deployment(
+            kind="aws",
+            home=home,
+            model_store=store_uri,
+            monitoring_store=f"s3://{s3_bucket}/monitoring",
+            metrics_db_url=metrics_url,
+            mlflow_tracking_uri=tracking_uri,
+            mlflow_artifacts=(home / "mlartifacts").as_uri(),  # no MLflow server in this test
+        )
     )
     overrides = {"storage": {"postgres": {"postgres_url": dagster_url}}}
     with instance_for_test(overrides=overrides) as instance:
@@ -60,24 +69,30 @@ def test_training_on_postgres_and_s3(
 
 
 def test_the_postgres_instance_file_is_valid(
-    pg_databases: Callable[[], str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    pg_databases: Callable[[], str], tmp_path: Path
 ) -> None:
-    """dagster.postgres.yaml, as the CLI and the code-location image install it."""
+    """dagster.postgres.yaml, as the CLI and the code-location image install it, loaded by a
+    process whose environment names the database (as a container's would)."""
+    import os
     import shutil
-
-    from dagster import DagsterInstance
+    import subprocess
+    import sys
 
     home = tmp_path / "dagster"
     home.mkdir()
     shutil.copyfile(
         Path(__file__).resolve().parent.parent / "dagster.postgres.yaml", home / "dagster.yaml"
     )
-    monkeypatch.setenv(
-        "STUDPERF_DAGSTER_PG_URL", pg_databases().replace("postgresql://", "postgresql+psycopg2://")
+    url = pg_databases().replace("postgresql://", "postgresql+psycopg2://")
+    code = (
+        "import sys; from dagster import DagsterInstance\n"
+        "with DagsterInstance.from_config(sys.argv[1]) as instance:\n"
+        "    print(type(instance.run_storage).__name__, type(instance.event_log_storage).__name__,"
+        " len(instance.get_runs()))"
     )
-    with DagsterInstance.from_config(str(home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert instance.get_runs() == []
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(home)],
+        env={**os.environ, "STUDPERF_DAGSTER_PG_URL": url},
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["PostgresRunStorage", "PostgresEventLogStorage", "0"]

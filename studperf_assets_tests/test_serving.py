@@ -199,41 +199,57 @@ def test_sink_groups_stay_under_the_byte_limit() -> None:
     assert [n for _, n in client.calls] == [5, 2]  # 5 MiB a call
 
 
+# Anything a producer could put in a record: raw bytes, arbitrary JSON, deep nesting,
+# integers far beyond 64 bits, and student messages whose IDs and features are arbitrary.
+ANY_SCALAR = (
+    st.none()
+    | st.booleans()
+    | st.floats()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.text(max_size=300)
+)
+ANY_PAYLOAD = st.one_of(
+    st.binary(max_size=200),
+    st.recursive(
+        ANY_SCALAR,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=12,
+    ).map(lambda value: json.dumps(value).encode()),
+    st.integers(1, 20_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.fixed_dictionaries(
+        {
+            "student_id": ANY_SCALAR,
+            "student": st.dictionaries(
+                st.sampled_from(sorted(STUDENT)), ANY_SCALAR | st.integers(-5, 40)
+            ),
+        },
+        optional={"request_id": ANY_SCALAR},
+    ).map(lambda value: json.dumps(value).encode()),
+)
+
+
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    payloads=st.lists(
-        st.one_of(
-            st.binary(max_size=200),
-            st.recursive(
-                st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=10),
-                lambda inner: (
-                    st.lists(inner, max_size=4)
-                    | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-                ),
-                max_leaves=12,
-            ).map(lambda value: json.dumps(value).encode()),
-            st.fixed_dictionaries(
-                {
-                    "student_id": st.integers(),
-                    "student": st.dictionaries(
-                        st.sampled_from(sorted(STUDENT)),
-                        st.floats() | st.integers(-5, 40) | st.text(max_size=3),
-                    ),
-                }
-            ).map(lambda value: json.dumps(value).encode()),
-        ),
-        min_size=1,
-        max_size=20,
-    )
+    payloads=st.lists(ANY_PAYLOAD, min_size=1, max_size=20),
+    partition_keys=st.lists(st.text(max_size=300), min_size=20, max_size=20),
 )
 def test_fuzz_the_handler_never_raises_and_accounts_for_everything(
-    store: LocalModelStore, tmp_path: Path, payloads: list[bytes]
+    store: LocalModelStore, tmp_path: Path, payloads: list[bytes], partition_keys: list[str]
 ) -> None:
+    """Property: whatever the records carry, handle_kinesis returns, every output call is
+    one Kinesis accepts (the fake validates like Kinesis), and predictions + errors +
+    failures == records."""
     service, client = _service(store, tmp_path)
-    outcome = service.handle_kinesis([kinesis_record(p, i) for i, p in enumerate(payloads)])
+    records = [kinesis_record(p, i, partition_keys[i]) for i, p in enumerate(payloads)]
+    outcome = service.handle_kinesis(records)
     _account(outcome, len(payloads))
+    assert not outcome.failures  # the sink never had a call rejected
     written = {b["idempotency_key"] for b in client.bodies(PRED) + client.bodies(ERR)}
     assert written == {event_id(i) for i in range(len(payloads))}
 
@@ -309,9 +325,8 @@ def test_missing_or_corrupt_bundle_at_cold_start_names_the_uri(
 def test_lambda_handler_reports_an_unloadable_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MODEL_BUNDLE_URI", str(tmp_path / "gone"))
-    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
-    cold = handler_module._ColdStart()
+    environ = {"MODEL_BUNDLE_URI": str(tmp_path / "gone"), "MODEL_CACHE_DIR": str(tmp_path)}
+    cold = handler_module._ColdStart(environ)
     monkeypatch.setattr(handler_module, "COLD_START", cold)
     with pytest.raises(RuntimeError, match=f"model unavailable: {tmp_path / 'gone'}"):
         handler_module.lambda_handler({"Records": []})
@@ -381,3 +396,146 @@ def test_web_service(store: LocalModelStore, tmp_path: Path) -> None:
         "minimum": 0,
         "maximum": 29,
     }
+
+
+def test_lambda_http_bad_base64_and_oversize_bodies(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_service.service import MAX_REQUEST_BYTES
+
+    service, _ = _service(store, tmp_path)
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    padded = _http("/predict", "POST")
+    padded.update(body="eyJhIjox", isBase64Encoded=True)  # '{"a":1' cut short: bad padding
+    answer = handler_module.lambda_handler({**padded, "body": "eyJhIjoxfQ="})
+    assert answer["statusCode"] == 422 and "not valid base64" in answer["body"]
+    encoded = _http("/predict", "POST")
+    encoded.update(
+        body=base64.b64encode(json.dumps(STUDENT).encode()).decode(), isBase64Encoded=True
+    )
+    assert handler_module.lambda_handler(encoded)["statusCode"] == 200
+    huge = _http("/predict", "POST")
+    huge["body"] = json.dumps([STUDENT] * (MAX_REQUEST_BYTES // 150))
+    answer = handler_module.lambda_handler(huge)
+    assert answer["statusCode"] == 413 and "limit" in answer["body"]
+
+
+def test_web_service_limits_the_body_and_keeps_health_answering(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    import httpx
+
+    from lambda_service.service import MAX_REQUEST_BYTES
+
+    service, _ = _service(store, tmp_path)
+    app = create_app(service)
+    client = TestClient(app)
+    too_big = b"[" + b" " * MAX_REQUEST_BYTES + b"]"
+    assert client.post("/predict", content=too_big).status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: the limit holds while streaming
+        for _ in range(MAX_REQUEST_BYTES // 65536 + 2):
+            yield b" " * 65536
+
+    assert client.post("/predict", content=chunks()).status_code == 413
+    students = json.dumps([STUDENT] * 25_000).encode()
+    assert len(students) < MAX_REQUEST_BYTES
+    finished: list[str] = []
+    scoring = threading.Event()
+    score = service.predict_body
+
+    def predict_body(body: bytes) -> Any:
+        scoring.set()
+        return score(body)
+
+    service.predict_body = predict_body  # type: ignore[method-assign]
+
+    async def race() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://studperf") as http:
+
+            async def predict() -> None:
+                response = await http.post("/predict", content=students)
+                assert response.status_code == 200 and len(response.json()["predictions"]) == 25_000
+                finished.append("predict")
+
+            async def health() -> None:
+                while not scoring.is_set():  # the large request is being scored now
+                    await asyncio.sleep(0.005)
+                assert (await http.get("/health")).status_code == 200
+                finished.append("health")
+
+            await asyncio.gather(predict(), health())
+
+    asyncio.run(race())
+    assert finished == ["health", "predict"]  # scoring ran off the event loop
+
+
+POISON = [
+    (
+        student_message(7, Absences=-12345).replace(b"-12345", b"1" + b"0" * 400),
+        "Absences",
+        "far outside",
+    ),
+    (b'{"student_id": 7, "student": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None, "nested"),
+    (b'{"student_id": 7' + b"0" * 300 + b', "student": {}}', "student_id", "about 302 digits"),
+    (json.dumps({"student_id": "x" * 300, "student": STUDENT}).encode(), "student_id", "1-64"),
+    (json.dumps({"student_id": "", "student": STUDENT}).encode(), "student_id", "1-64"),
+    (b'{"student_id": "\\ud800", "student": {}}', "student_id", "must be"),
+    (json.dumps({"student_id": 2566.5, "student": STUDENT}).encode(), "student_id", "2566.5"),
+    (json.dumps({"student_id": -1, "student": STUDENT}).encode(), "student_id", "must be"),
+    (
+        json.dumps({"student_id": 1, "request_id": "../x", "student": STUDENT}).encode(),
+        "request_id",
+        "must be",
+    ),
+]
+
+
+@pytest.mark.parametrize(("payload", "field", "reason"), POISON)
+def test_a_poison_record_is_an_error_record_and_the_batch_goes_on(
+    store: LocalModelStore, tmp_path: Path, payload: bytes, field: str | None, reason: str
+) -> None:
+    service, client = _service(store, tmp_path)
+    good = [kinesis_record(student_message(100 + i), i) for i in range(49)]
+    outcome = service.handle_kinesis([*good, kinesis_record(payload, 49, "k" * 256)])
+    _account(outcome, 50)
+    assert outcome.predictions == 49 and outcome.errors == 1 and not outcome.failures
+    (error,) = client.bodies(ERR)
+    assert error["field"] == field and reason in error["reason"], error["reason"]
+
+
+def test_integral_float_ids_from_pandas_producers_are_integers(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    service, client = _service(store, tmp_path)
+    message = json.dumps({"student_id": 2566.0, "student": STUDENT}).encode()
+    outcome = service.handle_kinesis([kinesis_record(message, 1)])
+    assert outcome.predictions == 1
+    (prediction,) = client.bodies(PRED)
+    assert prediction["student_id"] == 2566 and isinstance(prediction["student_id"], int)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {},
+        {"kinesis": None},
+        {"kinesis": {"sequenceNumber": "5"}},
+        {"kinesis": {"data": "e30="}},
+        {"kinesis": {"data": 5, "sequenceNumber": "6", "partitionKey": "\ud800"}},
+        "not even a record",
+    ],
+)
+def test_records_missing_their_parts_are_accounted_for(
+    store: LocalModelStore, tmp_path: Path, envelope: Any
+) -> None:
+    service, client = _service(store, tmp_path)
+    outcome = service.handle_kinesis([kinesis_record(student_message(1), 1), envelope])
+    _account(outcome, 2)
+    assert outcome.predictions == 1 and outcome.errors == 1 and not outcome.failures
+    (error,) = client.bodies(ERR)
+    assert error["reason"]

@@ -198,18 +198,19 @@ def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> N
 
 
 def test_simulate_sends_the_count_asked_for_with_ids_no_run_reuses(
-    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto_server: str, tmp_path: Path
 ) -> None:
     import pandas as pd
 
-    from studperf_assets.cli import main
+    def simulate(*args: str) -> int:
+        env = {**os.environ, "STUDPERF_HOME": str(tmp_path)}
+        command = [sys.executable, "-m", "studperf_assets.cli", "simulate", "--stream", "sim-in"]
+        return subprocess.run([*command, *args], env=env, timeout=300, check=False).returncode
 
-    monkeypatch.setenv("STUDPERF_HOME", str(tmp_path))
     kinesis = boto3.client("kinesis")
     create_stream(kinesis, "sim-in")
     for drift in ("absences=5", ""):  # the same seed twice: the IDs must still differ
-        command = ["simulate", "--stream", "sim-in", "--count", "120", "--label-delay", "30"]
-        assert main([*command, "--drift", drift]) == 0
+        assert simulate("--count", "120", "--label-delay", "30", "--drift", drift) == 0
     sent = read_stream(kinesis, "sim-in")
     assert len(sent) == 240 and {"student_id", "request_id", "student"} <= set(sent[0])
     ids = [s["student_id"] for s in sent]
@@ -219,4 +220,127 @@ def test_simulate_sends_the_count_asked_for_with_ids_no_run_reuses(
     assert len(label_files) == 2 and all(f.parent.name.count("T") == 1 for f in label_files)
     labels = pd.concat(pd.read_parquet(f) for f in label_files)
     assert set(labels["request_id"]) == {s["request_id"] for s in sent}
-    assert main(["simulate", "--stream", "sim-in", "--count", "1", "--drift", "sleep=9"]) == 2
+    assert simulate("--count", "1", "--drift", "sleep=9") == 2
+
+
+@pytest.mark.parametrize(
+    "student_id", ["x" * 300, "y" * 10_000, "", "\ud800"], ids=["300", "10KB", "empty", "surrogate"]
+)
+def test_one_poison_id_does_not_send_its_batch_to_the_failure_file(
+    s3_store: S3ModelStore, tmp_path: Path, student_id: str
+) -> None:
+    """Kinesis rejects a whole PutRecords call for one invalid partition key: before ID
+    rules, the 49 good records of this batch went to the on-failure file with the bad one."""
+    from lambda_service.service import PredictionService
+    from lambda_service.streams import KinesisSink
+    from studperf_assets.serving.kinesis_poller import KinesisPoller
+
+    kinesis = boto3.client("kinesis")
+    names = {k: f"poison-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
+    for name in names.values():
+        create_stream(kinesis, name)
+    bad = json.dumps({"student_id": student_id, "student": {}}).encode("utf-8", "surrogatepass")
+    records = [student_message(5000 + i) for i in range(49)] + [bad]
+    kinesis.put_records(
+        StreamName=names["in"],
+        Records=[{"Data": data, "PartitionKey": f"k{i}"} for i, data in enumerate(records)],
+    )
+    provider = ModelProvider(s3_store.root_uri, tmp_path / "cache", s3=boto3.client("s3"))
+    service = PredictionService(provider, KinesisSink(kinesis), names["out"], names["err"])
+    on_failure = tmp_path / "on-failure.jsonl"
+    poller = KinesisPoller(
+        kinesis,
+        names["in"],
+        lambda event, _c: service.handle_kinesis(event["Records"]).response(),
+        batch_size=100,
+        on_failure=on_failure,
+        sleep=lambda _s: None,
+    )
+    stats = poller.run(until_idle=1, poll_interval=0)
+    assert stats.records == 50 and stats.retried_batches == 0 and not on_failure.exists()
+    assert len(read_stream(kinesis, names["out"])) == 49
+    (error,) = read_stream(kinesis, names["err"])
+    assert error["field"] == "student_id"
+
+
+def _stream_through(
+    proxy_url: str, s3_store: S3ModelStore, names: dict[str, str], home: Path, *extra: str
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "STUDPERF_HOME": str(home), "AWS_ENDPOINT_URL": proxy_url}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "studperf_assets.cli", "stream",
+            "--input-stream", names["in"], "--predictions-stream", names["out"],
+            "--errors-stream", names["err"], "--model", s3_store.root_uri, *extra,
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _streams(kinesis: Any, tag: str) -> dict[str, str]:
+    names = {k: f"outage-{k}-{tag}" for k in ("in", "out", "err")}
+    for name in names.values():
+        create_stream(kinesis, name)
+    return names
+
+
+def _put(kinesis: Any, stream: str, first: int, count: int) -> None:
+    records = [{"Data": student_message(first + i), "PartitionKey": str(i)} for i in range(count)]
+    assert kinesis.put_records(StreamName=stream, Records=records)["FailedRecordCount"] == 0
+
+
+def test_studperf_stream_rides_out_a_short_outage(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(int(moto_server.rsplit(":", 1)[1]))
+    kinesis = boto3.client("kinesis")  # straight to moto, not through the proxy
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    _put(kinesis, names["in"], 1000, 100)
+    process = _stream_through(
+        proxy.url, s3_store, names, tmp_path / "home", "--until-idle", "20", "--outage-budget", "60"
+    )
+    deadline = time.monotonic() + 120
+    while len(read_stream(kinesis, names["out"])) < 100 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proxy.down()  # the endpoint goes away for 6 seconds; traffic goes on meanwhile
+    _put(kinesis, names["in"], 2000, 100)
+    time.sleep(6)
+    proxy.up()
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    assert "200 records" in out and "0 outage retries" not in out
+    assert "retry 1" in err  # each retry is logged
+    ids = sorted(p["student_id"] for p in read_stream(kinesis, names["out"]))
+    assert ids == [*range(1000, 1100), *range(2000, 2100)]  # nothing lost, nothing twice
+
+
+def test_studperf_stream_gives_up_past_its_outage_budget_and_resumes_later(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(int(moto_server.rsplit(":", 1)[1]))
+    kinesis = boto3.client("kinesis")
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    _put(kinesis, names["in"], 1000, 50)
+    home = tmp_path / "home"
+    process = _stream_through(
+        proxy.url, s3_store, names, home, "--until-idle", "20", "--outage-budget", "3"
+    )
+    deadline = time.monotonic() + 120
+    while len(read_stream(kinesis, names["out"])) < 50 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proxy.down()
+    _put(kinesis, names["in"], 2000, 50)
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 1
+    assert "budget 3s" in err and "the checkpoint holds" in err
+    proxy.up()  # a restart resumes after the checkpoint
+    resumed = _stream_through(proxy.url, s3_store, names, home, "--until-idle", "2")
+    _out, err = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, err[-3000:]
+    ids = sorted(p["student_id"] for p in read_stream(kinesis, names["out"]))
+    assert ids == [*range(1000, 1050), *range(2000, 2050)]

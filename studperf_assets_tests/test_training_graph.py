@@ -12,9 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from lambda_service.bundle import verify_bundle
 from studperf_assets.assets import ingestion, training
-from studperf_assets.definitions import build_resources, defs, make_definitions
+from studperf_assets.definitions import defs, make_definitions
+from studperf_assets.deployment import Deployment
 from studperf_assets.lib import models
 from studperf_assets.lib.trained import MODEL_NAME
+from studperf_assets.resources import resources_for
 from studperf_assets.training_run import run_training
 
 pytestmark = pytest.mark.integration
@@ -35,6 +37,7 @@ def test_definitions_load() -> None:
         "reference_data",
         "prediction_batches",
         "drift_report",
+        "batch_metrics",
     }
     assert defs.resolve_job_def("training_job").name == "training_job"
     assert defs.resolve_job_def("monitoring_job").partitions_def is not None
@@ -57,7 +60,7 @@ def test_feature_assets_materialize_in_process(tmp_path: Path) -> None:
             training.data_splits,
             training.feature_scaler,
         ],
-        resources=build_resources(home=tmp_path, model_store_uri=""),
+        resources=resources_for(Deployment(home=tmp_path)),
     )
     assert result.success
     features = result.output_for_node("student_features")
@@ -97,13 +100,11 @@ def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     first = run_training(
         instance=instance,
-        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+        definitions=make_definitions(Deployment(home=tmp_path)),
     )
     assert first.success and first.production
     # A tolerance no model can meet: the new bundle is published but not promoted.
-    strict = make_definitions(
-        build_resources(home=tmp_path, model_store_uri="", champion_tolerance=-1.0)
-    )
+    strict = make_definitions(Deployment(home=tmp_path, training={"champion_tolerance": -1.0}))
     second = run_training(instance=instance, definitions=strict)
     assert not second.success
     assert second.checks["model_bundle_vs_champion"] is False
@@ -122,7 +123,7 @@ def test_bad_csv_fails_with_column_and_row_and_publishes_nothing(tmp_path: Path)
     outcome = run_training(
         source=str(source),
         instance=DagsterInstance.ephemeral(),
-        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+        definitions=make_definitions(Deployment(home=tmp_path)),
     )
     assert not outcome.success
     assert any("column Absences: outside [0, 29] in row 7" in f for f in outcome.failures)
@@ -134,7 +135,7 @@ def test_quality_floor_blocks_publishing_and_closes_the_mlflow_run(tmp_path: Pat
     outcome = run_training(
         instance=DagsterInstance.ephemeral(),
         definitions=make_definitions(
-            build_resources(home=tmp_path, model_store_uri="", quality_floor_f1=0.99)
+            Deployment(home=tmp_path, training={"quality_floor_f1": 0.99})
         ),
     )
     assert not outcome.success
@@ -151,7 +152,7 @@ def test_materialization_metadata_is_useful(tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     outcome = run_training(
         instance=instance,
-        definitions=make_definitions(build_resources(home=tmp_path, model_store_uri="")),
+        definitions=make_definitions(Deployment(home=tmp_path)),
     )
     assert outcome.success
 

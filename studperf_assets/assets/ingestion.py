@@ -17,7 +17,7 @@ from pydantic import Field
 from studperf_assets.lib import data
 from studperf_assets.lib.labels import as_training_rows
 from studperf_assets.resources.ground_truth import GroundTruth
-from studperf_assets.resources.settings import TrainingSettings
+from studperf_assets.resources.training_settings import TrainingSettings
 
 GROUP = "training"
 

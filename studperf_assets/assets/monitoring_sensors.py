@@ -24,15 +24,12 @@ from dagster import (
     sensor,
 )
 
-from studperf_assets.assets.monitoring import (
-    MONITORING_CHECKS,
-    RETRAINING_CHECKS,
-    prediction_batch_partitions,
-)
+from studperf_assets.assets.monitoring import prediction_batch_partitions
+from studperf_assets.assets.reports import MONITORING_CHECKS, RETRAINING_CHECKS
 from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
 from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
 from studperf_assets.resources.ground_truth import GroundTruth
-from studperf_assets.resources.metrics_db import MetricsDatabase
+from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import (
     AlertSender,
     MonitoringSettings,
@@ -115,6 +112,15 @@ def rerun_for_late_labels(
     through the prediction index. A batch is re-run only if it joined its labels before the
     file was ingested (or the file is not ingested yet): not a batch whose first run is
     still on its way, and not one that already saw the file."""
+    try:
+        return _rerun_for_late_labels(context, ground_truth, metrics_database)
+    except MonitoringDatabaseError as error:
+        return SkipReason(f"{error}; label files wait for the next tick")
+
+
+def _rerun_for_late_labels(
+    context: SensorEvaluationContext, ground_truth: GroundTruth, metrics_database: MetricsDatabase
+) -> SensorResult | SkipReason:
     state = json.loads(context.cursor) if context.cursor else {}
     after, done = state.get("after", ""), set(state.get("done", []))
     pending = set(state.get("pending", []))
@@ -210,12 +216,16 @@ def send_alerts(
     context: SensorEvaluationContext, alert_sender: AlertSender, metrics_database: MetricsDatabase
 ) -> SkipReason:
     """E-mail (SES) each failed monitoring check once per partition. A failed send is
-    logged and retried on the next tick; it never crashes the sensor."""
+    logged and retried on the next tick; it never crashes the sensor.
+
+    Once per partition and check is kept twice over: by the cursor, and by ``alerts_sent``
+    should the cursor be lost. With the monitoring database down the alert still goes out
+    (the cursor alone keeps it once): an outage must not silence drift."""
     after = float(context.cursor or 0)
     sent, failed_sends = 0, 0
     safe_until = after
     for updated, partition, check, metadata in failed_checks(context, after):
-        if check and not metrics_database.alert_sent(partition, check):
+        if check and not _already_sent(context, metrics_database, partition, check):
             subject, body = alert_text(partition, check, metadata)
             try:
                 message_id = alert_sender.send(subject, body)
@@ -223,12 +233,25 @@ def send_alerts(
                 context.log.error(f"alert for {partition}/{check} not sent, will retry: {exc}")
                 failed_sends += 1
                 continue
-            metrics_database.record_alert(partition, check, message_id)
+            try:
+                metrics_database.record_alert(partition, check, message_id)
+            except MonitoringDatabaseError as error:
+                context.log.warning(f"alert {partition}/{check} sent, not recorded: {error}")
             sent += 1
         if not failed_sends:
             safe_until = max(safe_until, updated)
     context.update_cursor(str(safe_until))
     return SkipReason(f"{sent} alerts sent, {failed_sends} to retry")
+
+
+def _already_sent(
+    context: SensorEvaluationContext, database: MetricsDatabase, partition: str, check: str
+) -> bool:
+    try:
+        return database.alert_sent(partition, check)
+    except MonitoringDatabaseError as error:
+        context.log.warning(f"{error}: sending without the alerts_sent record")
+        return False
 
 
 def request_retraining(
@@ -252,7 +275,10 @@ def request_retraining(
     now = datetime.now(UTC).timestamp()
     if now - state["last_retrain"] < monitoring_settings.retraining_cooldown_seconds:
         return SkipReason("retraining cooldown")  # cursor unchanged: the failures still count
-    labels = ground_truth.usable_labels()
+    try:
+        labels = ground_truth.usable_labels()
+    except MonitoringDatabaseError as error:
+        return SkipReason(f"{error}; retraining waits for it")  # cursor unchanged
     new_labels = labels - state["labels"]
     if new_labels < monitoring_settings.min_new_labels_for_retraining:
         needed = monitoring_settings.min_new_labels_for_retraining

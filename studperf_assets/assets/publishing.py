@@ -21,7 +21,7 @@ from dagster import (
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import ModelStore
-from studperf_assets.resources.settings import TrainingSettings
+from studperf_assets.resources.training_settings import TrainingSettings
 
 GROUP = "training"
 CANDIDATE_ALIAS = "candidate"
@@ -192,7 +192,7 @@ def production_model(
     context: AssetExecutionContext,
     model_bundle: dict[str, Any],
     model_store: ModelStore,
-    training_settings: TrainingSettings,
+    mlflow: ResourceParam[Any],  # only its tracking URI: no MLflow run is started here
 ) -> Output[dict[str, Any]]:
     """The store's ``production`` pointer, moved only after both bundle checks pass."""
     from mlflow.tracking import MlflowClient
@@ -201,7 +201,7 @@ def production_model(
         model_bundle["version"], {"test_f1_macro": model_bundle["test_f1_macro"]}
     )
     if model_bundle.get("mlflow_model_version"):
-        uri = training_settings.mlflow_tracking_uri
+        uri = mlflow.tracking_uri
         MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
             MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
         )

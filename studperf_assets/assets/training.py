@@ -22,7 +22,7 @@ from dagster import (
 from lambda_service.schema import FEATURE_NAMES, SCALED_FEATURES
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
-from studperf_assets.resources.settings import TrainingSettings
+from studperf_assets.resources.training_settings import TrainingSettings
 
 GROUP = "training"
 # A fitted sklearn ColumnTransformer; named loosely so loading the code location stays light.

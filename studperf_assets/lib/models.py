@@ -84,13 +84,18 @@ class UntrustedModelFile(RuntimeError):
 
 def load_skops(path: Path) -> Any:
     """Load a skops file, trusting scikit-learn's defaults and studperf's own types only."""
+    return load_skops_bytes(path.read_bytes(), str(path))
+
+
+def load_skops_bytes(data: bytes, source: str = "skops data") -> Any:
+    """``load_skops`` for bytes (values the IO manager keeps in an object store)."""
     import skops.io as sio  # only model loaders pay for skops (monitoring runs need metrics)
 
-    untrusted = sio.get_untrusted_types(file=path)
+    untrusted = sio.get_untrusted_types(data=data)
     unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unknown:
-        raise UntrustedModelFile(f"{path}: refuses to load unknown types {unknown}")
-    return sio.load(path, trusted=list(untrusted))
+        raise UntrustedModelFile(f"{source}: refuses to load unknown types {unknown}")
+    return sio.loads(data, trusted=list(untrusted))
 
 
 def make_scaler() -> ColumnTransformer:

@@ -93,6 +93,10 @@ LABEL_JOINS = sa.Table(
 IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
 
 
+class MonitoringDatabaseError(RuntimeError):
+    """The monitoring database cannot be reached; the message names it, password hidden."""
+
+
 @dataclass
 class IngestedFile:
     key: str
@@ -140,11 +144,26 @@ class MetricsDatabase(ConfigurableResource):
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
 
+    @property
+    def display_url(self) -> str:
+        """The URL with its password hidden: what errors and metadata may show."""
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
-        """A transaction on a pooled engine (one per URL; schema created on first use)."""
-        with _engine(self.url).begin() as connection:
-            yield connection
+        """A transaction on a pooled engine (one per URL; schema created on first use).
+        An unreachable database is a MonitoringDatabaseError naming it (no password)."""
+        try:
+            with _engine(self.url).begin() as connection:
+                yield connection
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            password = sa.make_url(self.url).password
+            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            if password:
+                reason = reason.replace(str(password), "***")
+            raise MonitoringDatabaseError(
+                f"monitoring database {self.display_url} unreachable: {reason[:300]}"
+            ) from None
 
     # ---- metrics and alerts -------------------------------------------------------------
     def record_batch(self, partition: str, row: dict[str, Any]) -> None:

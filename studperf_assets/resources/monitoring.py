@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import boto3
-from dagster import ConfigurableResource
+from dagster import AssetCheckSeverity, ConfigurableResource
 from pydantic import Field
+
+from studperf_assets.deployment import DEFAULT_RECIPIENTS, DEFAULT_SENDER
 
 
 class MonitoringSettings(ConfigurableResource):
@@ -27,11 +29,11 @@ class MonitoringSettings(ConfigurableResource):
     min_labelled_for_f1: int = Field(
         default=50, description="Labelled rows needed before f1 is judged."
     )
-    drift_severity: str = Field(
-        default="WARN", description="Severity of the drift checks (WARN or ERROR)."
+    drift_severity: AssetCheckSeverity = Field(
+        default=AssetCheckSeverity.WARN, description="Severity of the drift checks."
     )
-    performance_severity: str = Field(
-        default="ERROR", description="Severity of the performance check."
+    performance_severity: AssetCheckSeverity = Field(
+        default=AssetCheckSeverity.ERROR, description="Severity of the performance check."
     )
     min_new_labels_for_retraining: int = Field(
         default=200, description="Labelled production rows needed to retrain."
@@ -47,10 +49,8 @@ class MonitoringSettings(ConfigurableResource):
 class AlertSender(ConfigurableResource):
     """E-mail through SES (moto server locally via AWS_ENDPOINT_URL)."""
 
-    sender: str = Field(default="studperf-alerts@example.org", description="Verified SES sender.")
-    recipients: list[str] = Field(
-        default=["ml-oncall@example.org"], description="Alert recipients."
-    )
+    sender: str = Field(default=DEFAULT_SENDER, description="Verified SES sender.")
+    recipients: list[str] = Field(default=list(DEFAULT_RECIPIENTS), description="Alert recipients.")
 
     def send(self, subject: str, body: str) -> str:
         response = boto3.client("ses").send_email(

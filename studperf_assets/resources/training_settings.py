@@ -1,4 +1,5 @@
-"""Thresholds the training checks enforce; configuration, not code."""
+"""``TrainingSettings``: what the training checks enforce (quality floor, champion
+tolerance, data thresholds), the size of the search, and the scratch folder for bundles."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ class TrainingSettings(ConfigurableResource):
         default=4, description="Random-search draws for the gradient-boosting family."
     )
     work_dir: str = Field(default=".studperf/work", description="Scratch folder for bundles.")
-    mlflow_tracking_uri: str = Field(description="MLflow backend the registry aliases live in.")
 
     @contextmanager
     def scratch(self, prefix: str) -> Iterator[Path]:

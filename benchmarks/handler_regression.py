@@ -1,0 +1,128 @@
+"""Has the hardening made the Kinesis handler slower? Measured against a baseline in the
+same run: ``lambda_service`` as it was at an earlier commit (default: the one before the
+poison-record rules), on the same bundle, alternating A/B runs in fresh processes.
+
+    python benchmarks/handler_regression.py [--baseline e4d80cc] [--records 20000] [--rounds 3]
+
+Each run scores ``--records`` valid records (plus one malformed in every hundred, so the
+error path is exercised) through ``PredictionService.handle_kinesis`` with a no-op sink,
+in batches of 1, 100 and 500, on one core. Writes benchmarks/results/handler_regression.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "handler_regression.json"
+BATCHES = (1, 100, 500)
+
+# Runs inside a fresh process whose sys.path starts with the lambda_service tree under test.
+MEASURE = """
+import base64, json, sys, time
+from pathlib import Path
+from lambda_service.model_provider import ModelProvider
+from lambda_service.service import PredictionService
+
+class NoSink:
+    def put(self, stream, entries):
+        return []
+
+bundle, records, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+student = {"ParentalEducation": 2, "StudyTimeWeekly": 15.2, "Absences": 4, "Tutoring": 1,
+           "ParentalSupport": 3, "Extracurricular": 1, "Sports": 0, "Music": 0, "Volunteering": 1}
+def record(i):
+    body = {"student_id": i, "student": {**student, "Absences": i % 30}}
+    data = b"{not json" if i % 100 == 99 else json.dumps(body).encode()
+    return {"kinesis": {"partitionKey": str(i), "sequenceNumber": str(i),
+            "data": base64.b64encode(data).decode()}, "eventID": f"shardId-0:{i}"}
+events = [record(i) for i in range(records)]
+service = PredictionService(ModelProvider(str(bundle), Path(sys.argv[4])), NoSink(), "p", "e")
+service.handle_kinesis(events[:batch])  # warm
+started = time.perf_counter()
+for start in range(0, records, batch):
+    outcome = service.handle_kinesis(events[start:start + batch])
+print(records / (time.perf_counter() - started))
+"""
+
+
+def extract_tree(revision: str, target: Path) -> Path:
+    """``lambda_service`` as it was at ``revision``, in a folder of its own."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "lambda_service"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def measure(root: Path, bundle: Path, records: int, batch: int, cache: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-c", MEASURE, str(bundle), str(records), str(batch), str(cache)]
+    result = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def trained_bundle(home: Path) -> Path:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDPERF_", "MLFLOW_"))}
+    env |= {"STUDPERF_HOME": str(home)}
+    subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", "train"],
+        env=env, cwd=REPO, capture_output=True, check=True,
+    )  # fmt: skip
+    return next((home / "model_store" / "bundles").iterdir())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", default="e4d80cc")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="studperf-handler-"))
+    bundle = trained_bundle(scratch / "home")
+    trees = {"current": REPO, "baseline": extract_tree(args.baseline, scratch / "baseline")}
+    rates: dict[str, dict[int, list[float]]] = {name: {b: [] for b in BATCHES} for name in trees}
+    for _ in range(args.rounds):  # A/B alternation: drift in machine load hits both alike
+        for batch in BATCHES:
+            for name, root in trees.items():
+                rate = measure(root, bundle, args.records, batch, scratch / f"cache-{name}")
+                rates[name][batch].append(rate)
+    results = {
+        "baseline_revision": args.baseline,
+        "records": args.records,
+        "rounds": args.rounds,
+        "machine": f"{os.cpu_count()} cores",
+        "date": time.strftime("%F"),
+        "records_per_s": {
+            name: {str(b): round(statistics.median(r)) for b, r in by_batch.items()}
+            for name, by_batch in rates.items()
+        },
+    }
+    for batch in BATCHES:
+        current = statistics.median(rates["current"][batch])
+        baseline = statistics.median(rates["baseline"][batch])
+        results[f"current_over_baseline_{batch}"] = round(current / baseline, 3)
+        print(
+            f"batch {batch}: {current:,.0f} records/s now, {baseline:,.0f} at {args.baseline} "
+            f"({current / baseline:.2f}x)"
+        )
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Where studperf runs, and every setting it takes: one switch, ``local`` or ``aws``.
+
+``Deployment`` holds every setting as a parameter; tests, the demo and tools build one
+directly. ``Deployment.from_environment()`` is the only place the code location reads its
+environment (the Lambda reads its own: ``lambda_service.handler``); ``resources_for`` (in
+``studperf_assets.resources``) turns a deployment into an explicit resource set:
+
+- ``local`` (the embedded default): stores are folders, MLflow and the monitoring
+  database are SQLite files, all under ``home``;
+- ``aws``: stores are S3 prefixes and the databases are servers named by URL.
+
+URLs that may carry a password (the monitoring database, MLflow) are kept as
+``FromEnv`` references when they come from the environment: resources read them when a run
+starts, so they are never shown in the Dagster UI. This module imports nothing heavy:
+``studperf predict`` reads its home through it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+KINDS = ("local", "aws")
+DEFAULT_SENDER = "studperf-alerts@example.org"
+DEFAULT_RECIPIENTS = ("ml-oncall@example.org",)
+
+# Every variable the code location and its commands read (the Lambda's: lambda_service.handler).
+ENVIRONMENT_VARIABLES = (
+    "STUDPERF_DEPLOYMENT",
+    "STUDPERF_HOME",
+    "STUDPERF_DATA_SOURCE",
+    "STUDPERF_MODEL_STORE",
+    "STUDPERF_MONITORING_STORE",
+    "STUDPERF_IO_STORE",
+    "STUDPERF_METRICS_DB_URL",
+    "MLFLOW_TRACKING_URI",
+    "STUDPERF_MLFLOW_EXPERIMENT",
+    "STUDPERF_MLFLOW_ARTIFACTS",
+    "STUDPERF_PREDICTIONS_STREAM",
+    "STUDPERF_ALERT_SENDER",
+    "STUDPERF_ALERT_RECIPIENTS",
+    "STUDPERF_SENSORS",
+    "STUDPERF_SENSOR_INTERVAL",
+    # the CLI (studperf_assets.cli) and studperf up (studperf_assets.stack)
+    "DAGSTER_HOME",
+    "STUDPERF_DAGSTER_STORAGE",
+    "STUDPERF_DAGSTER_PG_URL",
+    "STUDPERF_AWS_PORT",
+    "STUDPERF_UI_PORT",
+    "STUDPERF_EVIDENTLY_PORT",
+)
+SECRET_URLS = {
+    "metrics_db_url": "STUDPERF_METRICS_DB_URL",
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
+}
+
+
+class DeploymentError(ValueError):
+    """A setting that does not fit the chosen deployment."""
+
+
+class FromEnv(str):
+    """A setting a resource reads from this environment variable (the value is the
+    variable's name) when a run starts: how a password stays out of resource config."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Every setting of a studperf deployment. Empty strings mean "the default under
+    ``home``" for ``local``; ``aws`` needs its stores and databases named."""
+
+    kind: str = "local"
+    home: Path = field(default_factory=lambda: Path(".studperf").resolve())
+    data_source: str = ""  # raw CSV path or s3:// URI; "" = the bundled dataset
+    model_store: str = ""  # a folder (local) or s3://bucket/prefix (aws)
+    monitoring_store: str = ""  # batches, reports, labels: a folder or s3://bucket/prefix
+    io_store: str = ""  # asset values between steps; aws default: <monitoring bucket>/dagster-io
+    metrics_db_url: str = ""  # the monitoring database (a FromEnv when read from the env)
+    mlflow_tracking_uri: str = ""  # likewise
+    mlflow_experiment: str = "studperf"
+    mlflow_artifacts: str | None = None  # None: under home (local) / the server decides (aws)
+    predictions_stream: str = "studperf-predictions"
+    alert_sender: str = DEFAULT_SENDER
+    alert_recipients: tuple[str, ...] = DEFAULT_RECIPIENTS
+    sensors_running: bool = True
+    sensor_interval_seconds: int = 15
+    monitoring: Mapping[str, Any] = field(default_factory=dict)  # MonitoringSettings fields
+    training: Mapping[str, Any] = field(default_factory=dict)  # TrainingSettings fields
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DeploymentError(f"STUDPERF_DEPLOYMENT must be one of {KINDS}, not {self.kind!r}")
+
+    def with_(self, **changes: Any) -> Deployment:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Deployment:
+        env = os.environ if environ is None else environ
+        sensors = env.get("STUDPERF_SENSORS", "running").strip().lower()
+        if sensors not in ("running", "stopped"):
+            raise DeploymentError(f"STUDPERF_SENSORS must be running or stopped, not {sensors!r}")
+        recipients = env.get("STUDPERF_ALERT_RECIPIENTS", ",".join(DEFAULT_RECIPIENTS))
+        secrets: dict[str, Any] = {
+            name: FromEnv(var) if env.get(var) else "" for name, var in SECRET_URLS.items()
+        }
+        return cls(
+            kind=env.get("STUDPERF_DEPLOYMENT", "local"),
+            home=Path(env.get("STUDPERF_HOME", ".studperf")).resolve(),
+            data_source=env.get("STUDPERF_DATA_SOURCE", ""),
+            model_store=env.get("STUDPERF_MODEL_STORE", ""),
+            monitoring_store=env.get("STUDPERF_MONITORING_STORE", ""),
+            io_store=env.get("STUDPERF_IO_STORE", ""),
+            mlflow_experiment=env.get("STUDPERF_MLFLOW_EXPERIMENT", "studperf"),
+            mlflow_artifacts=env.get("STUDPERF_MLFLOW_ARTIFACTS"),
+            predictions_stream=env.get("STUDPERF_PREDICTIONS_STREAM", "studperf-predictions"),
+            alert_sender=env.get("STUDPERF_ALERT_SENDER", DEFAULT_SENDER),
+            alert_recipients=tuple(r.strip() for r in recipients.split(",") if r.strip()),
+            sensors_running=sensors == "running",
+            sensor_interval_seconds=int(env.get("STUDPERF_SENSOR_INTERVAL", "15")),
+            **secrets,
+        )

@@ -1,0 +1,99 @@
+"""One way to configure: a deployment switch, every setting a parameter, secrets read at run
+time and never shown by the UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studperf_assets.deployment import Deployment, DeploymentError, FromEnv
+from studperf_assets.resources import resources_for
+from studperf_assets.resources.model_store import LocalModelStore, S3ModelStore
+from studperf_assets.resources.object_store import S3ObjectStore
+
+PASSWORD = "s3cr3t-Pa55"
+SECRET_ENV = {
+    "STUDPERF_METRICS_DB_URL": f"postgresql+psycopg2://studperf:{PASSWORD}@db:5432/monitoring",
+    "MLFLOW_TRACKING_URI": f"postgresql+psycopg2://studperf:{PASSWORD}@db:5432/mlflow",
+}
+
+# What the code server hands the webserver (and its GraphQL the UI): the repository snapshot,
+# with every resource's configured values; and what a run sees once it resolves them.
+SNAPSHOT = """
+import json
+from dagster import build_resources
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
+import studperf_assets.definitions as definitions
+resources = definitions.defs.resources
+snapshot = serialize_value(RepositorySnap.from_def(definitions.defs.get_repository_def()))
+with build_resources({k: resources[k] for k in ("metrics_database", "mlflow")}) as run:
+    urls = {"database": run.metrics_database.url, "mlflow": run.mlflow.tracking_uri}
+print(json.dumps({"snapshot": snapshot, "resolved": urls}))
+"""
+
+
+def test_no_password_reaches_the_ui_and_runs_still_get_it() -> None:
+    env = {**os.environ, **SECRET_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", SNAPSHOT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert '\\"env\\": \\"STUDPERF_METRICS_DB_URL\\"' in out["snapshot"]  # a reference...
+    assert PASSWORD not in out["snapshot"]  # ...never the value
+    assert out["resolved"] == {  # read when a run starts
+        "database": SECRET_ENV["STUDPERF_METRICS_DB_URL"],
+        "mlflow": SECRET_ENV["MLFLOW_TRACKING_URI"],
+    }
+
+
+def test_the_environment_maps_to_parameters() -> None:
+    deployment = Deployment.from_environment(
+        {
+            "STUDPERF_HOME": "/srv/studperf",
+            "STUDPERF_DEPLOYMENT": "aws",
+            "STUDPERF_MODEL_STORE": "s3://bucket/models",
+            "STUDPERF_MONITORING_STORE": "s3://bucket/monitoring",
+            "STUDPERF_ALERT_RECIPIENTS": "a@x.org, b@x.org",
+            "STUDPERF_SENSORS": "stopped",
+            **SECRET_ENV,
+        }
+    )
+    assert deployment.kind == "aws" and deployment.home == Path("/srv/studperf")
+    assert deployment.alert_recipients == ("a@x.org", "b@x.org")
+    assert not deployment.sensors_running
+    assert deployment.metrics_db_url == FromEnv("STUDPERF_METRICS_DB_URL")
+    assert isinstance(deployment.mlflow_tracking_uri, FromEnv)
+    resources = resources_for(deployment)
+    assert isinstance(resources["model_store"], S3ModelStore)
+    io_store = resources["io_manager"].store
+    assert isinstance(io_store, S3ObjectStore) and io_store.prefix == "dagster-io"
+
+
+def test_the_switch_refuses_settings_that_do_not_fit(tmp_path: Path) -> None:
+    with pytest.raises(DeploymentError, match="one of"):
+        Deployment(kind="gcp")
+    with pytest.raises(DeploymentError, match="STUDPERF_MODEL_STORE, STUDPERF_MONITORING"):
+        resources_for(Deployment(kind="aws", home=tmp_path))
+    with pytest.raises(DeploymentError, match="use the aws deployment"):
+        resources_for(Deployment(home=tmp_path, model_store="s3://bucket/models"))
+    with pytest.raises(DeploymentError, match="running or stopped"):
+        Deployment.from_environment({"STUDPERF_SENSORS": "paused"})
+
+
+def test_local_defaults_live_under_home(tmp_path: Path) -> None:
+    resources = resources_for(Deployment(home=tmp_path))
+    assert resources["model_store"] == LocalModelStore(root=str(tmp_path / "model_store"))
+    assert resources["metrics_database"].url == f"sqlite:///{tmp_path / 'monitoring.db'}"
+    assert resources["io_manager"].store.root == str(tmp_path)
