@@ -24,14 +24,6 @@ class Prediction:
     grade: str
     probabilities: dict[str, float]
 
-    def to_json(self) -> dict[str, Any]:
-        """The prediction fields of an output record or HTTP answer (no deep copy)."""
-        return {
-            "grade_class": self.grade_class,
-            "grade": self.grade,
-            "probabilities": self.probabilities,
-        }
-
 
 class Predictor:
     """Validates records against the bundle's own schema and scores them in batches."""
@@ -91,16 +83,26 @@ class Predictor:
             except InvalidRecord as exc:
                 results.append(exc)
         labels, probabilities = self.predict_matrix(rows)
-        for slot, label, probs in zip(slots, labels, probabilities, strict=True):
-            results[slot] = self.to_prediction(int(label), probs)
+        fields = self.prediction_fields(labels, probabilities)
+        for slot, prediction in zip(slots, fields, strict=True):
+            results[slot] = Prediction(**prediction)
         return results
 
     def to_prediction(self, label: int, probabilities: np.ndarray) -> Prediction:
-        return Prediction(
-            grade_class=label,
-            grade=self.labels[label],
-            probabilities={
-                grade: round(float(p), 6)
-                for grade, p in zip(self.labels, probabilities, strict=True)
-            },
-        )
+        return Prediction(**self.prediction_fields([label], np.asarray([probabilities]))[0])
+
+    def prediction_fields(
+        self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """grade_class, grade and probabilities (6 decimals) of a batch, as plain values:
+        rounded in one vectorised call, not per record."""
+        letters = self.labels
+        rounded = np.round(np.asarray(probabilities, dtype=np.float64), 6).tolist()
+        return [
+            {
+                "grade_class": label,
+                "grade": letters[label],
+                "probabilities": dict(zip(letters, row, strict=True)),
+            }
+            for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True)
+        ]

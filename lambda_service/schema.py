@@ -63,6 +63,7 @@ class InvalidRecord(ValueError):
 # SQL keys, so they get explicit limits: an integer of at most 18 digits (an integral float
 # such as 2566.0, as pandas-based producers send, counts as one), or a short ASCII token.
 MAX_INTEGER_ID = 10**18 - 1
+MAX_EXACT_INTEGER = 2**53  # a feature beyond this cannot even be a float exactly
 STUDENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}")
 ID_RULES = {
@@ -97,22 +98,21 @@ def describe(raw: Any) -> str:
 
 def parse_value(feature: Feature, raw: Any) -> float:
     """Coerce one raw value (number or numeric string) or raise InvalidRecord."""
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        raise InvalidRecord(feature.name, "missing value")
-    if isinstance(raw, bool):
-        raise InvalidRecord(feature.name, f"not a number: {describe(raw)}")
-    if isinstance(raw, int) and abs(raw) > 2**53:
-        raise InvalidRecord(feature.name, f"{describe(raw)} is far outside the valid range")
-    if isinstance(raw, int | float):
+    kind = type(raw)  # exact types first: the hot path is a JSON int or float
+    if kind is float or kind is int:
+        if kind is int and not -MAX_EXACT_INTEGER <= raw <= MAX_EXACT_INTEGER:
+            raise InvalidRecord(feature.name, f"{describe(raw)} is far outside the valid range")
         value = float(raw)
+    elif raw is None or (kind is str and raw.strip() == ""):
+        raise InvalidRecord(feature.name, "missing value")
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
         except ValueError:
             raise InvalidRecord(feature.name, f"not a number: {describe(raw)}") from None
-    else:
-        raise InvalidRecord(feature.name, f"not a number: {type(raw).__name__}")
-    if math.isnan(value) or math.isinf(value):
+    else:  # bool, containers, anything else
+        raise InvalidRecord(feature.name, f"not a number: {describe(raw)}")
+    if value != value or value in (math.inf, -math.inf):
         raise InvalidRecord(feature.name, f"not a finite number: {describe(raw)}")
     if feature.kind == "int" and not value.is_integer():
         raise InvalidRecord(feature.name, f"expected an integer, got {describe(raw)}")
@@ -125,14 +125,18 @@ def parse_value(feature: Feature, raw: Any) -> float:
 
 def parse_record(record: Mapping[str, Any], features: Sequence[Feature] = FEATURES) -> list[float]:
     """Return the feature vector of one record in schema order; extra keys are ignored."""
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):  # dict: the fast check
         raise InvalidRecord(None, f"expected an object of features, got {type(record).__name__}")
     values = []
     for feature in features:
-        if feature.name not in record:
+        raw = record.get(feature.name, _MISSING)
+        if raw is _MISSING:
             raise InvalidRecord(feature.name, "missing field")
-        values.append(parse_value(feature, record[feature.name]))
+        values.append(parse_value(feature, raw))
     return values
+
+
+_MISSING = object()
 
 
 def features_from_manifest(entries: Sequence[Mapping[str, Any]]) -> tuple[Feature, ...]:

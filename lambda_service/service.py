@@ -80,25 +80,30 @@ def _message(data: bytes) -> tuple[int | str, str | None, Mapping[str, Any]]:
     return student_id, request_id, student
 
 
-@dataclass(frozen=True)
 class _Source:
     """Where one Kinesis record came from: how to report it, and how to key its output."""
 
-    sequence: str  # Lambda's itemIdentifier for a retry
-    key: str  # idempotency key: the eventID ("shardId-…:sequence"), unique per stream
-    partition_key: str  # for an error record: the input's own key when it is a valid one
+    __slots__ = ("key", "partition", "sequence")
+
+    def __init__(self, record: Any, index: int) -> None:
+        kinesis = record.get("kinesis") if isinstance(record, dict) else None
+        kinesis = kinesis if isinstance(kinesis, dict) else {}
+        sequence = kinesis.get("sequenceNumber")
+        # Lambda's itemIdentifier for a retry
+        self.sequence = sequence if type(sequence) is str else _sequence(sequence, index)
+        # eventID ("shardId-…:sequence") is unique per stream; sequence numbers only per shard
+        event_id = record.get("eventID") if isinstance(record, dict) else None
+        self.key = event_id if type(event_id) is str and event_id else self.sequence
+        self.partition = kinesis.get("partitionKey")
+
+    @property
+    def partition_key(self) -> str:
+        """For an error record: the input's own key when it is a valid one."""
+        return safe_partition_key(self.partition, self.sequence)
 
 
-def _source(record: Any, index: int) -> _Source:
-    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
-    kinesis = kinesis if isinstance(kinesis, Mapping) else {}
-    raw_sequence = kinesis.get("sequenceNumber")
-    sequence = str(raw_sequence) if isinstance(raw_sequence, str | int) else f"missing-{index}"
-    event_id = record.get("eventID") if isinstance(record, Mapping) else None
-    # eventID is unique per stream; sequence numbers only per shard. Failures are still
-    # reported by sequence number, as ReportBatchItemFailures expects.
-    key = event_id if isinstance(event_id, str) and event_id else sequence
-    return _Source(sequence, key, safe_partition_key(kinesis.get("partitionKey"), sequence))
+def _sequence(raw: Any, index: int) -> str:
+    return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else f"missing-{index}"
 
 
 def safe_partition_key(candidate: Any, fallback: str) -> str:
@@ -113,8 +118,8 @@ def safe_partition_key(candidate: Any, fallback: str) -> str:
 
 
 def _decode(record: Any) -> bytes:
-    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
-    if not isinstance(kinesis, Mapping) or "data" not in kinesis:
+    kinesis = record.get("kinesis") if isinstance(record, dict) else None
+    if not isinstance(kinesis, dict) or "data" not in kinesis:
         raise InvalidRecord(None, "record has no kinesis.data")
     try:
         return base64.b64decode(kinesis["data"], validate=True)
@@ -124,17 +129,19 @@ def _decode(record: Any) -> bytes:
 
 def _raw_data(record: Any) -> bytes:
     """What an undecodable record carried, for its error record."""
-    kinesis = record.get("kinesis") if isinstance(record, Mapping) else None
-    data = kinesis.get("data", "") if isinstance(kinesis, Mapping) else ""
+    kinesis = record.get("kinesis") if isinstance(record, dict) else None
+    data = kinesis.get("data", "") if isinstance(kinesis, dict) else ""
     return str(data)[:MAX_ERROR_PAYLOAD].encode("utf-8", "replace")
 
 
-@dataclass
 class _Valid:
-    source: _Source
-    student_id: int | str
-    request_id: str
-    features: list[float]
+    __slots__ = ("features", "request_id", "source", "student_id")
+
+    def __init__(
+        self, source: _Source, student_id: int | str, request_id: str, features: list[float]
+    ) -> None:
+        self.source, self.student_id = source, student_id
+        self.request_id, self.features = request_id, features
 
 
 def _problem(reason: str) -> dict[str, Any]:
@@ -168,7 +175,7 @@ class PredictionService:
         valid: list[_Valid] = []
         errors: list[Entry] = []
         for index, record in enumerate(records):
-            source = _source(record, index)
+            source = _Source(record, index)
             data = b""
             try:
                 data = _decode(record)
@@ -183,10 +190,11 @@ class PredictionService:
                 continue
             valid.append(_Valid(source, student_id, request_id or source.key, features))
         labels, probabilities = predictor.predict_matrix([v.features for v in valid])
+        fields = predictor.prediction_fields(labels, probabilities)
         predictions: list[Entry] = []
-        for item, label, probs in zip(valid, labels, probabilities, strict=True):
+        for item, prediction in zip(valid, fields, strict=True):
             try:
-                predictions.append(self._prediction(predictor, item, int(label), probs, at))
+                predictions.append(self._prediction(predictor, item, prediction, at))
             except Exception as exc:  # noqa: BLE001 - accounted for as an error record
                 unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while encoding")
                 errors.append(self._error(unexpected, b"", item.source, at))
@@ -206,14 +214,14 @@ class PredictionService:
         return outcome
 
     def _prediction(
-        self, predictor: Predictor, item: _Valid, label: int, probabilities: Any, at: str
+        self, predictor: Predictor, item: _Valid, prediction: dict[str, Any], at: str
     ) -> Entry:
         body = {
             "model_name": predictor.manifest.model_name,
             "model_version": predictor.version,
             "student_id": item.student_id,
             "request_id": item.request_id,
-            **predictor.to_prediction(label, probabilities).to_json(),
+            **prediction,
             "student": {f.name: v for f, v in zip(predictor.features, item.features, strict=True)},
             "idempotency_key": item.source.key,
             "predicted_at": at,
@@ -278,10 +286,7 @@ class PredictionService:
         if problems:
             return 422, {"errors": problems}
         labels, probabilities = predictor.predict_matrix(rows)
-        results = [
-            predictor.to_prediction(int(label), probs).to_json()
-            for label, probs in zip(labels, probabilities, strict=True)
-        ]
+        results = predictor.prediction_fields(labels, probabilities)
         body: dict[str, Any] = {"model_version": predictor.version}
         if single:
             body.update(results[0])

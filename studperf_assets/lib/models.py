@@ -82,9 +82,9 @@ class UntrustedModelFile(RuntimeError):
     """A skops file that asks for types studperf does not know."""
 
 
-def load_skops(path: Path) -> Any:
+def load_skops(path: Path | str) -> Any:
     """Load a skops file, trusting scikit-learn's defaults and studperf's own types only."""
-    return load_skops_bytes(path.read_bytes(), str(path))
+    return load_skops_bytes(Path(path).read_bytes(), str(path))
 
 
 def load_skops_bytes(data: bytes, source: str = "skops data") -> Any:
