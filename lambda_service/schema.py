@@ -112,7 +112,7 @@ def parse_value(feature: Feature, raw: Any) -> float:
             raise InvalidRecord(feature.name, f"not a number: {describe(raw)}") from None
     else:  # bool, containers, anything else
         raise InvalidRecord(feature.name, f"not a number: {describe(raw)}")
-    if value != value or value in (math.inf, -math.inf):
+    if not math.isfinite(value):
         raise InvalidRecord(feature.name, f"not a finite number: {describe(raw)}")
     if feature.kind == "int" and not value.is_integer():
         raise InvalidRecord(feature.name, f"expected an integer, got {describe(raw)}")
