@@ -11,14 +11,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/studperf/app
 
-# Dependencies first (cached while only code changes), pinned by constraints.txt.
-COPY pyproject.toml constraints.txt README.md ./
+# Dependencies first, from pyproject.toml alone and pinned by constraints.txt: this layer is
+# rebuilt when they change, not when the code does.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
+    && pip install --no-compile -c constraints.txt -r /tmp/requirements.txt
+
+# Then the code, without touching the dependencies. Bytecode is compiled now, once, for every
+# module a studperf process imports: PYTHONDONTWRITEBYTECODE stops runs, steps and sensors from
+# caching it, so without this each would compile its libraries from source
+# (scripts/compile_bytecode.py says why not all of them).
+COPY README.md ./
 COPY studperf_assets/ ./studperf_assets/
 COPY lambda_service/ ./lambda_service/
-# Bytecode compiled now, once: PYTHONDONTWRITEBYTECODE stops every run, step and sensor
-# process from caching it, so without this each would compile its libraries from source.
-RUN pip install --compile -c constraints.txt . \
-    && python -m compileall -q "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+COPY scripts/compile_bytecode.py ./scripts/
+RUN pip install --no-compile --no-deps . \
+    && python scripts/compile_bytecode.py \
     && useradd --create-home --uid 10001 studperf \
     && mkdir -p "$STUDPERF_HOME" "$DAGSTER_HOME" \
     && chown -R studperf "$STUDPERF_HOME" "$DAGSTER_HOME"

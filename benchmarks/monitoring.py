@@ -124,7 +124,7 @@ def main() -> None:
         "--skip-full-million", action="store_true", help="do not run 1M rows unsampled"
     )
     args = parser.parse_args()
-    from studperf_assets.lib.drift import DEFAULT_MAX_ROWS
+    from studperf_assets.lib.drift_summary import DEFAULT_MAX_ROWS
     from studperf_assets.serving.traffic import training_generator
 
     generator = training_generator(seed=3)

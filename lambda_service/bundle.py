@@ -31,7 +31,6 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 SKOPS_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
-BUNDLE_FILES = (SKOPS_FILE, ONNX_FILE, MANIFEST_FILE)
 BUNDLES_PREFIX = "bundles"
 PRODUCTION_POINTER = "production.json"
 ONNX_INPUT_NAME = "features"

@@ -1,21 +1,9 @@
 """AWS Lambda entry point: Kinesis batches and HTTP (API Gateway / Function URL) events.
 
-Configuration (environment):
-
-| variable | meaning |
-| --- | --- |
-| MODEL_BUNDLE_URI | a bundle (``s3://…/bundles/<version>`` or folder), a model store |
-|  | root, or its ``production.json`` (followed and hot-swapped) |
-| PREDICTIONS_STREAM_NAME | Kinesis stream for predictions |
-| ERRORS_STREAM_NAME | Kinesis stream for records that cannot be scored |
-| MODEL_REFRESH_SECONDS | how often to re-check the production pointer (default 60) |
-| MODEL_CACHE_DIR | where bundles are cached (default /tmp/studperf-bundles) |
-| PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures (default 5) |
-| LOG_LEVEL | the root logger's level (default INFO) |
-| AWS_ENDPOINT_URL, AWS_REGION | standard boto3 settings (moto locally; unset in AWS) |
-
-The model is loaded at cold start, outside the handler. If that fails, the error (naming
-the URI) is raised by every invocation, so Lambda retries the batch instead of losing it.
+Configured by its environment (``config``). The model is loaded at cold start, outside
+the handler. If that fails, the error (naming the URI) is raised by every invocation, so
+Lambda retries the batch instead of losing it. Each Kinesis batch is one structured JSON
+log line and one set of CloudWatch metrics (``observability``).
 """
 
 from __future__ import annotations
@@ -23,60 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
-from pathlib import Path
 from typing import Any
 
-from lambda_service.model_provider import ModelProvider
+from lambda_service.config import ENV_MODEL_URI, build_service
+from lambda_service.observability import logger, publish_batch
 from lambda_service.service import PredictionService
-from lambda_service.streams import KinesisSink
-
-ENV_LOG_LEVEL = "LOG_LEVEL"
-logging.getLogger().setLevel(os.environ.get(ENV_LOG_LEVEL, "INFO"))
-log = logging.getLogger("studperf.handler")
-
-ENV_MODEL_URI = "MODEL_BUNDLE_URI"
-ENV_PREDICTIONS = "PREDICTIONS_STREAM_NAME"
-ENV_ERRORS = "ERRORS_STREAM_NAME"
-ENV_REFRESH = "MODEL_REFRESH_SECONDS"
-ENV_CACHE = "MODEL_CACHE_DIR"
-ENV_ATTEMPTS = "PUT_MAX_ATTEMPTS"
-ENVIRONMENT_VARIABLES = (
-    ENV_MODEL_URI,
-    ENV_PREDICTIONS,
-    ENV_ERRORS,
-    ENV_REFRESH,
-    ENV_CACHE,
-    ENV_ATTEMPTS,
-    ENV_LOG_LEVEL,
-)
-
-
-def build_service(environ: dict[str, str] | None = None) -> PredictionService:
-    """Wire the service from the environment (boto3 clients made once, reused warm)."""
-    import boto3
-
-    env = dict(os.environ if environ is None else environ)
-    uri = env.get(ENV_MODEL_URI, "")
-    if not uri:
-        raise RuntimeError(f"{ENV_MODEL_URI} is not set")
-    s3 = boto3.client("s3") if uri.startswith("s3://") else None
-    provider = ModelProvider(
-        uri,
-        Path(env.get(ENV_CACHE, "/tmp/studperf-bundles")),
-        refresh_seconds=float(env.get(ENV_REFRESH, "60")),
-        s3=s3,
-    )
-    sink = None
-    if env.get(ENV_PREDICTIONS) or env.get(ENV_ERRORS):
-        sink = KinesisSink(boto3.client("kinesis"), max_attempts=int(env.get(ENV_ATTEMPTS, "5")))
-    return PredictionService(
-        provider,
-        sink,
-        predictions_stream=env.get(ENV_PREDICTIONS, ""),
-        errors_stream=env.get(ENV_ERRORS, ""),
-    )
 
 
 class _ColdStart:
@@ -94,7 +34,7 @@ class _ColdStart:
             self.service = build_service(self.environ)
             self.error = None
         except Exception as exc:  # noqa: BLE001 - reported by every invocation instead
-            log.error("cold start failed: %s", exc)
+            logger.error("cold start failed", extra={"error": str(exc)})
             self.error = exc
 
     def get(self) -> PredictionService:
@@ -112,7 +52,9 @@ def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]
     service = COLD_START.get()
     records = event.get("Records")
     if records is not None:
-        return service.handle_kinesis(records).response()
+        outcome = service.handle_kinesis(records)
+        publish_batch(outcome)
+        return outcome.response()
     return handle_http(service, event)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.predictor import Predictor
 from lambda_service.schema import InvalidRecord, parse_id
 from lambda_service.streams import Entry, RecordSink
-
-log = logging.getLogger("studperf.service")
 
 MAX_ERROR_PAYLOAD = 64 * 1024  # keep error records far below Kinesis' 1 MiB limit
 MAX_PARTITION_KEY = 256
@@ -37,6 +34,8 @@ class BatchOutcome:
     predictions: int = 0
     errors: int = 0
     failures: tuple[str, ...] = ()
+    model_version: str = ""
+    milliseconds: float = 0.0  # decoding, validating, scoring and writing the batch
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
@@ -200,18 +199,14 @@ class PredictionService:
                 errors.append(self._error(unexpected, b"", item.source, at))
         failed = set(self.sink.put(self.predictions_stream, predictions))
         failed |= set(self.sink.put(self.errors_stream, errors))
-        outcome = BatchOutcome(
+        return BatchOutcome(
             records=len(records),
             predictions=sum(p.source_sequence not in failed for p in predictions),
             errors=sum(e.source_sequence not in failed for e in errors),
             failures=tuple(sorted(failed, key=lambda s: (len(s), s))),
+            model_version=predictor.version,
+            milliseconds=(time.perf_counter() - started) * 1000,
         )
-        log.info(
-            "batch of %d: %d predicted, %d errors, %d to retry, model %s, %.1f ms",
-            outcome.records, outcome.predictions, outcome.errors, len(outcome.failures),
-            predictor.version, (time.perf_counter() - started) * 1000,
-        )  # fmt: skip
-        return outcome
 
     def _prediction(
         self, predictor: Predictor, item: _Valid, prediction: dict[str, Any], at: str

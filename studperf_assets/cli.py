@@ -7,13 +7,18 @@ MLflow or scikit-learn.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from studperf_assets.deployment import Deployment
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _serving_environment(args: argparse.Namespace) -> None:
-    """Flags override the Lambda's own environment variables (see lambda_service.handler)."""
+    """Flags override the Lambda's own environment variables (see lambda_service.config)."""
     if args.model:
         os.environ["MODEL_BUNDLE_URI"] = args.model
     os.environ.setdefault("MODEL_BUNDLE_URI", str(deployment().home / "model_store"))
@@ -87,7 +92,7 @@ def _serving_environment(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from lambda_service.handler import build_service
+    from lambda_service.config import build_service
     from lambda_service.web import create_app
 
     _serving_environment(args)
@@ -96,7 +101,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for k, v in os.environ.items()
         if k not in ("PREDICTIONS_STREAM_NAME", "ERRORS_STREAM_NAME")
     }
-    app = create_app(build_service(env))
+    service = build_service(env)
+    app = create_app(service)
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"studperf serve: {url} (API docs {url}/docs) with {service.provider.predictor.version}",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
@@ -106,7 +117,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from lambda_service.handler import build_service
+    from lambda_service.config import build_service
     from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller, OutageTooLong
 
     _serving_environment(args)
@@ -116,12 +127,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
     ):
         if value:
             os.environ[name] = value
+    from studperf_assets.serving.stream_report import StreamReport
+
     service = build_service()
     state = deployment().home / "stream"
+    report = StreamReport(logging.getLogger("studperf.stream"))
+
+    def handle(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        outcome = service.handle_kinesis(event["Records"])
+        report.batch(outcome)
+        return outcome.response()
+
     poller = KinesisPoller(
         boto3.client("kinesis"),
         args.input_stream,
-        lambda event, _context: service.handle_kinesis(event["Records"]).response(),
+        handle,
         batch_size=args.batch_size,
         starting_position=args.starting_position,
         checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
@@ -135,8 +155,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    log = logging.getLogger("studperf.stream")
+    log.info(
+        "consuming %s with %s -> %s / %s (checkpoints in %s)",
+        args.input_stream, service.provider.predictor.version, service.predictions_stream,
+        service.errors_stream, state,
+    )  # fmt: skip
     try:
-        stats = poller.run(until_idle=args.until_idle)
+        stats = poller.run(until_idle=args.until_idle, on_poll=report.poll)
     except OutageTooLong as outage:
         print(
             f"studperf stream: {outage}; the checkpoint holds, restart to resume", file=sys.stderr
@@ -170,6 +196,7 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import boto3
 
+    from studperf_assets.cli_logging import Progress
     from studperf_assets.lib.simulation import Drift
     from studperf_assets.resources import resources_for
     from studperf_assets.serving.traffic import simulate, training_generator
@@ -179,17 +206,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"studperf simulate: {exc}", file=sys.stderr)
         return 2
-    report = simulate(
-        boto3.client("kinesis"),
-        args.stream,
-        resources_for(deployment())["object_store"],  # reserves the IDs; holds the labels
-        training_generator(seed=args.seed),
-        args.count,
-        drift=drift,
-        rate=args.rate,
-        label_delay=args.label_delay,
-        labels=not args.no_labels,
-    )
+    with Progress(args.count, "students", logging.getLogger("studperf.simulate")) as progress:
+        report = simulate(
+            boto3.client("kinesis"),
+            args.stream,
+            resources_for(deployment())["object_store"],  # reserves the IDs; holds the labels
+            training_generator(seed=args.seed),
+            args.count,
+            drift=drift,
+            rate=args.rate,
+            label_delay=args.label_delay,
+            labels=not args.no_labels,
+            progress=progress.to,
+        )
     print(
         f"sent {report.sent} students to {args.stream} in {report.seconds:.1f}s "
         f"({report.retried} retried); {report.labels_written} labels due in {args.label_delay:g}s"
@@ -198,10 +227,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def needs_local_aws(command: str) -> bool:
+    """``demo`` and ``up`` start a moto server: say how to get it, rather than fail."""
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        print(
+            f"studperf {command} starts a local AWS (moto), which this install lacks: "
+            "pip install 'studperf[local]'",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train, serve, monitor, alert, retrain and hot-swap, on one machine."""
     import warnings
 
+    if not needs_local_aws("demo"):
+        return 2
     warnings.filterwarnings("ignore")  # library preview/beta notices drown the step lines
     home = Path(args.home or deployment().home / "demo").resolve()
     if home.exists() and not args.keep:
@@ -247,6 +292,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """The live local platform (see ``studperf_assets.stack``)."""
+    if not needs_local_aws("up"):
+        return 2
     from studperf_assets.stack import Stack, StackPorts, run_stack
 
     stack = Stack(
@@ -260,6 +307,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studperf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_model_commands(sub)
+    _add_stream_commands(sub)
+    _add_platform_commands(sub)
+    return parser
+
+
+def _add_model_commands(sub: Subparsers) -> None:
     train = sub.add_parser("train", help="materialize the training graph (embedded defaults)")
     train.add_argument("--data", help="raw CSV path or s3:// URI (default: bundled dataset)")
     train.set_defaults(func=cmd_train)
@@ -275,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 only inside a container")
     serve.set_defaults(func=cmd_serve)
+
+
+def _add_stream_commands(sub: Subparsers) -> None:
     stream = sub.add_parser("stream", help="poll a Kinesis stream into the Lambda handler")
     stream.add_argument("--input-stream", required=True)
     stream.add_argument("--predictions-stream", help="default: $PREDICTIONS_STREAM_NAME")
@@ -310,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--no-labels", action="store_true", help="send no ground truth")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(func=cmd_simulate)
+
+
+def _add_platform_commands(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="the whole loop on one machine (moto as local AWS)")
     demo.add_argument("--home", help="state folder (default: $STUDPERF_HOME/demo, replaced)")
     demo.add_argument("--batch-size", type=int, default=200)
@@ -333,11 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="the live local platform: moto, Dagster (sensors running), stream, Evidently"
     )
     up.set_defaults(func=cmd_up)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from studperf_assets.cli_logging import configure
+
+    configure()
     return int(args.func(args))
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-from dagster import DagsterInstance, SensorResult, build_sensor_context
+from dagster import DagsterInstance, RunRequest
 
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
@@ -26,6 +26,7 @@ from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
 from studperf_assets.resources.monitoring import PredictionStream
+from studperf_assets.sensor_ticks import Tick, run_requested, tick
 from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
 from studperf_assets.serving.moto_local import ensure_stream, moto_server, sent_emails
 from studperf_assets.serving.traffic import simulate, training_generator
@@ -78,10 +79,24 @@ class Demo:
         self.summary.steps.append((title, seconds))
         self.echo(f"      done in {seconds:.1f}s")
 
-    def tick(self, name: str) -> Any:
+    @staticmethod
+    def progress(items: Iterable[Any], total: int, what: str) -> Any:
+        from studperf_assets.cli_logging import progress_enabled
+
+        if not progress_enabled():
+            return items
+        from tqdm import tqdm
+
+        return tqdm(items, total=total, desc=f"      {what}", leave=False)
+
+    def tick(self, name: str) -> Tick:
         """One evaluation of a sensor against the instance, with the demo's resources."""
-        with build_sensor_context(instance=self.instance, resources=self.resources) as context:
-            return self.definitions.resolve_sensor_def(name)(context)
+        return tick(self.definitions, self.instance, self.resources, name)
+
+    def run_requested(self, requested: Tick) -> Iterator[tuple[RunRequest, Any]]:
+        """What the daemon would launch for the tick, run here (and quietly)."""
+        runs = run_requested(self.definitions, self.instance, requested, quiet())
+        return self.progress(runs, len(requested.run_requests), "runs")
 
     def run(self, calm_batches: int, drifted_batches: int) -> DemoSummary:
         dagster_home = self.home / "dagster"
@@ -159,21 +174,10 @@ class Demo:
 
     def monitor(self) -> None:
         with self.step("materialize the monitoring partitions (drift reports, checks)"):
-            result = self.tick("prediction_batch_sensor")
-            if not isinstance(result, SensorResult) or not result.run_requests:
+            batches = self.tick("prediction_batch_sensor")
+            if not batches.run_requests:
                 raise RuntimeError("the batch sensor found no complete batch")
-            for added in result.dynamic_partitions_requests or []:
-                self.instance.add_dynamic_partitions(
-                    added.partitions_def_name, list(added.partition_keys)
-                )
-            job = self.definitions.resolve_job_def("monitoring_job")
-            for request in result.run_requests:
-                run = job.execute_in_process(
-                    run_config={**(request.run_config or {}), **quiet()},
-                    partition_key=request.partition_key,
-                    instance=self.instance,
-                    raise_on_error=False,
-                )
+            for request, run in self.run_requested(batches):
                 checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
                 report = run.output_for_node("drift_report")
                 batch = {
@@ -200,24 +204,18 @@ class Demo:
                     f"{email['subject']}"
                 )
             if self.summary.emails:
-                body = self.summary.emails[0]["body"].strip().replace("\n", "\n      | ")
+                body = as_text(self.summary.emails[0]["body"]).replace("\n", "\n      | ")
                 self.echo(f"      first e-mail, read back from the local SES:\n      | {body}")
 
     def retrain(self) -> None:
         with self.step("retrain on the labelled batches (retraining_sensor), champion check"):
             decision = self.tick("retraining_sensor")
-            if not isinstance(decision, SensorResult) or not decision.run_requests:
-                raise RuntimeError(f"the retraining sensor did not fire: {decision}")
-            request = decision.run_requests[0]
+            if not decision.run_requests:
+                raise RuntimeError(f"the retraining sensor did not fire: {decision.skip_message}")
+            ((request, training),) = self.run_requested(decision)
             self.echo(
-                "      retraining_sensor -> training_job, trigger "
+                f"      retraining_sensor -> {training.job_def.name}, trigger "
                 f"{request.tags.get('studperf/trigger')}"
-            )
-            training = self.definitions.resolve_job_def("training_job").execute_in_process(
-                run_config={**(request.run_config or {}), **quiet()},
-                instance=self.instance,
-                raise_on_error=False,
-                tags=request.tags,
             )
             self.summary.retraining_run = training.run_id
             self._record(outcome_of(training))
@@ -231,6 +229,17 @@ class Demo:
             self.summary.versions_served = [r["model_version"] for r in records]
             seen = list(dict.fromkeys(self.summary.versions_served))
             self.echo(f"      versions in the output records, in order: {' -> '.join(seen)}")
+
+
+def as_text(html: str) -> str:
+    """An HTML e-mail as a terminal shows it (moto keeps the HTML part of what it got)."""
+    import html as entities
+    import re
+
+    text = re.sub(r"</(tr|p|h3|table)>|<br>", "\n", html)
+    text = re.sub(r"</t[dh]>", "  ", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    return "\n".join(line.rstrip() for line in entities.unescape(text).splitlines() if line.strip())
 
 
 def run_demo(
@@ -255,7 +264,7 @@ def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> 
             f"  {batch['partition']}: drift share {batch['drift_share']:.2f} ({drifted}), "
             f"f1-macro {batch['f1_macro']:.3f}"
         )
-    echo(f"  alerts sent: {len(summary.emails)}")
+    echo(f"  alert e-mails sent: {len(summary.emails)} (one per batch with failed checks)")
     echo(f"  retraining run: {summary.retraining_run}")
     echo(f"  HTML reports: {summary.reports}")
     echo(f"  Evidently dashboard: .venv/bin/evidently ui --workspace {summary.home / 'evidently'}")

@@ -2,7 +2,7 @@
 
 ``Deployment`` holds every setting as a parameter; tests, the demo and tools build one
 directly. ``Deployment.from_environment()`` is the only place the code location reads its
-environment (the Lambda reads its own: ``lambda_service.handler``); ``resources_for`` (in
+environment (the Lambda reads its own: ``lambda_service.config``); ``resources_for`` (in
 ``studperf_assets.resources``) turns a deployment into an explicit resource set:
 
 - ``local`` (the embedded default): stores are folders, MLflow and the monitoring
@@ -27,7 +27,7 @@ KINDS = ("local", "aws")
 DEFAULT_SENDER = "studperf-alerts@example.org"
 DEFAULT_RECIPIENTS = ("ml-oncall@example.org",)
 
-# Every variable the code location and its commands read (the Lambda's: lambda_service.handler).
+# Every variable the code location and its commands read (the Lambda's: lambda_service.config).
 ENVIRONMENT_VARIABLES = (
     "STUDPERF_DEPLOYMENT",
     "STUDPERF_HOME",
@@ -42,6 +42,7 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_PREDICTIONS_STREAM",
     "STUDPERF_ALERT_SENDER",
     "STUDPERF_ALERT_RECIPIENTS",
+    "STUDPERF_DAGSTER_URL",
     "STUDPERF_SENSORS",
     "STUDPERF_SENSOR_INTERVAL",
     # the CLI (studperf_assets.cli) and studperf up (studperf_assets.stack)
@@ -51,6 +52,7 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_AWS_PORT",
     "STUDPERF_UI_PORT",
     "STUDPERF_EVIDENTLY_PORT",
+    "STUDPERF_LOG_FORMAT",
 )
 SECRET_URLS = {
     "metrics_db_url": "STUDPERF_METRICS_DB_URL",
@@ -85,6 +87,7 @@ class Deployment:
     predictions_stream: str = "studperf-predictions"
     alert_sender: str = DEFAULT_SENDER
     alert_recipients: tuple[str, ...] = DEFAULT_RECIPIENTS
+    dagster_url: str = "http://127.0.0.1:3000"  # base of the run links in alert e-mails
     sensors_running: bool = True
     sensor_interval_seconds: int = 15
     monitoring: Mapping[str, Any] = field(default_factory=dict)  # MonitoringSettings fields
@@ -119,6 +122,7 @@ class Deployment:
             predictions_stream=env.get("STUDPERF_PREDICTIONS_STREAM", "studperf-predictions"),
             alert_sender=env.get("STUDPERF_ALERT_SENDER", DEFAULT_SENDER),
             alert_recipients=tuple(r.strip() for r in recipients.split(",") if r.strip()),
+            dagster_url=env.get("STUDPERF_DAGSTER_URL", "http://127.0.0.1:3000"),
             sensors_running=sensors == "running",
             sensor_interval_seconds=int(env.get("STUDPERF_SENSOR_INTERVAL", "15")),
             **secrets,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from studperf_assets.deployment import DEFAULT_SENDER
 from studperf_assets.serving.moto_local import AWS_TEST_ENV
 from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
@@ -30,7 +31,6 @@ STREAMS = {
     "predictions": "studperf-predictions",
     "errors": "studperf-errors",
 }
-SENDER = "studperf-alerts@example.org"
 RECIPIENTS = "ml-oncall@example.org"
 MODEL_REFRESH_SECONDS = 10  # the consumer re-reads the production pointer this often
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +78,9 @@ class Stack:
             "STUDPERF_HOME": str(self.home),
             "DAGSTER_HOME": str(self.home / "dagster"),
             "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
-            "STUDPERF_ALERT_SENDER": SENDER,
+            "STUDPERF_ALERT_SENDER": DEFAULT_SENDER,
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
+            "STUDPERF_DAGSTER_URL": self.ui_url,
             **self.settings,
         }
 
@@ -136,7 +137,9 @@ def init_local_aws(stack: Stack) -> None:
     kinesis = session.client("kinesis", endpoint_url=stack.aws_url)
     for name in STREAMS.values():
         ensure_stream(kinesis, name)
-    session.client("ses", endpoint_url=stack.aws_url).verify_email_identity(EmailAddress=SENDER)
+    session.client("ses", endpoint_url=stack.aws_url).verify_email_identity(
+        EmailAddress=DEFAULT_SENDER
+    )
 
 
 def has_production_bundle(home: Path) -> bool:

@@ -50,6 +50,16 @@ def s3_bucket(moto_server: str) -> str:
 @pytest.fixture
 def pg_databases() -> Iterator[Callable[[], str]]:
     """Makes fresh PostgreSQL databases (dropped afterwards); each call returns its URL."""
+    yield from _databases()
+
+
+@pytest.fixture(scope="module")
+def pg_databases_module() -> Iterator[Callable[[], str]]:
+    """``pg_databases`` for a whole module."""
+    yield from _databases()
+
+
+def _databases() -> Iterator[Callable[[], str]]:
     import psycopg2
 
     admin = psycopg2.connect(PG_URL)

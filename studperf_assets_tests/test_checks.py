@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckResult
 
-from lambda_service.bundle import ONNX_FILE, BundleError, Manifest
+from lambda_service.bundle import ONNX_FILE, Manifest
 from studperf_assets.assets import ingestion, publishing, training
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
@@ -101,8 +101,9 @@ def test_integrity_check(
     assert result.passed and result.metadata["label_mismatches"].value == 0
     stored = Path(store.bundle_uri(summary["version"]))
     (stored / ONNX_FILE).write_bytes(b"garbage")
-    with pytest.raises(BundleError, match="corrupt"):
-        run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    failed = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert not failed.passed
+    assert "corrupt" in str(failed.metadata["error"].value)
 
 
 def test_champion_check(
@@ -129,5 +130,6 @@ def test_corrupt_champion_is_not_silently_ignored(
     store.promote(champion["version"], {})
     shutil.rmtree(store.bundle_uri(champion["version"]))
     challenger = {"version": "v-new", "test_f1_macro": 0.9}
-    with pytest.raises(BundleError):
-        run(publishing.model_bundle_vs_champion, challenger, _splits(), store, settings)
+    result = run(publishing.model_bundle_vs_champion, challenger, _splits(), store, settings)
+    assert not result.passed
+    assert champion["version"] in str(result.metadata["error"].value)

@@ -117,3 +117,62 @@ def test_train_prints_the_bundle_uri_last(tmp_path: Path) -> None:
     assert (bundle / "manifest.json").is_file()
     assert any(line.startswith("bundle v") and "test f1-macro" in line for line in lines)
     assert (tmp_path / "dagster" / "dagster.yaml").is_file()
+
+
+def test_json_log_lines_carry_their_fields() -> None:
+    import io
+    import json
+    import logging
+
+    from studperf_assets.cli_logging import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("studperf.test-json")
+    log.addHandler(handler)
+    log.propagate = False
+    log.warning("batch: %d records", 7, extra={"records": 7, "model_version": "v1"})
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "batch: 7 records" and line["level"] == "WARNING"
+    assert line["records"] == 7 and line["model_version"] == "v1"
+    assert line["logger"] == "studperf.test-json" and line["time"].endswith("+00:00")
+
+
+def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from lambda_service.service import BatchOutcome
+    from studperf_assets.serving.kinesis_poller import PollStats
+    from studperf_assets.serving.stream_report import StreamReport
+
+    now = [0.0]
+    report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="studperf.stream"):
+        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34))
+        report.poll(PollStats(records=100))
+        now[0] = 61.0
+        report.poll(PollStats(records=100, retried_batches=1))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "batch: 100 records, 98 predicted, 1 errors, 1 to retry; model v1; 12.3 ms"
+    assert len(lines) == 2 and lines[1].startswith("last 61s: 1 batches, 100 records, 98 predicted")
+    assert "1 retried batches" in lines[1]
+
+
+def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None:
+    from studperf_assets.serving.moto_local import free_port
+
+    port = free_port()
+    env = {**os.environ, "STUDPERF_HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "studperf_assets.cli", "serve", "--port", str(port)]
+    command += ["--model", str(trained_home / "model_store")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert f"http://127.0.0.1:{port}" in line and f"http://127.0.0.1:{port}/docs" in line

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from lambda_service.handler import ENVIRONMENT_VARIABLES as LAMBDA_ENV
+from lambda_service.config import ENVIRONMENT_VARIABLES as LAMBDA_ENV
 from studperf_assets.deployment import ENVIRONMENT_VARIABLES as STUDPERF_ENV
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def listening_port(service: dict[str, Any]) -> int | None:
 def test_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
         "postgres", "moto", "init-aws", "mlflow", "code-location",
-        "dagster-webserver", "dagster-daemon", "predictions", "dashboard",
+        "dagster-webserver", "dagster-daemon", "predictions", "dashboard", "grafana",
     }  # fmt: skip
 
 
@@ -115,6 +116,35 @@ def test_dockerfiles_copy_what_exists() -> None:
                 for source in line.split()[1:-1]:
                     assert (REPO / source).exists(), f"{dockerfile}: {source}"
     assert "dagster.postgres.yaml" in (REPO / "Dockerfile").read_text()
+
+
+def test_code_changes_do_not_rebuild_the_dependency_layer() -> None:
+    """The image installs its dependencies from pyproject.toml before any code is copied."""
+    lines = (REPO / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    first_code = next(i for i, line in enumerate(lines) if "studperf_assets/" in line)
+    installs = [i for i, line in enumerate(lines) if "pip install" in line]
+    assert installs[0] < first_code
+    dependency_layer = lines[installs[0]]
+    copied_before = {
+        source
+        for line in lines[: installs[0]]
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+    }
+    assert copied_before == {"pyproject.toml", "constraints.txt"}
+    listing = re.search(r'python -c "([^"]+)" > (\S+)', dependency_layer)
+    assert listing, dependency_layer
+    listed = subprocess.run(
+        [sys.executable, "-c", listing.group(1)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        assert listed == tomllib.load(handle)["project"]["dependencies"]
+    assert f"-r {listing.group(2)}" in dependency_layer
+    assert "--no-deps ." in lines[installs[1]]  # the code layer adds no dependency
 
 
 def test_the_code_location_package_carries_its_data(tmp_path: Path) -> None:

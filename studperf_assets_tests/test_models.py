@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,7 +134,16 @@ def test_predictor_scores_a_batch_in_one_call(splits: dict, tmp_path: Path) -> N
         mlflow_run_id=None,
     )
     predictor = Predictor.from_folder(tmp_path)
+    session, calls = predictor._session, []
+
+    class CountingSession:  # the real ONNX session, its calls counted
+        def run(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(args)
+            return session.run(*args, **kwargs)
+
+    predictor._session = CountingSession()
     labels, probabilities = predictor.predict_matrix(data.feature_matrix(splits["test"]))
+    assert len(calls) == 1  # 359 rows, one inference call
     assert labels.shape == (359,) and probabilities.shape == (359, 5)
     assert labels.tolist() == pipeline.predict(data.feature_matrix(splits["test"])).tolist()
     empty_labels, empty_probabilities = predictor.predict_matrix(np.empty((0, 9)))

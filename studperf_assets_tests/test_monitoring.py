@@ -16,9 +16,10 @@ import pandas as pd
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, SensorResult, build_sensor_context, instance_for_test
+from dagster import RunRequest, SensorResult, instance_for_test
 
 from lambda_service.model_provider import ModelProvider
+from lambda_service.schema import FEATURE_NAMES
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
@@ -26,6 +27,7 @@ from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.simulation import Drift, StudentGenerator
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
+from studperf_assets.sensor_ticks import Tick, run_requested, tick
 from studperf_assets.serving.kinesis_poller import KinesisPoller
 from studperf_assets.serving.moto_local import sent_emails
 from studperf_assets.serving.traffic import simulate, training_generator
@@ -171,39 +173,32 @@ def stack(
         }
 
 
-def _sensor(stack: dict[str, Any], name: str, cursor: str | None = None) -> Any:
-    definition = stack["definitions"].resolve_sensor_def(name)
-    with build_sensor_context(
-        instance=stack["instance"], cursor=cursor, resources=stack["resources"]
-    ) as context:
-        return definition(context), context
+def _tick(stack: dict[str, Any], name: str, cursor: str | None = None, **resources: Any) -> Tick:
+    """One tick of a sensor; ``resources`` replace the stack's for this tick only."""
+    given = {**stack["resources"], **resources}
+    return tick(stack["definitions"], stack["instance"], given, name, cursor)
+
+
+def _run(stack: dict[str, Any], requested: Tick) -> list[tuple[RunRequest, Any]]:
+    return list(run_requested(stack["definitions"], stack["instance"], requested))
 
 
 @pytest.fixture(scope="module")
 def monitored(stack: dict[str, Any]) -> dict[str, Any]:
     """The batch sensor cuts partitions; each is materialized with the monitoring job."""
-    result, _ = _sensor(stack, "prediction_batch_sensor")
-    assert isinstance(result, SensorResult)
-    requests = result.run_requests or []
-    (added,) = result.dynamic_partitions_requests or []
-    keys = [r.partition_key for r in requests]
+    batches = _tick(stack, "prediction_batch_sensor")
+    assert isinstance(batches.result, SensorResult)
+    (added,) = batches.result.dynamic_partitions_requests or []
+    keys = [r.partition_key for r in batches.run_requests]
     assert keys == list(added.partition_keys) == [f"batch-00000{i}" for i in (1, 2, 3, 4)]
-    instance: DagsterInstance = stack["instance"]  # as the daemon would: add, then run
-    instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))
-    job = stack["definitions"].resolve_job_def("monitoring_job")
     outcomes = {}
-    for request in requests:
-        run = job.execute_in_process(
-            run_config=request.run_config,
-            partition_key=request.partition_key,
-            instance=instance,
-            raise_on_error=False,
-        )
+    for request, run in _run(stack, batches):  # as the daemon would: add partitions, then run
+        assert run.job_def.name == "monitoring_job"
         outcomes[request.partition_key] = {
             e.check_name: e.passed for e in run.get_asset_check_evaluations()
         }
-    again, _ = _sensor(stack, "prediction_batch_sensor", cursor=result.cursor)
-    return {"outcomes": outcomes, "no_more": again, "cursor": result.cursor}
+    again = _tick(stack, "prediction_batch_sensor", cursor=batches.cursor)
+    return {"outcomes": outcomes, "no_more": again, "cursor": batches.cursor}
 
 
 @pytest.mark.integration
@@ -219,9 +214,8 @@ def test_batches_reports_checks_and_metrics(
         for k in ("batch-000001", "batch-000002")
     )
     assert not any(outcomes[k]["prediction_drift"] for k in ("batch-000003", "batch-000004"))
-    assert not isinstance(
-        monitored["no_more"], SensorResult
-    )  # nothing left: batches do not overlap
+    no_more = monitored["no_more"]  # nothing left: batches do not overlap
+    assert not no_more.run_requests and "fewer than 200" in str(no_more.skip_message)
     with sa.create_engine(metrics_db).connect() as db:
         rows = db.execute(
             sa.text(
@@ -240,73 +234,86 @@ def test_batches_reports_checks_and_metrics(
     workspace = Workspace(str(stack["home"] / "evidently"))
     (project,) = workspace.search_project("studperf")
     assert len(workspace.list_runs(project.id)) == 8  # drift + quality per batch
+    dashboard = project.dashboard.model()  # the panels across batches, created with the project
+    titles: dict[str, list[str]] = {}
+    by_id = {panel.id: panel for panel in dashboard.panels}
+    for tab in dashboard.tabs:
+        titles[tab.title] = [by_id[i].title for i in tab.panels]
+    assert titles == {
+        "Drift": [
+            "Share of drifted features",
+            "Prediction drift (Jensen-Shannon)",
+            "Drift score per feature",
+        ],
+        "Quality": ["Target drift (Jensen-Shannon)", "f1-macro"],
+    }
+    features = {v.metric_labels["column"] for v in dashboard.panels[2].values}
+    assert features == set(FEATURE_NAMES)
 
 
 @pytest.mark.integration
-def test_alerts_go_out_once_per_failed_check_and_survive_send_failures(
+def test_one_alert_per_batch_once_and_surviving_send_failures(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
     sender = stack["resources"]["alert_sender"]
     before = len(sent_emails(stack["moto"]))
     # an unverified sender: SES rejects, the sensor logs, keeps its cursor, and does not crash
-    stack["resources"]["alert_sender"] = AlertSender(
-        sender="nobody@unverified.test", recipients=sender.recipients
-    )
-    try:
-        _, failing = _sensor(stack, "monitoring_alert_sensor")
-    finally:
-        stack["resources"]["alert_sender"] = sender
+    unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
+    refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
+    assert "0 alerts sent, 2 to retry" in str(refused.skip_message)
     assert len(sent_emails(stack["moto"])) == before
     # the cursor stops before the first run whose alert could not be sent
-    _sensor(stack, "monitoring_alert_sensor", cursor=failing.cursor)
+    _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
     emails = sent_emails(stack["moto"])[before:]
-    failed = {(p, c) for p, o in monitored["outcomes"].items() for c, ok in o.items() if not ok}
-    assert len(emails) == len(failed) and failed
-    subjects = {e["subject"] for e in emails}
-    assert "[studperf] data_drift failed on batch-000003" in subjects
-    body = next(e["body"] for e in emails if "data_drift failed on batch-000004" in e["subject"])
-    assert "drift_share" in body and "drift.html" in body
+    failing = {
+        p: sorted(c for c, ok in o.items() if not ok) for p, o in monitored["outcomes"].items()
+    }
+    failing = {p: checks for p, checks in failing.items() if checks}
+    assert sorted(failing) == ["batch-000003", "batch-000004"]
+    assert len(emails) == len(failing)  # one e-mail per batch, every failed check in it
+    by_batch = {e["subject"].split(":")[0].removeprefix("[studperf] "): e for e in emails}
+    for partition, checks in failing.items():
+        subject = by_batch[partition]["subject"]
+        assert all(check in subject for check in checks), subject
+    html = by_batch["batch-000004"]["body"]  # moto keeps the HTML part
+    assert "share of features drifted" in html and "<table" in html
+    assert "StudyTimeWeekly" in html and "predictions in the batch: 200" in html
+    assert "/runs/" in html and "drift.html" in html  # links to the run and the report
     assert emails[0]["destinations"]["ToAddresses"] == ["oncall@studperf.test"]
-    _sensor(stack, "monitoring_alert_sensor", cursor=None)  # even from scratch: de-duplicated
-    assert len(sent_emails(stack["moto"])) == before + len(failed)
+    _tick(stack, "monitoring_alert_sensor", cursor=None)  # even from scratch: de-duplicated
+    assert len(sent_emails(stack["moto"])) == before + len(failing)
 
 
 @pytest.mark.integration
 def test_retraining_sensor_requests_a_run_with_the_labelled_batches(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
-    result, _ = _sensor(stack, "retraining_sensor")
-    assert isinstance(result, SensorResult)
-    (request,) = result.run_requests or []
-    assert request.job_name in (None, "training_job")
+    decision = _tick(stack, "retraining_sensor")
+    (request,) = decision.run_requests
     assert (
         request.run_config["ops"]["raw_student_data"]["config"]["include_production_labels"] is True
     )
-    state = json.loads(result.cursor or "{}")
+    state = json.loads(decision.cursor or "{}")
     assert state["labels"] == 800
     settings = stack["resources"]["monitoring_settings"]
-    stack["resources"]["monitoring_settings"] = MonitoringSettings(
+    hour_cooldown = MonitoringSettings(
         evidently_workspace=settings.evidently_workspace,
         retraining_cooldown_seconds=3600,
         min_new_labels_for_retraining=100,
     )
-    try:  # the same failures again: a retraining an hour ago holds it back (cooldown)
-        just_retrained = json.dumps({"after": 0, "last_retrain": time.time() - 60, "labels": 0})
-        held, held_context = _sensor(stack, "retraining_sensor", cursor=just_retrained)
-    finally:
-        stack["resources"]["monitoring_settings"] = settings
-    assert not isinstance(held, SensorResult) and "cooldown" in str(held.skip_message)
-    assert held_context.cursor == just_retrained  # failures still count once it has passed
+    # the same failures again: a retraining a minute ago holds it back (cooldown)
+    just_retrained = json.dumps({"after": 0, "last_retrain": time.time() - 60, "labels": 0})
+    held = _tick(
+        stack, "retraining_sensor", cursor=just_retrained, monitoring_settings=hour_cooldown
+    )
+    assert not held.run_requests and "cooldown" in str(held.skip_message)
+    assert held.cursor == just_retrained  # failures still count once it has passed
     # and without newly labelled rows there is nothing to retrain on
     no_new_labels = json.dumps({"after": 0, "last_retrain": 0, "labels": 800})
-    starved, _ = _sensor(stack, "retraining_sensor", cursor=no_new_labels)
-    assert not isinstance(starved, SensorResult) and "0 new labelled rows" in str(
-        starved.skip_message
-    )
-    job = stack["definitions"].resolve_job_def("training_job")
-    run = job.execute_in_process(
-        run_config=request.run_config, instance=stack["instance"], raise_on_error=False
-    )
+    starved = _tick(stack, "retraining_sensor", cursor=no_new_labels)
+    assert not starved.run_requests and "0 new labelled rows" in str(starved.skip_message)
+    ((_, run),) = _run(stack, decision)
+    assert run.job_def.name == "training_job"
     raw = run.output_for_node("raw_student_data")
     assert len(raw) == 2392 + 800
     assert {e.check_name: e.passed for e in run.get_asset_check_evaluations()}[
@@ -331,30 +338,19 @@ def test_late_labels_rerun_the_batch_that_missed_them(
     streams = stack["streams"]
     send(boto3.client("kinesis"), streams["input"], rows)
     stack["poller"].run(until_idle=1, poll_interval=0)
-    result, _ = _sensor(stack, "prediction_batch_sensor", cursor=monitored["cursor"])
-    (request,) = result.run_requests
+    batch = _tick(stack, "prediction_batch_sensor", cursor=monitored["cursor"])
+    ((request, _),) = _run(stack, batch)
     assert request.partition_key == "batch-000005"
-    stack["instance"].add_dynamic_partitions("prediction_batches", [request.partition_key])
-    job = stack["definitions"].resolve_job_def("monitoring_job")
-    job.execute_in_process(
-        run_config=request.run_config,
-        partition_key=request.partition_key,
-        instance=stack["instance"],
-        raise_on_error=False,
-    )
     database = stack["resources"]["metrics_database"]
     latest = {b["partition"]: b for b in database.batches()}[request.partition_key]
     assert latest["labelled_rows"] == 0
-    nothing_new, labels_context = _sensor(stack, "late_labels_sensor")
-    assert not isinstance(nothing_new, SensorResult) or not nothing_new.run_requests
+    nothing_new = _tick(stack, "late_labels_sensor")
+    assert not nothing_new.run_requests
     write_labels(store, rows, datetime.now(UTC) + timedelta(seconds=1))  # these arrive now
     time.sleep(1.5)
-    labels_result, _ = _sensor(stack, "late_labels_sensor", cursor=labels_context.cursor)
-    assert [r.partition_key for r in labels_result.run_requests] == [request.partition_key]
-    again = labels_result.run_requests[0]
-    job.execute_in_process(
-        partition_key=again.partition_key, instance=stack["instance"], raise_on_error=False
-    )
+    late = _tick(stack, "late_labels_sensor", cursor=nothing_new.cursor)
+    assert [r.partition_key for r in late.run_requests] == [request.partition_key]
+    _run(stack, late)
     assert {b["partition"]: b for b in database.batches()}[request.partition_key][
         "labelled_rows"
     ] == 200
@@ -394,11 +390,12 @@ def test_a_database_outage_does_not_hide_drift(
     assert len(retries) == 3
     # the alert still goes out, though alerts_sent cannot be read or written
     before = len(sent_emails(stack["moto"]))
-    alerts = definitions.resolve_sensor_def("monitoring_alert_sensor")
-    resources = dict(definitions.resources or {})
-    with build_sensor_context(
-        instance=stack["instance"], cursor=str(started), resources=resources
-    ) as context:
-        alerts(context)
+    tick(
+        definitions,
+        stack["instance"],
+        dict(definitions.resources or {}),
+        "monitoring_alert_sensor",
+        cursor=str(started),
+    )
     subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
-    assert "[studperf] data_drift failed on batch-000004" in subjects
+    assert any(s.startswith("[studperf] batch-000004:") and "data_drift" in s for s in subjects)

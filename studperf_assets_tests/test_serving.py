@@ -93,7 +93,8 @@ def test_a_batch_is_scored_in_one_call(store: LocalModelStore, tmp_path: Path) -
     assert first["student"]["Absences"] == 0 and "Age" not in first["student"]
     assert first["predicted_at"].endswith("Z") and first["student_id"] == 2000
     # more absences, worse grades: the model is really being applied
-    assert out[-1]["grade_class"] >= out[0]["grade_class"]
+    grades = [o["grade_class"] for o in out]
+    assert grades[-1] > grades[0] and grades == sorted(grades)
 
 
 @pytest.mark.parametrize(
@@ -539,3 +540,39 @@ def test_records_missing_their_parts_are_accounted_for(
     assert outcome.predictions == 1 and outcome.errors == 1 and not outcome.failures
     (error,) = client.bodies(ERR)
     assert error["reason"]
+
+
+def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
+    store: LocalModelStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from lambda_service.observability import logger
+
+    service, _ = _service(store, tmp_path)
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    records = [kinesis_record(student_message(i), i) for i in range(9)]
+    records.append(kinesis_record(b"{not json", 9))
+    capsys.readouterr()
+    handler_module.lambda_handler({"Records": records})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    (emf,) = [line for line in lines if "_aws" in line]
+    (definition,) = emf["_aws"]["CloudWatchMetrics"]
+    assert definition["Namespace"] == "studperf"
+    assert definition["Dimensions"] == [["service"], ["service", "ModelVersion"]]
+    names = {m["Name"] for m in definition["Metrics"]}
+    assert names == {
+        "Records",
+        "Predictions",
+        "ErrorRecords",
+        "BatchItemFailures",
+        "ScoringMilliseconds",
+    }
+    version = service.provider.predictor.version
+    values = [emf[k] for k in ("Records", "Predictions", "ErrorRecords", "BatchItemFailures")]
+    assert emf["ModelVersion"] == version and values == [[10.0], [9.0], [1.0], [0.0]]
+    (record,) = [r for r in caplog.records if r.getMessage() == "batch scored"]
+    log = json.loads(logger.registered_formatter.format(record))  # the line Lambda logs
+    assert log["level"] == "INFO" and log["model_version"] == version and log["Records"] == 10

@@ -67,6 +67,8 @@ def test_studperf_stream_accounts_for_every_record(
     assert result.returncode == 0, result.stderr[-3000:]
     assert time.perf_counter() - started < 60
     assert "250 records" in result.stdout
+    batch_lines = [line for line in result.stderr.splitlines() if " batch: " in line]
+    assert len(batch_lines) >= 3 and trained_bundle[1].version in batch_lines[0]
     predictions = read_stream(kinesis, names["predictions"])
     errors = read_stream(kinesis, names["errors"])
     assert len(predictions) == 230 and len(errors) == 20

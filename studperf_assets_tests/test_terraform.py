@@ -3,56 +3,12 @@
 from __future__ import annotations
 
 import re
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 
-from lambda_service.handler import ENV_ERRORS, ENV_MODEL_URI, ENV_PREDICTIONS, ENVIRONMENT_VARIABLES
-
-TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
-
-
-def _clean(value: Any) -> Any:
-    """hcl2 keeps the quotes of strings and block labels; drop them and its markers."""
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-@cache
-def parsed(path: Path) -> dict[str, Any]:
-    with open(path) as fh:
-        return dict(_clean(hcl2.load(fh)))
-
-
-def tf_files() -> list[Path]:
-    return sorted(TERRAFORM.rglob("*.tf"))
-
-
-def blocks(
-    kind: str, type_: str | None = None, files: list[Path] | None = None
-) -> list[tuple[Path, str, dict[str, Any]]]:
-    """(file, name, body) of every block of a kind (resource, data, variable, module…)."""
-    found = []
-    for path in files or tf_files():
-        for entry in parsed(path).get(kind, []):
-            for label, body in entry.items():
-                if type_ is None:
-                    found.append((path, label, body))
-                elif label == type_:
-                    found += [(path, name, inner) for name, inner in body.items()]
-    return found
-
-
-def tfvars(env: str) -> dict[str, Any]:
-    return parsed(TERRAFORM / "envs" / env / "terraform.tfvars")
+from lambda_service.config import ENV_ERRORS, ENV_MODEL_URI, ENV_PREDICTIONS, ENVIRONMENT_VARIABLES
+from studperf_assets_tests.terraform_hcl import TERRAFORM, blocks, tf_files, tfvars
 
 
 def test_every_variable_is_typed_and_described() -> None:
@@ -165,3 +121,23 @@ def test_checkov_skips_are_inline_with_a_reason() -> None:
                 assert re.search(r"checkov:skip=CKV2?_AWS_\d+:\S.{10,}", line), (
                     f"{path}: {line.strip()}"
                 )
+
+
+def test_logs_are_json_and_the_error_rate_alarm_reads_the_handlers_metrics() -> None:
+    from lambda_service.observability import METRIC_UNITS, NAMESPACE, SERVICE
+
+    (_, _, function) = next(iter(blocks("resource", "aws_lambda_function")))
+    (logging_config,) = function["logging_config"]
+    assert logging_config["log_format"] == "JSON"
+    (_, _, alarm) = next(
+        b for b in blocks("resource", "aws_cloudwatch_metric_alarm") if b[1] == "error_record_rate"
+    )
+    queries = {q["id"]: q for q in alarm["metric_query"]}
+    assert "errors / records" in queries["rate"]["expression"]
+    alarms_vars = {name: body for _, name, body in blocks("variable") if "metrics_" in name}
+    assert alarms_vars["metrics_namespace"]["default"] == NAMESPACE
+    assert alarms_vars["metrics_service"]["default"] == SERVICE
+    for query_id, metric in (("errors", "ErrorRecords"), ("records", "Records")):
+        (inner,) = queries[query_id]["metric"]
+        assert inner["metric_name"] == metric and metric in METRIC_UNITS
+        assert inner["dimensions"] == {"service": "${var.metrics_service}"}

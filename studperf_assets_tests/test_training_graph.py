@@ -166,3 +166,56 @@ def test_materialization_metadata_is_useful(tmp_path: Path) -> None:
     assert metadata("raw_student_data")["source_sha256"] == (
         "211b5cc8fb656bcaf96f6badefd2bd0f2700f8c329f7666a8c93cacd68ce8ce9"
     )
+
+
+LOAD_CHAMPION = """
+import json, sys
+from pathlib import Path
+import mlflow, pandas as pd
+uri, csv = sys.argv[1], sys.argv[2]
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
+model = mlflow.pyfunc.load_model("models:/studperf-grade-class@champion")
+features = [c["name"] for c in model.metadata.signature.inputs.to_dict()]
+rows = pd.read_csv(csv).head(20)[features]
+folder = Path(mlflow.artifacts.download_artifacts("models:/studperf-grade-class@champion"))
+champion = mlflow.MlflowClient().get_model_version_by_alias("studperf-grade-class", "champion")
+print(json.dumps({
+    "labels": [int(x) for x in model.predict(rows)],
+    "features": features,
+    "requirements": (folder / "requirements.txt").read_text(),
+    "files": sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()),
+    "run_artifacts": [a.path for a in mlflow.MlflowClient().list_artifacts(champion.run_id)],
+}))
+"""
+
+
+def test_the_registered_champion_stands_alone(trained_home: Path, tmp_path: Path) -> None:
+    """Loaded by MLflow alone, in a fresh process: no studperf package, its own code."""
+    import subprocess
+    import sys
+
+    from lambda_service.predictor import Predictor
+    from lambda_service.schema import FEATURE_NAMES
+    from studperf_assets.lib.data import bundled_dataset_path
+
+    uri = f"sqlite:///{trained_home / 'mlflow.db'}"
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_CHAMPION, uri, str(bundled_dataset_path())],
+        cwd=tmp_path,  # not the repository: the model must bring its code
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["features"] == list(FEATURE_NAMES)  # the signature names the inputs
+    store = trained_home / "model_store"
+    pointer = json.loads((store / "production.json").read_text())
+    predictor = Predictor.from_folder(store / "bundles" / pointer["version"])
+    rows = pd.read_csv(bundled_dataset_path()).head(20)[list(FEATURE_NAMES)]
+    labels, _ = predictor.predict_matrix(rows.to_numpy())
+    assert loaded["labels"] == labels.tolist()
+    assert "studperf" not in loaded["requirements"] and "scikit-learn==" in loaded["requirements"]
+    assert "input_example.json" in loaded["files"]
+    assert "code/studperf_assets/lib/models.py" in loaded["files"]  # its code, with it
+    assert "test_confusion_matrix.png" in loaded["run_artifacts"]

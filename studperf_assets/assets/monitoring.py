@@ -24,7 +24,7 @@ from pydantic import Field
 
 from lambda_service.schema import FEATURE_NAMES, FEATURES
 from studperf_assets.lib import data
-from studperf_assets.lib.drift_summary import PREDICTION, TARGET
+from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
@@ -56,7 +56,7 @@ def reference_data(
         labels, _ = predictor.predict_matrix(data.feature_matrix(held_out))
     frame = held_out[list(FEATURE_NAMES)].reset_index(drop=True)
     frame[PREDICTION] = labels
-    frame[TARGET] = held_out[data.TARGET].to_numpy()
+    frame[ACTUAL] = held_out[data.TARGET].to_numpy()
     frame["model_version"] = version
     return Output(
         frame,
@@ -117,9 +117,9 @@ def prediction_batches(
         context.log.warning(f"{error}; the batch goes on without its labels")
         intake, labels, unavailable = LabelIntake(), _no_labels(), str(error)
     usable = labels[~labels["conflict"]].set_index(REQUEST_ID)[data.TARGET]
-    batch = predictions.assign(**{TARGET: predictions[REQUEST_ID].map(usable)})
+    batch = predictions.assign(**{ACTUAL: predictions[REQUEST_ID].map(usable)})
     conflicting = sorted(labels.loc[labels["conflict"], REQUEST_ID])
-    labelled = int(batch[TARGET].notna().sum())
+    labelled = int(batch[ACTUAL].notna().sum())
     yield Output(
         batch,
         metadata={
@@ -141,6 +141,8 @@ def prediction_batches(
             "conflicting_request_ids": MetadataValue.json(conflicting[:20]),
             "duplicate_labels_ignored": intake.duplicates,
             "labels_unavailable": unavailable or "no",
+            "rows": len(batch),
+            "model_version": str(batch["model_version"].mode().iloc[0]),
         },
     )
 
@@ -219,5 +221,9 @@ def batch_data_quality(prediction_batches: pd.DataFrame) -> AssetCheckResult:
             problems[feature.name] = bad
     return AssetCheckResult(
         passed=not problems,
-        metadata={"rows": len(prediction_batches), "bad_values": MetadataValue.json(problems)},
+        metadata={
+            "rows": len(prediction_batches),
+            "model_version": str(prediction_batches["model_version"].mode().iloc[0]),
+            "bad_values": MetadataValue.json(problems),
+        },
     )

@@ -7,6 +7,7 @@ platform is deployed, unless a setting says otherwise) and tick interval.
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from dagster import (
 from studperf_assets.assets.monitoring import prediction_batch_partitions
 from studperf_assets.assets.reports import MONITORING_CHECKS, RETRAINING_CHECKS
 from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
+from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
 from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
@@ -35,6 +37,7 @@ from studperf_assets.resources.monitoring import (
     MonitoringSettings,
     PredictionStream,
 )
+from studperf_assets.resources.object_store import ObjectStore
 
 MAX_BATCHES_PER_TICK = 20
 MAX_LABEL_FILES_PER_TICK = 200
@@ -171,11 +174,18 @@ def _rescan_point(newest: str, current: str) -> str:
         return current
 
 
-def failed_checks(
-    context: SensorEvaluationContext, after: float
-) -> Iterator[tuple[float, str, str, dict[str, Any]]]:
-    """(run update time, partition, check name, metadata) of failed monitoring checks in
-    monitoring runs finished after ``after``, oldest first."""
+@dataclass
+class MonitoringRun:
+    """A finished monitoring run and the monitoring checks that failed in it."""
+
+    updated: float
+    partition: str
+    run_id: str
+    failed: dict[str, dict[str, Any]]  # check name -> its metadata
+
+
+def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
+    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
             job_name=monitoring_job.name,
@@ -187,36 +197,49 @@ def failed_checks(
         limit=200,
     )
     for record in records:
-        updated = record.update_timestamp.timestamp()
-        partition = record.dagster_run.tags.get(PARTITION_TAG, "")
+        run = MonitoringRun(
+            updated=record.update_timestamp.timestamp(),
+            partition=record.dagster_run.tags.get(PARTITION_TAG, ""),
+            run_id=record.dagster_run.run_id,
+            failed={},
+        )
         for entry in context.instance.all_logs(
-            record.dagster_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
         ):
             evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
             if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
                 continue
-            if evaluation.check_name not in MONITORING_CHECKS:
-                continue
-            metadata = {k: v.value for k, v in evaluation.metadata.items()}
-            yield updated, partition, evaluation.check_name, metadata
-        yield updated, partition, "", {}  # marks the run as seen
+            if evaluation.check_name in MONITORING_CHECKS:
+                metadata = {k: v.value for k, v in evaluation.metadata.items()}
+                run.failed[evaluation.check_name] = metadata
+        yield run
 
 
-def alert_text(partition: str, check: str, metadata: dict[str, Any]) -> tuple[str, str]:
-    subject = f"[studperf] {check} failed on {partition}"
-    numbers = "\n".join(f"  {k}: {v}" for k, v in sorted(metadata.items()) if k != "report")
-    body = (
-        f"The monitoring check '{check}' failed for prediction batch {partition}.\n\n"
-        f"{numbers}\n\nReport: {metadata.get('report', 'n/a')}\n"
+def batch_alert(
+    run: MonitoringRun, checks: dict[str, dict[str, Any]], sender: AlertSender, store: ObjectStore
+) -> BatchAlert:
+    """The e-mail for a run's failed checks: facts from the checks, links to the run and
+    the report (presigned, when the store is S3)."""
+    facts = next((m for m in checks.values() if "model_version" in m), {})
+    report_key = str(facts.get("report_key") or "")
+    return BatchAlert(
+        partition=run.partition,
+        checks=[FailedCheck(name, metadata) for name, metadata in checks.items()],
+        rows=facts.get("rows"),
+        model_version=str(facts.get("model_version", "")),
+        run_url=sender.run_url(run.run_id),
+        report_url=store.share_url(report_key) if report_key else "",
     )
-    return subject, body
 
 
 def send_alerts(
-    context: SensorEvaluationContext, alert_sender: AlertSender, metrics_database: MetricsDatabase
+    context: SensorEvaluationContext,
+    alert_sender: AlertSender,
+    metrics_database: MetricsDatabase,
+    object_store: ObjectStore,
 ) -> SkipReason:
-    """E-mail (SES) each failed monitoring check once per partition. A failed send is
-    logged and retried on the next tick; it never crashes the sensor.
+    """One e-mail (SES) per monitored batch, listing every failed check not yet alerted.
+    A failed send is logged and retried on the next tick; it never crashes the sensor.
 
     Once per partition and check is kept twice over: by the cursor, and by ``alerts_sent``
     should the cursor be lost. With the monitoring database down the alert still goes out
@@ -224,22 +247,30 @@ def send_alerts(
     after = float(context.cursor or 0)
     sent, failed_sends = 0, 0
     safe_until = after
-    for updated, partition, check, metadata in failed_checks(context, after):
-        if check and not _already_sent(context, metrics_database, partition, check):
-            subject, body = alert_text(partition, check, metadata)
+    for run in monitoring_runs(context, after):
+        pending = {
+            check: metadata
+            for check, metadata in run.failed.items()
+            if not _already_sent(context, metrics_database, run.partition, check)
+        }
+        if pending:
+            alert = batch_alert(run, pending, alert_sender, object_store)
             try:
-                message_id = alert_sender.send(subject, body)
+                message_id = alert_sender.send(alert.subject, alert.text(), alert.html())
             except Exception as exc:  # noqa: BLE001 - retried next tick
-                context.log.error(f"alert for {partition}/{check} not sent, will retry: {exc}")
+                context.log.error(f"alert for {run.partition} not sent, will retry: {exc}")
                 failed_sends += 1
                 continue
-            try:
-                metrics_database.record_alert(partition, check, message_id)
-            except MonitoringDatabaseError as error:
-                context.log.warning(f"alert {partition}/{check} sent, not recorded: {error}")
+            for check in pending:
+                try:
+                    metrics_database.record_alert(run.partition, check, message_id)
+                except MonitoringDatabaseError as error:
+                    context.log.warning(
+                        f"alert {run.partition}/{check} sent, not recorded: {error}"
+                    )
             sent += 1
         if not failed_sends:
-            safe_until = max(safe_until, updated)
+            safe_until = max(safe_until, run.updated)
     context.update_cursor(str(safe_until))
     return SkipReason(f"{sent} alerts sent, {failed_sends} to retry")
 
@@ -268,7 +299,10 @@ def request_retraining(
         else {"after": 0.0, "last_retrain": 0.0, "labels": 0}
     )
     triggers = [
-        (u, p, c) for u, p, c, _ in failed_checks(context, state["after"]) if c in RETRAINING_CHECKS
+        (run.updated, run.partition, check)
+        for run in monitoring_runs(context, state["after"])
+        for check in run.failed
+        if check in RETRAINING_CHECKS
     ]
     if not triggers:
         return SkipReason("no drift or performance failure since the last look")

@@ -3,6 +3,7 @@
 MLflow, skops and the ONNX exporter are imported inside the steps that use them.
 """
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from dagster import (
     asset_check,
 )
 
+from lambda_service.bundle import BundleError
+from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import ModelStore
@@ -60,7 +63,8 @@ def model_bundle(
             mlflow_run_id=run_id,
         )
         uri = model_store.publish(folder, manifest.version)
-        registered = _register(mlflow, best_model, folder, manifest.version)
+        example = data_splits["test"][list(FEATURE_NAMES)].head(5)
+        registered = _register(mlflow, best_model, folder, manifest.version, example)
     context.log.info(f"published bundle {manifest.version} at {uri}")
     return Output(
         {
@@ -82,27 +86,39 @@ def model_bundle(
     )
 
 
-def _register(mlflow: Any, trained: TrainedModel, folder: Path, version: str) -> str:
-    """Log the bundle and the skops-serialized pipeline to MLflow; register it."""
+def _register(
+    mlflow: Any, trained: TrainedModel, folder: Path, version: str, example: pd.DataFrame
+) -> str:
+    """Log the bundle and the pipeline to MLflow as a model that stands alone (signature,
+    input example, its own code, published requirements); register it."""
     from mlflow import sklearn as mlflow_sklearn
+    from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    from studperf_assets.lib import models
+    from studperf_assets.lib import mlflow_model, models
 
     mlflow.log_artifacts(str(folder), artifact_path="bundle")
     mlflow.set_tags({"bundle_version": version, "model_family": trained.family})
     mlflow.log_metrics(
         {f"test_{k}": v for k, v in _summary_metrics(trained.metrics["test"]).items()}
     )
-    info = mlflow_sklearn.log_model(
-        trained.pipeline,
-        name="model",
-        serialization_format="skops",
-        skops_trusted_types=list(models.TRUSTED_TYPES),
-        registered_model_name=MODEL_NAME,
-        pip_requirements=["scikit-learn==1.9.*", "skops==0.16.*", "studperf"],
-        await_registration_for=0,
+    mlflow.log_figure(
+        mlflow_model.confusion_matrix_figure(trained.metrics["test"]["confusion_matrix"]),
+        "test_confusion_matrix.png",
     )
+    with tempfile.TemporaryDirectory() as code:
+        info = mlflow_sklearn.log_model(
+            trained.pipeline,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=list(models.TRUSTED_TYPES),
+            registered_model_name=MODEL_NAME,
+            signature=infer_signature(example, trained.pipeline.predict(example.to_numpy())),
+            input_example=example,
+            code_paths=mlflow_model.code_paths(Path(code)),
+            pip_requirements=mlflow_model.requirements(),
+            await_registration_for=0,
+        )
     model_version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_registered_model_alias(MODEL_NAME, CANDIDATE_ALIAS, model_version)
@@ -127,8 +143,11 @@ def model_bundle_integrity(
 
     X = data.feature_matrix(pd.concat(data_splits.values()))
     with training_settings.scratch("verify-") as cache:
-        folder = model_store.fetch(model_bundle["version"], cache)  # raises on a bad hash
-        mismatches, max_probability_diff = serving_mismatches(folder, X)
+        try:
+            folder = model_store.fetch(model_bundle["version"], cache)  # verifies every hash
+            mismatches, max_probability_diff = serving_mismatches(folder, X)
+        except BundleError as error:  # a corrupt or unreadable bundle fails the check
+            return AssetCheckResult(passed=False, metadata={"error": str(error)})
     return AssetCheckResult(
         passed=mismatches == 0,
         metadata={
@@ -161,7 +180,12 @@ def model_bundle_vs_champion(
                 "challenger_test_f1": challenger,
             },
         )
-    champion_f1 = _champion_test_f1(champion, data_splits["test"], model_store, training_settings)
+    try:
+        champion_f1 = _champion_test_f1(
+            champion, data_splits["test"], model_store, training_settings
+        )
+    except BundleError as error:  # an unreadable champion is not a reason to publish blind
+        return AssetCheckResult(passed=False, metadata={"champion": champion, "error": str(error)})
     return AssetCheckResult(
         passed=challenger >= champion_f1 - training_settings.champion_tolerance,
         metadata={

@@ -46,19 +46,23 @@ def drift_report(
     from studperf_assets.lib import drift as drift_math
 
     key = context.partition_key
+    settings = monitoring_settings
+    thresholds = drift_math.Thresholds(
+        numerical=settings.numerical_drift_score,
+        categorical=settings.categorical_drift_score,
+        prediction=settings.prediction_drift_score,
+    )
     result = drift_math.drift_report(
-        reference_data, prediction_batches, monitoring_settings.max_rows
+        reference_data, prediction_batches, settings.max_rows, thresholds
     )
     summary = result.summary
-    report_uri = object_store.put_bytes(
-        f"reports/{key}/drift.html", _html(result.drift), content_type="text/html"
-    )
-    links = {"drift_report": MetadataValue.path(report_uri)}
+    report_key = f"reports/{key}/drift.html"
+    report_uri = object_store.put_bytes(report_key, _html(result.drift), content_type="text/html")
+    links = {"drift_report": MetadataValue.url(object_store.browse_url(report_key))}
     if result.quality is not None:
-        quality_uri = object_store.put_bytes(
-            f"reports/{key}/quality.html", _html(result.quality), content_type="text/html"
-        )
-        links["quality_report"] = MetadataValue.path(quality_uri)
+        quality_key = f"reports/{key}/quality.html"
+        object_store.put_bytes(quality_key, _html(result.quality), content_type="text/html")
+        links["quality_report"] = MetadataValue.url(object_store.browse_url(quality_key))
     model_version = str(prediction_batches["model_version"].mode().iloc[0])
     _add_to_dashboard(monitoring_settings.evidently_workspace, key, result)
     numbers: dict[str, Any] = {
@@ -70,6 +74,8 @@ def drift_report(
     }
     if summary.f1_macro is not None:
         numbers["f1_macro"] = summary.f1_macro
+    if summary.target_drift is not None:
+        numbers["target_drift"] = summary.target_drift
     drifted = ", ".join(summary.drifted_features) or "none"
     context.log.info(
         f"{key}: drift share {summary.drift_share:.2f} ({drifted}), "
@@ -80,6 +86,7 @@ def drift_report(
             **summary.to_json(),
             "partition": key,
             "report_uri": report_uri,
+            "report_key": report_key,
             "model_version": model_version,
         },
         metadata={**numbers, **links, "model_version": model_version},
@@ -101,6 +108,16 @@ def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
     if result.quality is not None:
         runs.append((f"{key} quality", result.quality))
     add_snapshots(workspace_path, runs)
+
+
+def _batch_facts(report: dict[str, Any]) -> dict[str, Any]:
+    """What an alert about this batch says besides the check's own numbers."""
+    return {
+        "rows": report["rows"],
+        "model_version": report["model_version"],
+        "report_key": report.get("report_key", ""),
+        "report": MetadataValue.path(str(report["report_uri"])),
+    }
 
 
 def _summary(report: dict[str, Any]) -> DriftSummary:
@@ -127,7 +144,8 @@ def data_drift(
             "feature_scores": MetadataValue.json(
                 {k: round(v, 4) for k, v in summary.feature_scores.items()}
             ),
-            "report": MetadataValue.path(str(drift_report["report_uri"])),
+            "feature_thresholds": MetadataValue.json(summary.feature_thresholds),
+            **_batch_facts(drift_report),
         },
     )
 
@@ -142,12 +160,12 @@ def prediction_drift(
 ) -> AssetCheckResult:
     summary = _summary(drift_report)
     return AssetCheckResult(
-        passed=summary.prediction_drift <= monitoring_settings.prediction_drift_score,
+        passed=not summary.prediction_drifted,  # Evidently's verdict, at the same threshold
         severity=monitoring_settings.drift_severity,
         metadata={
             "prediction_drift": summary.prediction_drift,
             "threshold": monitoring_settings.prediction_drift_score,
-            "report": MetadataValue.path(str(drift_report["report_uri"])),
+            **_batch_facts(drift_report),
         },
     )
 
@@ -174,7 +192,7 @@ def performance(
             "labelled_rows": summary.labelled_rows,
             "floor": monitoring_settings.f1_floor,
             "judged": judged,
-            "report": MetadataValue.path(str(drift_report["report_uri"])),
+            **_batch_facts(drift_report),
         },
     )
 

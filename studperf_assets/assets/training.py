@@ -142,7 +142,8 @@ def candidate_models(
     gpa_pool, ok_pool = pool[data.GPA].to_numpy(), data.label_consistent(pool).to_numpy()
     parent = mlflow.active_run()
     rows = []
-    for spec in models.search_space(boosting_samples=training_settings.boosting_samples):
+    specs = list(models.search_space(boosting_samples=training_settings.boosting_samples))
+    for spec in _progress(specs, "candidates"):
         model = _fit_on_train(spec, data_splits, arrays)
         metrics = models.classification_metrics(y_val, model.predict(X_val))
         cv_mean, cv_std = models.cross_validated_f1(spec, X_pool, y_pool, gpa_pool, ok_pool)
@@ -191,6 +192,17 @@ def candidate_models(
             ),
         },
     )
+
+
+def _progress(items: list[Any], what: str) -> Any:
+    """A progress bar when a person is watching (``studperf train`` on a terminal)."""
+    from studperf_assets.cli_logging import progress_enabled
+
+    if not progress_enabled():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=what, unit=" model", leave=False)
 
 
 @asset(group_name=GROUP, kinds={"sklearn"})

@@ -1,1 +1,3 @@
-"""Pure logic, free of Dagster wiring: data rules, models, export and bundle building."""
+"""Pure logic, free of Dagster wiring: data rules, models, ONNX export, bundle building and
+the MLflow model, batch scoring, drift verdicts and their summary, label joins, alert e-mails,
+the Evidently dashboard, and simulated drift."""

@@ -31,20 +31,85 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def project_id(workspace: str) -> Any:
-    """The ``studperf`` project's ID, creating the project on first use."""
+    """The ``studperf`` project's ID, creating the project and its dashboard on first use."""
     from evidently.ui.storage.local.base import LocalState
 
     state = LocalState(workspace)
     found = _find(state)
-    if found is not None:
+    if found is not None and _has_panels(state, found):
         return found
     with _locked(Path(workspace)):
         found = _find(state)
-        if found is not None:
+        if found is not None and _has_panels(state, found):
             return found
         from evidently.ui.workspace import Workspace
 
-        return Workspace(workspace).create_project(PROJECT, DESCRIPTION).id
+        local = Workspace(workspace)  # parses every snapshot: only here, once
+        project = local.get_project(found) if found else local.create_project(PROJECT, DESCRIPTION)
+        assert project is not None
+        local.save_dashboard(project.id, dashboard_model())
+        return project.id
+
+
+def _has_panels(state: Any, project: Any) -> bool:
+    try:
+        return bool(state.read_dashboard(project).panels)
+    except (OSError, ValueError):
+        return False
+
+
+def dashboard_model() -> Any:
+    """The dashboard, tabs and panels in one model (saved whole: Evidently 0.7's add_panel
+    lists a panel twice in a tab that already exists)."""
+    from evidently.sdk.models import DashboardModel, DashboardTabModel
+
+    tabs: dict[str, list[Any]] = {}
+    for tab, panel in panels():
+        tabs.setdefault(tab, []).append(panel)
+    return DashboardModel(
+        tabs=[DashboardTabModel(title=t, panels=[p.id for p in ps]) for t, ps in tabs.items()],
+        panels=[p for ps in tabs.values() for p in ps],
+    )
+
+
+def panels() -> list[tuple[str, Any]]:
+    """(tab, panel) of the project's dashboard: drift and quality across batches."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
+    from lambda_service.schema import FEATURE_NAMES
+    from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
+
+    def drift_of(column: str) -> Any:
+        return PanelMetric(legend=column, metric="ValueDrift", metric_labels={"column": column})
+
+    share = PanelMetric(
+        legend="share", metric="DriftedColumnsCount", metric_labels={"value_type": "share"}
+    )
+
+    return [
+        ("Drift", line_plot_panel(
+            "Share of drifted features",
+            [share],
+            description="The data_drift check fails at 0.2", size="half",
+        )),
+        ("Drift", line_plot_panel(
+            "Prediction drift (Jensen-Shannon)", [drift_of(PREDICTION)],
+            description="The prediction_drift check fails above 0.15", size="half",
+        )),
+        ("Drift", line_plot_panel(
+            "Drift score per feature", [drift_of(f) for f in FEATURE_NAMES],
+            description="Normed Wasserstein (study time, absences), Jensen-Shannon (the rest)",
+        )),
+        ("Quality", line_plot_panel(
+            "Target drift (Jensen-Shannon)", [drift_of(ACTUAL)],
+            description="Over the labelled rows of each batch", size="half",
+        )),
+        ("Quality", line_plot_panel(
+            "f1-macro", [PanelMetric(legend="f1-macro", metric="F1Score")],
+            description="Over the labelled rows; the check fails below 0.5", size="half",
+        )),
+    ]  # fmt: skip
 
 
 def _find(state: Any) -> Any:

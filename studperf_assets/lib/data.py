@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lambda_service.bundle import split_s3_uri
 from lambda_service.schema import FEATURE_NAMES, FEATURES, GPA_CUTOFFS
 
 TARGET = "GradeClass"
@@ -57,7 +58,7 @@ def read_source(source: str, s3_client: Any = None) -> bytes:
     if not source:
         return bundled_dataset_path().read_bytes()
     if source.startswith("s3://"):
-        bucket, _, key = source.removeprefix("s3://").partition("/")
+        bucket, key = split_s3_uri(source)
         if s3_client is None:
             raise ValueError("an s3:// source needs an S3 client")
         return bytes(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())

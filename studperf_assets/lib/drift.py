@@ -2,9 +2,11 @@
 
 Scores are distances that do not grow with sample size: normed Wasserstein for the two
 continuous features, Jensen-Shannon for the ordinal and binary ones (and for predictions
-and targets). A column drifts when its score exceeds its threshold. Batches larger than
-``max_rows`` are sampled (uniformly, seeded); ``benchmarks/monitoring.py`` measures the
-error that adds to the scores.
+and targets). Evidently decides, once, whether a column drifted: each column's
+``ValueDrift`` runs with its threshold and its test's verdict is read back through
+Evidently's results API (``metric_results``, ``tests_results``), so the HTML report and
+the Dagster checks can never disagree at the threshold. Batches larger than ``max_rows``
+are sampled (uniformly, seeded); ``benchmarks/monitoring.py`` measures the error that adds.
 """
 
 from __future__ import annotations
@@ -20,14 +22,29 @@ from evidently.metrics import DriftedColumnsCount, ValueDrift
 from evidently.presets import ClassificationPreset
 
 from lambda_service.schema import FEATURE_NAMES
-from studperf_assets.lib.drift_summary import PREDICTION, TARGET, DriftSummary
+from studperf_assets.lib.drift_summary import ACTUAL, DEFAULT_MAX_ROWS, PREDICTION, DriftSummary
 from studperf_assets.lib.models import classification_metrics
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
-CATEGORICAL = tuple(c for c in FEATURE_NAMES if c not in NUMERICAL)
-NUM_METHOD, NUM_THRESHOLD = "wasserstein", 0.2  # normed; batch-to-batch noise reaches ~0.16
-CAT_METHOD, CAT_THRESHOLD = "jensenshannon", 0.15
-DEFAULT_MAX_ROWS = 100_000
+NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
+FAILED = "FAIL"  # a test's status (a str enum, public only through the legacy package)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Scores above which Evidently calls a column drifted (set from measured
+    batch-to-batch noise: up to 0.16 for the continuous features; see README)."""
+
+    numerical: float = 0.2
+    categorical: float = 0.15
+    prediction: float = 0.15
+
+    def of(self, column: str) -> tuple[str, float]:
+        if column == PREDICTION:
+            return CAT_METHOD, self.prediction
+        if column in NUMERICAL:
+            return NUM_METHOD, self.numerical
+        return CAT_METHOD, self.categorical
 
 
 def _definition(columns: list[str], labelled: bool) -> DataDefinition:
@@ -35,15 +52,11 @@ def _definition(columns: list[str], labelled: bool) -> DataDefinition:
         numerical_columns=[c for c in columns if c in NUMERICAL],
         categorical_columns=[c for c in columns if c not in NUMERICAL],
         classification=(
-            [MulticlassClassification(target=TARGET, prediction_labels=PREDICTION)]
+            [MulticlassClassification(target=ACTUAL, prediction_labels=PREDICTION)]
             if labelled
             else None
         ),
     )
-
-
-def _method(column: str) -> tuple[str, float]:
-    return (NUM_METHOD, NUM_THRESHOLD) if column in NUMERICAL else (CAT_METHOD, CAT_THRESHOLD)
 
 
 def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
@@ -55,10 +68,32 @@ def _run(
 ) -> Snapshot:
     columns = list(current.columns)
     definition = _definition(columns, labelled)
-    return Report(metrics).run(
+    return Report(metrics, include_tests=True).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    score: float
+    threshold: float
+    drifted: bool  # Evidently's verdict
+
+
+def column_drifts(snapshot: Snapshot, metrics: dict[str, ValueDrift]) -> dict[str, ColumnDrift]:
+    """Each column's score and Evidently's own drift verdict, read from its results."""
+    failed = {
+        test.metric_config.metric_id for test in snapshot.tests_results if test.status == FAILED
+    }
+    return {
+        column: ColumnDrift(
+            score=float(snapshot.metric_results[metric.metric_id].value),
+            threshold=float(metric.threshold or 0.0),
+            drifted=metric.metric_id in failed,
+        )
+        for column, metric in metrics.items()
+    }
 
 
 @dataclass
@@ -69,64 +104,64 @@ class DriftResult:
 
 
 def drift_report(
-    reference: pd.DataFrame, current: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    thresholds: Thresholds = Thresholds(),
 ) -> DriftResult:
     """Data and prediction drift over the whole batch; target drift and classification
     quality over its labelled rows (``target`` not null), if any."""
     compared = sample_rows(current, max_rows)
     columns = [*FEATURE_NAMES, PREDICTION]
-    drift_view = compared[columns].astype({PREDICTION: np.int64})
+    metrics = {
+        c: ValueDrift(column=c, method=thresholds.of(c)[0], threshold=thresholds.of(c)[1])
+        for c in columns
+    }
+    share = DriftedColumnsCount(  # the same methods and thresholds: the dashboard plots it
+        columns=list(FEATURE_NAMES),
+        num_method=NUM_METHOD,
+        num_threshold=thresholds.numerical,
+        cat_method=CAT_METHOD,
+        cat_threshold=thresholds.categorical,
+    )
     drift = _run(
-        [
-            DriftedColumnsCount(
-                columns=list(FEATURE_NAMES),
-                num_method=NUM_METHOD,
-                num_threshold=NUM_THRESHOLD,
-                cat_method=CAT_METHOD,
-                cat_threshold=CAT_THRESHOLD,
-            ),
-            *(ValueDrift(column=c, method=_method(c)[0], threshold=_method(c)[1]) for c in columns),
-        ],
-        drift_view,
+        [*metrics.values(), share],
+        compared[columns].astype({PREDICTION: np.int64}),
         reference.astype({PREDICTION: np.int64}),
         labelled=False,
     )
-    scores = _value_drift_scores(drift)
-    drifted = [c for c in FEATURE_NAMES if scores[c] > _method(c)[1]]
+    verdicts = column_drifts(drift, metrics)
+    drifted = [c for c in FEATURE_NAMES if verdicts[c].drifted]
+    counted = drift.metric_results[share.metric_id]
+    if int(counted.count.value) != len(drifted):  # one decision, read two ways
+        raise RuntimeError(
+            f"Evidently counted {counted.count.value} drifted columns, not {drifted}"
+        )
     summary = DriftSummary(
         rows=len(current),
         rows_compared=len(compared),
-        drift_share=len(drifted) / len(FEATURE_NAMES),
+        drift_share=float(counted.share.value),
         drifted_features=drifted,
-        feature_scores={c: scores[c] for c in FEATURE_NAMES},
-        prediction_drift=scores[PREDICTION],
+        feature_scores={c: verdicts[c].score for c in FEATURE_NAMES},
+        feature_thresholds={c: verdicts[c].threshold for c in FEATURE_NAMES},
+        prediction_drift=verdicts[PREDICTION].score,
+        prediction_drifted=verdicts[PREDICTION].drifted,
     )
-    labelled = compared[compared[TARGET].notna()] if TARGET in compared else compared.iloc[:0]
+    labelled = compared[compared[ACTUAL].notna()] if ACTUAL in compared else compared.iloc[:0]
     quality = None
     if len(labelled):
-        view = labelled[[PREDICTION, TARGET]].astype(np.int64)
+        view = labelled[[PREDICTION, ACTUAL]].astype(np.int64)
+        target = ValueDrift(column=ACTUAL, method=CAT_METHOD, threshold=thresholds.prediction)
         quality = _run(
-            [
-                ValueDrift(column=TARGET, method=CAT_METHOD, threshold=CAT_THRESHOLD),
-                ClassificationPreset(),
-            ],
+            [target, ClassificationPreset()],
             view,
-            reference.astype({PREDICTION: np.int64, TARGET: np.int64}),
+            reference.astype({PREDICTION: np.int64, ACTUAL: np.int64}),
             labelled=True,
         )
-        metrics = classification_metrics(view[TARGET].to_numpy(), view[PREDICTION].to_numpy())
+        scores = classification_metrics(view[ACTUAL].to_numpy(), view[PREDICTION].to_numpy())
         summary.labelled_rows = len(view)
-        summary.target_drift = _value_drift_scores(quality)[TARGET]
-        summary.f1_macro = metrics["f1_macro"]
-        summary.accuracy = metrics["accuracy"]
-        summary.per_class_f1 = {k: v["f1"] for k, v in metrics["per_class"].items()}
+        summary.target_drift = column_drifts(quality, {ACTUAL: target})[ACTUAL].score
+        summary.f1_macro = scores["f1_macro"]
+        summary.accuracy = scores["accuracy"]
+        summary.per_class_f1 = {k: v["f1"] for k, v in scores["per_class"].items()}
     return DriftResult(summary, drift, quality)
-
-
-def _value_drift_scores(snapshot: Snapshot) -> dict[str, float]:
-    scores = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        if config.get("type") == "evidently:metric_v2:ValueDrift":
-            scores[config["column"]] = float(metric["value"])
-    return scores

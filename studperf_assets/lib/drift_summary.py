@@ -6,8 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Columns of a monitored batch and of the reference data, as Evidently sees them: the grade
+# the model predicted, and the true grade once its label arrived. (The raw dataset's own
+# column for the true grade is ``data.TARGET``, "GradeClass".)
 PREDICTION = "prediction"
-TARGET = "target"
+ACTUAL = "target"
+# Rows one report compares; larger batches are sampled (MonitoringSettings.max_rows).
+DEFAULT_MAX_ROWS = 100_000
 
 
 @dataclass
@@ -18,6 +23,8 @@ class DriftSummary:
     drifted_features: list[str]
     feature_scores: dict[str, float]
     prediction_drift: float
+    feature_thresholds: dict[str, float] = field(default_factory=dict)
+    prediction_drifted: bool = False  # Evidently's verdict at the prediction threshold
     target_drift: float | None = None
     labelled_rows: int = 0
     f1_macro: float | None = None

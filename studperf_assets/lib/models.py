@@ -139,7 +139,7 @@ class CandidateSpec:
 
 
 def search_space(seed: int = 0, boosting_samples: int = 4) -> Iterator[CandidateSpec]:
-    """The candidates compared on validation f1-macro (grids; a random sample for trees)."""
+    """The candidates, ranked by cross-validated f1-macro (grids; a random sample for trees)."""
     yield CandidateSpec("gpa_ordinal", {"degree": 1, "interaction_only": False})
     for p in ParameterGrid({"degree": [2], "interaction_only": [True, False]}):
         yield CandidateSpec("gpa_ordinal", dict(p))

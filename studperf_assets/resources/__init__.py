@@ -105,7 +105,9 @@ def _shared(
         "metrics_database": metrics_database,
         "ground_truth": GroundTruth(store=object_store, database=metrics_database),
         "monitoring_settings": MonitoringSettings(**monitoring),
-        "alert_sender": AlertSender(sender=d.alert_sender, recipients=list(d.alert_recipients)),
+        "alert_sender": AlertSender(
+            sender=d.alert_sender, recipients=list(d.alert_recipients), dagster_url=d.dagster_url
+        ),
         "prediction_stream": PredictionStream(stream_name=d.predictions_stream),
         "io_manager": SafeIOManager(store=io_store, prefix="assets"),
         "training_settings": TrainingSettings(work_dir=str(d.home / "work"), **d.training),

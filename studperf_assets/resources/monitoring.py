@@ -12,18 +12,26 @@ from dagster import AssetCheckSeverity, ConfigurableResource
 from pydantic import Field
 
 from studperf_assets.deployment import DEFAULT_RECIPIENTS, DEFAULT_SENDER
+from studperf_assets.lib.drift_summary import DEFAULT_MAX_ROWS
 
 
 class MonitoringSettings(ConfigurableResource):
     batch_size: int = Field(default=200, description="Predictions per monitoring partition.")
     max_rows: int = Field(
-        default=100_000, description="Rows compared per report; larger batches are sampled."
+        default=DEFAULT_MAX_ROWS,
+        description="Rows compared per report; larger batches are sampled.",
     )
     data_drift_share: float = Field(
         default=0.2, description="Data drift check fails at this share of drifted features."
     )
     prediction_drift_score: float = Field(
         default=0.15, description="Prediction drift check fails above this Jensen-Shannon distance."
+    )
+    numerical_drift_score: float = Field(
+        default=0.2, description="A continuous feature drifts above this normed Wasserstein."
+    )
+    categorical_drift_score: float = Field(
+        default=0.15, description="An ordinal or binary feature drifts above this Jensen-Shannon."
     )
     f1_floor: float = Field(default=0.5, description="Performance check fails below this f1-macro.")
     min_labelled_for_f1: int = Field(
@@ -52,11 +60,22 @@ class AlertSender(ConfigurableResource):
     sender: str = Field(default=DEFAULT_SENDER, description="Verified SES sender.")
     recipients: list[str] = Field(default=list(DEFAULT_RECIPIENTS), description="Alert recipients.")
 
-    def send(self, subject: str, body: str) -> str:
+    dagster_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for run links."
+    )
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"
+
+    def send(self, subject: str, text: str, html: str | None = None) -> str:
+        """One e-mail: a plain-text part, and an HTML part when given."""
+        body: Any = {"Text": {"Data": text, "Charset": "UTF-8"}}
+        if html is not None:
+            body["Html"] = {"Data": html, "Charset": "UTF-8"}
         response = boto3.client("ses").send_email(
             Source=self.sender,
             Destination={"ToAddresses": list(self.recipients)},
-            Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}},
+            Message={"Subject": {"Data": subject, "Charset": "UTF-8"}, "Body": body},
         )
         return str(response["MessageId"])
 

@@ -41,6 +41,14 @@ class ObjectStore(ConfigurableResource):
     def uri(self, key: str) -> str:
         raise NotImplementedError
 
+    def browse_url(self, key: str) -> str:
+        """A link for operators (the Dagster UI): a file URL, or the S3 console."""
+        raise NotImplementedError
+
+    def share_url(self, key: str, seconds: int = 7 * 24 * 3600) -> str:
+        """A link for a recipient (alert e-mails): a file URL, or a presigned S3 URL."""
+        raise NotImplementedError
+
     def put_frame(self, key: str, frame: pd.DataFrame) -> str:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
@@ -109,6 +117,12 @@ class LocalObjectStore(ObjectStore):
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
+    def browse_url(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def share_url(self, key: str, seconds: int = 7 * 24 * 3600) -> str:
+        return self._path(key).as_uri()
+
 
 class S3ObjectStore(ObjectStore):
     bucket: str = Field(description="Bucket of the store.")
@@ -164,3 +178,20 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def browse_url(self, key: str) -> str:
+        from urllib.parse import quote
+
+        return (
+            f"https://s3.console.aws.amazon.com/s3/object/{self.bucket}"
+            f"?prefix={quote(self._key(key), safe='')}"
+        )
+
+    def share_url(self, key: str, seconds: int = 7 * 24 * 3600) -> str:
+        return str(
+            self._client().generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=min(seconds, 7 * 24 * 3600),  # SigV4's own limit
+            )
+        )

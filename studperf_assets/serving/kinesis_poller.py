@@ -238,12 +238,15 @@ class KinesisPoller:
         until_idle: int | None = None,
         poll_interval: float = 0.5,
         max_records: int | None = None,
+        on_poll: Callable[[PollStats], None] | None = None,
     ) -> PollStats:
         """Poll until ``until_idle`` consecutive empty polls (None: forever), max_records,
         or ``stopping``. Raises OutageTooLong past the outage budget."""
         idle = 0
         while not self.stopping:
             handled = self._poll_riding_outages()
+            if on_poll is not None:
+                on_poll(self.stats)
             idle = 0 if handled else idle + 1
             if until_idle is not None and idle >= until_idle:
                 return self.stats

@@ -78,7 +78,10 @@ def send(
     rate: float | None = None,
     max_attempts: int = 10,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int], None] | None = None,
 ) -> TrafficReport:
+    """Send ``rows`` as input messages, at ``rate`` per second if given; ``progress`` is
+    told how many were accepted after every PutRecords call."""
     report = TrafficReport()
     started = time.perf_counter()
     payloads = [json.dumps(m).encode() for m in messages(rows)]
@@ -101,6 +104,8 @@ def send(
                 f"{len(pending)} records not accepted by {stream} after {max_attempts} attempts"
             )
         report.sent = min(start + 500, len(payloads))
+        if progress is not None:
+            progress(report.sent)
         if rate:
             ahead = report.sent / rate - (time.perf_counter() - started)
             if ahead > 0:
@@ -119,12 +124,13 @@ def simulate(
     rate: float | None = None,
     label_delay: float = 0.0,
     labels: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> TrafficReport:
     """Send ``count`` students with freshly reserved IDs; write their labels unless told not
     to (they arrive ``label_delay`` seconds after the last record was sent)."""
     rows = generator.sample(count, drift, first_id=reserve_ids(store, count))
     rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows[data.ID]])
-    report = send(kinesis, stream, rows, rate)
+    report = send(kinesis, stream, rows, rate, progress=progress)
     if labels:
         write_labels(store, rows, datetime.now(UTC) + timedelta(seconds=label_delay))
         report.labels_written = len(rows)

@@ -68,3 +68,48 @@ resource "aws_cloudwatch_metric_alarm" "failed_batches" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
 }
+
+# The share of input records that became error records, from the handler's EMF metrics
+# (namespace studperf, the service-wide dimension set: summed over model versions). A
+# producer sending bad data, or a schema change, shows here before anyone reads the
+# errors stream.
+resource "aws_cloudwatch_metric_alarm" "error_record_rate" {
+  alarm_name          = "${var.function_name}-error-record-rate"
+  alarm_description   = "More than ${var.error_record_rate * 100}% of input records were error records (see the errors stream)."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = var.error_record_rate
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(records > 0, errors / records, 0)"
+    label       = "error records / records"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "ErrorRecords"
+      dimensions  = { service = var.metrics_service }
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "records"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Records"
+      dimensions  = { service = var.metrics_service }
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+}

@@ -33,6 +33,15 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
+  # The handler writes JSON lines (aws-lambda-powertools) and CloudWatch EMF metrics; JSON
+  # here makes the platform's own lines JSON too, and filters levels before they are billed.
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.this.name
+    application_log_level = var.log_level
+    system_log_level      = "WARN"
+  }
+
   dead_letter_config {
     target_arn = aws_sqs_queue.failures.arn
   }

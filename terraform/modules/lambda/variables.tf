@@ -72,3 +72,14 @@ variable "log_retention_days" {
   type        = number
   description = "Log retention (days)."
 }
+
+variable "log_level" {
+  type        = string
+  description = "Application log level (the handler's LOG_LEVEL): DEBUG, INFO, WARN or ERROR."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARN or ERROR."
+  }
+}

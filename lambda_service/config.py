@@ -1,0 +1,69 @@
+"""What the prediction service reads from its environment, and how it is wired from it.
+
+Shared by the Lambda entry point (``handler``) and the local commands (``studperf stream``,
+``studperf serve``), which set the same variables.
+
+| variable | meaning |
+| --- | --- |
+| MODEL_BUNDLE_URI | a bundle (``s3://…/bundles/<version>`` or folder), a model store |
+|  | root, or its ``production.json`` (followed and hot-swapped) |
+| PREDICTIONS_STREAM_NAME | Kinesis stream for predictions |
+| ERRORS_STREAM_NAME | Kinesis stream for records that cannot be scored |
+| MODEL_REFRESH_SECONDS | how often to re-check the production pointer (default 60) |
+| MODEL_CACHE_DIR | where bundles are cached (default /tmp/studperf-bundles) |
+| PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures (default 5) |
+| LOG_LEVEL | the log level (default INFO) |
+| AWS_ENDPOINT_URL, AWS_REGION | standard boto3 settings (moto locally; unset in AWS) |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lambda_service.model_provider import ModelProvider
+from lambda_service.service import PredictionService
+from lambda_service.streams import KinesisSink
+
+ENV_MODEL_URI = "MODEL_BUNDLE_URI"
+ENV_PREDICTIONS = "PREDICTIONS_STREAM_NAME"
+ENV_ERRORS = "ERRORS_STREAM_NAME"
+ENV_REFRESH = "MODEL_REFRESH_SECONDS"
+ENV_CACHE = "MODEL_CACHE_DIR"
+ENV_ATTEMPTS = "PUT_MAX_ATTEMPTS"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+ENVIRONMENT_VARIABLES = (
+    ENV_MODEL_URI,
+    ENV_PREDICTIONS,
+    ENV_ERRORS,
+    ENV_REFRESH,
+    ENV_CACHE,
+    ENV_ATTEMPTS,
+    ENV_LOG_LEVEL,
+)
+
+
+def build_service(environ: dict[str, str] | None = None) -> PredictionService:
+    """Wire the service from the environment (boto3 clients made once, reused warm)."""
+    import boto3
+
+    env = dict(os.environ if environ is None else environ)
+    uri = env.get(ENV_MODEL_URI, "")
+    if not uri:
+        raise RuntimeError(f"{ENV_MODEL_URI} is not set")
+    s3 = boto3.client("s3") if uri.startswith("s3://") else None
+    provider = ModelProvider(
+        uri,
+        Path(env.get(ENV_CACHE, "/tmp/studperf-bundles")),
+        refresh_seconds=float(env.get(ENV_REFRESH, "60")),
+        s3=s3,
+    )
+    sink = None
+    if env.get(ENV_PREDICTIONS) or env.get(ENV_ERRORS):
+        sink = KinesisSink(boto3.client("kinesis"), max_attempts=int(env.get(ENV_ATTEMPTS, "5")))
+    return PredictionService(
+        provider,
+        sink,
+        predictions_stream=env.get(ENV_PREDICTIONS, ""),
+        errors_stream=env.get(ENV_ERRORS, ""),
+    )

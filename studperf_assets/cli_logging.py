@@ -1,0 +1,94 @@
+"""One logging setup for the studperf command: a human format on a terminal, JSON lines when
+asked (``STUDPERF_LOG_FORMAT=json``), on stderr (stdout keeps results, e.g. a bundle URI).
+
+Structured fields go in ``extra=``; the JSON format writes them as keys, the human format
+leaves them to the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+FORMATS = ("human", "json")
+# Attributes every LogRecord has: anything else on a record came in through ``extra=``.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure(fmt: str | None = None, level: str = "INFO") -> str:
+    """Configure the root logger once for this command; returns the format chosen."""
+    chosen = (fmt or os.environ.get("STUDPERF_LOG_FORMAT") or "human").lower()
+    if chosen not in FORMATS:
+        raise ValueError(f"STUDPERF_LOG_FORMAT must be one of {FORMATS}, not {chosen!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    if chosen == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return chosen
+
+
+def progress_enabled() -> bool:
+    """Progress bars on a terminal only (not in logs, CI or JSON mode)."""
+    return sys.stderr.isatty() and os.environ.get("STUDPERF_LOG_FORMAT", "human") != "json"
+
+
+class Progress:
+    """Progress of long work: a tqdm bar on a terminal, else a log line every 10 seconds."""
+
+    def __init__(self, total: int, unit: str, log: logging.Logger, every: float = 10.0) -> None:
+        self.total, self.unit, self.log, self.every = total, unit, log, every
+        self.done, self.logged_at = 0, time.monotonic()
+        self.bar: Any = None
+        if progress_enabled():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=f" {unit}", file=sys.stderr, leave=False)
+
+    def to(self, done: int) -> None:
+        """``done`` of ``total`` are finished."""
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        elif time.monotonic() - self.logged_at >= self.every:
+            self.log.info("%d of %d %s", done, self.total, self.unit)
+            self.logged_at = time.monotonic()
+        self.done = done
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()

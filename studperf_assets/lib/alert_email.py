@@ -1,0 +1,173 @@
+"""The alert e-mail of one monitored batch: every failed check, as a reader wants it.
+
+One e-mail per batch (not per check), a small table per check (what, score, threshold) at
+three significant digits, the batch size and model version, and links to the Dagster run
+and the report. A plain-text part and an HTML part carry the same content.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+CHECK_TITLES = {
+    "data_drift": "Input data drifted",
+    "prediction_drift": "Predictions drifted",
+    "performance": "Quality fell below the floor",
+    "batch_labels": "Ground truth could not be used",
+    "batch_data_quality": "Inputs missing or out of range",
+}
+
+
+def sig(value: Any, digits: int = 3) -> str:
+    """A number at ``digits`` significant digits; anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if math.isnan(value):  # nothing was judged
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+Row = tuple[str, ...]
+
+
+@dataclass
+class Table:
+    columns: Row
+    rows: list[Row]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+@dataclass
+class FailedCheck:
+    name: str
+    metadata: dict[str, Any]
+
+    @property
+    def title(self) -> str:
+        return CHECK_TITLES.get(self.name, self.name)
+
+    def table(self) -> Table:
+        m = self.metadata
+        if self.name == "data_drift":
+            scores: dict[str, float] = m.get("feature_scores", {})
+            thresholds: dict[str, float] = m.get("feature_thresholds", {})
+            drifted = set(m.get("drifted_features", []))
+            rows: list[Row] = [
+                (feature, sig(score), sig(thresholds.get(feature, "")), _yes(feature in drifted))
+                for feature, score in sorted(scores.items(), key=lambda kv: -kv[1])
+            ]
+            rows.append(
+                (
+                    "share of features drifted",
+                    sig(m.get("drift_share")),
+                    sig(m.get("threshold")),
+                    "",
+                )
+            )
+            return Table(("feature", "score", "threshold", "drifted"), rows)
+        if self.name == "prediction_drift":
+            what = "prediction distribution (Jensen-Shannon)"
+            row = (what, sig(m.get("prediction_drift")), sig(m.get("threshold")))
+            return Table(("measure", "score", "threshold"), [row])
+        if self.name == "performance":
+            what = f"f1-macro over {m.get('labelled_rows')} labelled rows"
+            return Table(
+                ("measure", "score", "threshold"),
+                [(what, sig(m.get("f1_macro")), sig(m.get("floor")))],
+            )
+        if self.name == "batch_labels":
+            rows = [
+                (key, problem) for key, problem in dict(m.get("rejected_label_files", {})).items()
+            ]
+            if m.get("conflicting_labels"):
+                rows.append(
+                    (f"{m['conflicting_labels']} predictions", "labelled with two different grades")
+                )
+            if m.get("labels_unavailable", "no") != "no":
+                rows.append(("monitoring database", str(m["labels_unavailable"])))
+            return Table(("what", "problem"), rows)
+        if self.name == "batch_data_quality":
+            bad = dict(m.get("bad_values", {}))
+            return Table(("feature", "bad values"), [(k, str(v)) for k, v in sorted(bad.items())])
+        shown = {k: v for k, v in m.items() if not isinstance(v, dict | list)}
+        return Table(("measure", "value"), [(k, sig(v)) for k, v in sorted(shown.items())])
+
+
+@dataclass
+class BatchAlert:
+    partition: str
+    checks: list[FailedCheck]
+    rows: int | None = None
+    model_version: str = ""
+    run_url: str = ""
+    report_url: str = ""
+    extra_links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        names = ", ".join(c.name for c in self.checks)
+        return f"[studperf] {self.partition}: {len(self.checks)} check(s) failed ({names})"
+
+    def _facts(self) -> list[tuple[str, str]]:
+        facts = [("batch", self.partition)]
+        if self.rows is not None:
+            facts.append(("predictions in the batch", str(self.rows)))
+        if self.model_version:
+            facts.append(("model version", self.model_version))
+        return facts
+
+    def _links(self) -> list[tuple[str, str]]:
+        links = [("Dagster run", self.run_url), ("Drift report", self.report_url)]
+        return [(name, url) for name, url in [*links, *self.extra_links.items()] if url]
+
+    def text(self) -> str:
+        lines = [f"Monitoring found {len(self.checks)} failed check(s) on {self.partition}.", ""]
+        lines += [f"  {k}: {v}" for k, v in self._facts()]
+        for check in self.checks:
+            table = check.table()
+            lines += ["", f"{check.title} ({check.name})"]
+            widths = [
+                max(len(str(r[i])) for r in [table.columns, *table.rows])
+                for i in range(len(table.columns))
+            ]
+            for row in [table.columns, *table.rows]:
+                lines.append(
+                    "  "
+                    + "  ".join(
+                        str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)
+                    ).rstrip()
+                )
+        lines.append("")
+        lines += [f"{name}: {url}" for name, url in self._links()]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        e = html.escape
+        parts = [
+            '<html><body style="font-family: sans-serif">',
+            f"<p>Monitoring found <b>{len(self.checks)}</b> failed check(s) "
+            f"on <b>{e(self.partition)}</b>.</p>",
+            "<p>" + "<br>".join(f"{e(k)}: {e(v)}" for k, v in self._facts()) + "</p>",
+        ]
+        for check in self.checks:
+            table = check.table()
+            head = "".join(f'<th align="left">{e(c)}</th>' for c in table.columns)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>"
+                for row in table.rows
+            )
+            parts.append(f"<h3>{e(check.title)} <small>({e(check.name)})</small></h3>")
+            parts.append(
+                f'<table border="1" cellpadding="4" cellspacing="0"><tr>{head}</tr>{body}</table>'
+            )
+        links = " · ".join(
+            f'<a href="{e(url, quote=True)}">{e(name)}</a>' for name, url in self._links()
+        )
+        parts += [f"<p>{links}</p>" if links else "", "</body></html>"]
+        return "\n".join(p for p in parts if p)

@@ -1,0 +1,68 @@
+"""What ``studperf stream`` says while it runs: a line per batch and a summary every minute."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lambda_service.service import BatchOutcome
+from studperf_assets.serving.kinesis_poller import PollStats
+
+
+@dataclass
+class _Window:
+    batches: int = 0
+    records: int = 0
+    predictions: int = 0
+    errors: int = 0
+    failures: int = 0
+    versions: set[str] = field(default_factory=set)
+
+
+class StreamReport:
+    def __init__(
+        self,
+        log: logging.Logger,
+        every_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log, self.every, self.clock = log, every_seconds, clock
+        self.window = _Window()
+        self.since = clock()
+
+    def batch(self, outcome: BatchOutcome) -> None:
+        self.log.info(
+            "batch: %d records, %d predicted, %d errors, %d to retry; model %s; %.1f ms",
+            outcome.records, outcome.predictions, outcome.errors, len(outcome.failures),
+            outcome.model_version, outcome.milliseconds,
+            extra={
+                "records": outcome.records, "predictions": outcome.predictions,
+                "errors": outcome.errors, "to_retry": len(outcome.failures),
+                "model_version": outcome.model_version, "ms": round(outcome.milliseconds, 1),
+            },
+        )  # fmt: skip
+        window = self.window
+        window.batches += 1
+        window.records += outcome.records
+        window.predictions += outcome.predictions
+        window.errors += outcome.errors
+        window.failures += len(outcome.failures)
+        window.versions.add(outcome.model_version)
+
+    def poll(self, stats: PollStats) -> None:
+        """Called after every poll: a summary once a minute has passed, idle or not."""
+        elapsed = self.clock() - self.since
+        if elapsed < self.every:
+            return
+        w = self.window
+        self.log.info(
+            "last %.0fs: %d batches, %d records, %d predicted, %d errors, %d to retry; "
+            "model %s; since start %d records, %d retried batches, %d outage retries",
+            elapsed, w.batches, w.records, w.predictions, w.errors, w.failures,
+            ", ".join(sorted(w.versions)) or "-", stats.records, stats.retried_batches,
+            stats.outage_retries,
+            extra={"summary_seconds": round(elapsed), "window_records": w.records},
+        )  # fmt: skip
+        self.window, self.since = _Window(), self.clock()

@@ -1,0 +1,70 @@
+"""The alert e-mail of a batch, as its readers see it (plain text and HTML)."""
+
+from __future__ import annotations
+
+from studperf_assets.lib.alert_email import BatchAlert, FailedCheck, sig
+
+DRIFT = FailedCheck(
+    "data_drift",
+    {
+        "drift_share": 0.2222222222222222,
+        "threshold": 0.2,
+        "drifted_features": ["StudyTimeWeekly", "Absences"],
+        "feature_scores": {"Absences": 0.83381234, "StudyTimeWeekly": 0.8773, "Music": 0.02061},
+        "feature_thresholds": {"Absences": 0.2, "StudyTimeWeekly": 0.2, "Music": 0.15},
+        "rows": 200,
+        "model_version": "v20261127T130346Z-2cb339a3",
+    },
+)
+PREDICTIONS = FailedCheck("prediction_drift", {"prediction_drift": 0.31234, "threshold": 0.15})
+LABELS = FailedCheck(
+    "batch_labels",
+    {"rejected_label_files": {"labels/x.parquet": "missing column(s) available_at <b>"}},
+)
+
+
+def alert() -> BatchAlert:
+    return BatchAlert(
+        "batch-000004",
+        [DRIFT, PREDICTIONS, LABELS],
+        rows=200,
+        model_version="v20261127T130346Z-2cb339a3",
+        run_url="http://127.0.0.1:3000/runs/abc",
+        report_url="https://bucket.s3.amazonaws.com/reports/batch-000004/drift.html?X-Amz-Signature=1",
+    )
+
+
+def test_three_significant_digits() -> None:
+    assert [sig(0.2222222222222222), sig(0.83381234), sig(200), sig(float("nan"))] == [
+        "0.222", "0.834", "200", "n/a",
+    ]  # fmt: skip
+
+
+def test_one_mail_for_the_batch_lists_every_failed_check() -> None:
+    mail = alert()
+    assert mail.subject == (
+        "[studperf] batch-000004: 3 check(s) failed (data_drift, prediction_drift, batch_labels)"
+    )
+    text = mail.text()
+    assert "predictions in the batch: 200" in text and "model version: v20261127T130346Z" in text
+    # a table per check: feature, score, threshold, worst first, 3 significant digits
+    lines = text.splitlines()
+    header = next(
+        i for i, line in enumerate(lines) if line.split()[:3] == ["feature", "score", "threshold"]
+    )
+    assert lines[header + 1].split() == ["StudyTimeWeekly", "0.877", "0.2", "yes"]
+    assert lines[header + 2].split() == ["Absences", "0.834", "0.2", "yes"]
+    assert lines[header + 3].split() == ["Music", "0.0206", "0.15"]
+    assert "0.2222222" not in text and "{" not in text  # no reprs, no 16-digit floats
+    assert "labels/x.parquet  missing column(s) available_at <b>" in text
+    assert "Dagster run: http://127.0.0.1:3000/runs/abc" in text
+    assert "Drift report: https://bucket.s3.amazonaws.com/" in text
+
+
+def test_the_html_part_has_the_same_content_escaped() -> None:
+    html = alert().html()
+    assert html.count("<table") == 3
+    assert "<td>0.877</td>" in html and "<td>0.312</td>" in html
+    assert "available_at &lt;b&gt;" in html  # what came from a file is escaped
+    assert '<a href="http://127.0.0.1:3000/runs/abc">Dagster run</a>' in html
+    assert "X-Amz-Signature=1" in html
