@@ -1,5 +1,5 @@
 # The Dagster code location (also runs the webserver, the daemon, MLflow and `studperf serve`
-# in docker-compose.yml). Build from the repository root:
+# in docker-compose.yml, and every ECS task of terraform/modules/dagster). Build from the repository root:
 #   docker build -t studperf:$(git rev-parse --short HEAD) .
 FROM python:3.11-slim
 
@@ -31,9 +31,12 @@ RUN pip install --no-compile --no-deps . \
     && mkdir -p "$STUDPERF_HOME" "$DAGSTER_HOME" \
     && chown -R studperf "$STUDPERF_HOME" "$DAGSTER_HOME"
 
-COPY workspace.yaml workspace.docker.yaml dagster.yaml dagster.postgres.yaml ./
-# In containers the instance lives in PostgreSQL (STUDPERF_DAGSTER_PG_URL).
-RUN cp dagster.postgres.yaml "$DAGSTER_HOME/dagster.yaml"
+COPY workspace.yaml workspace.docker.yaml dagster.yaml dagster.postgres.yaml dagster.aws.yaml ./
+# In containers the instance lives in PostgreSQL (STUDPERF_DAGSTER_PG_URL). On ECS
+# (terraform/modules/dagster) DAGSTER_HOME=/opt/dagster/aws: the same storage plus the
+# EcsRunLauncher and S3 compute logs.
+RUN cp dagster.postgres.yaml "$DAGSTER_HOME/dagster.yaml" \
+    && mkdir -p /opt/dagster/aws && cp dagster.aws.yaml /opt/dagster/aws/dagster.yaml
 
 USER studperf
 EXPOSE 4000

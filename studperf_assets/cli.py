@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studperf_assets.deployment import Deployment
+from studperf_assets.deployment import SERVER_DATABASES, Deployment
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -190,6 +190,18 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
     # moto verifies at once; real SES e-mails a link that someone must follow
     boto3.client("ses").verify_email_identity(EmailAddress=args.sender)
     print(f"bucket {args.bucket}; streams {', '.join(args.streams)}; SES sender {args.sender}")
+    return 0
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one)."""
+    from studperf_assets.lib.databases import ensure_databases
+
+    if not args.server_url:
+        print("init-db needs --server-url or STUDPERF_DAGSTER_PG_URL", file=sys.stderr)
+        return 2
+    created = ensure_databases(args.server_url, args.databases)
+    print(f"databases {', '.join(args.databases)}: created {', '.join(created) or 'none'}")
     return 0
 
 
@@ -386,6 +398,17 @@ def _add_platform_commands(sub: Subparsers) -> None:
         "--sender", default=deployment().alert_sender, help="SES sender to verify"
     )
     init_aws.set_defaults(func=cmd_init_aws)
+    init_db = sub.add_parser(
+        "init-db", help="create the MLflow and monitoring databases on a PostgreSQL server"
+    )
+    init_db.add_argument(
+        "--server-url",
+        default=os.environ.get("STUDPERF_DAGSTER_PG_URL", ""),
+        help="a database URL on the server, no password (libpq reads PGPASSWORD); "
+        "default: $STUDPERF_DAGSTER_PG_URL",
+    )
+    init_db.add_argument("--databases", nargs="+", default=list(SERVER_DATABASES))
+    init_db.set_defaults(func=cmd_init_db)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)

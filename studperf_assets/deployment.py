@@ -26,6 +26,8 @@ from typing import Any
 KINDS = ("local", "aws")
 DEFAULT_SENDER = "studperf-alerts@example.org"
 DEFAULT_RECIPIENTS = ("ml-oncall@example.org",)
+# Databases `studperf init-db` adds beside Dagster's on a shared server (RDS in AWS).
+SERVER_DATABASES = ("mlflow", "monitoring")
 
 # Every variable the code location and its commands read (the Lambda's: lambda_service.config).
 ENVIRONMENT_VARIABLES = (

@@ -109,6 +109,15 @@ def test_store_bucket_is_created_and_code_location_matches_workspace(
     assert "studperf_assets.definitions" in services["code-location"]["command"]
 
 
+def test_mlflow_answers_the_host_name_its_clients_use(compose: dict[str, Any]) -> None:
+    """MLflow 3 refuses Host headers outside --allowed-hosts (403), private IPs by default."""
+    services = compose["services"]
+    tracking = urlparse(services["code-location"]["environment"]["MLFLOW_TRACKING_URI"])
+    flags = [f for f in services["mlflow"]["command"] if f.startswith("--allowed-hosts=")]
+    (allowed,) = flags
+    assert tracking.netloc in allowed.split("=", 1)[1].split(",")
+
+
 def test_dockerfiles_copy_what_exists() -> None:
     for dockerfile in (REPO / "Dockerfile", REPO / "lambda_service" / "Dockerfile"):
         for line in dockerfile.read_text().splitlines():
@@ -202,6 +211,16 @@ def test_cd_workflow_builds_by_sha_and_gates_prod() -> None:
     assert cd["on"]["push"]["branches"] == ["main"]
     build = " ".join(str(s.get("run", "")) for s in cd["jobs"]["image"]["steps"])
     assert 'docker build -f lambda_service/Dockerfile -t "$REPOSITORY:$GITHUB_SHA"' in build
+    assert 'docker build -f Dockerfile -t "$REPOSITORY:$GITHUB_SHA"' in build  # Dagster, MLflow
+    repositories = [
+        s["env"]["REPOSITORY"]
+        for s in cd["jobs"]["image"]["steps"]
+        if "REPOSITORY" in s.get("env", {})
+    ]
+    assert [r.rsplit("/", 1)[1] for r in repositories] == [
+        "studperf-stg-lambda",
+        "studperf-stg-dagster",
+    ]
     assert set(cd["jobs"]["deploy-prod"]["needs"]) == {"image", "deploy-stg"}
     assert cd["jobs"]["deploy-prod"]["with"]["environment"] == "prod"
     deploy = _workflow("deploy.yml")
@@ -209,3 +228,10 @@ def test_cd_workflow_builds_by_sha_and_gates_prod() -> None:
     assert apply_job["environment"] == "${{ inputs.environment }}"  # prod approval lives there
     runs = " ".join(str(s.get("run", "")) for s in apply_job["steps"])
     assert "terraform apply" in runs and "image_tag=${{ inputs.image_tag }}" in runs
+    assert "dagster_image_tag=${{ inputs.image_tag }}" in runs
+    assert "for image in lambda dagster" in runs  # prod promotes both images
+    assert "aws ecs wait services-stable" in runs
+    assert runs.index("terraform apply") < runs.index("aws ecs wait services-stable")
+    outputs = (REPO / "terraform" / "outputs.tf").read_text()
+    for name in re.findall(r"terraform output -(?:raw|json) (\w+)", runs):
+        assert f'output "{name}"' in outputs, name

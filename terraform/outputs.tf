@@ -29,11 +29,36 @@ output "stream_names" {
 }
 
 output "dagster_policy_arn" {
-  description = "Attach to the role that runs the Dagster code location."
+  description = "What studperf's Dagster code needs; the ECS code-location and run roles carry it, attach it to any other role that runs the code."
   value       = module.iam.dagster_policy_arn
 }
 
 output "alarm_topic_arn" {
   description = "SNS topic of the CloudWatch alarms."
   value       = module.alarms.topic_arn
+}
+
+output "dagster_cluster_name" {
+  description = "ECS cluster of the Dagster platform."
+  value       = module.dagster.cluster_name
+}
+
+output "dagster_service_names" {
+  description = "Webserver, daemon, code location and MLflow services (CD waits for them)."
+  value       = module.dagster.service_names
+}
+
+output "ui_urls" {
+  description = "The Dagster and MLflow UIs (internal unless oidc is set)."
+  value       = module.dagster.ui_urls
+}
+
+output "load_balancer_dns_name" {
+  description = "Target of the two UI records when route53_zone_id is empty."
+  value       = module.dagster.load_balancer_dns_name
+}
+
+output "database_secret_arn" {
+  description = "Secret with the RDS master credentials (the password itself is in no output)."
+  value       = module.rds.secret_arn
 }

@@ -130,3 +130,136 @@ variable "image_retention_count" {
   type        = number
   description = "How many Lambda images ECR keeps."
 }
+
+# --- The orchestration half: Dagster on ECS, RDS, MLflow ---
+
+variable "dagster_image_tag" {
+  type        = string
+  description = "Code-location image tag in ECR (the git sha CD built): webserver, daemon, code location, runs, MLflow."
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "An existing VPC for the tasks and the database; empty creates one (modules/network)."
+  default     = ""
+}
+
+variable "private_subnet_ids" {
+  type        = list(string)
+  description = "With vpc_id: private subnets (two zones) with a route to a NAT gateway."
+  default     = []
+}
+
+variable "public_subnet_ids" {
+  type        = list(string)
+  description = "With vpc_id and oidc: public subnets for the load balancer."
+  default     = []
+}
+
+variable "vpc_cidr_block" {
+  type        = string
+  description = "Address range of the VPC created when vpc_id is empty."
+  default     = "10.42.0.0/16"
+}
+
+variable "db_engine_major_version" {
+  type        = string
+  description = "PostgreSQL major version of the RDS instance."
+  default     = "16"
+}
+
+variable "db_instance_class" {
+  type        = string
+  description = "RDS instance size."
+}
+
+variable "db_allocated_storage_gb" {
+  type        = number
+  description = "Initial RDS storage (gp3)."
+}
+
+variable "db_max_allocated_storage_gb" {
+  type        = number
+  description = "RDS storage autoscaling ceiling."
+}
+
+variable "db_multi_az" {
+  type        = bool
+  description = "A standby instance in a second zone."
+}
+
+variable "db_backup_retention_days" {
+  type        = number
+  description = "RDS automated backup retention."
+
+  validation {
+    condition     = var.db_backup_retention_days >= 7 && var.db_backup_retention_days <= 35
+    error_message = "db_backup_retention_days must be 7-35."
+  }
+}
+
+variable "db_password_version" {
+  type        = number
+  description = "Bump to rotate the database password (then roll the ECS services; README)."
+  default     = 1
+}
+
+variable "ui_domain" {
+  type        = string
+  description = "The UIs answer on dagster.<ui_domain> and mlflow.<ui_domain>."
+}
+
+variable "ui_certificate_arn" {
+  type        = string
+  description = "ACM certificate for dagster.<ui_domain> and mlflow.<ui_domain>."
+}
+
+variable "ui_allowed_cidrs" {
+  type        = list(string)
+  description = "Ranges that may reach the internal load balancer (VPN, peered VPCs); empty: the VPC."
+  default     = []
+}
+
+variable "route53_zone_id" {
+  type        = string
+  description = "Hosted zone to create the two UI records in; empty: create them yourself."
+  default     = ""
+}
+
+variable "oidc" {
+  type = object({
+    issuer                 = string
+    authorization_endpoint = string
+    token_endpoint         = string
+    user_info_endpoint     = string
+    client_id              = string
+  })
+  description = "Public UIs behind OIDC sign-in (ALB authenticate-oidc); null keeps them internal."
+  default     = null
+}
+
+variable "oidc_client_secret" {
+  type        = string
+  description = "Secret of the OIDC client (pass with TF_VAR_oidc_client_secret; the ALB keeps it in state)."
+  default     = ""
+  sensitive   = true
+}
+
+variable "webserver_read_only" {
+  type        = bool
+  description = "The Dagster UI cannot launch or terminate runs (sensors and CLI still can)."
+  default     = true
+}
+
+variable "task_sizes" {
+  type = map(object({
+    cpu    = number
+    memory = number
+  }))
+  description = "Fargate CPU units and MiB per task: webserver, daemon, code_location, run, mlflow."
+
+  validation {
+    condition     = length(setsubtract(["webserver", "daemon", "code_location", "run", "mlflow"], keys(var.task_sizes))) == 0
+    error_message = "task_sizes needs webserver, daemon, code_location, run and mlflow."
+  }
+}

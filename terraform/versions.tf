@@ -1,10 +1,15 @@
 terraform {
-  required_version = ">= 1.10.0"
+  # 1.11: write-only arguments, so the database password is never stored in state.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.80"
+      version = "~> 5.88" # password_wo and secret_string_wo
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "~> 3.7" # ephemeral random_password
     }
   }
 

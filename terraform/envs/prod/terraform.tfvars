@@ -20,3 +20,18 @@ alert_sender                = "studperf-alerts@example.org"
 alert_recipients            = ["ml-oncall@example.org"]
 iterator_age_alarm_ms       = 30000
 image_retention_count       = 50
+dagster_image_tag           = "set-by-cd"
+db_instance_class           = "db.t4g.small"
+db_allocated_storage_gb     = 20
+db_max_allocated_storage_gb = 100
+db_multi_az                 = true
+db_backup_retention_days    = 14
+ui_domain                   = "prod.studperf.example.org"
+ui_certificate_arn          = "arn:aws:acm:eu-west-1:111122223333:certificate/replace-me"
+task_sizes = {
+  webserver     = { cpu = 512, memory = 1024 }
+  daemon        = { cpu = 512, memory = 1024 }
+  code_location = { cpu = 1024, memory = 2048 }
+  run           = { cpu = 2048, memory = 8192 }
+  mlflow        = { cpu = 512, memory = 1024 }
+}

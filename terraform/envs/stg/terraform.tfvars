@@ -20,3 +20,18 @@ alert_sender                = "studperf-alerts@example.org"
 alert_recipients            = ["ml-oncall@example.org"]
 iterator_age_alarm_ms       = 60000
 image_retention_count       = 20
+dagster_image_tag           = "set-by-cd"
+db_instance_class           = "db.t4g.micro"
+db_allocated_storage_gb     = 20
+db_max_allocated_storage_gb = 50
+db_multi_az                 = false
+db_backup_retention_days    = 7
+ui_domain                   = "stg.studperf.example.org"
+ui_certificate_arn          = "arn:aws:acm:eu-west-1:111122223333:certificate/replace-me"
+task_sizes = {
+  webserver     = { cpu = 512, memory = 1024 }
+  daemon        = { cpu = 512, memory = 1024 }
+  code_location = { cpu = 512, memory = 2048 }
+  run           = { cpu = 1024, memory = 4096 }
+  mlflow        = { cpu = 256, memory = 1024 }
+}

@@ -76,7 +76,8 @@ resource "aws_iam_role_policy_attachment" "xray" {
   policy_arn = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 }
 
-# What the Dagster code location (training and monitoring) needs, for whichever role runs it.
+# What studperf's Dagster code needs (training, monitoring, sensors): the code-location and
+# run task roles (ecs.tf) carry it, and so can any other role that runs the code location.
 data "aws_iam_policy_document" "dagster" {
   statement {
     sid       = "ListOwnPrefixes"
@@ -86,14 +87,18 @@ data "aws_iam_policy_document" "dagster" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${var.model_store_prefix}/*", "${var.reports_prefix}/*"]
+      values   = ["${var.model_store_prefix}/*", "${var.reports_prefix}/*", "${var.io_prefix}/*"]
     }
   }
 
   statement {
-    sid       = "ReadWriteModelStoreAndReports"
-    actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${var.bucket_arn}/${var.model_store_prefix}/*", "${var.bucket_arn}/${var.reports_prefix}/*"]
+    sid     = "ReadWriteModelStoreReportsAndAssetValues"
+    actions = ["s3:GetObject", "s3:PutObject"]
+    resources = [
+      "${var.bucket_arn}/${var.model_store_prefix}/*",
+      "${var.bucket_arn}/${var.reports_prefix}/*",
+      "${var.bucket_arn}/${var.io_prefix}/*",
+    ]
   }
 
   statement {
@@ -122,6 +127,6 @@ data "aws_iam_policy_document" "dagster" {
 
 resource "aws_iam_policy" "dagster" {
   name        = "${var.name_prefix}-dagster"
-  description = "Training and monitoring: model store, reports, predictions stream, SES alerts."
+  description = "Training and monitoring: model store, reports, asset values, predictions stream, SES alerts."
   policy      = data.aws_iam_policy_document.dagster.json
 }

@@ -52,3 +52,48 @@ variable "ses_identity_arn" {
   type        = string
   description = "SES identity alerts are sent from."
 }
+
+variable "io_prefix" {
+  type        = string
+  description = "Prefix of the asset values Dagster passes between steps (STUDPERF_IO_STORE)."
+}
+
+variable "compute_logs_prefix" {
+  type        = string
+  description = "Prefix of the runs' stdout/stderr (S3ComputeLogManager)."
+}
+
+variable "mlflow_prefix" {
+  type        = string
+  description = "Prefix of MLflow artifacts (written only by the tracking server)."
+}
+
+variable "dagster_repository_arn" {
+  type        = string
+  description = "ECR repository of the code-location image."
+}
+
+variable "dagster_log_group_arn" {
+  type        = string
+  description = "Log group of the Dagster platform's tasks."
+}
+
+variable "database_secret_arn" {
+  type        = string
+  description = "Secrets Manager secret with the database password."
+}
+
+variable "cluster_arn" {
+  type        = string
+  description = "ECS cluster of the Dagster platform."
+}
+
+variable "run_task_definition_arn" {
+  type        = string
+  description = "ARN of the run task definition's family, without revision."
+}
+
+variable "webserver_read_only" {
+  type        = bool
+  description = "The UI cannot launch or terminate runs; false lets it stop run tasks."
+}

@@ -1,0 +1,185 @@
+# Task definitions. Container definitions are plain objects here, encoded once below, so
+# that every image, port, secret and role is reviewable (and tested) in one place.
+locals {
+  namespace      = aws_service_discovery_private_dns_namespace.this.name
+  code_location  = "code-location.${local.namespace}"
+  mlflow_address = "mlflow.${local.namespace}:5000"
+  # No password in any URL: libpq reads PGPASSWORD, which ECS injects from Secrets Manager.
+  postgres = "postgresql+psycopg2://${var.database.username}@${var.database.address}:${var.database.port}"
+  tls      = "?sslmode=require"
+
+  # What the module adds to the code's settings (var.studperf_environment): the database
+  # URLs, MLflow, and what the Dagster instance (dagster.aws.yaml) reads.
+  platform_environment = {
+    STUDPERF_DEPLOYMENT          = "aws"
+    STUDPERF_METRICS_DB_URL      = "${local.postgres}/${var.databases.monitoring}${local.tls}"
+    MLFLOW_TRACKING_URI          = "http://${local.mlflow_address}"
+    STUDPERF_DAGSTER_URL         = "https://dagster.${var.ui_domain}"
+    AWS_REGION                   = var.aws_region
+    DAGSTER_HOME                 = "/opt/dagster/aws"
+    STUDPERF_DAGSTER_PG_URL      = "${local.postgres}/${var.databases.dagster}${local.tls}"
+    DAGSTER_RUN_TASK_DEFINITION  = var.run_task_family
+    STUDPERF_COMPUTE_LOGS_BUCKET = var.compute_logs.bucket
+    STUDPERF_COMPUTE_LOGS_PREFIX = var.compute_logs.prefix
+  }
+  environment         = merge(var.studperf_environment, local.platform_environment)
+  dagster_environment = [for name in sort(keys(local.environment)) : { name = name, value = local.environment[name] }]
+  password            = [{ name = "PGPASSWORD", valueFrom = "${var.database.secret_arn}:password::" }]
+  # Read-only root file systems: only /tmp and STUDPERF_HOME are writable (task storage).
+  mounts = [
+    { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+    { sourceVolume = "home", containerPath = "/opt/studperf/home", readOnly = false },
+  ]
+  workspace = ["--grpc-host", local.code_location, "--grpc-port", "4000"]
+
+  containers = {
+    webserver = {
+      name                   = "webserver"
+      image                  = var.image
+      essential              = true
+      command                = concat(["dagster-webserver", "--host", "0.0.0.0", "--port", "3000"], var.webserver_read_only ? ["--read-only"] : [], local.workspace)
+      portMappings           = [{ containerPort = 3000, protocol = "tcp" }]
+      environment            = local.dagster_environment
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "webserver" }
+      }
+    }
+    daemon = {
+      name                   = "daemon"
+      image                  = var.image
+      essential              = true
+      command                = concat(["dagster-daemon", "run"], local.workspace)
+      portMappings           = []
+      environment            = local.dagster_environment
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "daemon" }
+      }
+    }
+    code_location = {
+      name                   = "code-location"
+      image                  = var.image
+      essential              = true
+      command                = ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "studperf_assets.definitions"]
+      dependsOn              = [{ containerName = "db-init", condition = "SUCCESS" }]
+      portMappings           = [{ containerPort = 4000, protocol = "tcp" }]
+      environment            = local.dagster_environment
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      healthCheck = {
+        command     = ["CMD", "dagster", "api", "grpc-health-check", "--port", "4000"]
+        interval    = 30
+        timeout     = 10
+        retries     = 3
+        startPeriod = 120
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "code-location" }
+      }
+    }
+    # EcsRunLauncher overrides the command of the container named "run" for each run.
+    run = {
+      name                   = "run"
+      image                  = var.image
+      essential              = true
+      command                = []
+      portMappings           = []
+      environment            = local.dagster_environment
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "run" }
+      }
+    }
+    mlflow = {
+      name      = "mlflow"
+      image     = var.image
+      essential = true
+      command = [
+        "mlflow", "server", "--host", "0.0.0.0", "--port", "5000", "--workers", "2",
+        "--backend-store-uri", "${local.postgres}/${var.databases.mlflow}${local.tls}",
+        "--artifacts-destination", var.mlflow_artifacts_uri,
+        # Host headers it answers: its service name, its UI name, and health checks by IP.
+        "--allowed-hosts", "${local.mlflow_address},mlflow.${var.ui_domain},10.*,172.*,192.168.*",
+      ]
+      dependsOn              = [{ containerName = "db-init", condition = "SUCCESS" }]
+      portMappings           = [{ containerPort = 5000, protocol = "tcp" }]
+      environment            = [{ name = "AWS_REGION", value = var.aws_region }]
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "mlflow" }
+      }
+    }
+    # An init container of the MLflow and code-location tasks: creates the MLflow and
+    # monitoring databases if missing (RDS creates only Dagster's), then exits.
+    db_init = {
+      name                   = "db-init"
+      image                  = var.image
+      essential              = false
+      command                = ["studperf", "init-db", "--databases", var.databases.mlflow, var.databases.monitoring]
+      portMappings           = []
+      environment            = [{ name = "STUDPERF_DAGSTER_PG_URL", value = local.environment.STUDPERF_DAGSTER_PG_URL }]
+      secrets                = local.password
+      mountPoints            = local.mounts
+      readonlyRootFilesystem = true
+      linuxParameters        = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "db-init" }
+      }
+    }
+  }
+
+  # Each task: its family, its role and its containers (init container first).
+  tasks = {
+    webserver     = { family = "${var.name}-dagster-webserver", role = var.roles.webserver, containers = ["webserver"] }
+    daemon        = { family = "${var.name}-dagster-daemon", role = var.roles.daemon, containers = ["daemon"] }
+    code_location = { family = "${var.name}-dagster-code-location", role = var.roles.code_location, containers = ["db_init", "code_location"] }
+    run           = { family = var.run_task_family, role = var.roles.run, containers = ["run"] }
+    mlflow        = { family = "${var.name}-mlflow", role = var.roles.mlflow, containers = ["db_init", "mlflow"] }
+  }
+}
+
+resource "aws_ecs_task_definition" "this" {
+  for_each                 = local.tasks
+  family                   = each.value.family
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.sizes[each.key].cpu
+  memory                   = var.sizes[each.key].memory
+  execution_role_arn       = var.roles.execution
+  task_role_arn            = each.value.role
+  container_definitions    = jsonencode([for name in each.value.containers : local.containers[name]])
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  volume {
+    name = "home"
+  }
+}

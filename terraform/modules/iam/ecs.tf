@@ -1,0 +1,287 @@
+# One role per kind of Dagster task, each with only what its process calls. Three actions
+# have no resource-level permissions in AWS and are granted on "*" (named in
+# studperf_assets_tests/test_terraform.py): ecr:GetAuthorizationToken,
+# ecs:DescribeTaskDefinition and ec2:DescribeNetworkInterfaces.
+data "aws_caller_identity" "current" {}
+
+locals {
+  # arn:aws:ecs:<region>:<account>:task/<cluster>/<id>: the tasks of this cluster only
+  cluster_tasks = "${replace(var.cluster_arn, ":cluster/", ":task/")}/*"
+}
+
+data "aws_iam_policy_document" "assume_ecs_tasks" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+# ECS itself, starting any of the tasks: pull the image, write logs, read the password.
+resource "aws_iam_role" "ecs_execution" {
+  name               = "${var.name_prefix}-ecs-execution"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+data "aws_iam_policy_document" "ecs_execution" {
+  statement {
+    sid = "PullCodeLocationImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [var.dagster_repository_arn]
+  }
+
+  statement {
+    sid       = "LogInToEcr"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "WriteTaskLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${var.dagster_log_group_arn}:log-stream:*"]
+  }
+
+  statement {
+    sid       = "InjectDatabasePassword"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.database_secret_arn]
+  }
+
+  statement {
+    sid       = "DecryptPasswordAndImage"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "ecs_execution" {
+  name   = "${var.name_prefix}-ecs-execution"
+  role   = aws_iam_role.ecs_execution.id
+  policy = data.aws_iam_policy_document.ecs_execution.json
+}
+
+# The code location evaluates sensors and serves definitions; runs materialize assets.
+# Both need what studperf's code touches (main.tf: the dagster policy).
+resource "aws_iam_role" "code_location" {
+  name               = "${var.name_prefix}-dagster-code-location"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+resource "aws_iam_role_policy_attachment" "code_location" {
+  role       = aws_iam_role.code_location.name
+  policy_arn = aws_iam_policy.dagster.arn
+}
+
+resource "aws_iam_role" "run" {
+  name               = "${var.name_prefix}-dagster-run"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+resource "aws_iam_role_policy_attachment" "run" {
+  role       = aws_iam_role.run.name
+  policy_arn = aws_iam_policy.dagster.arn
+}
+
+data "aws_iam_policy_document" "run" {
+  statement {
+    sid       = "ListComputeLogs"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.compute_logs_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "WriteComputeLogs"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${var.bucket_arn}/${var.compute_logs_prefix}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "run" {
+  name   = "${var.name_prefix}-dagster-run"
+  role   = aws_iam_role.run.id
+  policy = data.aws_iam_policy_document.run.json
+}
+
+# The daemon: sensors are evaluated in the code location, so it needs only the run
+# launcher's calls: start a run task of the run family in this cluster, watch and stop it.
+resource "aws_iam_role" "daemon" {
+  name               = "${var.name_prefix}-dagster-daemon"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+data "aws_iam_policy_document" "daemon" {
+  statement {
+    sid       = "LaunchRunTasks"
+    actions   = ["ecs:RunTask"]
+    resources = ["${var.run_task_definition_arn}:*"]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+
+  statement {
+    sid       = "TagRunTasksAtLaunch"
+    actions   = ["ecs:TagResource"]
+    resources = [local.cluster_tasks]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RunTask"]
+    }
+  }
+
+  statement {
+    sid       = "WatchAndStopRuns"
+    actions   = ["ecs:DescribeTasks", "ecs:StopTask"]
+    resources = [local.cluster_tasks]
+  }
+
+  statement {
+    sid       = "PassRunRoles"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.run.arn, aws_iam_role.ecs_execution.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+
+  # EcsRunLauncher reads the run task definition and its own task's subnets and groups
+  # (use_current_ecs_task_config); neither call can be scoped to a resource.
+  statement {
+    sid       = "ReadLaunchConfiguration"
+    actions   = ["ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ReadFailedRunLogs"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${var.dagster_log_group_arn}:log-stream:run/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "daemon" {
+  name   = "${var.name_prefix}-dagster-daemon"
+  role   = aws_iam_role.daemon.id
+  policy = data.aws_iam_policy_document.daemon.json
+}
+
+# The webserver reads: run logs from S3 and the run launcher's configuration. Launches
+# from the UI are queued in the database and started by the daemon.
+resource "aws_iam_role" "webserver" {
+  name               = "${var.name_prefix}-dagster-webserver"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+data "aws_iam_policy_document" "webserver" {
+  statement {
+    sid       = "ListComputeLogs"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.compute_logs_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadComputeLogs"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/${var.compute_logs_prefix}/*"]
+  }
+
+  statement {
+    sid       = "DecryptComputeLogs"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+
+  statement {
+    sid       = "ReadLaunchConfiguration"
+    actions   = ["ecs:DescribeTaskDefinition"]
+    resources = ["*"]
+  }
+
+  # Only when the UI may terminate runs (webserver_read_only = false).
+  dynamic "statement" {
+    for_each = var.webserver_read_only ? [] : [local.cluster_tasks]
+    content {
+      sid       = "TerminateRunsFromTheUi"
+      actions   = ["ecs:DescribeTasks", "ecs:StopTask"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "webserver" {
+  name   = "${var.name_prefix}-dagster-webserver"
+  role   = aws_iam_role.webserver.id
+  policy = data.aws_iam_policy_document.webserver.json
+}
+
+# The MLflow server proxies every artifact upload and download: only it touches mlflow/.
+resource "aws_iam_role" "mlflow" {
+  name               = "${var.name_prefix}-mlflow"
+  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+}
+
+data "aws_iam_policy_document" "mlflow" {
+  statement {
+    sid       = "ListArtifacts"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.mlflow_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadWriteArtifacts"
+    actions   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    resources = ["${var.bucket_arn}/${var.mlflow_prefix}/*"]
+  }
+
+  statement {
+    sid       = "UseStackKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "mlflow" {
+  name   = "${var.name_prefix}-mlflow"
+  role   = aws_iam_role.mlflow.id
+  policy = data.aws_iam_policy_document.mlflow.json
+}
