@@ -49,9 +49,9 @@ def configure(fmt: str | None = None, level: str = "INFO") -> str:
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # studperf's own loggers at ``level``; libraries (alembic, botocore, …) only warn
+    root.setLevel(logging.WARNING)
+    logging.getLogger("studperf").setLevel(level)
     return chosen
 
 

@@ -41,7 +41,7 @@ def test_drift_check_fails_on_the_drifted_batches_only(demo: DemoSummary) -> Non
         assert (demo.reports / batch["partition"] / "drift.html").is_file()
 
 
-def test_one_email_per_failing_check(demo: DemoSummary) -> None:
+def test_one_email_per_failing_batch_naming_its_checks(demo: DemoSummary) -> None:
     failed = sorted((b["partition"], c) for b in demo.batches for c in b["failed_checks"])
     batches = sorted({p for p, _ in failed})
     subjects = sorted(e["subject"] for e in demo.emails)

@@ -73,6 +73,27 @@ def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:
     assert result.quality is not None
 
 
+def test_a_grade_absent_from_a_batch_does_not_count_as_missed() -> None:
+    """f1-macro over the grades the batch holds, the figure Evidently's report shows: a
+    drifted batch without A or B students, scored well, must not look like a collapse."""
+    reference, train = _reference_and_train()
+    batch = _batch(StudentGenerator(train, seed=5).sample(800))
+    batch = batch[batch["target"] >= 2].copy()  # no A, no B, in labels or predictions
+    wrong = batch.index[:20]
+    batch.loc[wrong, "prediction"] = np.where(batch.loc[wrong, "target"] == 4, 3, 4)
+    result = drift.drift_report(reference, batch)
+    summary = result.summary
+    assert set(summary.per_class_f1) == {"C", "D", "F"}
+    assert summary.f1_macro is not None and 0.8 < summary.f1_macro < 1.0
+    assert result.quality is not None  # the quality report beside it shows the same number
+    (evidently_f1,) = [
+        r.value
+        for r in result.quality.metric_results.values()
+        if getattr(r, "display_name", "") == "F1 score metric"
+    ]
+    assert evidently_f1 == pytest.approx(summary.f1_macro)
+
+
 def test_simulator_is_fitted_on_training_rows_and_keeps_labels_consistent() -> None:
     generator = training_generator(seed=1)
     raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())

@@ -61,6 +61,8 @@ def test_every_task_runs_the_code_location_image_under_its_own_role() -> None:
         assert task["role"] == f"${{var.roles.{key}}}", key
         for container in task["containers"]:
             assert containers[container]["image"] == "${var.image}", container
+            assert containers[container]["logConfiguration"] == "${local.logging}", container
+            assert containers[container]["readonlyRootFilesystem"] is True, container
     roles = root_modules()["dagster"]["roles"]
     assert roles == "${module.iam.dagster_roles}"
     (output,) = [
@@ -223,6 +225,11 @@ def test_the_instance_launches_each_run_as_a_run_task() -> None:
     assert daemon["PassRunRoles"]["resources"] == [
         "${aws_iam_role.run.arn}",
         "${aws_iam_role.ecs_execution.arn}",
+    ]
+    # EcsRunLauncher quotes a failed run's log stream: <prefix>/run/<task id>
+    prefix = _dagster_locals()["logging"]["options"]["awslogs-stream-prefix"]
+    assert daemon["ReadFailedRunLogs"]["resources"] == [
+        f"${{var.dagster_log_group_arn}}:log-stream:{prefix}/run/*"
     ]
     iam = root_modules()["iam"]
     assert iam["run_task_definition_arn"] == "${local.run_task_arn}"

@@ -23,7 +23,7 @@ from evidently.presets import ClassificationPreset
 
 from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.lib.drift_summary import ACTUAL, DEFAULT_MAX_ROWS, PREDICTION, DriftSummary
-from studperf_assets.lib.models import classification_metrics
+from studperf_assets.lib.models import batch_quality
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
 NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
@@ -158,7 +158,7 @@ def drift_report(
             reference.astype({PREDICTION: np.int64, ACTUAL: np.int64}),
             labelled=True,
         )
-        scores = classification_metrics(view[ACTUAL].to_numpy(), view[PREDICTION].to_numpy())
+        scores = batch_quality(view[ACTUAL].to_numpy(), view[PREDICTION].to_numpy())
         summary.labelled_rows = len(view)
         summary.target_drift = column_drifts(quality, {ACTUAL: target})[ACTUAL].score
         summary.f1_macro = scores["f1_macro"]

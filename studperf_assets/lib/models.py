@@ -9,7 +9,7 @@ and turns that into the probability of each GPA band: an ordinal model with know
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,27 +192,39 @@ def cross_validated_f1(
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """f1-macro, accuracy, per-class precision/recall/f1 and the confusion matrix."""
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """f1-macro, accuracy, per-class precision/recall/f1 and the confusion matrix, over
+    ``classes`` (all five grades by default: a test set holds every grade)."""
+    labels = [int(c) for c in (CLASSES if classes is None else classes)]
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=CLASSES, zero_division=0
+        y_true, y_pred, labels=labels, zero_division=0
     )
     return {
         "f1_macro": float(
-            f1_score(y_true, y_pred, labels=CLASSES, average="macro", zero_division=0)
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
         ),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "per_class": {
-            letter: {
+            GRADE_LETTERS[label]: {
                 "precision": float(precision[i]),
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
                 "support": int(support[i]),
             }
-            for i, letter in enumerate(GRADE_LETTERS)
+            for i, label in enumerate(labels)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=CLASSES).tolist(),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+
+
+def batch_quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """``classification_metrics`` over the grades a batch holds (in its labels or its
+    predictions), as Evidently's quality report counts them: a batch with no A students is
+    not one where every A was missed, so an absent grade must not score 0 in the mean."""
+    present = sorted({int(v) for v in np.concatenate([y_true, y_pred])})
+    return classification_metrics(y_true, y_pred, classes=present)
 
 
 def flat_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -25,12 +25,19 @@ locals {
   environment         = merge(var.studperf_environment, local.platform_environment)
   dagster_environment = [for name in sort(keys(local.environment)) : { name = name, value = local.environment[name] }]
   password            = [{ name = "PGPASSWORD", valueFrom = "${var.database.secret_arn}:password::" }]
-  # Read-only root file systems: only /tmp and STUDPERF_HOME are writable (task storage).
+  # Read-only root file systems: only /tmp, STUDPERF_HOME and the user's home (library
+  # caches, e.g. matplotlib's) are writable, on the task's ephemeral storage.
   mounts = [
     { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
-    { sourceVolume = "home", containerPath = "/opt/studperf/home", readOnly = false },
+    { sourceVolume = "studperf-home", containerPath = "/opt/studperf/home", readOnly = false },
+    { sourceVolume = "user-home", containerPath = "/home/studperf", readOnly = false },
   ]
   workspace = ["--grpc-host", local.code_location, "--grpc-port", "4000"]
+  # One log group; streams are dagster/<container>/<task id> (the daemon reads dagster/run/*).
+  logging = {
+    logDriver = "awslogs"
+    options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "dagster" }
+  }
 
   containers = {
     webserver = {
@@ -44,10 +51,7 @@ locals {
       mountPoints            = local.mounts
       readonlyRootFilesystem = true
       linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "webserver" }
-      }
+      logConfiguration       = local.logging
     }
     daemon = {
       name                   = "daemon"
@@ -60,10 +64,7 @@ locals {
       mountPoints            = local.mounts
       readonlyRootFilesystem = true
       linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "daemon" }
-      }
+      logConfiguration       = local.logging
     }
     code_location = {
       name                   = "code-location"
@@ -84,10 +85,7 @@ locals {
         retries     = 3
         startPeriod = 120
       }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "code-location" }
-      }
+      logConfiguration = local.logging
     }
     # EcsRunLauncher overrides the command of the container named "run" for each run.
     run = {
@@ -101,10 +99,7 @@ locals {
       mountPoints            = local.mounts
       readonlyRootFilesystem = true
       linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "run" }
-      }
+      logConfiguration       = local.logging
     }
     mlflow = {
       name      = "mlflow"
@@ -124,10 +119,7 @@ locals {
       mountPoints            = local.mounts
       readonlyRootFilesystem = true
       linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "mlflow" }
-      }
+      logConfiguration       = local.logging
     }
     # An init container of the MLflow and code-location tasks: creates the MLflow and
     # monitoring databases if missing (RDS creates only Dagster's), then exits.
@@ -142,10 +134,7 @@ locals {
       mountPoints            = local.mounts
       readonlyRootFilesystem = true
       linuxParameters        = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "db-init" }
-      }
+      logConfiguration       = local.logging
     }
   }
 
@@ -180,6 +169,10 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   volume {
-    name = "home"
+    name = "studperf-home"
+  }
+
+  volume {
+    name = "user-home"
   }
 }

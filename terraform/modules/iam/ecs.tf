@@ -183,7 +183,7 @@ data "aws_iam_policy_document" "daemon" {
   statement {
     sid       = "ReadFailedRunLogs"
     actions   = ["logs:GetLogEvents"]
-    resources = ["${var.dagster_log_group_arn}:log-stream:run/*"]
+    resources = ["${var.dagster_log_group_arn}:log-stream:dagster/run/*"]
   }
 }
 
