@@ -30,6 +30,15 @@ def _dagster_locals() -> dict[str, Any]:
     return locals_of(DAGSTER)
 
 
+def _containers() -> dict[str, dict[str, Any]]:
+    """Each container definition as ECS gets it: the shared defaults, then its settings."""
+    local = _dagster_locals()
+    defaults, settings = local["container_defaults"], local["container_settings"]
+    for key, value in local["containers"].items():
+        assert value == f"${{merge(local.container_defaults, local.container_settings.{key})}}"
+    return {key: {**defaults, **settings[key]} for key in local["containers"]}
+
+
 def _resources(type_: str, files: list[Path]) -> dict[str, dict[str, Any]]:
     return {name: body for _, name, body in blocks("resource", type_, files=files)}
 
@@ -54,8 +63,7 @@ def _env_references(value: Any) -> set[str]:
 
 
 def test_every_task_runs_the_code_location_image_under_its_own_role() -> None:
-    local = _dagster_locals()
-    containers, tasks = local["containers"], local["tasks"]
+    containers, tasks = _containers(), _dagster_locals()["tasks"]
     assert set(tasks) == {"webserver", "daemon", "code_location", "run", "mlflow"}
     for key, task in tasks.items():
         assert task["role"] == f"${{var.roles.{key}}}", key
@@ -78,8 +86,7 @@ def test_every_task_runs_the_code_location_image_under_its_own_role() -> None:
 
 
 def test_ports_line_up_across_containers_groups_and_the_load_balancer() -> None:
-    local = _dagster_locals()
-    containers = local["containers"]
+    local, containers = _dagster_locals(), _containers()
 
     def port(container: str) -> int:
         (mapping,) = containers[container]["portMappings"]
@@ -157,7 +164,7 @@ def test_the_load_balancer_is_internal_unless_oidc_guards_it() -> None:
 def test_the_password_reaches_tasks_only_as_an_ecs_secret() -> None:
     local = _dagster_locals()
     assert local["password"] == [{"name": "PGPASSWORD", "valueFrom": SECRET_REFERENCE}]
-    for name, container in local["containers"].items():
+    for name, container in _containers().items():
         assert container["secrets"] == "${local.password}", name
     # no URL or setting carries a password; libpq reads PGPASSWORD
     settings = {
@@ -213,7 +220,8 @@ def test_the_instance_launches_each_run_as_a_run_task() -> None:
     config = _instance_config()
     launcher = config["run_launcher"]
     assert launcher["class"] == "EcsRunLauncher"
-    assert launcher["config"]["container_name"] == _dagster_locals()["containers"]["run"]["name"]
+    assert launcher["config"]["container_name"] == _containers()["run"]["name"]
+    assert "command" not in _containers()["run"]  # the launcher sets it per run
     assert launcher["config"]["task_definition"] == {"env": "DAGSTER_RUN_TASK_DEFINITION"}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["compute_logs"]["class"] == "S3ComputeLogManager"

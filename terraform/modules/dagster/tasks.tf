@@ -1,5 +1,6 @@
-# Task definitions. Container definitions are plain objects here, encoded once below, so
-# that every image, port, secret and role is reviewable (and tested) in one place.
+# Task definitions. Container definitions are plain objects here (shared defaults, then what
+# each container changes), encoded once below, so every image, port, secret and role is
+# reviewable (and tested) in one place.
 locals {
   namespace      = aws_service_discovery_private_dns_namespace.this.name
   code_location  = "code-location.${local.namespace}"
@@ -39,45 +40,33 @@ locals {
     options   = { awslogs-group = var.log_group_name, awslogs-region = var.aws_region, awslogs-stream-prefix = "dagster" }
   }
 
-  containers = {
+  # What every container shares; container_settings says what each one changes.
+  container_defaults = {
+    image                  = var.image
+    essential              = true
+    portMappings           = []
+    environment            = local.dagster_environment
+    secrets                = local.password
+    mountPoints            = local.mounts
+    readonlyRootFilesystem = true
+    linuxParameters        = { initProcessEnabled = true }
+    logConfiguration       = local.logging
+  }
+  container_settings = {
     webserver = {
-      name                   = "webserver"
-      image                  = var.image
-      essential              = true
-      command                = concat(["dagster-webserver", "--host", "0.0.0.0", "--port", "3000"], var.webserver_read_only ? ["--read-only"] : [], local.workspace)
-      portMappings           = [{ containerPort = 3000, protocol = "tcp" }]
-      environment            = local.dagster_environment
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration       = local.logging
+      name         = "webserver"
+      command      = concat(["dagster-webserver", "--host", "0.0.0.0", "--port", "3000"], var.webserver_read_only ? ["--read-only"] : [], local.workspace)
+      portMappings = [{ containerPort = 3000, protocol = "tcp" }]
     }
     daemon = {
-      name                   = "daemon"
-      image                  = var.image
-      essential              = true
-      command                = concat(["dagster-daemon", "run"], local.workspace)
-      portMappings           = []
-      environment            = local.dagster_environment
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration       = local.logging
+      name    = "daemon"
+      command = concat(["dagster-daemon", "run"], local.workspace)
     }
     code_location = {
-      name                   = "code-location"
-      image                  = var.image
-      essential              = true
-      command                = ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "studperf_assets.definitions"]
-      dependsOn              = [{ containerName = "db-init", condition = "SUCCESS" }]
-      portMappings           = [{ containerPort = 4000, protocol = "tcp" }]
-      environment            = local.dagster_environment
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
+      name         = "code-location"
+      command      = ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", "--module-name", "studperf_assets.definitions"]
+      dependsOn    = [{ containerName = "db-init", condition = "SUCCESS" }]
+      portMappings = [{ containerPort = 4000, protocol = "tcp" }]
       healthCheck = {
         command     = ["CMD", "dagster", "api", "grpc-health-check", "--port", "4000"]
         interval    = 30
@@ -85,26 +74,13 @@ locals {
         retries     = 3
         startPeriod = 120
       }
-      logConfiguration = local.logging
     }
-    # EcsRunLauncher overrides the command of the container named "run" for each run.
+    # EcsRunLauncher sets the command of the container named "run" for each run.
     run = {
-      name                   = "run"
-      image                  = var.image
-      essential              = true
-      command                = []
-      portMappings           = []
-      environment            = local.dagster_environment
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration       = local.logging
+      name = "run"
     }
     mlflow = {
-      name      = "mlflow"
-      image     = var.image
-      essential = true
+      name = "mlflow"
       command = [
         "mlflow", "server", "--host", "0.0.0.0", "--port", "5000", "--workers", "2",
         "--backend-store-uri", "${local.postgres}/${var.databases.mlflow}${local.tls}",
@@ -112,30 +88,26 @@ locals {
         # Host headers it answers: its service name, its UI name, and health checks by IP.
         "--allowed-hosts", "${local.mlflow_address},mlflow.${var.ui_domain},10.*,172.*,192.168.*",
       ]
-      dependsOn              = [{ containerName = "db-init", condition = "SUCCESS" }]
-      portMappings           = [{ containerPort = 5000, protocol = "tcp" }]
-      environment            = [{ name = "AWS_REGION", value = var.aws_region }]
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration       = local.logging
+      dependsOn    = [{ containerName = "db-init", condition = "SUCCESS" }]
+      portMappings = [{ containerPort = 5000, protocol = "tcp" }]
+      environment  = [{ name = "AWS_REGION", value = var.aws_region }]
     }
     # An init container of the MLflow and code-location tasks: creates the MLflow and
     # monitoring databases if missing (RDS creates only Dagster's), then exits.
     db_init = {
-      name                   = "db-init"
-      image                  = var.image
-      essential              = false
-      command                = ["studperf", "init-db", "--databases", var.databases.mlflow, var.databases.monitoring]
-      portMappings           = []
-      environment            = [{ name = "STUDPERF_DAGSTER_PG_URL", value = local.environment.STUDPERF_DAGSTER_PG_URL }]
-      secrets                = local.password
-      mountPoints            = local.mounts
-      readonlyRootFilesystem = true
-      linuxParameters        = { initProcessEnabled = true }
-      logConfiguration       = local.logging
+      name        = "db-init"
+      essential   = false
+      command     = ["studperf", "init-db", "--databases", var.databases.mlflow, var.databases.monitoring]
+      environment = [{ name = "STUDPERF_DAGSTER_PG_URL", value = local.environment.STUDPERF_DAGSTER_PG_URL }]
     }
+  }
+  containers = {
+    webserver     = merge(local.container_defaults, local.container_settings.webserver)
+    daemon        = merge(local.container_defaults, local.container_settings.daemon)
+    code_location = merge(local.container_defaults, local.container_settings.code_location)
+    run           = merge(local.container_defaults, local.container_settings.run)
+    mlflow        = merge(local.container_defaults, local.container_settings.mlflow)
+    db_init       = merge(local.container_defaults, local.container_settings.db_init)
   }
 
   # Each task: its family, its role and its containers (init container first).
