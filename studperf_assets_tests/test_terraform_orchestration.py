@@ -73,10 +73,9 @@ def test_every_task_runs_the_code_location_image_under_its_own_role() -> None:
             assert containers[container]["readonlyRootFilesystem"] is True, container
     roles = root_modules()["dagster"]["roles"]
     assert roles == "${module.iam.dagster_roles}"
-    (output,) = [
-        b for _, n, b in blocks("output", files=module_files("iam")) if n == "dagster_roles"
-    ]
-    assert set(output["value"]) == set(tasks) | {"execution"}
+    iam_locals = locals_of(module_files("iam"))
+    assert set(iam_locals["task_roles"]) == set(tasks) | {"execution"}
+    assert set(iam_locals["task_policies"]) == (set(tasks) - {"code_location"}) | {"execution"}
     image = root_modules()["dagster"]["image"]
     assert image == "${module.ecr_dagster.repository_url}:${var.dagster_image_tag}"
     (definition,) = _resources("aws_ecs_task_definition", DAGSTER).values()
@@ -231,8 +230,8 @@ def test_the_instance_launches_each_run_as_a_run_task() -> None:
     daemon = _policy("daemon")
     assert daemon["LaunchRunTasks"]["resources"] == ["${var.run_task_definition_arn}:*"]
     assert daemon["PassRunRoles"]["resources"] == [
-        "${aws_iam_role.run.arn}",
-        "${aws_iam_role.ecs_execution.arn}",
+        '${aws_iam_role.task["run"].arn}',
+        '${aws_iam_role.task["execution"].arn}',
     ]
     # EcsRunLauncher quotes a failed run's log stream: <prefix>/run/<task id>
     prefix = _dagster_locals()["logging"]["options"]["awslogs-stream-prefix"]

@@ -4,11 +4,6 @@
 # ecs:DescribeTaskDefinition and ec2:DescribeNetworkInterfaces.
 data "aws_caller_identity" "current" {}
 
-locals {
-  # arn:aws:ecs:<region>:<account>:task/<cluster>/<id>: the tasks of this cluster only
-  cluster_tasks = "${replace(var.cluster_arn, ":cluster/", ":task/")}/*"
-}
-
 data "aws_iam_policy_document" "assume_ecs_tasks" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -26,12 +21,49 @@ data "aws_iam_policy_document" "assume_ecs_tasks" {
   }
 }
 
-# ECS itself, starting any of the tasks: pull the image, write logs, read the password.
-resource "aws_iam_role" "ecs_execution" {
-  name               = "${var.name_prefix}-ecs-execution"
+# The roles, by task, and the inline policy of each (documents below).
+locals {
+  # arn:aws:ecs:<region>:<account>:task/<cluster>/<id>: the tasks of this cluster only
+  cluster_tasks = "${replace(var.cluster_arn, ":cluster/", ":task/")}/*"
+  task_roles = {
+    execution     = "ecs-execution" # ECS itself, starting any task: image, logs, password
+    webserver     = "dagster-webserver"
+    daemon        = "dagster-daemon"
+    code_location = "dagster-code-location"
+    run           = "dagster-run"
+    mlflow        = "mlflow"
+  }
+  task_policies = {
+    execution = data.aws_iam_policy_document.ecs_execution.json
+    webserver = data.aws_iam_policy_document.webserver.json
+    daemon    = data.aws_iam_policy_document.daemon.json
+    run       = data.aws_iam_policy_document.run.json
+    mlflow    = data.aws_iam_policy_document.mlflow.json
+  }
+}
+
+resource "aws_iam_role" "task" {
+  for_each           = local.task_roles
+  name               = "${var.name_prefix}-${each.value}"
   assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
 }
 
+resource "aws_iam_role_policy" "task" {
+  for_each = local.task_policies
+  name     = "${var.name_prefix}-${local.task_roles[each.key]}"
+  role     = aws_iam_role.task[each.key].id
+  policy   = each.value
+}
+
+# The code location evaluates sensors and serves definitions; runs materialize assets.
+# Both need what studperf's code touches (main.tf: the dagster policy).
+resource "aws_iam_role_policy_attachment" "studperf_code" {
+  for_each   = toset(["code_location", "run"])
+  role       = aws_iam_role.task[each.key].name
+  policy_arn = aws_iam_policy.dagster.arn
+}
+
+# ECS itself, starting any of the tasks: pull the image, write logs, read the password.
 data "aws_iam_policy_document" "ecs_execution" {
   statement {
     sid = "PullCodeLocationImage"
@@ -68,34 +100,7 @@ data "aws_iam_policy_document" "ecs_execution" {
   }
 }
 
-resource "aws_iam_role_policy" "ecs_execution" {
-  name   = "${var.name_prefix}-ecs-execution"
-  role   = aws_iam_role.ecs_execution.id
-  policy = data.aws_iam_policy_document.ecs_execution.json
-}
-
-# The code location evaluates sensors and serves definitions; runs materialize assets.
-# Both need what studperf's code touches (main.tf: the dagster policy).
-resource "aws_iam_role" "code_location" {
-  name               = "${var.name_prefix}-dagster-code-location"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-}
-
-resource "aws_iam_role_policy_attachment" "code_location" {
-  role       = aws_iam_role.code_location.name
-  policy_arn = aws_iam_policy.dagster.arn
-}
-
-resource "aws_iam_role" "run" {
-  name               = "${var.name_prefix}-dagster-run"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-}
-
-resource "aws_iam_role_policy_attachment" "run" {
-  role       = aws_iam_role.run.name
-  policy_arn = aws_iam_policy.dagster.arn
-}
-
+# Runs also write their stdout/stderr (the S3 compute log manager).
 data "aws_iam_policy_document" "run" {
   statement {
     sid       = "ListComputeLogs"
@@ -116,19 +121,8 @@ data "aws_iam_policy_document" "run" {
   }
 }
 
-resource "aws_iam_role_policy" "run" {
-  name   = "${var.name_prefix}-dagster-run"
-  role   = aws_iam_role.run.id
-  policy = data.aws_iam_policy_document.run.json
-}
-
 # The daemon: sensors are evaluated in the code location, so it needs only the run
 # launcher's calls: start a run task of the run family in this cluster, watch and stop it.
-resource "aws_iam_role" "daemon" {
-  name               = "${var.name_prefix}-dagster-daemon"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-}
-
 data "aws_iam_policy_document" "daemon" {
   statement {
     sid       = "LaunchRunTasks"
@@ -163,7 +157,7 @@ data "aws_iam_policy_document" "daemon" {
   statement {
     sid       = "PassRunRoles"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.run.arn, aws_iam_role.ecs_execution.arn]
+    resources = [aws_iam_role.task["run"].arn, aws_iam_role.task["execution"].arn]
 
     condition {
       test     = "StringEquals"
@@ -187,19 +181,8 @@ data "aws_iam_policy_document" "daemon" {
   }
 }
 
-resource "aws_iam_role_policy" "daemon" {
-  name   = "${var.name_prefix}-dagster-daemon"
-  role   = aws_iam_role.daemon.id
-  policy = data.aws_iam_policy_document.daemon.json
-}
-
 # The webserver reads: run logs from S3 and the run launcher's configuration. Launches
 # from the UI are queued in the database and started by the daemon.
-resource "aws_iam_role" "webserver" {
-  name               = "${var.name_prefix}-dagster-webserver"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-}
-
 data "aws_iam_policy_document" "webserver" {
   statement {
     sid       = "ListComputeLogs"
@@ -242,18 +225,7 @@ data "aws_iam_policy_document" "webserver" {
   }
 }
 
-resource "aws_iam_role_policy" "webserver" {
-  name   = "${var.name_prefix}-dagster-webserver"
-  role   = aws_iam_role.webserver.id
-  policy = data.aws_iam_policy_document.webserver.json
-}
-
 # The MLflow server proxies every artifact upload and download: only it touches mlflow/.
-resource "aws_iam_role" "mlflow" {
-  name               = "${var.name_prefix}-mlflow"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
-}
-
 data "aws_iam_policy_document" "mlflow" {
   statement {
     sid       = "ListArtifacts"
@@ -280,8 +252,3 @@ data "aws_iam_policy_document" "mlflow" {
   }
 }
 
-resource "aws_iam_role_policy" "mlflow" {
-  name   = "${var.name_prefix}-mlflow"
-  role   = aws_iam_role.mlflow.id
-  policy = data.aws_iam_policy_document.mlflow.json
-}

@@ -10,12 +10,5 @@ output "dagster_policy_arn" {
 
 output "dagster_roles" {
   description = "Role ARNs of the Dagster platform's tasks, by task."
-  value = {
-    execution     = aws_iam_role.ecs_execution.arn
-    webserver     = aws_iam_role.webserver.arn
-    daemon        = aws_iam_role.daemon.arn
-    code_location = aws_iam_role.code_location.arn
-    run           = aws_iam_role.run.arn
-    mlflow        = aws_iam_role.mlflow.arn
-  }
+  value       = { for task, role in aws_iam_role.task : task => role.arn }
 }
