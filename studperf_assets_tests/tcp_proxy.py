@@ -2,6 +2,8 @@
 
 While down, its port refuses connections and every open connection is cut, exactly what a
 client sees when a service restarts; brought back, it listens on the same port again.
+``lose_response_to(marker)`` forwards the next request carrying ``marker`` and cuts the
+connection instead of returning the answer: the request took effect, the client cannot know.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._lose_marker: bytes | None = None
+        self.lost_responses = 0
         self.up()
 
     @property
@@ -34,6 +38,11 @@ class TcpProxy:
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def lose_response_to(self, marker: bytes) -> None:
+        """Cut the connection of the next request containing ``marker`` once it has an answer."""
+        with self._lock:
+            self._lose_marker = marker
 
     def down(self) -> None:
         with self._lock:
@@ -57,12 +66,26 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._open |= {client, upstream}
+            doomed = threading.Event()  # set when this connection's answer is to be lost
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(source, sink, doomed, source is upstream), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, doomed: threading.Event, answers: bool
+    ) -> None:
         try:
             while data := source.recv(65536):
+                if answers and doomed.is_set():
+                    with self._lock:
+                        self.lost_responses += 1
+                    break  # the request reached the server; its answer never reaches the client
+                if not answers:
+                    with self._lock:
+                        if self._lose_marker is not None and self._lose_marker in data:
+                            self._lose_marker = None
+                            doomed.set()
                 sink.sendall(data)
         except OSError:
             pass

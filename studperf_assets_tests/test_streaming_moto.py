@@ -361,3 +361,29 @@ def test_studperf_stream_gives_up_past_its_outage_budget_and_resumes_later(
     assert resumed.returncode == 0, err[-3000:]
     ids = sorted(p["student_id"] for p in read_stream(kinesis, names["out"]))
     assert ids == [*range(1000, 1050), *range(2000, 2050)]
+
+
+def test_a_lost_answer_to_a_put_gives_duplicates_that_share_an_idempotency_key(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """At-least-once, as Lambda is: the predictions' PutRecords reaches Kinesis but its answer
+    is cut, so the put is made again. Nothing is lost; each copy carries the same key."""
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(int(moto_server.rsplit(":", 1)[1]))
+    kinesis = boto3.client("kinesis")
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    _put(kinesis, names["in"], 1000, 50)
+    proxy.lose_response_to(b"Kinesis_20131202.PutRecords")
+    process = _stream_through(proxy.url, s3_store, names, tmp_path / "home", "--until-idle", "3")
+    _out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    assert proxy.lost_responses == 1
+    copies: dict[str, list[dict[str, Any]]] = {}
+    for prediction in read_stream(kinesis, names["out"]):
+        copies.setdefault(prediction.pop("idempotency_key"), []).append(prediction)
+    assert sorted(c[0]["student_id"] for c in copies.values()) == list(range(1000, 1050))
+    assert {len(c) for c in copies.values()} == {2}  # the lost put landed, then its retry
+    for first, second in copies.values():
+        first.pop("predicted_at"), second.pop("predicted_at")
+        assert first == second  # a duplicate, not a different answer
