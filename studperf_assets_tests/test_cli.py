@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -172,7 +173,29 @@ def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
+        health = _get_when_up(f"http://127.0.0.1:{port}/health", process)  # the URL is real
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            returncode = process.wait(timeout=30)
+        finally:
+            process.kill()  # never leave it behind, whatever happened above
     assert f"http://127.0.0.1:{port}" in line and f"http://127.0.0.1:{port}/docs" in line
+    assert health["status"] == "ok" and health["model_version"] in line
+    assert returncode in (0, -15)  # SIGTERM stops it: clean exit or killed by the signal
+
+
+def _get_when_up(url: str, process: subprocess.Popen[str], timeout: float = 60) -> Any:
+    import json
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.load(response)
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
