@@ -59,18 +59,30 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:  # closed by down()
                 return
+            if not self._register(listener, client):
+                return
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:
                 _close(client)
                 continue
-            with self._lock:
-                self._open |= {client, upstream}
+            if not self._register(listener, upstream):
+                return
             doomed = threading.Event()  # set when this connection's answer is to be lost
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(
                     target=self._pump, args=(source, sink, doomed, source is upstream), daemon=True
                 ).start()
+
+    def _register(self, listener: socket.socket, connection: socket.socket) -> bool:
+        """Track a connection so that down() cuts it; False (and closed) if down() came
+        first: a connection accepted just before an outage must not outlive it."""
+        with self._lock:
+            if self._listener is listener:
+                self._open.add(connection)
+                return True
+        _close(connection)
+        return False
 
     def _pump(
         self, source: socket.socket, sink: socket.socket, doomed: threading.Event, answers: bool
