@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,8 @@ def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None
     from studperf_assets.serving.moto_local import free_port
 
     port = free_port()
-    env = {**os.environ, "STUDPERF_HOME": str(tmp_path)}
+    # PYTHONFAULTHANDLER: should it ever outlive SIGTERM, SIGABRT prints where it is stuck
+    env = {**os.environ, "STUDPERF_HOME": str(tmp_path), "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "studperf_assets.cli", "serve", "--port", str(port)]
     command += ["--model", str(trained_home / "model_store")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
@@ -178,6 +180,10 @@ def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None
         process.terminate()
         try:
             returncode = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # its threads' stacks, in the captured stderr
+            process.wait(timeout=10)
+            raise
         finally:
             process.kill()  # never leave it behind, whatever happened above
     assert f"http://127.0.0.1:{port}" in line and f"http://127.0.0.1:{port}/docs" in line
