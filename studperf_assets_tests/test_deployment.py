@@ -118,6 +118,14 @@ def test_mlflow_answers_the_host_name_its_clients_use(compose: dict[str, Any]) -
     assert tracking.netloc in allowed.split("=", 1)[1].split(",")
 
 
+def test_compose_runs_the_moto_the_tests_run(compose: dict[str, Any]) -> None:
+    """The stack's local AWS is the release the suite passes against (constraints.txt);
+    moto publishes motoserver/moto:<version> with every PyPI release."""
+    pinned = re.search(r"^moto==(\S+)$", (REPO / "constraints.txt").read_text(), re.MULTILINE)
+    assert pinned is not None
+    assert compose["services"]["moto"]["image"] == f"motoserver/moto:{pinned.group(1)}"
+
+
 def test_dockerfiles_copy_what_exists() -> None:
     for dockerfile in (REPO / "Dockerfile", REPO / "lambda_service" / "Dockerfile"):
         for line in dockerfile.read_text().splitlines():
