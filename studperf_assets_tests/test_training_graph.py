@@ -180,8 +180,14 @@ features = [c["name"] for c in model.metadata.signature.inputs.to_dict()]
 rows = pd.read_csv(csv).head(20)[features]
 folder = Path(mlflow.artifacts.download_artifacts("models:/studperf-grade-class@champion"))
 champion = mlflow.MlflowClient().get_model_version_by_alias("studperf-grade-class", "champion")
+try:
+    model.predict(rows.astype("float64"))
+    floats = "accepted"
+except mlflow.exceptions.MlflowException as error:
+    floats = str(error)
 print(json.dumps({
     "labels": [int(x) for x in model.predict(rows)],
+    "floats": floats,
     "features": features,
     "requirements": (folder / "requirements.txt").read_text(),
     "files": sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()),
@@ -215,6 +221,8 @@ def test_the_registered_champion_stands_alone(trained_home: Path, tmp_path: Path
     rows = pd.read_csv(bundled_dataset_path()).head(20)[list(FEATURE_NAMES)]
     labels, _ = predictor.predict_matrix(rows.to_numpy())
     assert loaded["labels"] == labels.tolist()
+    # MLflow enforces the signature: integer columns refuse float64 (README says to cast)
+    assert "float64 to int64" in loaded["floats"]
     assert "studperf" not in loaded["requirements"] and "scikit-learn==" in loaded["requirements"]
     assert "input_example.json" in loaded["files"]
     assert "code/studperf_assets/lib/models.py" in loaded["files"]  # its code, with it
