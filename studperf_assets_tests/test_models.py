@@ -148,3 +148,21 @@ def test_predictor_scores_a_batch_in_one_call(splits: dict, tmp_path: Path) -> N
     assert labels.tolist() == pipeline.predict(data.feature_matrix(splits["test"])).tolist()
     empty_labels, empty_probabilities = predictor.predict_matrix(np.empty((0, 9)))
     assert empty_labels.shape == (0,) and empty_probabilities.shape == (0, 5)
+
+
+def test_native_threads_caps_openmp_while_fitting_and_restores_it(splits: dict) -> None:
+    """Gradient boosting's OpenMP pool is one thread inside, whatever it was outside."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def openmp_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+
+    with threadpool_limits(limits=2, user_api="openmp"):  # as on an idle 2-core machine
+        assert openmp_threads() == {2}
+        with models.native_threads(1):
+            assert openmp_threads() == {1}
+            spec = models.CandidateSpec("hist_gradient_boosting", {"max_iter": 20})
+            pipeline = _fit(spec, splits)
+            X = data.feature_matrix(splits["test"])
+            assert pipeline.predict(X).shape == (len(X),)
+        assert openmp_threads() == {2}

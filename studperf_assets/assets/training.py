@@ -144,9 +144,10 @@ def candidate_models(
     rows = []
     specs = list(models.search_space(boosting_samples=training_settings.boosting_samples))
     for spec in _progress(specs, "candidates"):
-        model = _fit_on_train(spec, data_splits, arrays)
-        metrics = models.classification_metrics(y_val, model.predict(X_val))
-        cv_mean, cv_std = models.cross_validated_f1(spec, X_pool, y_pool, gpa_pool, ok_pool)
+        with models.native_threads(training_settings.native_threads):
+            model = _fit_on_train(spec, data_splits, arrays)
+            metrics = models.classification_metrics(y_val, model.predict(X_val))
+            cv_mean, cv_std = models.cross_validated_f1(spec, X_pool, y_pool, gpa_pool, ok_pool)
         with mlflow.start_run(run_name=spec.name, nested=True) as run:
             # Not "dagster_run_id": dagster-mlflow finds the parent run by that tag.
             mlflow.set_tags({"family": spec.family, "studperf.dagster_run": context.run_id})
@@ -211,6 +212,7 @@ def best_model(
     candidate_models: pd.DataFrame,
     data_splits: dict[str, pd.DataFrame],
     feature_scaler: Scaler,
+    training_settings: TrainingSettings,
 ) -> Output[TrainedModel]:
     """The top candidate (cross-validated f1-macro) refitted on train as one Pipeline;
     validation and test scored once, here."""
@@ -219,7 +221,8 @@ def best_model(
     top = candidate_models.iloc[0]
     spec = models.CandidateSpec(str(top["family"]), json.loads(str(top["params"])))
     arrays = _training_arrays(data_splits, feature_scaler)
-    model = _fit_on_train(spec, data_splits, arrays)
+    with models.native_threads(training_settings.native_threads):
+        model = _fit_on_train(spec, data_splits, arrays)
     pipeline = models.make_pipeline_for(feature_scaler, model)
     metrics = {
         split: models.classification_metrics(

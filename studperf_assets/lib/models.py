@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,21 @@ def search_space(seed: int = 0, boosting_samples: int = 4) -> Iterator[Candidate
     }
     for p in ParameterSampler(boosting, n_iter=boosting_samples, random_state=seed):
         yield CandidateSpec("hist_gradient_boosting", dict(p))
+
+
+@contextmanager
+def native_threads(limit: int) -> Iterator[None]:
+    """Cap the OpenMP and BLAS thread pools while fitting.
+
+    Why: histogram gradient boosting runs many short OpenMP regions whose threads spin at
+    each barrier. When another process holds a core (the daemon, a monitoring run, the
+    consumer), that spinning turns a 15 s training into 90 s on two cores (7 min beside two
+    busy processes). One thread per process is as fast when the machine is idle, and Dagster
+    already runs steps and runs in processes of their own."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=limit):
+        yield
 
 
 def fit_candidate(spec: CandidateSpec, X: np.ndarray, y: np.ndarray, gpa: np.ndarray) -> Any:

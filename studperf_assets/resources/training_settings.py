@@ -1,5 +1,6 @@
 """``TrainingSettings``: what the training checks enforce (quality floor, champion
-tolerance, data thresholds), the size of the search, and the scratch folder for bundles."""
+tolerance, data thresholds), the size of the search, its native threads, and the scratch
+folder for bundles."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class TrainingSettings(ConfigurableResource):
     )
     boosting_samples: int = Field(
         default=4, description="Random-search draws for the gradient-boosting family."
+    )
+    native_threads: int = Field(
+        default=1,
+        ge=1,
+        description="OpenMP/BLAS threads a training step may use (models.native_threads says "
+        "why 1: spinning threads slow training sixfold when another process holds a core).",
     )
     work_dir: str = Field(default=".studperf/work", description="Scratch folder for bundles.")
 
