@@ -6,12 +6,18 @@ pulls in numpy and onnxruntime only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# onnxruntime keeps a telemetry store (a device id and an event database) under
+# ~/.cache/Microsoft/DeveloperTools unless told not to. The serving runtime writes nothing
+# outside its own folders; an operator who wants the telemetry sets the variable to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 
 from lambda_service.bundle import ONNX_FILE, Manifest, fetch_bundle, verify_bundle

@@ -576,3 +576,30 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
     (record,) = [r for r in caplog.records if r.getMessage() == "batch scored"]
     log = json.loads(logger.registered_formatter.format(record))  # the line Lambda logs
     assert log["level"] == "INFO" and log["model_version"] == version and log["Records"] == 10
+
+
+def test_the_serving_runtime_writes_nothing_outside_its_folders(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    """onnxruntime would keep a telemetry device id and database under ~/.cache."""
+    import os
+    import subprocess
+    import sys
+
+    folder, _ = trained_bundle
+    home = tmp_path / "home"
+    home.mkdir()
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from lambda_service.predictor import Predictor\n"
+        "predictor = Predictor.from_folder(Path(sys.argv[1]))\n"
+        "print(predictor.version)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORT_")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == []
