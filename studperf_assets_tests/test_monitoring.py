@@ -94,6 +94,20 @@ def test_a_grade_absent_from_a_batch_does_not_count_as_missed() -> None:
     assert evidently_f1 == pytest.approx(summary.f1_macro)
 
 
+@pytest.mark.filterwarnings("error::sklearn.exceptions.UndefinedMetricWarning")
+def test_a_grade_never_predicted_scores_zero_without_filling_the_log() -> None:
+    """A batch in which the model predicts no F, though F students are in it: its precision
+    is 0 in both figures, and no warning per monitoring run reaches the operator's log."""
+    reference, train = _reference_and_train()
+    batch = _batch(StudentGenerator(train, seed=6).sample(400))
+    failing = batch["prediction"] == 4
+    assert failing.any()
+    batch.loc[failing, "prediction"] = 3
+    result = drift.drift_report(reference, batch)
+    assert result.summary.per_class_f1 is not None and result.summary.per_class_f1["F"] == 0.0
+    assert result.summary.f1_macro is not None and result.summary.f1_macro < 1.0
+
+
 def test_simulator_is_fitted_on_training_rows_and_keeps_labels_consistent() -> None:
     generator = training_generator(seed=1)
     raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())

@@ -11,6 +11,7 @@ are sampled (uniformly, seeded); ``benchmarks/monitoring.py`` measures the error
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from evidently import DataDefinition, Dataset, MulticlassClassification, Report
 from evidently.core.report import Snapshot
 from evidently.metrics import DriftedColumnsCount, ValueDrift
 from evidently.presets import ClassificationPreset
+from sklearn.exceptions import UndefinedMetricWarning
 
 from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.lib.drift_summary import ACTUAL, DEFAULT_MAX_ROWS, PREDICTION, DriftSummary
@@ -152,12 +154,17 @@ def drift_report(
     if len(labelled):
         view = labelled[[PREDICTION, ACTUAL]].astype(np.int64)
         target = ValueDrift(column=ACTUAL, method=CAT_METHOD, threshold=thresholds.prediction)
-        quality = _run(
-            [target, ClassificationPreset()],
-            view,
-            reference.astype({PREDICTION: np.int64, ACTUAL: np.int64}),
-            labelled=True,
-        )
+        with warnings.catch_warnings():
+            # A batch in which no student is predicted some grade is normal; Evidently's
+            # per-class precision for it is 0, as batch_quality's is (zero_division=0),
+            # and the warning would only fill every monitoring run's log.
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            quality = _run(
+                [target, ClassificationPreset()],
+                view,
+                reference.astype({PREDICTION: np.int64, ACTUAL: np.int64}),
+                labelled=True,
+            )
         scores = batch_quality(view[ACTUAL].to_numpy(), view[PREDICTION].to_numpy())
         summary.labelled_rows = len(view)
         summary.target_drift = column_drifts(quality, {ACTUAL: target})[ACTUAL].score
