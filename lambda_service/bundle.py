@@ -13,6 +13,11 @@ A model store is a trust boundary: whoever can write one object there must not g
 host. Every version and file name read from a manifest or a pointer must match a strict
 pattern, and every path built from one must stay inside its bundle folder, cache or store;
 a violation is a BundleError naming the bad value, raised before anything is touched.
+Sizes are bounded too, so that no object in the store can fill the disk or hold up a batch
+behind a hot swap: a pointer or manifest is at most ``MAX_TEXT_BYTES``, a manifest lists at
+most ``MAX_BUNDLE_FILES`` files, and the files of one bundle add up to at most ``max_bytes``
+(``DEFAULT_MAX_BUNDLE_BYTES`` unless the caller says otherwise), checked before a byte is
+copied and again while copying.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,10 @@ ONNX_INPUT_NAME = "features"
 VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}Z-[0-9a-f]{8}")
 FILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}\.[a-z]{1,8}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+MAX_TEXT_BYTES = 1 << 20  # a production pointer or a manifest: a few kB in practice
+MAX_BUNDLE_FILES = 8  # training writes two
+DEFAULT_MAX_BUNDLE_BYTES = 256 << 20  # a bundle is ~150 kB; Lambda's /tmp is 512 MB
+_CHUNK = 1 << 20
 
 
 class BundleError(RuntimeError):
@@ -73,6 +83,11 @@ class Manifest:
         check_version(manifest.version, source)
         if not isinstance(manifest.files, dict) or ONNX_FILE not in manifest.files:
             raise BundleError(f"{source}: the manifest lists no {ONNX_FILE}")
+        if len(manifest.files) > MAX_BUNDLE_FILES:
+            raise BundleError(
+                f"{source}: the manifest lists {len(manifest.files)} files "
+                f"(at most {MAX_BUNDLE_FILES})"
+            )
         for name, digest in manifest.files.items():
             check_file_name(name, source)
             if not isinstance(digest, str) or not SHA256_PATTERN.fullmatch(digest):
@@ -120,23 +135,36 @@ def bundle_key(version: str) -> str:
     return f"{BUNDLES_PREFIX}/{check_version(version, 'bundle key')}"
 
 
-def verify_bundle(folder: Path, uri: str | None = None) -> Manifest:
-    """Check every file a bundle lists against its sha256; return the manifest."""
+def verify_bundle(
+    folder: Path, uri: str | None = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+) -> Manifest:
+    """Check every file a bundle lists against its sha256; return the manifest. Sizes are
+    checked first, so an oversized file is refused without being read."""
     where = uri or str(folder)
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"{where}: no {MANIFEST_FILE}; not a model bundle")
-    manifest = Manifest.from_json(manifest_path.read_text(), where)
-    for name, expected in manifest.files.items():
-        path = inside(folder, name, where)
+    manifest = Manifest.from_json(_read_local(manifest_path, where), where)
+    paths = {name: inside(folder, name, where) for name in manifest.files}
+    for name, path in paths.items():
         if not path.is_file():
             raise BundleError(f"{where}: {name} is missing")
-        actual = sha256_file(path)
+    _check_total(sum(p.stat().st_size for p in paths.values()), max_bytes, where)
+    for name, expected in manifest.files.items():
+        actual = sha256_file(paths[name])
         if actual != expected:
             raise BundleError(
                 f"{where}: {name} is corrupt (sha256 {actual[:12]}…, manifest {expected[:12]}…)"
             )
     return manifest
+
+
+def _check_total(size: int, max_bytes: int, where: str) -> None:
+    if size > max_bytes:
+        raise BundleError(
+            f"{where}: the bundle's files hold {size:,} bytes, more than the {max_bytes:,} "
+            "allowed (MODEL_MAX_MB)"
+        )
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -153,13 +181,29 @@ def _s3_client() -> Any:
     return boto3.client("s3")
 
 
-def read_text(uri: str, s3: Any = None) -> str:
-    """Read a small text object (a pointer or manifest) from a local path or s3:// URI."""
+def read_text(uri: str, s3: Any = None, limit: int = MAX_TEXT_BYTES) -> str:
+    """Read a small text object (a pointer or manifest) from a local path or s3:// URI;
+    one larger than ``limit`` bytes is a BundleError, refused before it is read."""
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
-        body = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)["Body"]
-        return str(body.read().decode("utf-8"))
-    return Path(uri).read_text()
+        response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
+        size = int(response.get("ContentLength", 0))
+        if size > limit:
+            response["Body"].close()
+            raise BundleError(f"{uri}: {size:,} bytes; at most {limit:,} are read")
+        data = response["Body"].read(limit + 1)
+        if len(data) > limit:
+            raise BundleError(f"{uri}: more than {limit:,} bytes")
+        return str(data.decode("utf-8"))
+    return _read_local(Path(uri), uri, limit)
+
+
+def _read_local(path: Path, where: str, limit: int = MAX_TEXT_BYTES) -> str:
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{where}: {path.name} has more than {limit:,} bytes")
+    return data.decode("utf-8")
 
 
 def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
@@ -178,14 +222,18 @@ def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
     return version, bundle
 
 
-def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manifest]:
+def fetch_bundle(
+    uri: str, cache_dir: Path, s3: Any = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+) -> tuple[Path, Manifest]:
     """Copy a bundle to ``cache_dir/<version>`` (once), verify its hashes, return it.
 
     ``uri`` is a bundle folder or ``s3://`` prefix. A cached copy is reused only if it
-    still verifies, so a half-written cache is never served.
+    still verifies, so a half-written cache is never served. The files may add up to
+    ``max_bytes``: each is sized before it is copied, and a copy stops at the budget.
     """
     try:
-        manifest = Manifest.from_json(read_text(f"{uri.rstrip('/')}/{MANIFEST_FILE}", s3), uri)
+        manifest_text = read_text(f"{uri.rstrip('/')}/{MANIFEST_FILE}", s3)
+        manifest = Manifest.from_json(manifest_text, uri)
     except BundleError:
         raise
     except Exception as exc:
@@ -193,15 +241,18 @@ def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manif
     target = inside(cache_dir, manifest.version, uri)  # checked before anything is touched
     if target.is_dir():
         try:
-            return target, verify_bundle(target, uri)
+            return target, verify_bundle(target, uri, max_bytes)
         except BundleError:
             shutil.rmtree(target, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".partial-"))
     try:
-        for name in (*manifest.files, MANIFEST_FILE):
-            _copy(f"{uri.rstrip('/')}/{name}", inside(staging, name, uri), s3)
-        verified = verify_bundle(staging, uri)
+        used = 0
+        for name in manifest.files:
+            src = f"{uri.rstrip('/')}/{name}"
+            used += _copy(src, inside(staging, name, uri), s3, used, max_bytes, uri)
+        (staging / MANIFEST_FILE).write_text(manifest_text)  # the one that was checked
+        verified = verify_bundle(staging, uri, max_bytes)
         os.replace(staging, target)
     except BundleError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -212,14 +263,34 @@ def fetch_bundle(uri: str, cache_dir: Path, s3: Any = None) -> tuple[Path, Manif
     return target, verified
 
 
-def _copy(src: str, dest: Path, s3: Any) -> None:
+def _copy(src: str, dest: Path, s3: Any, used: int, max_bytes: int, uri: str) -> int:
+    """Copy one file while the bundle's total stays within ``max_bytes``; return its size."""
     if src.startswith("s3://"):
         bucket, key = split_s3_uri(src)
-        (s3 or _s3_client()).download_file(bucket, key, str(dest))
-        return
+        response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
+        body = response["Body"]
+        try:
+            _check_total(used + int(response.get("ContentLength", 0)), max_bytes, uri)
+            return _stream(iter(lambda: body.read(_CHUNK), b""), dest, used, max_bytes, uri)
+        finally:
+            body.close()
     source = Path(src)
     inside(source.parent, source.name, src)  # a symlink out of the bundle folder is refused
-    shutil.copyfile(source, dest)
+    _check_total(used + source.stat().st_size, max_bytes, uri)
+    with open(source, "rb") as fh:
+        return _stream(iter(lambda: fh.read(_CHUNK), b""), dest, used, max_bytes, uri)
+
+
+def _stream(chunks: Iterator[bytes], dest: Path, used: int, max_bytes: int, uri: str) -> int:
+    """Write ``chunks`` to ``dest``, stopping as soon as the total passes ``max_bytes`` (an
+    object that grows past the size it announced)."""
+    written = 0
+    with open(dest, "wb") as out:
+        for chunk in chunks:
+            written += len(chunk)
+            _check_total(used + written, max_bytes, uri)
+            out.write(chunk)
+    return written
 
 
 def resolve_bundle_uri(uri: str, s3: Any = None) -> tuple[str, str | None]:

@@ -11,6 +11,7 @@ Shared by the Lambda entry point (``handler``) and the local commands (``studper
 | ERRORS_STREAM_NAME | Kinesis stream for records that cannot be scored |
 | MODEL_REFRESH_SECONDS | how often to re-check the production pointer (default 60) |
 | MODEL_CACHE_DIR | where bundles are cached (default /tmp/studperf-bundles) |
+| MODEL_MAX_MB | the most a bundle's files may hold, in MiB (default 256); larger is refused |
 | PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures (default 5) |
 | LOG_LEVEL | the log level (default INFO) |
 | AWS_ENDPOINT_URL, AWS_REGION | standard boto3 settings (moto locally; unset in AWS) |
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from lambda_service.bundle import DEFAULT_MAX_BUNDLE_BYTES
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
@@ -30,6 +33,7 @@ ENV_PREDICTIONS = "PREDICTIONS_STREAM_NAME"
 ENV_ERRORS = "ERRORS_STREAM_NAME"
 ENV_REFRESH = "MODEL_REFRESH_SECONDS"
 ENV_CACHE = "MODEL_CACHE_DIR"
+ENV_MAX_MB = "MODEL_MAX_MB"
 ENV_ATTEMPTS = "PUT_MAX_ATTEMPTS"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENVIRONMENT_VARIABLES = (
@@ -38,9 +42,37 @@ ENVIRONMENT_VARIABLES = (
     ENV_ERRORS,
     ENV_REFRESH,
     ENV_CACHE,
+    ENV_MAX_MB,
     ENV_ATTEMPTS,
     ENV_LOG_LEVEL,
 )
+
+
+def max_bundle_bytes(env: dict[str, str]) -> int:
+    """MODEL_MAX_MB in bytes: the most one bundle's files may hold (see bundle.py)."""
+    raw = env.get(ENV_MAX_MB, "")
+    if not raw:
+        return DEFAULT_MAX_BUNDLE_BYTES
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = 0.0
+    if not 0 < megabytes < 1 << 20:
+        raise RuntimeError(f"{ENV_MAX_MB} must be a positive number of MiB, not {raw!r}")
+    return int(megabytes * (1 << 20))
+
+
+def model_store_client() -> Any:
+    """S3 client for the model store with short timeouts: a hot swap happens between two
+    batches, and a store that stops answering must not hold the next one for minutes
+    (botocore's defaults: 60 s per connect and per read, 5 attempts)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=5, read_timeout=15, retries={"mode": "standard", "max_attempts": 3}
+    )
+    return boto3.client("s3", config=config)
 
 
 def build_service(environ: dict[str, str] | None = None) -> PredictionService:
@@ -51,12 +83,13 @@ def build_service(environ: dict[str, str] | None = None) -> PredictionService:
     uri = env.get(ENV_MODEL_URI, "")
     if not uri:
         raise RuntimeError(f"{ENV_MODEL_URI} is not set")
-    s3 = boto3.client("s3") if uri.startswith("s3://") else None
+    s3 = model_store_client() if uri.startswith("s3://") else None
     provider = ModelProvider(
         uri,
         Path(env.get(ENV_CACHE, "/tmp/studperf-bundles")),
         refresh_seconds=float(env.get(ENV_REFRESH, "60")),
         s3=s3,
+        max_bytes=max_bundle_bytes(env),
     )
     sink = None
     if env.get(ENV_PREDICTIONS) or env.get(ENV_ERRORS):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_service.bundle import (
+    DEFAULT_MAX_BUNDLE_BYTES,
     PRODUCTION_POINTER,
     BundleError,
     resolve_bundle_uri,
@@ -33,8 +34,10 @@ class ModelProvider:
         refresh_seconds: float = 60.0,
         s3: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES,
     ) -> None:
         self.uri = uri
+        self.max_bytes = max_bytes
         self.cache_dir = cache_dir
         self.refresh_seconds = refresh_seconds
         self.s3 = s3
@@ -43,7 +46,7 @@ class ModelProvider:
             bundle_uri, pointer_version = resolve_bundle_uri(uri, s3)
             self.follows_pointer = pointer_version is not None
             self._store_root = uri.rstrip("/").removesuffix(PRODUCTION_POINTER).rstrip("/")
-            self._predictor = Predictor.from_uri(bundle_uri, cache_dir, s3)
+            self._predictor = Predictor.from_uri(bundle_uri, cache_dir, s3, max_bytes)
         except BundleError:
             raise
         except Exception as exc:
@@ -66,7 +69,7 @@ class ModelProvider:
             version, bundle_uri = resolve_production(self._store_root, self.s3)
             if version == self._predictor.version:
                 return False
-            replacement = Predictor.from_uri(bundle_uri, self.cache_dir, self.s3)
+            replacement = Predictor.from_uri(bundle_uri, self.cache_dir, self.s3, self.max_bytes)
         except Exception as exc:  # noqa: BLE001 - keep serving the current model
             log.error(
                 "model refresh from %s failed, keeping %s: %s",

@@ -20,7 +20,13 @@ import numpy as np
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 
-from lambda_service.bundle import ONNX_FILE, Manifest, fetch_bundle, verify_bundle
+from lambda_service.bundle import (
+    DEFAULT_MAX_BUNDLE_BYTES,
+    ONNX_FILE,
+    Manifest,
+    fetch_bundle,
+    verify_bundle,
+)
 from lambda_service.schema import Feature, InvalidRecord, features_from_manifest, parse_record
 
 
@@ -48,12 +54,14 @@ class Predictor:
         self._input = self._session.get_inputs()[0].name
 
     @classmethod
-    def from_folder(cls, folder: Path) -> Predictor:
-        return cls(folder, verify_bundle(folder))
+    def from_folder(cls, folder: Path, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> Predictor:
+        return cls(folder, verify_bundle(folder, max_bytes=max_bytes))
 
     @classmethod
-    def from_uri(cls, uri: str, cache_dir: Path, s3: Any = None) -> Predictor:
-        folder, manifest = fetch_bundle(uri, cache_dir, s3)
+    def from_uri(
+        cls, uri: str, cache_dir: Path, s3: Any = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    ) -> Predictor:
+        folder, manifest = fetch_bundle(uri, cache_dir, s3, max_bytes)
         return cls(folder, manifest)
 
     @property
