@@ -68,3 +68,18 @@ def test_the_html_part_has_the_same_content_escaped() -> None:
     assert "available_at &lt;b&gt;" in html  # what came from a file is escaped
     assert '<a href="http://127.0.0.1:3000/runs/abc">Dagster run</a>' in html
     assert "X-Amz-Signature=1" in html
+
+
+def test_records_that_are_not_predictions_are_named_with_their_position() -> None:
+    listed = [
+        {"shard": "shardId-000000000000", "sequence": "41", "reason": "not JSON (JSONDecodeError)"},
+        {"shard": "shardId-000000000000", "sequence": "42", "reason": "no 'student_id'"},
+    ]
+    check = FailedCheck("batch_records", {"unreadable_records": 5, "first_unreadable": listed})
+    text = BatchAlert("batch-000007", [check], rows=195).text()
+    assert "Records on the predictions stream that are not predictions (batch_records)" in text
+    lines = [line.split("  ") for line in text.splitlines()]
+    assert ["shard shardId-000000000000 sequence 42", "no 'student_id'"] in [
+        [part.strip() for part in line if part.strip()] for line in lines
+    ]
+    assert "3 more" in text and "not listed" in text

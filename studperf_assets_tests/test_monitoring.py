@@ -16,7 +16,7 @@ import pandas as pd
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from dagster import RunRequest, SensorResult, instance_for_test
+from dagster import RunRequest, SensorResult, instance_for_test, materialize
 
 from lambda_service.model_provider import ModelProvider
 from lambda_service.schema import FEATURE_NAMES
@@ -284,6 +284,89 @@ def test_batches_reports_checks_and_metrics(
     }
     features = {v.metric_labels["column"] for v in dashboard.panels[2].values}
     assert features == set(FEATURE_NAMES)
+
+
+GARBAGE = [
+    b"not json at all",
+    b"{\xc3\x28 not utf-8",
+    b"[1, 2, 3]",
+    b'{"student": {}, "grade_class": 2}',
+    b"[" * 5000 + b"]" * 5000,
+]
+
+
+@pytest.mark.integration
+def test_records_that_are_not_predictions_are_counted_not_fatal(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    """Garbage on the predictions stream must not stop every batch after it: each record is
+    counted in its batch, left out of its rows, and named by the batch_records check."""
+    kinesis = boto3.client("kinesis")
+    source = stack["streams"]["predictions"]
+    shard = kinesis.list_shards(StreamName=source)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=source, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    good = [r["Data"] for r in kinesis.get_records(ShardIterator=iterator, Limit=40)["Records"]]
+    wrong_grade = json.loads(good[0]) | {"grade_class": 9}
+    garbage = [*GARBAGE, json.dumps(wrong_grade).encode()]
+    stream = f"mon-garbage-{uuid.uuid4().hex[:6]}"
+    create_stream(kinesis, stream)
+    # 20 + 20 + 20 records: two batches with 3 bad records each, then one of garbage only
+    sequence = [*good[:17], *garbage[:3], *garbage[3:], *good[17:34], *garbage * 3, *garbage[:2]]
+    for record in sequence:
+        kinesis.put_record(StreamName=stream, Data=record, PartitionKey="p")
+    deployment = Deployment(home=tmp_path, predictions_stream=stream, monitoring={"batch_size": 20})
+    definitions = make_definitions(deployment)
+    resources = dict(definitions.resources or {})
+    with instance_for_test() as instance:
+        cut = tick(definitions, instance, resources, "prediction_batch_sensor")
+        keys = [str(r.partition_key) for r in cut.run_requests]
+        assert keys == ["batch-000001", "batch-000002", "batch-000003"]  # nothing stalled
+        instance.add_dynamic_partitions("prediction_batches", keys)
+        prediction_batches = definitions.resolve_assets_def("prediction_batches")
+        results = {
+            str(request.partition_key): materialize(
+                [prediction_batches],
+                partition_key=request.partition_key,
+                run_config={"ops": request.run_config["ops"]},
+                instance=instance,
+                raise_on_error=False,
+            )
+            for request in cut.run_requests
+        }
+    reasons = set()
+    for key in ("batch-000001", "batch-000002"):
+        result = results[key]
+        assert result.success
+        (materialized,) = result.get_asset_materialization_events()
+        metadata: dict[str, Any] = {
+            k: v.value
+            for k, v in materialized.step_materialization_data.materialization.metadata.items()
+        }
+        assert metadata["rows"] == 17 and metadata["unreadable_records"] == 3
+        (check,) = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "batch_records"
+        ]
+        named: list[dict[str, str]] = check.metadata["first_unreadable"].value  # type: ignore[assignment]
+        assert not check.passed and check.metadata["unreadable_records"].value == 3
+        assert len(named) == 3 and all(u["shard"] and u["sequence"] for u in named)
+        reasons |= {u["reason"] for u in named}
+    assert reasons == {
+        "not JSON (JSONDecodeError)",
+        "not JSON (UnicodeDecodeError)",
+        "a JSON list, not an object",
+        "no 'student_id'",
+        "not JSON (RecursionError)",
+        "grade_class 9 is not a grade",
+    }
+    failed = results["batch-000003"]
+    assert not failed.success
+    message = str(failed.failure_data_for_node("prediction_batches").error)  # type: ignore[union-attr]
+    assert "batch-000003: none of its 20 records is a prediction" in message
+    archive = tmp_path / "monitoring" / "batches" / "batch-000001"
+    assert len(json.loads((archive / "unreadable.json").read_text())) == 3
+    assert len(pd.read_parquet(archive / "predictions.parquet")) == 17
 
 
 @pytest.mark.integration

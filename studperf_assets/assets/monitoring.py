@@ -3,13 +3,16 @@ that guard them. The drift report of a batch is ``reports``; sensors are beside 
 ``monitoring_sensors``. onnxruntime loads inside the step that uses it.
 """
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
@@ -26,6 +29,7 @@ from lambda_service.schema import FEATURE_NAMES, FEATURES
 from studperf_assets.lib import data
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
+from studperf_assets.lib.prediction_records import unreadable
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -90,11 +94,17 @@ class BatchConfig(Config):
     kinds={"kinesis", "parquet"},
     check_specs=[
         AssetCheckSpec(
+            "batch_records",
+            asset="prediction_batches",
+            partitions_def=prediction_batch_partitions,
+            description="Every record in the batch's stream range is a prediction.",
+        ),
+        AssetCheckSpec(
             "batch_labels",
             asset="prediction_batches",
             partitions_def=prediction_batch_partitions,
             description="Ground truth usable: no label files rejected, no conflicting labels.",
-        )
+        ),
     ],
 )
 def prediction_batches(
@@ -109,7 +119,8 @@ def prediction_batches(
     labels). New label files are ingested here, once; one that cannot be used fails the
     ``batch_labels`` check, naming the file and the problem."""
     key = context.partition_key
-    predictions, duplicates = _archived_predictions(key, config, prediction_stream, object_store)
+    archived = _archived_predictions(key, config, prediction_stream, object_store)
+    predictions = archived.predictions
     try:
         intake, labels = _join_labels(key, predictions, ground_truth)
         unavailable = ""
@@ -125,7 +136,8 @@ def prediction_batches(
         metadata={
             "rows": len(batch),
             "labelled_rows": labelled,
-            "duplicates_removed": duplicates,
+            "duplicates_removed": archived.duplicates,
+            "unreadable_records": len(archived.unreadable),
             "model_versions": MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
             "archive": MetadataValue.path(object_store.uri(_archive_key(key))),
             "label_files_ingested": len(intake.ingested),
@@ -133,7 +145,19 @@ def prediction_batches(
         },
     )
     yield AssetCheckResult(
+        check_name="batch_records",
+        severity=AssetCheckSeverity.WARN,
+        passed=not archived.unreadable,
+        metadata={
+            "unreadable_records": len(archived.unreadable),
+            "first_unreadable": MetadataValue.json(archived.unreadable[:20]),
+            "rows": len(batch),
+            "model_version": str(batch["model_version"].mode().iloc[0]),
+        },
+    )
+    yield AssetCheckResult(
         check_name="batch_labels",
+        severity=AssetCheckSeverity.WARN,
         passed=not intake.rejected and not conflicting and not unavailable,
         metadata={
             "rejected_label_files": MetadataValue.json(intake.rejected),
@@ -171,12 +195,25 @@ def _archive_key(partition: str) -> str:
     return f"batches/{partition}/predictions.parquet"
 
 
+def _unreadable_key(partition: str) -> str:
+    return f"batches/{partition}/unreadable.json"
+
+
+@dataclass
+class ArchivedBatch:
+    predictions: pd.DataFrame
+    duplicates: int  # rows removed: the same idempotency key twice
+    unreadable: list[dict[str, str]]  # records in the range that were not predictions
+
+
 def _archived_predictions(
     key: str, config: BatchConfig, stream: PredictionStream, store: ObjectStore
-) -> tuple[pd.DataFrame, int]:
+) -> ArchivedBatch:
     """The batch's predictions, archived on first read; duplicates (a record delivered
-    twice, or archived twice) removed by idempotency key. Returns (rows, removed)."""
+    twice, or archived twice) removed by idempotency key; records that are not predictions
+    listed beside the archive, so that a re-materialization reports them too."""
     archive = _archive_key(key)
+    unreadable_key = _unreadable_key(key)
     if store.exists(archive):
         try:
             predictions = store.get_frame(archive)
@@ -191,6 +228,9 @@ def _archived_predictions(
                 f"batch {key}: the archive {store.uri(archive)} lacks column(s) "
                 f"{', '.join(sorted(missing))}"
             )
+        skipped = (
+            json.loads(store.get_bytes(unreadable_key)) if store.exists(unreadable_key) else []
+        )
         fresh = False
     else:
         if not config.until:
@@ -198,13 +238,22 @@ def _archived_predictions(
         records, _ = stream.read(config.after, limit=10**9, until=config.until)
         if not records:
             raise Failure(f"batch {key}: no predictions in {config.after} .. {config.until}")
+        skipped = [entry.as_dict() for entry in unreadable(records)]
+        if len(skipped) == len(records):
+            first = skipped[0]
+            raise Failure(
+                f"batch {key}: none of its {len(records)} records is a prediction (first: "
+                f"shard {first['shard']}, sequence {first['sequence']}: {first['reason']})"
+            )
         predictions, fresh = pd.DataFrame(flatten(records)), True
     if REQUEST_ID not in predictions.columns:  # archived before predictions had request IDs
         predictions[REQUEST_ID] = predictions["idempotency_key"]
     unique = predictions.drop_duplicates("idempotency_key").reset_index(drop=True)
     if fresh:
+        if skipped:
+            store.put_bytes(unreadable_key, json.dumps(skipped).encode(), "application/json")
         store.put_frame(archive, unique)
-    return unique, len(predictions) - len(unique)
+    return ArchivedBatch(unique, len(predictions) - len(unique), skipped)
 
 
 @asset_check(

@@ -236,6 +236,7 @@ METRIC_COLUMNS = (
 
 
 MONITORING_CHECKS = (
+    "batch_records",
     "batch_labels",
     "batch_data_quality",
     "data_drift",

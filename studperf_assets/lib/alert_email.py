@@ -16,6 +16,7 @@ CHECK_TITLES = {
     "data_drift": "Input data drifted",
     "prediction_drift": "Predictions drifted",
     "performance": "Quality fell below the floor",
+    "batch_records": "Records on the predictions stream that are not predictions",
     "batch_labels": "Ground truth could not be used",
     "batch_data_quality": "Inputs missing or out of range",
 }
@@ -43,6 +44,75 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else ""
 
 
+def _data_drift(m: dict[str, Any]) -> Table:
+    scores: dict[str, float] = m.get("feature_scores", {})
+    thresholds: dict[str, float] = m.get("feature_thresholds", {})
+    drifted = set(m.get("drifted_features", []))
+    rows: list[Row] = [
+        (feature, sig(score), sig(thresholds.get(feature, "")), _yes(feature in drifted))
+        for feature, score in sorted(scores.items(), key=lambda kv: -kv[1])
+    ]
+    share = sig(m.get("drift_share"))
+    rows.append(("share of features drifted", share, sig(m.get("threshold")), ""))
+    return Table(("feature", "score", "threshold", "drifted"), rows)
+
+
+def _prediction_drift(m: dict[str, Any]) -> Table:
+    what = "prediction distribution (Jensen-Shannon)"
+    row = (what, sig(m.get("prediction_drift")), sig(m.get("threshold")))
+    return Table(("measure", "score", "threshold"), [row])
+
+
+def _performance(m: dict[str, Any]) -> Table:
+    what = f"f1-macro over {m.get('labelled_rows')} labelled rows"
+    row = (what, sig(m.get("f1_macro")), sig(m.get("floor")))
+    return Table(("measure", "score", "threshold"), [row])
+
+
+def _batch_records(m: dict[str, Any]) -> Table:
+    listed = list(m.get("first_unreadable", []))
+    rows: list[Row] = [
+        (f"shard {e.get('shard')} sequence {e.get('sequence')}", str(e.get("reason")))
+        for e in listed
+    ]
+    hidden = int(m.get("unreadable_records", len(listed))) - len(listed)
+    if hidden > 0:
+        rows.append((f"{hidden} more", "not listed"))
+    return Table(("record", "problem"), rows)
+
+
+def _batch_labels(m: dict[str, Any]) -> Table:
+    rows: list[Row] = [
+        (key, problem) for key, problem in dict(m.get("rejected_label_files", {})).items()
+    ]
+    if m.get("conflicting_labels"):
+        count = f"{m['conflicting_labels']} predictions"
+        rows.append((count, "labelled with two different grades"))
+    if m.get("labels_unavailable", "no") != "no":
+        rows.append(("monitoring database", str(m["labels_unavailable"])))
+    return Table(("what", "problem"), rows)
+
+
+def _batch_data_quality(m: dict[str, Any]) -> Table:
+    bad = dict(m.get("bad_values", {}))
+    return Table(("feature", "bad values"), [(k, str(v)) for k, v in sorted(bad.items())])
+
+
+def _any_check(m: dict[str, Any]) -> Table:
+    shown = {k: v for k, v in m.items() if not isinstance(v, dict | list)}
+    return Table(("measure", "value"), [(k, sig(v)) for k, v in sorted(shown.items())])
+
+
+TABLES = {
+    "data_drift": _data_drift,
+    "prediction_drift": _prediction_drift,
+    "performance": _performance,
+    "batch_records": _batch_records,
+    "batch_labels": _batch_labels,
+    "batch_data_quality": _batch_data_quality,
+}
+
+
 @dataclass
 class FailedCheck:
     name: str
@@ -53,50 +123,7 @@ class FailedCheck:
         return CHECK_TITLES.get(self.name, self.name)
 
     def table(self) -> Table:
-        m = self.metadata
-        if self.name == "data_drift":
-            scores: dict[str, float] = m.get("feature_scores", {})
-            thresholds: dict[str, float] = m.get("feature_thresholds", {})
-            drifted = set(m.get("drifted_features", []))
-            rows: list[Row] = [
-                (feature, sig(score), sig(thresholds.get(feature, "")), _yes(feature in drifted))
-                for feature, score in sorted(scores.items(), key=lambda kv: -kv[1])
-            ]
-            rows.append(
-                (
-                    "share of features drifted",
-                    sig(m.get("drift_share")),
-                    sig(m.get("threshold")),
-                    "",
-                )
-            )
-            return Table(("feature", "score", "threshold", "drifted"), rows)
-        if self.name == "prediction_drift":
-            what = "prediction distribution (Jensen-Shannon)"
-            row = (what, sig(m.get("prediction_drift")), sig(m.get("threshold")))
-            return Table(("measure", "score", "threshold"), [row])
-        if self.name == "performance":
-            what = f"f1-macro over {m.get('labelled_rows')} labelled rows"
-            return Table(
-                ("measure", "score", "threshold"),
-                [(what, sig(m.get("f1_macro")), sig(m.get("floor")))],
-            )
-        if self.name == "batch_labels":
-            rows = [
-                (key, problem) for key, problem in dict(m.get("rejected_label_files", {})).items()
-            ]
-            if m.get("conflicting_labels"):
-                rows.append(
-                    (f"{m['conflicting_labels']} predictions", "labelled with two different grades")
-                )
-            if m.get("labels_unavailable", "no") != "no":
-                rows.append(("monitoring database", str(m["labels_unavailable"])))
-            return Table(("what", "problem"), rows)
-        if self.name == "batch_data_quality":
-            bad = dict(m.get("bad_values", {}))
-            return Table(("feature", "bad values"), [(k, str(v)) for k, v in sorted(bad.items())])
-        shown = {k: v for k, v in m.items() if not isinstance(v, dict | list)}
-        return Table(("measure", "value"), [(k, sig(v)) for k, v in sorted(shown.items())])
+        return TABLES.get(self.name, _any_check)(self.metadata)
 
 
 @dataclass

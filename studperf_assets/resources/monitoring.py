@@ -3,7 +3,6 @@
 The monitoring database (metrics, alerts, ground-truth index) is ``metrics_db``.
 """
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,11 @@ from pydantic import Field
 
 from studperf_assets.deployment import DEFAULT_RECIPIENTS, DEFAULT_SENDER
 from studperf_assets.lib.drift_summary import DEFAULT_MAX_ROWS
+from studperf_assets.lib.prediction_records import (
+    UNREADABLE,
+    UnreadablePrediction,
+    decode_prediction,
+)
 
 
 class MonitoringSettings(ConfigurableResource):
@@ -120,7 +124,10 @@ class PredictionStream(ConfigurableResource):
                 if end is not None:
                     batch = [r for r in batch if int(r["SequenceNumber"]) <= end]
                 for record in batch[: limit - len(records)]:
-                    body = json.loads(record["Data"])
+                    try:
+                        body = decode_prediction(record["Data"])
+                    except UnreadablePrediction as problem:  # counted, reported, not used
+                        body = {UNREADABLE: str(problem)}
                     body["_shard"], body["_sequence"] = shard, record["SequenceNumber"]
                     records.append(body)
                     positions[shard] = record["SequenceNumber"]
@@ -141,9 +148,12 @@ class PredictionStream(ConfigurableResource):
 
 
 def flatten(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prediction records as flat rows: features, prediction, version, ids."""
+    """Prediction records as flat rows: features, prediction, version, ids (records that
+    were unreadable are left out; ``prediction_records.unreadable`` lists them)."""
     rows = []
     for r in records:
+        if UNREADABLE in r:
+            continue
         row = {
             **r["student"],
             "prediction": r["grade_class"],

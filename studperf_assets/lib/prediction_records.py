@@ -1,0 +1,73 @@
+"""Reading the predictions stream: what a record must hold before monitoring uses it.
+
+The Lambda writes these records, but the stream is the monitoring half's input, and one
+record that cannot be read must not stop every batch after it. A record that is not a
+prediction becomes an ``Unreadable`` entry naming its position and the problem: it still
+counts towards its batch (so batch ranges stay exact and the sensor moves on), is left out
+of the batch's rows, and is reported by the batch's ``batch_records`` check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS
+
+UNREADABLE = "_unreadable"  # the key that marks a record that is not a prediction
+# field -> the JSON type it must have, as the Lambda writes it (service._prediction)
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "student": dict,
+    "student_id": (int, str),
+    "grade_class": int,
+    "probabilities": dict,
+    "model_version": str,
+    "idempotency_key": str,
+    "predicted_at": str,
+}
+
+
+class UnreadablePrediction(ValueError):
+    """A predictions-stream record that monitoring cannot use; the message says why."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    shard: str
+    sequence: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"shard": self.shard, "sequence": self.sequence, "reason": self.reason}
+
+
+def decode_prediction(data: bytes) -> dict[str, Any]:
+    """The record's body, or UnreadablePrediction naming the problem (never another error)."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deeply
+        raise UnreadablePrediction(f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(body, dict):
+        raise UnreadablePrediction(f"a JSON {type(body).__name__}, not an object")
+    for field, kind in REQUIRED.items():
+        value = body.get(field)
+        if value is None:
+            raise UnreadablePrediction(f"no {field!r}")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadablePrediction(f"{field!r} is a JSON {type(value).__name__}")
+    if not 0 <= body["grade_class"] < len(GRADE_LETTERS):
+        raise UnreadablePrediction(f"grade_class {body['grade_class']} is not a grade")
+    missing = [name for name in FEATURE_NAMES if name not in body["student"]]
+    if missing:
+        raise UnreadablePrediction(f"student lacks {', '.join(missing)}")
+    return body
+
+
+def unreadable(records: list[dict[str, Any]]) -> list[Unreadable]:
+    """The entries of ``records`` that were not predictions, in stream order."""
+    return [
+        Unreadable(str(r["_shard"]), str(r["_sequence"]), str(r[UNREADABLE]))
+        for r in records
+        if UNREADABLE in r
+    ]

@@ -1,0 +1,71 @@
+"""What monitoring accepts from the predictions stream: anything else is named, never raised."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lambda_service.schema import FEATURE_NAMES
+from studperf_assets.lib.prediction_records import UnreadablePrediction, decode_prediction
+
+RECORD = {
+    "model_name": "studperf-grade-class",
+    "model_version": "v20261127T130346Z-2cb339a3",
+    "student_id": 1000001,
+    "request_id": "r-1",
+    "grade_class": 2,
+    "grade": "C",
+    "probabilities": {"A": 0.1, "B": 0.2, "C": 0.5, "D": 0.1, "F": 0.1},
+    "student": {name: 1 for name in FEATURE_NAMES},
+    "idempotency_key": "shardId-000000000000:1",
+    "predicted_at": "2026-11-27T20:00:00Z",
+}
+
+
+def test_a_prediction_as_the_lambda_writes_it_is_read() -> None:
+    assert decode_prediction(json.dumps(RECORD).encode()) == RECORD
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"grade_class": 5}, "grade_class 5 is not a grade"),
+        ({"grade_class": True}, "'grade_class' is a JSON bool"),
+        ({"grade_class": 2.0}, "'grade_class' is a JSON float"),
+        ({"student": [1, 2]}, "'student' is a JSON list"),
+        ({"student": {"Age": 17}}, "student lacks ParentalEducation, StudyTimeWeekly"),
+        ({"idempotency_key": None}, "no 'idempotency_key'"),
+        ({"model_version": 7}, "'model_version' is a JSON int"),
+    ],
+)
+def test_a_record_missing_what_monitoring_needs_is_named(
+    change: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(UnreadablePrediction, match=reason):
+        decode_prediction(json.dumps(RECORD | change).encode())
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise_anything_else(data: bytes) -> None:
+    try:
+        decode_prediction(data)
+    except UnreadablePrediction as problem:
+        assert str(problem)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda children: (
+            st.lists(children) | st.dictionaries(st.sampled_from([*RECORD, "x"]), children)
+        ),
+    )
+)
+def test_arbitrary_json_never_raises_anything_else(value: object) -> None:
+    try:
+        decode_prediction(json.dumps(value).encode())
+    except UnreadablePrediction as problem:
+        assert str(problem)
