@@ -210,8 +210,9 @@ def test_size_limits_hold_through_s3_even_when_the_size_is_understated(
         files={**manifest.files, ONNX_FILE: sha256_file(tmp_path / ONNX_FILE)},
     )
     (bundle / ONNX_FILE).write_bytes(padded)
-    for path in bundle.iterdir():
-        s3.upload_file(str(path), s3_bucket, f"b/{path.name}")
+    for path in bundle.iterdir():  # one PutObject each: moto 5.2's /moto-api/data.json,
+        # which later tests read their e-mails from, fails once a multipart upload was made
+        s3.put_object(Bucket=s3_bucket, Key=f"b/{path.name}", Body=path.read_bytes())
     uri = f"s3://{s3_bucket}/b"
     honest, lying = s3, AnnouncesLess(s3)
     for client in (honest, lying):
@@ -296,3 +297,43 @@ def test_onnx_external_data_cannot_read_outside_the_bundle(
     shutil.copyfile(tmp_path / ONNX_FILE, bundle / ONNX_FILE)
     with pytest.raises(Exception, match=r"escapes model directory|Absolute path not allowed"):
         Predictor.from_uri(str(bundle), tmp_path / "cache")
+
+
+def test_the_cache_keeps_only_the_bundle_that_serves(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, victim: Path
+) -> None:
+    """A store that promotes one bundle after another, loadable or not, must not fill the
+    disk: after each refresh the cache holds the serving version and nothing else of its
+    own (a staging folder or a symlink in it is not followed or deleted)."""
+    folder, manifest = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    store.publish(folder, manifest.version)
+    store.promote(manifest.version, {})
+    cache = tmp_path / "cache"
+    provider = ModelProvider(store.root_uri, cache, refresh_seconds=0)
+    (cache / ".partial-other-process").mkdir()
+    os.symlink(victim, cache / "v20000101T000000Z-00000000")
+
+    def promote(version: str, onnx: bytes) -> None:
+        (tmp_path / ONNX_FILE).write_bytes(onnx)
+        files = {**manifest.files, ONNX_FILE: sha256_file(tmp_path / ONNX_FILE)}
+        bundle = store_root / "bundles" / version
+        hostile_bundle(folder, bundle, version=version, files=files)
+        shutil.copyfile(tmp_path / ONNX_FILE, bundle / ONNX_FILE)
+        (store_root / "production.json").write_text(json.dumps({"version": version}))
+
+    def cached() -> set[str]:
+        """Versions in the cache as real folders (the planted symlink is not one)."""
+        return {p.name for p in cache.iterdir() if p.name.startswith("v") and not p.is_symlink()}
+
+    store_root = Path(store.root_uri)
+    real = (folder / ONNX_FILE).read_bytes()
+    promote("v20990101T000000Z-00000001", real)
+    assert provider.refresh() and cached() == {"v20990101T000000Z-00000001"}
+    promote("v20990101T000000Z-00000002", b"not an onnx model")  # fetched, fails to load
+    assert not provider.refresh() and provider.predictor.version == "v20990101T000000Z-00000001"
+    assert cached() == {"v20990101T000000Z-00000001"}
+    promote("v20990101T000000Z-00000003", real)
+    assert provider.refresh() and cached() == {"v20990101T000000Z-00000003"}
+    assert (cache / ".partial-other-process").is_dir() and snapshot(victim)
+    assert (cache / "v20000101T000000Z-00000000").is_symlink()
