@@ -242,6 +242,10 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
     assert state["after"] < keys["fresh"]
     again, after = late(instance, labels, database, cursor)
     assert isinstance(again, SensorResult) and not again.run_requests  # the pending file only
+    assert again.skip_reason is not None  # the daemon shows why nothing ran
+    assert "1 label files looked at (1 not ingested yet); re-running 0 batches" in str(
+        again.skip_reason.skip_message
+    )
     database.file_states[keys["fresh"]] = ("ingested", NOW)
     settled, final = late(instance, labels, database, after)
     assert not settled.run_requests and json.loads(str(final))["pending"] == []

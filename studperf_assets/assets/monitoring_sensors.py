@@ -157,11 +157,13 @@ def _rerun_for_late_labels(
         RunRequest(run_key=f"{partition}@{key}", partition_key=partition)
         for partition, key in sorted(reruns.items())
     ]
-    context.log.info(
+    summary = (
         f"{len(candidates)} label files looked at ({len(cursor['pending'])} not ingested yet); "
         f"re-running {len(requests)} batches"
     )
-    return SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+    context.log.info(summary)
+    skip = None if requests else SkipReason(summary)  # the daemon shows why, not "empty result"
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor), skip_reason=skip)
 
 
 def _rescan_point(newest: str, current: str) -> str:

@@ -77,9 +77,10 @@ def drift_report(
     if summary.target_drift is not None:
         numbers["target_drift"] = summary.target_drift
     drifted = ", ".join(summary.drifted_features) or "none"
+    f1 = "n/a (no labels yet)" if summary.f1_macro is None else f"{summary.f1_macro:.3f}"
     context.log.info(
         f"{key}: drift share {summary.drift_share:.2f} ({drifted}), "
-        f"prediction drift {summary.prediction_drift:.3f}, f1 {summary.f1_macro}"
+        f"prediction drift {summary.prediction_drift:.3f}, f1-macro {f1}"
     )
     return Output(
         {
