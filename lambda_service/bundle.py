@@ -263,6 +263,23 @@ def fetch_bundle(
     return target, verified
 
 
+def prune_cache(cache_dir: Path, keep: set[str]) -> list[str]:
+    """Delete the cached bundles not in ``keep``; return their versions. Only folders named
+    like a version are touched (never a staging folder, a symlink or anything else), so a
+    store that promotes one large bundle after another cannot fill the disk."""
+    if not cache_dir.is_dir():
+        return []
+    removed = []
+    for entry in sorted(cache_dir.iterdir()):
+        if entry.name in keep or not VERSION_PATTERN.fullmatch(entry.name):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
+
+
 def _copy(src: str, dest: Path, s3: Any, used: int, max_bytes: int, uri: str) -> int:
     """Copy one file while the bundle's total stays within ``max_bytes``; return its size."""
     if src.startswith("s3://"):

@@ -18,6 +18,7 @@ from lambda_service.bundle import (
     DEFAULT_MAX_BUNDLE_BYTES,
     PRODUCTION_POINTER,
     BundleError,
+    prune_cache,
     resolve_bundle_uri,
     resolve_production,
 )
@@ -77,7 +78,10 @@ class ModelProvider:
                 self._predictor.version,
                 exc,
             )
+            prune_cache(self.cache_dir, keep={self._predictor.version})
             return False
         log.info("hot swap %s -> %s", self._predictor.version, replacement.version)
         self._predictor = replacement
+        # the old model stays in memory until here; on disk only the one serving is kept
+        prune_cache(self.cache_dir, keep={replacement.version})
         return True
