@@ -69,6 +69,7 @@ bench: setup ## benchmarks/ (figures land in benchmarks/results/); installs the 
 	$(BIN)/python benchmarks/training_contention.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/monitoring.py
+	$(BIN)/python benchmarks/stream_records.py
 	$(BIN)/python benchmarks/labels.py
 	$(BIN)/python benchmarks/handler_regression.py
 	$(BIN)/python benchmarks/live_loop.py

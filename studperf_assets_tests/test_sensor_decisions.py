@@ -426,3 +426,9 @@ def test_each_sensor_targets_its_job() -> None:
         "late_labels_sensor": "monitoring_job",
         "retraining_sensor": "training_job",
     }
+
+
+def test_each_sensor_tells_the_ui_what_it_does() -> None:
+    descriptions = {s.name: s.description or "" for s in sensors.build_sensors()}
+    assert descriptions["retraining_sensor"].startswith("Drift or a performance drop")
+    assert all(len(text) > 40 and "\n" not in text for text in descriptions.values())

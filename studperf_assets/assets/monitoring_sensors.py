@@ -329,6 +329,11 @@ def request_retraining(
     return SensorResult(run_requests=[request], cursor=json.dumps(state))
 
 
+def _summary(function: Any) -> str:
+    """A sensor's description in the Dagster UI: the first paragraph of its docstring."""
+    return " ".join(str(function.__doc__).split("\n\n")[0].split())
+
+
 def build_sensors(running: bool = True, interval_seconds: int = 15) -> list[SensorDefinition]:
     """The four sensors, running by default (or stopped, for those who want that)."""
     status = DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
@@ -338,22 +343,26 @@ def build_sensors(running: bool = True, interval_seconds: int = 15) -> list[Sens
             job=monitoring_job,
             minimum_interval_seconds=interval_seconds,
             default_status=status,
+            description=_summary(cut_batches),
         )(cut_batches),
         sensor(
             name="late_labels_sensor",
             job=monitoring_job,
             minimum_interval_seconds=interval_seconds * 2,
             default_status=status,
+            description=_summary(rerun_for_late_labels),
         )(rerun_for_late_labels),
         sensor(
             name="monitoring_alert_sensor",
             minimum_interval_seconds=interval_seconds,
             default_status=status,
+            description=_summary(send_alerts),
         )(send_alerts),
         sensor(
             name="retraining_sensor",
             job=training_job,
             minimum_interval_seconds=interval_seconds * 2,
             default_status=status,
+            description=_summary(request_retraining),
         )(request_retraining),
     ]
