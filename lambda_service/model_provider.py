@@ -9,6 +9,7 @@ refresh keeps the current model and is logged; it never stops serving.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ class ModelProvider:
         except Exception as exc:
             raise BundleError(f"{uri}: cannot load the model ({exc})") from exc
         self._checked_at = clock()
+        self._refreshing = threading.Lock()
         log.info("serving %s from %s", self._predictor.version, bundle_uri)
 
     @property
@@ -63,7 +65,18 @@ class ModelProvider:
         return self._predictor
 
     def refresh(self) -> bool:
-        """Re-read the pointer; swap to a new version. True if the model changed."""
+        """Re-read the pointer; swap to a new version. True if the model changed.
+
+        One refresh at a time (``studperf serve`` answers from a thread pool): a request
+        that finds one under way goes on with the current model instead of waiting."""
+        if not self._refreshing.acquire(blocking=False):
+            return False
+        try:
+            return self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self) -> bool:
         self._checked_at = self.clock()
         try:
             # the pointer only: one small read per refresh, not a probe for a manifest first

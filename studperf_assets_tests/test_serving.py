@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +300,34 @@ def test_failed_refresh_keeps_serving(store: LocalModelStore, tmp_path: Path) ->
     clock.now = 5
     assert provider.predictor.version == version
     assert not provider.refresh()
+
+
+def test_concurrent_requests_swap_once(
+    store: LocalModelStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``studperf serve`` answers from a thread pool: requests that find a refresh due at
+    the same moment must not fetch the same bundle into one cache side by side."""
+    cache = tmp_path / "cache"
+    provider = ModelProvider(store.root_uri, cache, refresh_seconds=0)
+    second = _second_bundle(store, tmp_path)
+    store.promote(second, {})
+    start = threading.Barrier(8)
+    swapped: list[bool] = []
+
+    def request() -> None:
+        start.wait()
+        swapped.append(provider.refresh())
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    with caplog.at_level(logging.ERROR, logger="studperf.model"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert swapped.count(True) == 1 and len(swapped) == 8
+    assert "failed" not in caplog.text
+    assert provider.predictor.version == second
+    assert sorted(p.name for p in cache.iterdir()) == [second]
 
 
 def test_pinned_bundle_is_not_swapped(
