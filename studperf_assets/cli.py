@@ -317,7 +317,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studperf", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="studperf",
+        description="Train, serve and monitor the student grade-class model. "
+        "`make up` (studperf up) runs the platform; `make demo` (studperf demo) tours it.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_model_commands(sub)
     _add_stream_commands(sub)
