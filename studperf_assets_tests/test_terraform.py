@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from lambda_service.config import ENV_ERRORS, ENV_MODEL_URI, ENV_PREDICTIONS, ENVIRONMENT_VARIABLES
-from studperf_assets_tests.terraform_hcl import TERRAFORM, blocks, tf_files, tfvars
+from studperf_assets_tests.terraform_hcl import (
+    TERRAFORM,
+    blocks,
+    locals_of,
+    module_files,
+    root_modules,
+    tf_files,
+    tfvars,
+)
 
 
 def test_every_variable_is_typed_and_described() -> None:
@@ -152,3 +160,34 @@ def test_logs_are_json_and_the_error_rate_alarm_reads_the_handlers_metrics() -> 
         (inner,) = queries[query_id]["metric"]
         assert inner["metric_name"] == metric and metric in METRIC_UNITS
         assert inner["dimensions"] == {"service": "${var.metrics_service}"}
+
+
+def test_writes_to_the_model_store_bucket_are_audited() -> None:
+    """The model store is a trust boundary: a CloudTrail trail records every object write to
+    the project bucket (who wrote which bundle or pointer), into a bucket of its own."""
+    audit = root_modules()["audit"]
+    assert audit["audited_bucket_arn"] == "${module.s3.bucket_arn}"
+    assert audit["bucket_name"] != "${local.bucket_name}"  # never logs into what it audits
+    files = module_files("audit")
+    ((_, _, trail),) = blocks("resource", "aws_cloudtrail", files)
+    assert trail["enable_log_file_validation"] is True
+    assert trail["kms_key_id"] == "${var.kms_key_arn}"
+    (selector,) = trail["advanced_event_selector"]
+    fields = {f["field"]: f for f in selector["field_selector"]}
+    assert fields["eventCategory"]["equals"] == ["Data"]
+    assert fields["resources.type"]["equals"] == ["AWS::S3::Object"]
+    assert fields["readOnly"]["equals"] == ["false"]  # writes and deletes, not reads
+    assert fields["resources.ARN"]["starts_with"] == ["${var.audited_bucket_arn}/"]
+    # only this trail may write into the log bucket, and the key lets CloudTrail encrypt
+    trail_arn = locals_of(files)["trail_arn"]
+    assert trail_arn.endswith("trail/${var.name}") and trail["name"] == "${var.name}"
+    (_, _, policy) = next(b for b in blocks("data", "aws_iam_policy_document", files))
+    writes = next(s for s in policy["statement"] if s["actions"] == ["s3:PutObject"])
+    (condition,) = writes["condition"]
+    assert condition["variable"] == "aws:SourceArn"
+    assert condition["values"] == ["${local.trail_arn}"]
+    kms = blocks("data", "aws_iam_policy_document", module_files("kms"))
+    principals = [
+        p["identifiers"] for _, _, doc in kms for s in doc["statement"] for p in s["principals"]
+    ]
+    assert ["cloudtrail.amazonaws.com"] in principals

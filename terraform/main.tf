@@ -40,6 +40,15 @@ module "s3" {
   reports_prefix = var.reports_prefix
 }
 
+module "audit" {
+  source             = "./modules/audit"
+  name               = "${local.name}-bucket-writes"
+  bucket_name        = "${local.bucket_name}-audit"
+  audited_bucket_arn = module.s3.bucket_arn
+  kms_key_arn        = module.kms.key_arn
+  retention_days     = var.audit_retention_days
+}
+
 module "kinesis" {
   source      = "./modules/kinesis"
   name_prefix = local.name

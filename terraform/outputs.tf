@@ -62,3 +62,8 @@ output "database_secret_arn" {
   description = "Secret with the RDS master credentials (the password itself is in no output)."
   value       = module.rds.secret_arn
 }
+
+output "audit_log_bucket" {
+  description = "Bucket of the trail that records who wrote which object to the project bucket."
+  value       = module.audit.log_bucket_name
+}

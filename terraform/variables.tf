@@ -263,3 +263,14 @@ variable "task_sizes" {
     error_message = "task_sizes needs webserver, daemon, code_location, run and mlflow."
   }
 }
+
+variable "audit_retention_days" {
+  type        = number
+  description = "Days the audit trail's log files (who wrote which object to the project bucket) are kept."
+  default     = 400
+
+  validation {
+    condition     = var.audit_retention_days >= 90
+    error_message = "Keep audit logs at least 90 days."
+  }
+}

@@ -53,7 +53,7 @@ data "aws_iam_policy_document" "state_key" {
 
 resource "aws_s3_bucket" "state" {
   #checkov:skip=CKV_AWS_144:State is versioned in one region; replication is an account-level DR decision.
-  #checkov:skip=CKV_AWS_18:Access logging needs another bucket; CloudTrail data events audit state access.
+  #checkov:skip=CKV_AWS_18:Access logging needs another bucket; state is read and written by whoever runs Terraform, whose role assumptions the account's CloudTrail records (this stack's trail audits the project bucket, not this one).
   #checkov:skip=CKV2_AWS_62:Nothing consumes events of the state bucket.
   bucket = var.state_bucket
 

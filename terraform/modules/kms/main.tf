@@ -1,4 +1,5 @@
-# One customer-managed key for the stack: bucket, streams, logs, queue, topic, Lambda env.
+# One customer-managed key for the stack: buckets, streams, logs, queue, topic, Lambda env,
+# the audit trail.
 data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {}
@@ -34,6 +35,40 @@ data "aws_iam_policy_document" "key" {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:aws:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"]
+    }
+  }
+
+  statement {
+    sid       = "CloudTrailEncryptsThisAccountsTrails"
+    actions   = ["kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:aws:cloudtrail:arn"
+      values   = ["arn:aws:cloudtrail:*:${data.aws_caller_identity.current.account_id}:trail/*"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+
+  statement {
+    sid       = "CloudTrailDescribesTheKey"
+    actions   = ["kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudtrail.amazonaws.com"]
     }
   }
 

@@ -1,7 +1,7 @@
 # Model bundles (and the production pointer) plus monitoring reports.
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice; bundles are rebuilt from Git and the dataset.
-  #checkov:skip=CKV_AWS_18:Access logging needs a second log bucket per environment; CloudTrail data events cover audit instead.
+  #checkov:skip=CKV_AWS_18:Writes are audited by the audit module's trail (CloudTrail S3 data events, who wrote which object); server access logs would add a bucket for the same.
   #checkov:skip=CKV2_AWS_62:No consumer of bucket event notifications; the Lambda polls the production pointer.
   bucket        = var.bucket_name
   force_destroy = false
