@@ -25,7 +25,7 @@ from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
-from studperf_assets.resources.monitoring import PredictionStream
+from studperf_assets.resources.monitoring import PredictionStream, flatten
 from studperf_assets.sensor_ticks import Tick, run_requested, tick
 from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
 from studperf_assets.serving.moto_local import ensure_stream, moto_server, sent_emails
@@ -226,7 +226,7 @@ class Demo:
             simulate(self.kinesis, STREAMS["input"], store, self.generator, 50, labels=False)
             self.poller.run(until_idle=1, poll_interval=0)
             records, _ = PredictionStream(stream_name=STREAMS["predictions"]).read({}, limit=10**7)
-            self.summary.versions_served = [r["model_version"] for r in records]
+            self.summary.versions_served = [r["model_version"] for r in flatten(records)]
             seen = list(dict.fromkeys(self.summary.versions_served))
             self.echo(f"      versions in the output records, in order: {' -> '.join(seen)}")
 
