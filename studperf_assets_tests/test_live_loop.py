@@ -31,6 +31,7 @@ from studperf_assets.serving.supervisor import processes_with
 pytestmark = pytest.mark.integration
 
 DRIFT = "absences=8,study=0.5"
+NOT_A_PREDICTION = b'{"note": "written by hand, not by the Lambda"}'
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float) -> Any:
@@ -137,13 +138,64 @@ def production_version(home: Path) -> str:
     return str(json.loads((home / "model_store" / "production.json").read_text())["version"])
 
 
+def kinesis_of(env: dict[str, str]) -> Any:
+    return boto3.client(
+        "kinesis",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def send_calm_a_stray_record_and_drifted(live: dict[str, Any], kinesis: Any) -> None:
+    """400 calm students, then a record written on the predictions stream by hand (not by
+    the Lambda: it opens the first drifted batch), then 400 drifted students."""
+    studperf(live, "simulate", "--count", "400", "--seed", "1")
+    wait_for(
+        "the calm traffic scored",
+        lambda: len(_all_records(kinesis, "studperf-predictions")) >= 400,
+        120,
+    )
+    kinesis.put_record(StreamName="studperf-predictions", Data=NOT_A_PREDICTION, PartitionKey="x")
+    studperf(live, "simulate", "--count", "400", "--seed", "2", "--drift", DRIFT)
+
+
+def assert_one_email_per_drifted_batch(live: dict[str, Any]) -> None:
+    """Read back from moto's SES: one e-mail per drifted batch naming every check it
+    failed (the stray record's batch_records with the first), none for the calm ones."""
+    ses = live["fields"]["aws"]
+
+    def drift_emails() -> list[dict[str, Any]]:
+        emails = sent_emails(ses)
+        batches = {e["subject"].split(":")[0].removeprefix("[studperf] ") for e in emails}
+        return emails if {"batch-000003", "batch-000004"} <= batches else []
+
+    wait_for("an e-mail per drifted batch", drift_emails, 120)
+    time.sleep(10)  # a second e-mail for the same checks would come at the next tick
+    emails = sent_emails(ses)
+    subjects = [e["subject"] for e in emails]
+    drift_subjects = sorted(
+        s
+        for s in subjects
+        if s.startswith(("[studperf] batch-000003:", "[studperf] batch-000004:"))
+    )
+    assert len(drift_subjects) == 2, subjects  # exactly one e-mail per drifted batch
+    assert all("data_drift" in s and "prediction_drift" in s for s in drift_subjects), (
+        drift_subjects
+    )
+    assert ["batch_records" in s for s in drift_subjects] == [True, False]
+    assert not [s for s in subjects if "batch-000001" in s or "batch-000002" in s], subjects
+    assert f"{live['fields']['dagster']}/runs/" in emails[0]["body"]  # a link to the run
+
+
 def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     home: Path = live["home"]
     env = live["env"]
     assert env["AWS_ENDPOINT_URL"] == live["fields"]["aws"]
     first_bundle = production_version(home)  # `up` trained one: the store had none
-    studperf(live, "simulate", "--count", "400", "--seed", "1")
-    studperf(live, "simulate", "--count", "400", "--seed", "2", "--drift", DRIFT)
+    kinesis = kinesis_of(env)
+    send_calm_a_stray_record_and_drifted(live, kinesis)
 
     instance = DagsterInstance.from_config(str(home / "dagster"))
 
@@ -162,31 +214,12 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
         assert checks[calm] and all(checks[calm].values()), (calm, checks[calm])
     for drifted in ("batch-000003", "batch-000004"):
         assert not checks[drifted]["data_drift"] and not checks[drifted]["prediction_drift"]
+    assert not checks["batch-000003"]["batch_records"]  # named, counted, and not fatal
+    assert checks["batch-000004"]["batch_records"]
     for run in monitoring:  # one process per run: the executor that fits the job
         assert in_process(instance, run.run_id)
 
-    ses = live["fields"]["aws"]
-
-    def drift_emails() -> list[dict[str, Any]]:
-        emails = sent_emails(ses)
-        batches = {e["subject"].split(":")[0].removeprefix("[studperf] ") for e in emails}
-        return emails if {"batch-000003", "batch-000004"} <= batches else []
-
-    wait_for("an e-mail per drifted batch", drift_emails, 120)
-    time.sleep(10)  # a second e-mail for the same checks would come at the next tick
-    emails = sent_emails(ses)
-    subjects = [e["subject"] for e in emails]
-    drift_subjects = [
-        s
-        for s in subjects
-        if s.startswith(("[studperf] batch-000003:", "[studperf] batch-000004:"))
-    ]
-    assert len(drift_subjects) == 2, subjects  # exactly one e-mail per drifted batch
-    assert all("data_drift" in s and "prediction_drift" in s for s in drift_subjects), (
-        drift_subjects
-    )
-    assert not [s for s in subjects if "batch-000001" in s or "batch-000002" in s], subjects
-    assert f"{live['fields']['dagster']}/runs/" in emails[0]["body"]  # a link to the run
+    assert_one_email_per_drifted_batch(live)
 
     def retrained() -> list[Any]:
         done = runs(instance, "training_job", DagsterRunStatus.SUCCESS)
@@ -199,21 +232,14 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     promoted = production_version(home)
     assert promoted != first_bundle
 
-    kinesis = boto3.client(
-        "kinesis",
-        endpoint_url=ses,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-
     def switched() -> list[str]:
         """More traffic, until the consumer's output names the promoted bundle."""
         from studperf_assets_tests.kinesis_fakes import read_stream
 
         studperf(live, "simulate", "--count", "20", "--no-labels")
         time.sleep(2)
-        versions = [r["model_version"] for r in read_stream(kinesis, "studperf-predictions")]
+        records = read_stream(kinesis, "studperf-predictions")
+        versions = [r["model_version"] for r in records if "grade_class" in r]
         return versions if promoted in versions else []
 
     versions = wait_for("the consumer to serve the promoted bundle", switched, 180)
@@ -235,18 +261,11 @@ def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) 
     assert len(consumers) == 1
     os.kill(consumers[0], signal.SIGKILL)  # no goodbye: whatever it held in hand is redone
     studperf(live, "simulate", "--count", "30", "--seed", "4", "--no-labels")
-    env = live["env"]
-    kinesis = boto3.client(
-        "kinesis",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    kinesis = kinesis_of(live["env"])
     sent = {json.loads(r["Data"])["request_id"] for r in _all_records(kinesis, "studperf-input")}
 
     def all_scored() -> bool:
-        scored = {r["request_id"] for r in read_stream(kinesis, "studperf-predictions")}
+        scored = {r.get("request_id") for r in read_stream(kinesis, "studperf-predictions")}
         return sent <= scored
 
     wait_for("every record scored after the restart", all_scored, 120)
