@@ -194,7 +194,7 @@ def read_text(uri: str, s3: Any = None, limit: int = MAX_TEXT_BYTES) -> str:
         data = response["Body"].read(limit + 1)
         if len(data) > limit:
             raise BundleError(f"{uri}: more than {limit:,} bytes")
-        return str(data.decode("utf-8"))
+        return _text(data, uri)
     return _read_local(Path(uri), uri, limit)
 
 
@@ -203,7 +203,14 @@ def _read_local(path: Path, where: str, limit: int = MAX_TEXT_BYTES) -> str:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise BundleError(f"{where}: {path.name} has more than {limit:,} bytes")
-    return data.decode("utf-8")
+    return _text(data, where)
+
+
+def _text(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:

@@ -337,3 +337,14 @@ def test_the_cache_keeps_only_the_bundle_that_serves(
     assert provider.refresh() and cached() == {"v20990101T000000Z-00000003"}
     assert (cache / ".partial-other-process").is_dir() and snapshot(victim)
     assert (cache / "v20000101T000000Z-00000000").is_symlink()
+
+
+def test_a_manifest_that_is_not_text_is_a_bundle_error(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    bundle = hostile_bundle(trained_bundle[0], tmp_path / "bundle")
+    (bundle / MANIFEST_FILE).write_bytes(b'{"version": "\xff\xfe"}')
+    with pytest.raises(BundleError, match="not UTF-8 text"):
+        verify_bundle(bundle)  # a folder served as it is
+    with pytest.raises(BundleError, match="not UTF-8 text"):
+        fetch_bundle(str(bundle), tmp_path / "cache")
