@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from lambda_service.config import ENV_ERRORS, ENV_MODEL_URI, ENV_PREDICTIONS, ENVIRONMENT_VARIABLES
+from lambda_service.config import (
+    ENV_ERRORS,
+    ENV_MAX_MB,
+    ENV_MODEL_URI,
+    ENV_PREDICTIONS,
+    ENVIRONMENT_VARIABLES,
+)
 from studperf_assets_tests.terraform_hcl import (
     TERRAFORM,
     blocks,
@@ -102,6 +108,12 @@ def test_lambda_environment_is_what_the_handler_reads() -> None:
     assert set(environment) <= set(ENVIRONMENT_VARIABLES)
     assert {ENV_MODEL_URI, ENV_PREDICTIONS, ENV_ERRORS} <= set(environment)
     assert environment[ENV_MODEL_URI] == "s3://${module.s3.bucket_name}/${var.model_store_prefix}"
+    # the bundle limit is set, and bounded so that two bundles fit the Lambda's 512 MB /tmp
+    assert environment[ENV_MAX_MB] == "${tostring(var.model_max_mb)}"
+    root = {name: body for _, name, body in blocks("variable", files=[TERRAFORM / "variables.tf"])}
+    (validation,) = root["model_max_mb"]["validation"]
+    assert "var.model_max_mb <= 200" in validation["condition"]
+    assert 2 * root["model_max_mb"]["default"] <= 512
 
 
 def test_every_aws_resource_the_code_uses_is_declared() -> None:

@@ -112,6 +112,7 @@ module "lambda" {
     ERRORS_STREAM_NAME      = module.kinesis.names["errors"]
     MODEL_REFRESH_SECONDS   = tostring(var.model_refresh_seconds)
     MODEL_CACHE_DIR         = "/tmp/studperf-bundles"
+    MODEL_MAX_MB            = tostring(var.model_max_mb)
     PUT_MAX_ATTEMPTS        = tostring(var.put_max_attempts)
   }
   reserved_concurrency    = var.lambda_reserved_concurrency

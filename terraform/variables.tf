@@ -101,6 +101,17 @@ variable "model_refresh_seconds" {
   description = "How often the Lambda re-checks the production pointer (hot swap)."
 }
 
+variable "model_max_mb" {
+  type        = number
+  description = "The most one bundle's files may hold (MiB); the Lambda refuses a larger one. Its /tmp (512 MB) must hold two: the one serving and the one being fetched."
+  default     = 64
+
+  validation {
+    condition     = var.model_max_mb > 0 && var.model_max_mb <= 200
+    error_message = "model_max_mb must be between 1 and 200: two bundles share the Lambda's 512 MB /tmp."
+  }
+}
+
 variable "put_max_attempts" {
   type        = number
   description = "PutRecords attempts before a record is reported back to Lambda for retry."
