@@ -4,6 +4,9 @@ While down, its port refuses connections and every open connection is cut, exact
 client sees when a service restarts; brought back, it listens on the same port again.
 ``lose_response_to(marker)`` forwards the next request carrying ``marker`` and cuts the
 connection instead of returning the answer: the request took effect, the client cannot know.
+``down_at(marker, seconds)`` takes the endpoint down when the next request carrying
+``marker`` arrives (that request never reaches the server) and brings it back later: an
+outage that starts at exactly that call.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._lose_marker: bytes | None = None
+        self._down_marker: tuple[bytes, float] | None = None
         self.lost_responses = 0
         self.up()
 
@@ -43,6 +47,15 @@ class TcpProxy:
         """Cut the connection of the next request containing ``marker`` once it has an answer."""
         with self._lock:
             self._lose_marker = marker
+
+    def down_at(self, marker: bytes, seconds: float) -> None:
+        """Go down for ``seconds`` when the next request containing ``marker`` arrives."""
+        with self._lock:
+            self._down_marker = (marker, seconds)
+
+    def _outage(self, seconds: float) -> None:
+        self.down()
+        threading.Timer(seconds, self.up).start()
 
     def down(self) -> None:
         with self._lock:
@@ -94,10 +107,16 @@ class TcpProxy:
                         self.lost_responses += 1
                     break  # the request reached the server; its answer never reaches the client
                 if not answers:
+                    outage = None
                     with self._lock:
                         if self._lose_marker is not None and self._lose_marker in data:
                             self._lose_marker = None
                             doomed.set()
+                        if self._down_marker is not None and self._down_marker[0] in data:
+                            outage, self._down_marker = self._down_marker[1], None
+                    if outage is not None:
+                        self._outage(outage)  # this request never reaches the server
+                        break
                 sink.sendall(data)
         except OSError:
             pass

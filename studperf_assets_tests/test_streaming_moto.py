@@ -363,6 +363,30 @@ def test_studperf_stream_gives_up_past_its_outage_budget_and_resumes_later(
     assert ids == [*range(1000, 1050), *range(2000, 2050)]
 
 
+def test_an_outage_that_starts_at_the_output_put_is_ridden_out_not_diverted(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """The endpoint goes away just as the predictions are put, for longer than the sink's
+    retries last: the batch is reported failed, its re-read meets the outage and waits it
+    out within the outage budget, and nothing goes to the on-failure file."""
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(int(moto_server.rsplit(":", 1)[1]))
+    kinesis = boto3.client("kinesis")
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    _put(kinesis, names["in"], 1000, 100)
+    proxy.down_at(b"Kinesis_20131202.PutRecords", seconds=10)
+    home = tmp_path / "home"
+    process = _stream_through(
+        proxy.url, s3_store, names, home, "--until-idle", "5", "--outage-budget", "60"
+    )
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    assert "0 sent to the on-failure file" in out and "0 outage retries" not in out, out
+    ids = sorted(p["student_id"] for p in read_stream(kinesis, names["out"]))
+    assert ids == list(range(1000, 1100))  # all delivered, each once
+
+
 def test_a_lost_answer_to_a_put_gives_duplicates_that_share_an_idempotency_key(
     moto_server: str, s3_store: S3ModelStore, tmp_path: Path
 ) -> None:
