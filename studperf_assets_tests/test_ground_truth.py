@@ -16,7 +16,13 @@ import pytest
 from dagster import SensorResult, build_sensor_context
 
 from studperf_assets.assets.monitoring_sensors import build_sensors
-from studperf_assets.lib.labels import REQUEST_ID, label_key, write_labels
+from studperf_assets.lib.labels import (
+    REQUEST_ID,
+    LabelFileError,
+    label_key,
+    read_label_file,
+    write_labels,
+)
 from studperf_assets.lib.simulation import request_id_for
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase
@@ -98,13 +104,39 @@ def test_bad_label_files_are_rejected_by_name_and_never_stall(truth: GroundTruth
     assert truth.ingest_new().rejected == {}  # reported once, not on every run
 
 
+def store_of(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """A monitoring store in a folder, or in a fresh bucket on the moto server."""
+    if backend == "s3":
+        request.getfixturevalue("moto_server")
+        bucket = f"store-{tmp_path.name[-8:].lower().replace('_', '-')}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        from dagster_aws.s3 import S3Resource
+
+        return S3ObjectStore(bucket=bucket, prefix="monitoring", s3=S3Resource())
+    return LocalObjectStore(root=str(tmp_path))
+
+
+@pytest.mark.parametrize("backend", ["folder", "s3"])
+def test_a_label_file_over_the_size_limit_is_refused_unread(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A monitoring run reads a label file whole: one too large is rejected by its size
+    (from the file system or S3's answer), before its bytes are read."""
+    store = store_of(backend, tmp_path, request)
+    key = write_labels(store, students(3, 6_000_000), soon())
+    assert len(read_label_file(store, key)) == 3  # the default limit: 128 MiB
+    with pytest.raises(LabelFileError, match=r"bytes, over the 100-byte limit") as refused:
+        read_label_file(store, key, max_bytes=100)
+    assert key in str(refused.value)
+
+
 READS: list[str] = []
 
 
 class CountingStore(LocalObjectStore):
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         READS.append(key)
-        return super().get_bytes(key)
+        return super().get_bytes(key, max_bytes)
 
 
 def test_ingestion_reads_only_new_files(tmp_path: Path) -> None:
@@ -136,15 +168,7 @@ def test_label_files_must_not_be_named_in_the_past(truth: GroundTruth) -> None:
 def test_id_reservations_never_overlap_even_when_racing(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "s3":
-        request.getfixturevalue("moto_server")
-        bucket = f"ids-{tmp_path.name[-8:].lower().replace('_', '-')}"
-        boto3.client("s3").create_bucket(Bucket=bucket)
-        from dagster_aws.s3 import S3Resource
-
-        store: Any = S3ObjectStore(bucket=bucket, prefix="monitoring", s3=S3Resource())
-    else:
-        store = LocalObjectStore(root=str(tmp_path))
+    store = store_of(backend, tmp_path, request)
     blocks: list[tuple[int, int]] = []
     counts = [50, 7, 300, 1, 120, 64]
 

@@ -31,11 +31,13 @@ LABEL_COLUMNS = (REQUEST_ID, *RAW_COLUMNS, AVAILABLE_AT)
 # watermark, so a file written a moment late is still found.
 ARRIVAL_SLACK = timedelta(minutes=2)
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
+# A label file is read whole into memory by a monitoring run: 1,000,000 labels take ~20 MB.
+MAX_LABEL_FILE_BYTES = 128 << 20
 
 
 class FrameStore(Protocol):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]: ...
-    def get_bytes(self, key: str) -> bytes: ...
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
 
 
@@ -92,10 +94,17 @@ def arrived_keys(store: FrameStore, after: str = "", now: datetime | None = None
     ]
 
 
-def read_label_file(store: FrameStore, key: str) -> pd.DataFrame:
-    """A label file, validated: every problem is a LabelFileError naming the file."""
+def read_label_file(
+    store: FrameStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
+) -> pd.DataFrame:
+    """A label file, validated: every problem is a LabelFileError naming the file. One over
+    ``max_bytes`` is refused before it is read, so no file can stall a monitoring run."""
     try:
-        frame = pd.read_parquet(io.BytesIO(store.get_bytes(key)))
+        raw = store.get_bytes(key, max_bytes=max_bytes)
+    except ValueError as exc:  # ObjectTooLarge
+        raise LabelFileError(key, str(exc).rsplit(": ", 1)[-1]) from exc
+    try:
+        frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:
         raise LabelFileError(key, f"not a readable Parquet file ({type(exc).__name__})") from exc
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]

@@ -17,6 +17,7 @@ from dagster import ConfigurableResource
 
 from studperf_assets.lib.labels import (
     ARRIVAL_SLACK,
+    MAX_LABEL_FILE_BYTES,
     REQUEST_ID,
     LabelFileError,
     arrived_keys,
@@ -85,7 +86,8 @@ class GroundTruth(ConfigurableResource):
         """The predictions a label file labels ({} for a file that cannot be read: the
         monitoring run that ingests it reports it)."""
         try:
-            frame = pd.read_parquet(io.BytesIO(self.store.get_bytes(key)), columns=[REQUEST_ID])
+            raw = self.store.get_bytes(key, max_bytes=MAX_LABEL_FILE_BYTES)
+            frame = pd.read_parquet(io.BytesIO(raw), columns=[REQUEST_ID])
         except Exception:  # noqa: BLE001 - reported where it is ingested
             return set()
         return {str(r) for r in frame[REQUEST_ID].dropna()}

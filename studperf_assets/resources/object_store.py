@@ -16,6 +16,15 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 
+class ObjectTooLarge(ValueError):
+    """An object over the size its reader accepts; the message names it and both sizes."""
+
+
+def _check_size(uri: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise ObjectTooLarge(f"{uri}: {size:,} bytes, over the {max_bytes:,}-byte limit")
+
+
 class ObjectStore(ConfigurableResource):
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
@@ -23,7 +32,8 @@ class ObjectStore(ConfigurableResource):
         """Write an object; returns its URI."""
         raise NotImplementedError
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """An object's bytes; ObjectTooLarge, before it is read, if over ``max_bytes``."""
         raise NotImplementedError
 
     def put_bytes_if_absent(self, key: str, data: bytes) -> bool:
@@ -88,8 +98,11 @@ class LocalObjectStore(ObjectStore):
         finally:
             os.unlink(tmp)
 
-    def get_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        path = self._path(key)
+        if max_bytes is not None:
+            _check_size(self.uri(key), path.stat().st_size, max_bytes)
+        return path.read_bytes()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -156,10 +169,15 @@ class S3ObjectStore(ObjectStore):
             raise
         return True
 
-    def get_bytes(self, key: str) -> bytes:
-        return bytes(
-            self._client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        )
+    def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
+        if max_bytes is not None:
+            try:
+                _check_size(self.uri(key), int(response["ContentLength"]), max_bytes)
+            except ObjectTooLarge:
+                response["Body"].close()
+                raise
+        return bytes(response["Body"].read())
 
     def exists(self, key: str) -> bool:
         response = self._client().list_objects_v2(
