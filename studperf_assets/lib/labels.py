@@ -35,6 +35,10 @@ _STAMP = "%Y%m%dT%H%M%S.%fZ"
 MAX_LABEL_FILE_BYTES = 128 << 20
 
 
+class ObjectTooLarge(ValueError):
+    """An object over the size its reader accepts; the message names it and both sizes."""
+
+
 class FrameStore(Protocol):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]: ...
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
@@ -101,7 +105,7 @@ def read_label_file(
     ``max_bytes`` is refused before it is read, so no file can stall a monitoring run."""
     try:
         raw = store.get_bytes(key, max_bytes=max_bytes)
-    except ValueError as exc:  # ObjectTooLarge
+    except ObjectTooLarge as exc:
         raise LabelFileError(key, str(exc).rsplit(": ", 1)[-1]) from exc
     try:
         frame = pd.read_parquet(io.BytesIO(raw))

@@ -15,9 +15,7 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-
-class ObjectTooLarge(ValueError):
-    """An object over the size its reader accepts; the message names it and both sizes."""
+from studperf_assets.lib.labels import ObjectTooLarge
 
 
 def _check_size(uri: str, size: int, max_bytes: int) -> None:
