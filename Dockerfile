@@ -31,11 +31,11 @@ RUN pip install --no-compile --no-deps . \
     && mkdir -p "$STUDPERF_HOME" "$DAGSTER_HOME" \
     && chown -R studperf "$STUDPERF_HOME" "$DAGSTER_HOME"
 
-COPY workspace.yaml workspace.docker.yaml dagster.yaml dagster.postgres.yaml dagster.aws.yaml ./
+COPY workspace.yaml workspace.docker.yaml dagster.yaml dagster.aws.yaml ./
 # In containers the instance lives in PostgreSQL (STUDPERF_DAGSTER_PG_URL). On ECS
 # (terraform/modules/dagster) DAGSTER_HOME=/opt/dagster/aws: the same storage plus the
 # EcsRunLauncher and S3 compute logs.
-RUN cp dagster.postgres.yaml "$DAGSTER_HOME/dagster.yaml" \
+RUN cp studperf_assets/instance/dagster.postgres.yaml "$DAGSTER_HOME/dagster.yaml" \
     && mkdir -p /opt/dagster/aws && cp dagster.aws.yaml /opt/dagster/aws/dagster.yaml
 
 USER studperf

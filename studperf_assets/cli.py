@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studperf_assets.deployment import SERVER_DATABASES, Deployment
+from studperf_assets.deployment import SERVER_DATABASES, Deployment, DeploymentError
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def deployment() -> Deployment:
@@ -29,16 +27,14 @@ def deployment() -> Deployment:
 
 
 def prepare_dagster_home(home: Path | None = None) -> Path:
-    """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded with the
-    repo's dagster.yaml (dagster.postgres.yaml when STUDPERF_DAGSTER_STORAGE=postgres).
-    This command's own environment then names it, for the processes it starts."""
+    """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded from the
+    package's instance templates (``local_dagster``). This command's own environment then
+    names it, for the processes it starts."""
+    from studperf_assets.local_dagster import seed_instance
+
     home = (home or Path(os.environ.get("DAGSTER_HOME") or deployment().home / "dagster")).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    seed_instance(home, os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"))
     os.environ["DAGSTER_HOME"] = str(home)
-    variant = os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite")
-    template = REPO_ROOT / ("dagster.postgres.yaml" if variant == "postgres" else "dagster.yaml")
-    if template.is_file() and not (home / "dagster.yaml").exists():
-        shutil.copyfile(template, home / "dagster.yaml")
     return home
 
 
@@ -277,19 +273,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     For browsing a state (``make train``'s, the demo's): the sensors start stopped here,
     unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
+    from studperf_assets.local_dagster import start_dagster_dev
     from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
     prepare_dagster_home()
     os.environ.setdefault("STUDPERF_SENSORS", "stopped")
+    # dagster dev runs in the instance folder: a relative home would move with it
+    os.environ["STUDPERF_HOME"] = str(deployment().home)
     supervisor = Supervisor(deployment().home / "logs")
-    command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(REPO_ROOT / "workspace.yaml"),
-        "-h", "127.0.0.1", "-p", str(args.port),
-    ]  # fmt: skip
     with StopRequested(supervisor):
         try:
-            child = supervisor.start("dagster", command, dict(os.environ), restart=False)
+            child = start_dagster_dev(supervisor, args.port, os.environ, restart=False)
             print(f"Dagster UI: http://127.0.0.1:{args.port} (log: {child.log})", flush=True)
             while not supervisor.stopping:
                 supervisor.check()
@@ -423,11 +417,15 @@ def _add_platform_commands(sub: Subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from studperf_assets.cli_logging import configure
+    try:
+        args = build_parser().parse_args(argv)  # defaults come from the settings
+        from studperf_assets.cli_logging import configure
 
-    configure()
-    return int(args.func(args))
+        configure()
+        return int(args.func(args))
+    except DeploymentError as error:  # a setting with a wrong value: say which, no traceback
+        print(f"studperf: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

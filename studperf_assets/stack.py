@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from studperf_assets.deployment import DEFAULT_SENDER
+from studperf_assets.local_dagster import seed_instance, start_dagster_dev
 from studperf_assets.serving.moto_local import AWS_TEST_ENV
 from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
@@ -33,7 +34,6 @@ STREAMS = {
 }
 RECIPIENTS = "ml-oncall@example.org"
 MODEL_REFRESH_SECONDS = 10  # the consumer re-reads the production pointer this often
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -150,14 +150,6 @@ def has_production_bundle(home: Path) -> bool:
         return False
 
 
-def prepare_instance(home: Path) -> None:
-    """The stack's Dagster instance (SQLite under the home), seeded from dagster.yaml."""
-    target = home / "dagster" / "dagster.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():
-        target.write_text((REPO_ROOT / "dagster.yaml").read_text())
-
-
 def run_stack(stack: Stack) -> int:
     """Start everything, print ``ready``, supervise until SIGINT/SIGTERM; stop everything."""
     stack.home.mkdir(parents=True, exist_ok=True)
@@ -183,21 +175,14 @@ def run_stack(stack: Stack) -> int:
             wait_for_http(f"{stack.aws_url}/moto-api/", supervisor, "moto")
             init_local_aws(stack)
             env_file = stack.write_env_file()
-            prepare_instance(stack.home)
+            seed_instance(stack.home / "dagster")  # the embedded default: SQLite
             if not has_production_bundle(stack.home):
                 stack.echo("no production bundle yet: training the first one (studperf train)")
                 if supervisor.run_to_end("first-training", [*studperf, "train"], env):
                     raise StackFailure(
                         f"the first training failed; see {supervisor.log_dir}/first-training.log"
                     )
-            supervisor.start(
-                "dagster",
-                [
-                    python, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                    "-h", "127.0.0.1", "-p", str(stack.ports.ui),
-                ],
-                env,
-            )  # fmt: skip
+            start_dagster_dev(supervisor, stack.ports.ui, env)
             supervisor.start(
                 "stream",
                 [

@@ -205,3 +205,46 @@ def _get_when_up(url: str, process: subprocess.Popen[str], timeout: float = 60) 
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -> None:
+    """`pip install studperf` has no checkout: the commands seed DAGSTER_HOME from the
+    package's templates, and the embedded one is the repository's dagster.yaml."""
+    import yaml
+
+    from studperf_assets.local_dagster import INSTANCE_TEMPLATES, seed_instance
+
+    repo = Path(__file__).resolve().parent.parent
+    packaged = INSTANCE_TEMPLATES / "dagster.yaml"
+    assert packaged.read_bytes() == (repo / "dagster.yaml").read_bytes()
+
+    postgres = yaml.safe_load(seed_instance(tmp_path / "pg", "postgres").read_text())
+    assert postgres["storage"]["postgres"]["postgres_url"] == {"env": "STUDPERF_DAGSTER_PG_URL"}
+
+    edited = tmp_path / "sqlite" / "dagster.yaml"
+    edited.parent.mkdir()
+    edited.write_text("telemetry:\n  enabled: true\n")
+    seed_instance(edited.parent)  # an operator's own instance file is kept
+    assert edited.read_text() == "telemetry:\n  enabled: true\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("STUDPERF_DAGSTER_STORAGE", "mysql"), ("STUDPERF_DEPLOYMENT", "kubernetes")],
+)
+def test_a_wrong_setting_is_one_clear_line(variable: str, value: str, tmp_path: Path) -> None:
+    env = {**os.environ, "STUDPERF_HOME": str(tmp_path), variable: value}
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", "train"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"studperf: {variable} must be")
+    assert repr(value) in result.stderr
+    assert not (tmp_path / "dagster" / "dagster.yaml").exists()  # nothing was seeded

@@ -132,7 +132,10 @@ def test_dockerfiles_copy_what_exists() -> None:
             if line.startswith("COPY "):
                 for source in line.split()[1:-1]:
                     assert (REPO / source).exists(), f"{dockerfile}: {source}"
-    assert "dagster.postgres.yaml" in (REPO / "Dockerfile").read_text()
+    # the instance on PostgreSQL: the package's template, copied in with studperf_assets/
+    seeded = 'cp studperf_assets/instance/dagster.postgres.yaml "$DAGSTER_HOME/dagster.yaml"'
+    assert seeded in (REPO / "Dockerfile").read_text()
+    assert (REPO / "studperf_assets" / "instance" / "dagster.postgres.yaml").is_file()
 
 
 def test_code_changes_do_not_rebuild_the_dependency_layer() -> None:
@@ -180,6 +183,8 @@ def test_the_code_location_package_carries_its_data(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "studperf_assets/data/Student_performance_data.csv" in names
     assert "studperf_assets/data/README.md" in names
+    assert "studperf_assets/instance/dagster.yaml" in names  # what the CLI seeds DAGSTER_HOME with
+    assert "studperf_assets/instance/dagster.postgres.yaml" in names
     assert "lambda_service/handler.py" in names and "studperf_assets/definitions.py" in names
     assert not any(n.startswith("studperf_assets_tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

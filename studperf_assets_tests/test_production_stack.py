@@ -71,18 +71,17 @@ def test_training_on_postgres_and_s3(
 def test_the_postgres_instance_file_is_valid(
     pg_databases: Callable[[], str], tmp_path: Path
 ) -> None:
-    """dagster.postgres.yaml, as the CLI and the code-location image install it, loaded by a
-    process whose environment names the database (as a container's would)."""
+    """The package's dagster.postgres.yaml, as the CLI seeds it and the code-location image
+    copies it, loaded by a process whose environment names the database (as a container's
+    would)."""
     import os
-    import shutil
     import subprocess
     import sys
 
+    from studperf_assets.local_dagster import seed_instance
+
     home = tmp_path / "dagster"
-    home.mkdir()
-    shutil.copyfile(
-        Path(__file__).resolve().parent.parent / "dagster.postgres.yaml", home / "dagster.yaml"
-    )
+    seed_instance(home, "postgres")
     url = pg_databases().replace("postgresql://", "postgresql+psycopg2://")
     code = (
         "import sys; from dagster import DagsterInstance\n"

@@ -32,6 +32,7 @@ class Child:
     env: Mapping[str, str]
     log: Path
     restart: bool = True  # restarted when it dies on its own (with backoff)
+    cwd: Path | None = None  # None: this process's working directory
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
@@ -81,12 +82,16 @@ class Supervisor:
         return {**base, STACK_ID_VARIABLE: self.stack_id}
 
     def start(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], restart: bool = True
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        restart: bool = True,
+        cwd: Path | None = None,
     ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        child = Child(
-            name, list(argv), self.environment(env), self.log_dir / f"{name}.log", restart
-        )
+        log = self.log_dir / f"{name}.log"
+        child = Child(name, list(argv), self.environment(env), log, restart, cwd)
         self._spawn(child)
         self.children.append(child)
         return child
@@ -96,6 +101,7 @@ class Supervisor:
             child.process = subprocess.Popen(
                 child.argv,
                 env=dict(child.env),
+                cwd=child.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
