@@ -8,6 +8,7 @@ evaluate them; every run lands in the Dagster instance that ``studperf ui`` open
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -267,9 +268,20 @@ def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> 
     echo(f"  alert e-mails sent: {len(summary.emails)} (one per batch with failed checks)")
     echo(f"  retraining run: {summary.retraining_run}")
     echo(f"  HTML reports: {summary.reports}")
-    echo(f"  Evidently dashboard: .venv/bin/evidently ui --workspace {summary.home / 'evidently'}")
+    dashboard = summary.home / "evidently"
+    echo(f"  Evidently dashboard: {script('evidently')} ui --workspace {dashboard}")
     echo(f"  total {sum(seconds for _, seconds in summary.steps):.0f}s in the six steps")
     echo(
         "\nopen the Dagster UI on this state:\n"
-        f"  STUDPERF_HOME={summary.home} .venv/bin/studperf ui"
+        f"  STUDPERF_HOME={summary.home} {script('studperf')} ui"
     )
+
+
+def script(name: str) -> str:
+    """A console script of this installation, as a user would type it: ``.venv/bin/studperf``
+    in a checkout, the full path when studperf was installed elsewhere."""
+    path = Path(sys.executable).parent / name
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,17 @@ def test_summary_names_everything(demo: DemoSummary, capsys: pytest.CaptureFixtu
     assert "alert e-mails sent: " in text and f"STUDPERF_HOME={demo.home}" in text
     assert all(b["version"] in text for b in demo.bundles)
     assert Path(demo.home / "evidently").is_dir()
+
+
+def test_summary_commands_name_this_installation(
+    demo: DemoSummary, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commands to type next exist: `.venv/bin/…` in a checkout, full paths elsewhere."""
+    for cwd in (Path(sys.executable).parent.parent.parent, demo.home):
+        monkeypatch.chdir(cwd)
+        print_summary(demo)
+        text = capsys.readouterr().out
+        studperf = text.split(f"STUDPERF_HOME={demo.home} ")[1].split()[0]
+        evidently = text.split("Evidently dashboard: ")[1].split()[0]
+        for command in (studperf, evidently):
+            assert (cwd / command).is_file() and os.access(cwd / command, os.X_OK), command
