@@ -426,6 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     except DeploymentError as error:  # a setting with a wrong value: say which, no traceback
         print(f"studperf: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        from studperf_assets.aws_errors import aws_problem
+
+        problem = aws_problem(error)
+        if problem is None:
+            raise
+        logging.getLogger("studperf").debug("the AWS error in full", exc_info=True)
+        print(f"studperf: {problem[1]}", file=sys.stderr)
+        return problem[0]
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from studperf_assets.deployment import DeploymentError
+
 FORMATS = ("human", "json")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Attributes every LogRecord has: anything else on a record came in through ``extra=``.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -35,11 +38,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure(fmt: str | None = None, level: str = "INFO") -> str:
-    """Configure the root logger once for this command; returns the format chosen."""
+def configure(fmt: str | None = None, level: str | None = None) -> str:
+    """Configure the root logger once for this command; returns the format chosen.
+    ``STUDPERF_LOG_LEVEL=DEBUG`` adds what the commands keep out of sight, such as the
+    traceback behind a one-line AWS error."""
     chosen = (fmt or os.environ.get("STUDPERF_LOG_FORMAT") or "human").lower()
     if chosen not in FORMATS:
-        raise ValueError(f"STUDPERF_LOG_FORMAT must be one of {FORMATS}, not {chosen!r}")
+        raise DeploymentError(f"STUDPERF_LOG_FORMAT must be one of {FORMATS}, not {chosen!r}")
+    level = (level or os.environ.get("STUDPERF_LOG_LEVEL") or "INFO").upper()
+    if level not in LEVELS:
+        raise DeploymentError(f"STUDPERF_LOG_LEVEL must be one of {LEVELS}, not {level!r}")
     handler = logging.StreamHandler(sys.stderr)
     if chosen == "json":
         handler.setFormatter(JsonFormatter())

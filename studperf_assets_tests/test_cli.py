@@ -230,7 +230,12 @@ def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("STUDPERF_DAGSTER_STORAGE", "mysql"), ("STUDPERF_DEPLOYMENT", "kubernetes")],
+    [
+        ("STUDPERF_DAGSTER_STORAGE", "mysql"),
+        ("STUDPERF_DEPLOYMENT", "kubernetes"),
+        ("STUDPERF_LOG_LEVEL", "LOUD"),
+        ("STUDPERF_LOG_FORMAT", "xml"),
+    ],
 )
 def test_a_wrong_setting_is_one_clear_line(variable: str, value: str, tmp_path: Path) -> None:
     env = {**os.environ, "STUDPERF_HOME": str(tmp_path), variable: value}
@@ -248,3 +253,59 @@ def test_a_wrong_setting_is_one_clear_line(variable: str, value: str, tmp_path: 
     assert result.stderr.strip().splitlines()[-1].startswith(f"studperf: {variable} must be")
     assert repr(value) in result.stderr
     assert not (tmp_path / "dagster" / "dagster.yaml").exists()  # nothing was seeded
+
+
+def _without_aws(home: Path, **aws: str) -> dict[str, str]:
+    """A shell with no AWS settings (and no ~/.aws to fall back on), plus ``aws``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, "HOME": str(home), "STUDPERF_HOME": str(home / "studperf"), **aws}
+
+
+def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "studperf_assets.cli", "simulate", "--count", "5", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_aws_not_set_up_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    from studperf_assets.serving.moto_local import AWS_TEST_ENV, free_port
+
+    no_region = _simulate(_without_aws(tmp_path))
+    assert no_region.returncode == 2 and "Traceback" not in no_region.stderr
+    assert no_region.stderr.startswith("studperf: You must specify a region.")
+    assert "`studperf up`, then source the stack.env" in no_region.stderr
+    debug = _simulate({**_without_aws(tmp_path), "STUDPERF_LOG_LEVEL": "debug"})
+    assert "Traceback" in debug.stderr and "botocore.exceptions.NoRegionError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == no_region.stderr.strip()
+
+    (tmp_path / "studperf").mkdir()
+    (tmp_path / "studperf" / "stack.env").write_text("export AWS_REGION=us-east-1\n")
+    no_credentials = _simulate(_without_aws(tmp_path, AWS_DEFAULT_REGION="us-east-1"))
+    assert no_credentials.returncode == 2 and "Traceback" not in no_credentials.stderr
+    assert f"source {tmp_path / 'studperf' / 'stack.env'}" in no_credentials.stderr
+
+    nothing_there = f"http://127.0.0.1:{free_port()}"
+    unreachable = _simulate(_without_aws(tmp_path, **AWS_TEST_ENV, AWS_ENDPOINT_URL=nothing_there))
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert f"cannot reach the AWS endpoint {nothing_there}" in unreachable.stderr
+
+
+@pytest.mark.integration
+def test_a_stream_that_does_not_exist_points_at_init_aws(moto_server: str, tmp_path: Path) -> None:
+    from studperf_assets.serving.moto_local import AWS_TEST_ENV
+
+    env = _without_aws(tmp_path, **AWS_TEST_ENV, AWS_ENDPOINT_URL=moto_server)
+    result = _simulate(env, "--stream", "no-such-stream")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "ResourceNotFoundException" in result.stderr and "studperf init-aws" in result.stderr
+
+
+def test_other_errors_keep_their_traceback() -> None:
+    from botocore.exceptions import ClientError
+
+    from studperf_assets.aws_errors import aws_problem
+
+    assert aws_problem(ValueError("a bug")) is None
+    throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "PutRecords")
+    assert aws_problem(throttled) is None  # AWS trouble that is not a setup problem

@@ -56,6 +56,18 @@ def test_services(compose: dict[str, Any]) -> None:
     }  # fmt: skip
 
 
+def test_every_setting_the_code_names_is_listed_and_documented() -> None:
+    """A STUDPERF_* name anywhere in the code is in ENVIRONMENT_VARIABLES and in the README's
+    table (STUDPERF_STACK_ID is the supervisor's own marker, set, never read from a user)."""
+    sources = [*(REPO / "studperf_assets").rglob("*.py"), *(REPO / "lambda_service").rglob("*.py")]
+    named = {m for f in sources for m in re.findall(r"\bSTUDPERF_[A-Z_]+\b", f.read_text())}
+    named -= {"STUDPERF_STACK_ID"}
+    assert named <= set(STUDPERF_ENV), named - set(STUDPERF_ENV)
+    readme = (REPO / "README.md").read_text()
+    undocumented = {n for n in STUDPERF_ENV if n.startswith("STUDPERF_") and f"`{n}`" not in readme}
+    assert not undocumented, undocumented
+
+
 def test_environment_is_what_the_code_reads(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         if ours(service):
