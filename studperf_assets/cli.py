@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studperf_assets.deployment import SERVER_DATABASES, Deployment, DeploymentError
+from studperf_assets.deployment import SERVER_DATABASES, Deployment
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -423,18 +423,15 @@ def main(argv: list[str] | None = None) -> int:
 
         configure()
         return int(args.func(args))
-    except DeploymentError as error:  # a setting with a wrong value: say which, no traceback
-        print(f"studperf: {error}", file=sys.stderr)
-        return 2
     except Exception as error:
-        from studperf_assets.aws_errors import aws_problem
+        from studperf_assets.cli_errors import one_line
 
-        problem = aws_problem(error)
-        if problem is None:
+        said = one_line(error)
+        if said is None:
             raise
-        logging.getLogger("studperf").debug("the AWS error in full", exc_info=True)
-        print(f"studperf: {problem[1]}", file=sys.stderr)
-        return problem[0]
+        logging.getLogger("studperf").debug("in full:", exc_info=True)
+        print(f"studperf: {said[1]}", file=sys.stderr)
+        return said[0]
 
 
 if __name__ == "__main__":

@@ -304,8 +304,26 @@ def test_a_stream_that_does_not_exist_points_at_init_aws(moto_server: str, tmp_p
 def test_other_errors_keep_their_traceback() -> None:
     from botocore.exceptions import ClientError
 
-    from studperf_assets.aws_errors import aws_problem
+    from studperf_assets.cli_errors import one_line
 
-    assert aws_problem(ValueError("a bug")) is None
+    assert one_line(ValueError("a bug")) is None
     throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "PutRecords")
-    assert aws_problem(throttled) is None  # AWS trouble that is not a setup problem
+    assert one_line(throttled) is None  # AWS trouble that is not a setup problem
+
+
+@pytest.mark.parametrize("command", ["serve", "stream"])
+def test_an_empty_model_store_is_one_line(command: str, tmp_path: Path) -> None:
+    """What the compose services print while they wait for the first bundle."""
+    from studperf_assets.serving.moto_local import AWS_TEST_ENV
+
+    store = tmp_path / "store"
+    store.mkdir()
+    args = ["--input-stream", "in"] if command == "stream" else []
+    env = {**os.environ, **AWS_TEST_ENV, "STUDPERF_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", command, "--model", str(store), *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"studperf: model: {store}: neither a model bundle")
+    assert "`studperf train`" in result.stderr

@@ -52,8 +52,33 @@ def listening_port(service: dict[str, Any]) -> int | None:
 def test_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
         "postgres", "moto", "init-aws", "mlflow", "code-location",
-        "dagster-webserver", "dagster-daemon", "predictions", "dashboard", "grafana",
+        "dagster-webserver", "dagster-daemon", "stream", "predictions", "dashboard", "grafana",
     }  # fmt: skip
+
+
+def test_the_stream_consumer_closes_the_loop(compose: dict[str, Any]) -> None:
+    """`simulate`'s traffic is scored into the stream the sensors read, by the bundle that
+    training promotes in the store; the consumer waits (restarts) for the first bundle."""
+    from studperf_assets.cli import build_parser
+    from studperf_assets.deployment import Deployment
+
+    services = compose["services"]
+    consumer = services["stream"]
+    command = consumer["command"]
+    assert command[:2] == ["studperf", "stream"] and consumer["restart"] == "on-failure"
+
+    def option(name: str) -> str:
+        return str(command[command.index(name) + 1])
+
+    parser = build_parser()
+    created = parser.parse_args(["init-aws"]).streams
+    assert option("--input-stream") == parser.parse_args(["simulate"]).stream
+    assert {option("--input-stream"), option("--predictions-stream")} <= set(created)
+    assert option("--errors-stream") in created
+    code_location = services["code-location"]["environment"]
+    sensors_read = Deployment.from_environment(code_location).predictions_stream
+    assert option("--predictions-stream") == sensors_read
+    assert option("--model") == code_location["STUDPERF_MODEL_STORE"]
 
 
 def test_every_setting_the_code_names_is_listed_and_documented() -> None:

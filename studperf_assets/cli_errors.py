@@ -1,8 +1,9 @@
-"""One line instead of a traceback when AWS is not set up: the commands a newcomer runs
-first (``simulate``, ``stream``, ``init-aws``, ``predict`` from S3) meet these before
-anything else, usually because the shell has not sourced the local stack's ``stack.env``.
+"""One line instead of a traceback for what is not set up, rather than broken: a setting
+with a wrong value, AWS without region, credentials, endpoint, stream or bucket (usually a
+shell that has not sourced the local stack's ``stack.env``), a model store with no bundle
+to serve or one that fails its checks. Anything else keeps its traceback.
 
-botocore is not imported here: a class is recognised by its module and name, so that the
+botocore is not imported here: its classes are recognised by module and name, so that the
 CLI pays nothing for this on the way in.
 """
 
@@ -18,11 +19,22 @@ MISSING = {"ResourceNotFoundException", "NoSuchBucket"}
 BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken"}
 
 
-def aws_problem(
+def one_line(
     error: BaseException, environ: Mapping[str, str] = os.environ
 ) -> tuple[int, str] | None:
-    """(exit code, what to tell the user) for an AWS setup problem; None for anything else
-    (which keeps its traceback). 2: a setting is missing or wrong; 1: AWS said no."""
+    """(exit code, what to tell the user), or None for an error that keeps its traceback.
+    2: a setting is missing or wrong; 1: AWS or the model store said no."""
+    from lambda_service.bundle import BundleError
+    from studperf_assets.deployment import DeploymentError
+
+    if isinstance(error, DeploymentError):
+        return 2, str(error)
+    if isinstance(error, BundleError):
+        return 1, f"model: {error} (a store gets its first bundle from `studperf train`)"
+    return _aws_problem(error, environ)
+
+
+def _aws_problem(error: BaseException, environ: Mapping[str, str]) -> tuple[int, str] | None:
     kind = type(error)
     if not kind.__module__.startswith("botocore"):
         return None
