@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from studperf_assets.serving.moto_local import moto_server as local_moto_server
 settings.register_profile("studperf", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("studperf")
 
+REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STUDPERF_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -107,3 +111,21 @@ def trained_bundle(trained_home: Path) -> tuple[Path, Manifest]:
     store = trained_home / "model_store"
     (folder,) = sorted((store / "bundles").iterdir())
     return folder, verify_bundle(folder)
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install studperf` gets, built as a release is: from the sdist. Built in
+    the checkout, setuptools would package whatever an earlier build left in build/lib,
+    modules deleted since included."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    assert uv, "make setup installs uv beside python"
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [uv, "build", "--out-dir", str(dist), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = dist.glob("*.whl")
+    return wheel

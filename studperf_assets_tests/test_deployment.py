@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -204,20 +203,17 @@ def test_code_changes_do_not_rebuild_the_dependency_layer() -> None:
     assert "--no-deps ." in lines[installs[1]]  # the code layer adds no dependency
 
 
-def test_the_code_location_package_carries_its_data(tmp_path: Path) -> None:
-    """What `pip install .` puts in the image: both packages and the dataset, no tests."""
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
-    command = (
-        [uv, "build", "--wheel"] if uv else [sys.executable, "-m", "pip", "wheel", "--no-deps"]
-    )
-    subprocess.run(
-        [*command, "--out-dir" if uv else "-w", str(tmp_path), str(REPO)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
+def test_the_code_location_package_carries_its_data(built_wheel: Path) -> None:
+    """What `pip install .` puts in the image: both packages and the dataset, no tests, and
+    exactly the modules the repository tracks (none left over from an earlier build)."""
+    wheel = built_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "studperf_assets/*.py",
+         "lambda_service/*.py"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert {n for n in names if n.endswith(".py")} == set(tracked)
     assert "studperf_assets/data/Student_performance_data.csv" in names
     assert "studperf_assets/data/README.md" in names
     assert "studperf_assets/instance/dagster.yaml" in names  # what the CLI seeds DAGSTER_HOME with

@@ -28,17 +28,16 @@ LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv holding the wheel and its pinned dependencies (uv links them from its
     cache: seconds, not minutes). Returns its `bin` folder."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
     assert uv, "make setup installs uv beside python"
-    root = tmp_path_factory.mktemp("installed")
-    _run(uv, "build", "--wheel", "--out-dir", root / "dist", REPO)
-    (wheel,) = (root / "dist").glob("*.whl")
-    _run(uv, "venv", "--quiet", "--python", sys.executable, root / "venv")
-    python = root / "venv" / "bin" / "python"
-    _run(uv, "pip", "install", "--quiet", "--python", python, "-c", REPO / "constraints.txt", wheel)
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    _run(uv, "venv", "--quiet", "--python", sys.executable, venv)
+    python = venv / "bin" / "python"
+    _run(uv, "pip", "install", "--quiet", "--python", python, "-c", REPO / "constraints.txt",
+         built_wheel)  # fmt: skip
     return python.parent
 
 
