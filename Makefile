@@ -73,6 +73,7 @@ bench: setup ## benchmarks/ (figures land in benchmarks/results/); installs the 
 	$(BIN)/python benchmarks/labels.py
 	$(BIN)/python benchmarks/handler_regression.py
 	$(BIN)/python benchmarks/live_loop.py
+	$(BIN)/python benchmarks/monitoring_capacity.py
 	$(BIN)/python benchmarks/install_size.py
 
 lock: setup ## refresh constraints.txt from the current environment
