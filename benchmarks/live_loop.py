@@ -116,11 +116,10 @@ class Stack:
             if not line:
                 raise RuntimeError("studperf up exited before it was ready")
         self.ready_s = time.perf_counter() - started
+        from studperf_assets.stack import sourced_environment
+
         fields = dict(part.split("=", 1) for part in line.split()[1:])
-        for text in Path(fields["env"]).read_text().splitlines():
-            if text.startswith("export "):
-                name, _, value = text.removeprefix("export ").partition("=")
-                self.env[name] = value.strip("'")
+        self.env = sourced_environment(Path(fields["env"]), self.env)
 
     def stop(self) -> None:
         from studperf_assets.serving.supervisor import processes_with

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -86,13 +87,27 @@ class Stack:
 
     def write_env_file(self) -> Path:
         path = self.home / "stack.env"
+        scripts = Path(sys.executable).parent  # where this installation's `studperf` is
         lines = [
             f"# Written by `studperf up` at {datetime.now(UTC).isoformat(timespec='seconds')}.",
             "# `source` it so that studperf simulate / predict talk to this stack.",
             *(f"export {k}={shlex.quote(v)}" for k, v in sorted(self.environment().items())),
+            f'export PATH={shlex.quote(str(scripts))}:"$PATH"',
         ]
         path.write_text("\n".join(lines) + "\n")
         return path
+
+
+def sourced_environment(env_file: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a shell with ``base`` has after ``source env_file`` (for tools and
+    tests that follow the README's instructions literally)."""
+    script = 'source "$1" && env -0'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(env_file)],
+        env=dict(base), capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
+    return {name: value for name, value in pairs if name not in ("_", "SHLVL", "PWD", "OLDPWD")}
 
 
 def port_free(port: int) -> bool:

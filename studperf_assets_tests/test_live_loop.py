@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from dagster import (
 
 from studperf_assets.serving.moto_local import free_port, sent_emails
 from studperf_assets.serving.supervisor import processes_with
+from studperf_assets.stack import sourced_environment
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +46,13 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float) -> Any:
 
 
 def clean_environment() -> dict[str, str]:
-    """The environment of a user's fresh shell: no studperf, MLflow, Dagster or AWS settings."""
-    prefixes = ("STUDPERF_", "MLFLOW_", "DAGSTER_", "AWS_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            values[name] = shlex.split(value)[0] if value else ""
-    return values
+    """The environment of a user's fresh shell: no studperf, MLflow, Dagster or AWS settings,
+    and no virtualenv activated (`make up` does not activate one)."""
+    prefixes = ("STUDPERF_", "MLFLOW_", "DAGSTER_", "AWS_", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep) if d != scripts)
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +85,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     assert lines and lines[-1].startswith("ready "), "\n".join(lines)
     fields = dict(part.split("=", 1) for part in lines[-1].split()[1:])
     stack = {"home": home, "process": process, "lines": lines, "fields": fields}
-    stack["env"] = {**clean_environment(), **read_env_file(Path(fields["env"]))}
+    # another shell, as the README has it: `source stack.env`, then `studperf …` by name
+    stack["env"] = sourced_environment(Path(fields["env"]), clean_environment())
     try:
         yield stack
     finally:
@@ -104,7 +100,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def studperf(live: dict[str, Any], *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "studperf_assets.cli", *args],
+        ["studperf", *args],  # found on the PATH that stack.env sets
         env=live["env"],
         capture_output=True,
         text=True,
