@@ -1,9 +1,10 @@
 """The local Dagster instance and ``dagster dev``, as ``studperf train/demo/ui/up`` use them.
 
 Everything comes from the installed package, never from a checkout, so that
-``pip install 'studperf[local]'`` gets the same commands: the instance templates are
-``studperf_assets/instance/`` (copies of the repository's ``dagster.yaml`` and
-``dagster.postgres.yaml``, held equal by a test) and the code location is loaded by module.
+``pip install 'studperf[local]'`` gets the same commands: the instance templates are in
+``studperf_assets/instance/`` (the embedded one a copy of the repository's ``dagster.yaml``,
+held equal by a test; the PostgreSQL one, which the code-location image uses too) and the
+code location is loaded by module.
 """
 
 from __future__ import annotations
