@@ -71,3 +71,23 @@ def test_a_dead_child_is_restarted_and_one_that_keeps_dying_stops_the_stack(
         assert backoffs == sorted(backoffs) and backoffs[-1] <= 10  # growing, bounded
     finally:
         supervisor.stop(timeout=3)
+
+
+def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Path) -> None:
+    """What `source stack.env` does in bash, with a home whose path needs quoting."""
+    from studperf_assets.stack import Stack, StackPorts, sourced_environment
+
+    home = tmp_path / "a home with 'quotes' and $dollars"
+    home.mkdir()
+    stack = Stack(home, StackPorts(aws=4999, ui=3999, evidently=8999), echo=lambda _line: None)
+    shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = sourced_environment(stack.write_env_file(), shell)
+    assert env["STUDPERF_HOME"] == str(home)
+    assert env["DAGSTER_HOME"] == str(home / "dagster")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
+    assert env["STUDPERF_DAGSTER_URL"] == "http://127.0.0.1:3999"
+    assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    found = subprocess.run(
+        ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == str(Path(sys.executable).parent / "studperf")
