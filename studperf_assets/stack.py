@@ -26,6 +26,7 @@ from studperf_assets.deployment import DEFAULT_SENDER
 from studperf_assets.local_dagster import seed_instance, start_dagster_dev
 from studperf_assets.serving.moto_local import AWS_TEST_ENV
 from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
+from studperf_assets.stack_events import EventFollower
 
 BUCKET = "studperf-local"
 STREAMS = {
@@ -225,9 +226,14 @@ def run_stack(stack: Stack) -> int:
                 f"aws={stack.aws_url} env={env_file} logs={supervisor.log_dir}"
             )
             stack.echo(f"  in another shell: source {env_file} && studperf simulate --count 400")
-            while not supervisor.stopping:
-                supervisor.check()
-                time.sleep(1)
+            events = EventFollower(supervisor.log_dir, stack.echo)
+            events.start()
+            try:
+                while not supervisor.stopping:
+                    supervisor.check()
+                    time.sleep(1)
+            finally:
+                events.stopped.set()
             return 0
         except StackFailure as failure:
             stack.echo(f"studperf up: {failure}")

@@ -9,10 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -83,7 +84,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         if line.startswith("ready "):
             break
     assert lines and lines[-1].startswith("ready "), "\n".join(lines)
+
     fields = dict(part.split("=", 1) for part in lines[-1].split()[1:])
+
+    # what the stack prints after ready, as the terminal would show it (read on, so that
+    # the pipe never fills)
+    def read_on(stdout: IO[str]) -> None:
+        for line in stdout:
+            lines.append(line.rstrip())
+
+    threading.Thread(target=read_on, args=(process.stdout,), daemon=True).start()
     stack = {"home": home, "process": process, "lines": lines, "fields": fields}
     # another shell, as the README has it: `source stack.env`, then `studperf …` by name
     stack["env"] = sourced_environment(Path(fields["env"]), clean_environment())
@@ -242,6 +252,21 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     switch = versions.index(promoted)
     assert switch >= 800 and set(versions[:switch]) == {first_bundle}
     assert set(versions[switch:]) == {promoted}  # hot-swapped once, without a restart
+
+    def printed(label: str) -> list[str]:
+        return [line for line in live["lines"] if f" {label}: " in line]
+
+    # the terminal `up` runs in told the same story, one line per event
+    batches = [line.split(": ", 1)[1].split(":")[0] for line in printed("monitored")]
+    assert sorted(batches) == ["batch-000001", "batch-000002", "batch-000003", "batch-000004"]
+    alerted = sorted(line.split(" alert sent: ")[1] for line in printed("alert sent"))
+    assert [a.split(":")[0] for a in alerted] == ["batch-000003", "batch-000004"]
+    assert all("data_drift" in a and "prediction_drift" in a for a in alerted)
+    (retraining_line,) = printed("retraining")
+    assert f"retraining: {trigger.replace('@', ' failed on ')};" in retraining_line
+    assert printed("promoted")[-1].endswith(f"production -> {promoted}")
+    assert printed("consumer swapped")[-1].endswith(f"{first_bundle} -> {promoted}")
+    assert not printed("run FAILED")
 
 
 def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) -> None:

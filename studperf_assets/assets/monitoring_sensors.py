@@ -263,6 +263,7 @@ def send_alerts(
                 context.log.error(f"alert for {run.partition} not sent, will retry: {exc}")
                 failed_sends += 1
                 continue
+            context.log.info(f"alert sent for {run.partition}: {', '.join(pending)}")
             for check in pending:
                 try:
                     metrics_database.record_alert(run.partition, check, message_id)
@@ -321,6 +322,7 @@ def request_retraining(
         return SkipReason(f"{new_labels} new labelled rows; {needed} needed")
     updated, partition, check = triggers[-1]
     state = {"after": updated, "last_retrain": now, "labels": labels}
+    context.log.info(f"retraining: {check} failed on {partition}; {new_labels} new labelled rows")
     request = RunRequest(
         run_key=f"retrain-{int(now)}",
         run_config={"ops": {"raw_student_data": {"config": {"include_production_labels": True}}}},
