@@ -116,6 +116,10 @@ class Stack:
             if not line:
                 raise RuntimeError("studperf up exited before it was ready")
         self.ready_s = time.perf_counter() - started
+        # the events it prints after ready are read on, so that the pipe never fills
+        self.events: list[str] = []
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: self.events.extend(stdout), daemon=True).start()
         from studperf_assets.stack import sourced_environment
 
         fields = dict(part.split("=", 1) for part in line.split()[1:])
