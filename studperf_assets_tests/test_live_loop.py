@@ -4,6 +4,7 @@ separate `studperf simulate` invocations. Nothing is ticked or executed in proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -73,6 +74,24 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    try:  # whatever fails from here on, the stack is stopped
+        yield start_reading(process, home)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for pid in processes_with("STUDPERF_HOME", str(home)):  # a stack killed mid-start
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def start_reading(process: subprocess.Popen[str], home: Path) -> dict[str, Any]:
+    """Wait for `ready`; keep reading what the stack prints after it, as the terminal would
+    show it (so that the pipe never fills); the environment of another shell, as the README
+    has it: `source stack.env`, then `studperf …` by name."""
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 300
@@ -84,28 +103,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         if line.startswith("ready "):
             break
     assert lines and lines[-1].startswith("ready "), "\n".join(lines)
-
     fields = dict(part.split("=", 1) for part in lines[-1].split()[1:])
 
-    # what the stack prints after ready, as the terminal would show it (read on, so that
-    # the pipe never fills)
     def read_on(stdout: IO[str]) -> None:
         for line in stdout:
             lines.append(line.rstrip())
 
     threading.Thread(target=read_on, args=(process.stdout,), daemon=True).start()
-    stack = {"home": home, "process": process, "lines": lines, "fields": fields}
-    # another shell, as the README has it: `source stack.env`, then `studperf …` by name
-    stack["env"] = sourced_environment(Path(fields["env"]), clean_environment())
-    try:
-        yield stack
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    env = sourced_environment(Path(fields["env"]), clean_environment())
+    return {"home": home, "process": process, "lines": lines, "fields": fields, "env": env}
 
 
 def studperf(live: dict[str, Any], *args: str) -> str:
