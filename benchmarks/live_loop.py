@@ -129,8 +129,9 @@ class Stack:
         from studperf_assets.serving.supervisor import processes_with
 
         started = time.perf_counter()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        if getattr(self, "process", None) is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
         left = processes_with("STUDPERF_HOME", str(self.home))
         print(f"stack stopped in {time.perf_counter() - started:.1f}s; processes left: {left}")
 
@@ -153,8 +154,8 @@ class Stack:
 
 @contextmanager
 def running(stack: Stack) -> Iterator[Stack]:
-    stack.start()
-    try:
+    try:  # a start that fails half-way is stopped too
+        stack.start()
         yield stack
     finally:
         stack.stop()
