@@ -114,7 +114,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import boto3
 
     from lambda_service.config import build_service
-    from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller, OutageTooLong
+    from studperf_assets.serving.kinesis_poller import (
+        Checkpoints,
+        KinesisPoller,
+        OutageTooLong,
+        start_riding_outages,
+    )
 
     _serving_environment(args)
     for name, value in (
@@ -125,26 +130,34 @@ def cmd_stream(args: argparse.Namespace) -> int:
             os.environ[name] = value
     from studperf_assets.serving.stream_report import StreamReport
 
-    service = build_service()
     state = deployment().home / "stream"
     report = StreamReport(logging.getLogger("studperf.stream"))
+    try:  # an endpoint that is away when the consumer starts is waited for, as later on
+        service = start_riding_outages(build_service, "loading the model", args.outage_budget)
 
-    def handle(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-        outcome = service.handle_kinesis(event["Records"])
-        report.batch(outcome)
-        return outcome.response()
+        def handle(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+            outcome = service.handle_kinesis(event["Records"])
+            report.batch(outcome)
+            return outcome.response()
 
-    poller = KinesisPoller(
-        boto3.client("kinesis"),
-        args.input_stream,
-        handle,
-        batch_size=args.batch_size,
-        starting_position=args.starting_position,
-        checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
-        max_retries=args.max_retries,
-        on_failure=state / f"{args.input_stream}.on-failure.jsonl",
-        outage_budget=args.outage_budget,
-    )
+        poller = start_riding_outages(
+            lambda: KinesisPoller(
+                boto3.client("kinesis"),
+                args.input_stream,
+                handle,
+                batch_size=args.batch_size,
+                starting_position=args.starting_position,
+                checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
+                max_retries=args.max_retries,
+                on_failure=state / f"{args.input_stream}.on-failure.jsonl",
+                outage_budget=args.outage_budget,
+            ),
+            args.input_stream,
+            args.outage_budget,
+        )
+    except OutageTooLong as outage:
+        print(f"studperf stream: {outage}; nothing was read", file=sys.stderr)
+        return 1
 
     def stop(_signum: int, _frame: object) -> None:  # finish the batch in hand, then stop
         poller.stopping = True

@@ -411,3 +411,72 @@ def test_a_lost_answer_to_a_put_gives_duplicates_that_share_an_idempotency_key(
     for first, second in copies.values():
         first.pop("predicted_at"), second.pop("predicted_at")
         assert first == second  # a duplicate, not a different answer
+
+
+def test_a_consumer_started_during_an_outage_waits_for_the_endpoint(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """Both start-up reads, the bundle from S3 and the stream's description, wait within the
+    outage budget; nothing is lost and nothing read twice once the endpoint is back."""
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(int(moto_server.rsplit(":", 1)[1]))
+    kinesis = boto3.client("kinesis")
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    _put(kinesis, names["in"], 3000, 40)
+    proxy.down()
+    process = _stream_through(
+        proxy.url, s3_store, names, tmp_path / "home", "--until-idle", "5",
+        "--outage-budget", "60",
+    )  # fmt: skip
+    time.sleep(4)
+    proxy.up()
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    assert "loading the model: " in err and "retry 1 in" in err  # each wait is logged
+    assert "40 records" in out
+    ids = sorted(p["student_id"] for p in read_stream(kinesis, names["out"]))
+    assert ids == list(range(3000, 3040))
+
+
+def test_start_up_waits_only_for_an_endpoint_that_does_not_answer() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from studperf_assets.serving.kinesis_poller import OutageTooLong, start_riding_outages
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def away_for(tries: int, wrapped: bool = False) -> Any:
+        calls = [0]
+
+        def start() -> str:
+            calls[0] += 1
+            if calls[0] <= tries:
+                try:
+                    raise EndpointConnectionError(endpoint_url="http://aws")
+                except EndpointConnectionError as exc:
+                    if wrapped:  # as the bundle loader reports it
+                        raise BundleError("s3://b/p: cannot fetch the bundle") from exc
+                    raise
+            return "started"
+
+        return start
+
+    assert start_riding_outages(away_for(3), "x", 60, sleep, lambda: now[0]) == "started"
+    assert slept == [1.0, 2.0, 4.0]  # backoff
+    assert start_riding_outages(away_for(2, wrapped=True), "x", 60, sleep, lambda: now[0])
+    with pytest.raises(OutageTooLong, match="budget 60s"):
+        start_riding_outages(away_for(100), "x", 60, sleep, lambda: now[0])
+
+    def missing() -> str:
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "DescribeStream")
+
+    slept.clear()
+    with pytest.raises(ClientError):  # not an outage: raised at once
+        start_riding_outages(missing, "x", 60, sleep, lambda: now[0])
+    assert slept == []

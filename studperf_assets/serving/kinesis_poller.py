@@ -9,7 +9,9 @@ every record is accounted for.
 Checkpoints name the stream's identity (ARN and creation time): a recreated stream is read
 from its start, not from sequence numbers of the one it replaced. An unreachable endpoint
 is retried with backoff for up to ``outage_budget`` seconds; only a longer outage stops
-the consumer (nothing is lost either way: the checkpoint holds).
+the consumer (nothing is lost either way: the checkpoint holds). Starting is ridden out the
+same way (``start_riding_outages``): a consumer started while its endpoint is briefly away
+waits for it instead of exiting.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("studperf.stream")
 
@@ -38,6 +42,52 @@ def _outage_errors() -> tuple[type[BaseException], ...]:
 
 
 OUTAGE_ERRORS = _outage_errors()
+
+
+def _unreachable(error: BaseException | None) -> bool:
+    """The endpoint did not answer, here or behind the error that wraps it (a bundle that
+    cannot be fetched is a BundleError caused by the connection's error)."""
+    from botocore.exceptions import ConnectionError as NoConnection
+
+    while error is not None:
+        if isinstance(error, NoConnection | ConnectionRefusedError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def start_riding_outages(
+    start: Callable[[], T],
+    what: str,
+    budget: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``start()``, retried with backoff while the endpoint does not answer, for up to
+    ``budget`` seconds (then OutageTooLong). Any other error is raised at once: a stream
+    that does not exist is not an outage."""
+    started = clock()
+    attempt = 0
+    while True:
+        try:
+            return start()
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            elapsed = clock() - started
+            if elapsed >= budget:
+                raise OutageTooLong(
+                    f"{what}: endpoint not answering for {elapsed:.0f}s "
+                    f"(budget {budget:.0f}s): {exc}"
+                ) from exc
+            attempt += 1
+            delay = min(10.0, 0.5 * 2 ** min(attempt, 5))
+            log.warning(
+                "%s: %s: %s; retry %d in %.1fs (outage %.0fs of %.0fs budget)",
+                what, type(exc).__name__, str(exc)[:200], attempt, delay, elapsed, budget,
+            )  # fmt: skip
+            sleep(delay)
+
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
