@@ -2,8 +2,8 @@
 the parts' logs (each part keeps its full log in ``$STUDPERF_HOME/logs``).
 
 A batch monitored, an alert sent, a retraining requested, a bundle promoted, the consumer
-swapping to it, and any run that failed: what an operator watching the terminal wants to
-see without opening the UI.
+swapping to it, its summary of each minute with traffic, and any run that failed: what an
+operator watching the terminal wants to see without opening the UI.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ EVENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("dagster.log", re.compile(r" - production_model - (production -> \S+)"), "promoted"),
     ("dagster.log", re.compile(r" - (\w+_job - [0-9a-f-]+) - \d+ - RUN_FAILURE\b"), "run FAILED"),
     ("stream.log", re.compile(r"\bhot swap (\S+ -> \S+)"), "consumer swapped"),
+    ("stream.log", re.compile(r"\b(last \d+s: [1-9]\d* batches, .*?); since start"), "consumer"),
 )
 
 

@@ -31,7 +31,19 @@ def test_each_event_is_one_line_and_the_rest_is_quiet() -> None:
     assert event_of("stream.log", "22:40:01 INFO    hot swap v1 -> v2") == (
         "consumer swapped: v1 -> v2"
     )
+    minute = (
+        "22:38:33 INFO    last 60s: 40 batches, 4000 records, 4000 predicted, 0 errors, 0 to "
+        "retry; model v1; since start 4000 records, 0 retried batches, 0 outage retries"
+    )
+    assert event_of("stream.log", minute) == (
+        "consumer: last 60s: 40 batches, 4000 records, 4000 predicted, 0 errors, 0 to retry; "
+        "model v1"
+    )
+    idle = minute.replace(
+        "40 batches, 4000 records, 4000 predicted", "0 batches, 0 records, 0 predicted"
+    )
     quiet = [
+        ("stream.log", idle),  # a quiet minute says nothing
         ("dagster.log", f"{RUN} - 4242 - drift_report - STEP_SUCCESS - Finished"),
         ("dagster.log", f"{SENSOR} - dagster.daemon.SensorDaemon - Sensor skipped: 0 alerts sent"),
         ("stream.log", "22:40:01 INFO    batch: 100 records, 100 predicted, 0 errors"),
