@@ -452,7 +452,7 @@ def test_late_labels_rerun_the_batch_that_missed_them(
     store = stack["resources"]["object_store"]
     rows = training_generator(seed=11).sample(200, first_id=reserve_ids(store, 200))
     rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows["StudentID"]])
-    write_labels(store, rows, datetime.now(UTC) + timedelta(days=1))  # not arrived yet
+    write_labels(store, rows, datetime.now(UTC) + timedelta(minutes=30))  # not arrived yet
     streams = stack["streams"]
     send(boto3.client("kinesis"), streams["input"], rows)
     stack["poller"].run(until_idle=1, poll_interval=0)
@@ -517,3 +517,44 @@ def test_a_database_outage_does_not_hide_drift(
     )
     subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
     assert any(s.startswith("[studperf] batch-000004:") and "data_drift" in s for s in subjects)
+
+
+@pytest.mark.integration
+def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
+    stack: dict[str, Any],
+) -> None:
+    """Field fault: one prediction record with a 200-character request_id failed its whole
+    batch in the PostgreSQL prediction index (StringDataRightTruncation). Now such records
+    are unreadable, counted and named, and the batch is monitored."""
+    kinesis = boto3.client("kinesis")
+    source = stack["streams"]["predictions"]
+    shard = kinesis.list_shards(StreamName=source)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=source, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    good = [
+        json.loads(r["Data"])
+        for r in kinesis.get_records(ShardIterator=iterator, Limit=18)["Records"]
+    ]
+    long_request = good[0] | {"request_id": "r" * 200, "idempotency_key": "k:long-1"}
+    long_version = good[1] | {"model_version": "v" * 150, "idempotency_key": "k:long-2"}
+    stream = f"mon-long-{uuid.uuid4().hex[:6]}"
+    create_stream(kinesis, stream)
+    for record in [*good, long_request, long_version]:
+        kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey="p")
+    deployment = stack["deployment"].with_(
+        predictions_stream=stream, monitoring={**stack["deployment"].monitoring, "batch_size": 20}
+    )
+    definitions = make_definitions(deployment)
+    resources = dict(definitions.resources or {})
+    cut = tick(definitions, stack["instance"], resources, "prediction_batch_sensor")
+    ((request, run),) = list(run_requested(definitions, stack["instance"], cut))
+    assert run.success  # the batch is monitored, on PostgreSQL
+    (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "batch_records"]
+    named: list[dict[str, str]] = check.metadata["first_unreadable"].value  # type: ignore[assignment]
+    assert not check.passed and check.metadata["unreadable_records"].value == 2
+    version, request_id = sorted(u["reason"] for u in named)
+    assert version == "'model_version' is not a bundle version"
+    assert request_id.startswith("'request_id' must be an integer 0..10^18-1 or 1-128 of A-Z")
+    indexed = resources["metrics_database"].partitions_for({str(g["request_id"]) for g in good})
+    assert indexed == {request.partition_key}

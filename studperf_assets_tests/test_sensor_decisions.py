@@ -138,13 +138,14 @@ def test_numbering_survives_a_lost_cursor_and_a_new_stream_starts_over(
 
 
 class FakeLabels:
-    """Label files by key, each holding some request IDs."""
+    """Label files by key, each holding some request IDs; the database says which it has
+    handled."""
 
-    def __init__(self, files: dict[str, set[str]]) -> None:
-        self.files = files
+    def __init__(self, files: dict[str, set[str]], database: FakeDatabase) -> None:
+        self.files, self.database = files, database
 
-    def new_files(self, after: str) -> list[str]:
-        return sorted(k for k in self.files if k > after)
+    def unseen_files(self, now: datetime) -> list[str]:
+        return sorted(k for k in self.files if k not in self.database.file_states)
 
     def request_ids_in(self, key: str) -> set[str]:
         return self.files[key]
@@ -156,6 +157,7 @@ class FakeDatabase:
     def __init__(self, down: bool = False) -> None:
         self.down = down
         self.file_states: dict[str, tuple[str, datetime]] = {}
+        self.labelled_by: dict[str, set[str]] = {}
         self.partition_of: dict[str, str] = {}
         self.joins: dict[str, dict[str, Any]] = {}
         self.alerts: dict[tuple[str, str], str] = {}
@@ -167,6 +169,14 @@ class FakeDatabase:
     def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
         self._up()
         return {k: self.file_states[k] for k in keys if k in self.file_states}
+
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
+        self._up()
+        handled = [(k, s, at) for k, (s, at) in self.file_states.items() if at >= after]
+        return sorted(handled, key=lambda h: (h[2], h[0]))
+
+    def request_ids_labelled_by(self, key: str) -> set[str]:
+        return self.labelled_by.get(key, set())
 
     def partitions_for(self, request_ids: Iterable[str]) -> set[str]:
         return {self.partition_of[i] for i in request_ids if i in self.partition_of}
@@ -193,15 +203,10 @@ def late_labels_world() -> tuple[FakeLabels, FakeDatabase, dict[str, str]]:
         name: label_key(NOW - timedelta(minutes=10 - i), token=name)
         for i, name in enumerate(("late", "seen", "fresh", "bad"))
     }
-    labels = FakeLabels(
-        {
-            keys["late"]: {"r1"},
-            keys["seen"]: {"r2"},
-            keys["fresh"]: {"r3"},
-            keys["bad"]: {"r4"},
-        }
-    )
     database = FakeDatabase()
+    files = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}, keys["bad"]: {"r4"}}
+    labels = FakeLabels(files, database)
+    database.labelled_by = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}}
     database.partition_of = {"r1": "batch-000001", "r2": "batch-000002", "r3": "batch-000003"}
     database.joins = {
         "batch-000001": {"labelled": 0, "rows": 10, "joined_at": NOW - timedelta(minutes=9)},
@@ -236,19 +241,20 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
         ("batch-000001", f"batch-000001@{keys['late']}")
     ]  # batch 2 already saw its file; batch 3 is complete; the rejected file reruns nothing
     state = json.loads(str(cursor))
-    assert state["pending"] == [keys["fresh"]]
-    for name in ("late", "seen", "bad"):  # done: remembered, or before where listing resumes
-        assert keys[name] in state["done"] or keys[name] <= state["after"]
-    assert state["after"] < keys["fresh"]
+    assert set(state["seen"]) == {keys["late"], keys["seen"], keys["bad"]}
     again, after = late(instance, labels, database, cursor)
-    assert isinstance(again, SensorResult) and not again.run_requests  # the pending file only
+    assert isinstance(again, SensorResult) and not again.run_requests  # looked at once
     assert again.skip_reason is not None  # the daemon shows why nothing ran
-    assert "1 label files looked at (1 not ingested yet); re-running 0 batches" in str(
+    assert "0 label files ingested since the last look, 1 not ingested yet; re-running 0" in str(
         again.skip_reason.skip_message
     )
     database.file_states[keys["fresh"]] = ("ingested", NOW)
+    database.joins["batch-000003"]["labelled"] = 9  # a label of batch 3 came in that file
     settled, final = late(instance, labels, database, after)
-    assert not settled.run_requests and json.loads(str(final))["pending"] == []
+    assert [r.partition_key for r in settled.run_requests] == ["batch-000003"]
+    assert keys["fresh"] in json.loads(str(final))["seen"]
+    quiet, _ = late(instance, labels, database, final)
+    assert not quiet.run_requests
 
 
 def test_late_labels_wait_out_a_database_outage(instance: DagsterInstance) -> None:
@@ -259,8 +265,12 @@ def test_late_labels_wait_out_a_database_outage(instance: DagsterInstance) -> No
         result.skip_message
     )
     assert cursor is None  # nothing was marked done
-    quiet, _ = late(instance, FakeLabels({}), FakeDatabase(), None)
-    assert isinstance(quiet, SkipReason) and quiet.skip_message == "no new label files"
+    empty = FakeDatabase()
+    quiet, _ = late(instance, FakeLabels({}, empty), empty, None)
+    assert isinstance(quiet, SensorResult) and not quiet.run_requests
+    assert "0 label files ingested since the last look, 0 not ingested yet" in str(
+        quiet.skip_reason.skip_message if quiet.skip_reason else ""
+    )
 
 
 # --- monitoring runs, as monitoring_alert_sensor and retraining_sensor read them ---------------

@@ -29,7 +29,6 @@ from studperf_assets.assets.monitoring import prediction_batch_partitions
 from studperf_assets.assets.reports import MONITORING_CHECKS, RETRAINING_CHECKS
 from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
 from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
-from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import (
@@ -37,11 +36,16 @@ from studperf_assets.resources.monitoring import (
     MonitoringSettings,
     PredictionStream,
 )
+from studperf_assets.resources.monitoring_schema import stored_key
 from studperf_assets.resources.object_store import ObjectStore
 
 MAX_BATCHES_PER_TICK = 20
 MAX_LABEL_FILES_PER_TICK = 200
 JOIN_CLOCK_SLACK = timedelta(seconds=2)  # a join this close to an ingestion may have missed it
+# Label files are re-listed this far back: a run that stamped a file earlier than one the
+# sensor has seen may commit later (clocks of two processes, a slow transaction).
+HANDLED_SLACK = timedelta(minutes=2)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC) + HANDLED_SLACK
 PARTITION_TAG = "dagster/partition"
 PARTITIONS_NAME = str(prediction_batch_partitions.name)
 BATCH_KEY = re.compile(r"batch-(\d+)")
@@ -110,11 +114,12 @@ def rerun_for_late_labels(
     """When labels arrive for predictions in batches that joined their labels before those
     arrived, re-run those batches, so their quality and the performance check catch up.
 
-    Reads only the label files that arrived since the last tick (the cursor is a watermark,
-    the files just done, and the files no run has ingested yet), and finds their batches
-    through the prediction index. A batch is re-run only if it joined its labels before the
-    file was ingested (or the file is not ingested yet): not a batch whose first run is
-    still on its way, and not one that already saw the file."""
+    Looks at two things each tick: the label files that runs ingested since the last tick
+    (from the monitoring database's ledger, by the time they were handled: our clock, not a
+    writer's), and the files under ``labels/`` that no run has ingested yet. Their
+    predictions are found through the prediction index. A batch is re-run only if it joined
+    its labels before the file was ingested (or the file is not ingested yet): not a batch
+    whose first run is still on its way, and not one that already saw the file."""
     try:
         return _rerun_for_late_labels(context, ground_truth, metrics_database)
     except MonitoringDatabaseError as error:
@@ -125,55 +130,58 @@ def _rerun_for_late_labels(
     context: SensorEvaluationContext, ground_truth: GroundTruth, metrics_database: MetricsDatabase
 ) -> SensorResult | SkipReason:
     state = json.loads(context.cursor) if context.cursor else {}
-    after, done = state.get("after", ""), set(state.get("done", []))
-    pending = set(state.get("pending", []))
-    arrived = [k for k in ground_truth.new_files(after) if k not in done and k not in pending]
-    candidates = sorted(pending | set(arrived[:MAX_LABEL_FILES_PER_TICK]))
-    if not candidates:
-        return SkipReason("no new label files")
-    handled = metrics_database.label_file_states(candidates)
-    reruns: dict[str, str] = {}  # partition -> the newest label file it has not seen
-    for key in candidates:
-        status, handled_at = handled.get(key, ("", None))
-        if status == "rejected":  # reported by the run that met it
-            done.add(key)
-            continue
-        partitions = metrics_database.partitions_for(ground_truth.request_ids_in(key))
-        for partition, join in metrics_database.label_joins(partitions).items():
-            complete = join["labelled"] >= join["rows"]
-            missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
-            if not complete and missed:
-                reruns[partition] = max(key, reruns.get(partition, ""))
-        (done if handled_at is not None else pending).add(key)
-        if handled_at is not None:
-            pending.discard(key)
-    after = _rescan_point(max(done | pending | {after}), after)
+    now = datetime.now(UTC)
+    # a first tick looks at the whole ledger, a page per tick
+    after = datetime.fromisoformat(state["after"]) if "after" in state else EPOCH
+    seen = set(state.get("seen", []))
+    reruns: dict[str, str] = {}  # partition -> the label file it has not seen
+    handled = [
+        (key, status, at)
+        for key, status, at in metrics_database.label_files_handled_since(after - HANDLED_SLACK)
+        if key not in seen
+    ][:MAX_LABEL_FILES_PER_TICK]
+    for key, status, handled_at in handled:
+        if status == "ingested":
+            ids = metrics_database.request_ids_labelled_by(key)
+            _missed(metrics_database, ids, handled_at, key, reruns)
+    unseen = ground_truth.unseen_files(now)[:MAX_LABEL_FILES_PER_TICK]
+    for key in unseen:  # the run that reads it will ingest it
+        _missed(metrics_database, ground_truth.request_ids_in(key), None, key, reruns)
+    newest = max([after, *(at for _, _, at in handled)])
     cursor = {
-        "after": after,
-        "done": sorted(k for k in done if k >= after),
-        "pending": sorted(pending)[-MAX_LABEL_FILES_PER_TICK:],
+        "after": newest.isoformat(),
+        "seen": sorted(
+            {k for k in seen | {k for k, _, _ in handled}}
+            & {k for k, _, at in metrics_database.label_files_handled_since(newest - HANDLED_SLACK)}
+        ),
     }
     requests = [
-        RunRequest(run_key=f"{partition}@{key}", partition_key=partition)
+        RunRequest(run_key=f"{partition}@{stored_key(key)}", partition_key=partition)
         for partition, key in sorted(reruns.items())
     ]
     summary = (
-        f"{len(candidates)} label files looked at ({len(cursor['pending'])} not ingested yet); "
-        f"re-running {len(requests)} batches"
+        f"{len(handled)} label files ingested since the last look, {len(unseen)} not ingested "
+        f"yet; re-running {len(requests)} batches"
     )
     context.log.info(summary)
     skip = None if requests else SkipReason(summary)  # the daemon shows why, not "empty result"
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor), skip_reason=skip)
 
 
-def _rescan_point(newest: str, current: str) -> str:
-    """Where the next tick lists from: a little before the newest file seen."""
-    if newest == current:
-        return current
-    try:
-        return watermark_key(arrival_of(newest) - ARRIVAL_SLACK)
-    except ValueError:  # a misnamed file: the monitoring run reports it
-        return current
+def _missed(
+    database: MetricsDatabase,
+    request_ids: set[str],
+    handled_at: datetime | None,
+    key: str,
+    reruns: dict[str, str],
+) -> None:
+    """Add the batches holding ``request_ids`` that joined their labels before the file
+    was handled (``None``: not handled yet) and still lack some."""
+    for partition, join in database.label_joins(database.partitions_for(request_ids)).items():
+        complete = join["labelled"] >= join["rows"]
+        missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
+        if not complete and missed:
+            reruns[partition] = max(key, reruns.get(partition, ""))
 
 
 @dataclass
