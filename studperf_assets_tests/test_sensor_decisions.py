@@ -192,6 +192,20 @@ class FakeDatabase:
         self._up()
         self.alerts[partition, check_name] = message_id
 
+    # no incidents in this world (test_failures_become_incidents uses a real database)
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        self._up()
+        return {}
+
+    def incidents(self, status: str | None = None, kind: str | None = None) -> list[Any]:
+        return []
+
+    def resolve_incidents(self, keys_like: str) -> list[Any]:
+        return []
+
+    def unsettled_incidents(self) -> list[Any]:
+        return []
+
 
 NOW = datetime.now(UTC)
 
@@ -303,6 +317,8 @@ def monitoring_run(instance: DagsterInstance, partition: str, failing: dict[str,
 
 
 class FakeSender:
+    dagster_url = "http://dagster.test"
+
     def __init__(self, failing: bool = False) -> None:
         self.failing = failing
         self.sent: list[tuple[str, str]] = []
@@ -324,7 +340,7 @@ def alerts(
     instance: DagsterInstance,
     cursor: str | None,
     sender: FakeSender,
-    database: FakeDatabase,
+    database: Any,
     tmp_path: Path,
 ) -> tuple[Any, str | None]:
     return evaluate(
@@ -334,6 +350,7 @@ def alerts(
         alert_sender=sender,
         metrics_database=database,
         object_store=LocalObjectStore(root=str(tmp_path)),
+        monitoring_settings=MonitoringSettings(),
     )
 
 
@@ -346,7 +363,7 @@ def test_one_email_per_run_listing_its_failed_checks_once(
     )
     sender, database = FakeSender(), FakeDatabase()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
-    assert result.skip_message == "1 alerts sent, 0 to retry"
+    assert result.skip_message == "1 alerts sent, 0 to retry; 0 incident e-mails sent"
     ((subject, text),) = sender.sent
     assert subject.startswith("[studperf] batch-000002:")
     assert "data_drift" in subject and "batch_labels" in subject
@@ -366,7 +383,7 @@ def test_a_failed_send_is_retried_and_an_outage_does_not_silence(
     monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
     database = FakeDatabase()
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert result.skip_message == "0 alerts sent, 1 to retry"
+    assert result.skip_message == "0 alerts sent, 1 to retry; 0 incident e-mails sent"
     assert float(str(cursor)) == 0  # held before the run whose alert failed
     database.down = True  # alerts_sent unreadable: send anyway, the cursor keeps it once
     sender = FakeSender()
@@ -398,6 +415,8 @@ def retrain(
         cursor,
         ground_truth=labels,
         monitoring_settings=settings,
+        alert_sender=FakeSender(),
+        metrics_database=FakeDatabase(down=True),  # watching the alert sensor never blocks
     )
 
 
@@ -442,3 +461,153 @@ def test_each_sensor_tells_the_ui_what_it_does() -> None:
     descriptions = {s.name: s.description or "" for s in sensors.build_sensors()}
     assert descriptions["retraining_sensor"].startswith("Drift or a performance drop")
     assert all(len(text) > 40 and "\n" not in text for text in descriptions.values())
+
+
+# --- failed runs and failing sensors: incidents ---------------------------------------------
+
+
+def failing_run(instance: DagsterInstance, job: str, partition: str, error: str) -> str:
+    """A finished run of ``job`` whose step ``drift_report`` raised ``error``."""
+    from dagster import Failure
+
+    @asset(name="drift_report")
+    def report() -> int:
+        raise Failure(error)
+
+    run = (
+        Definitions(assets=[report], jobs=[define_asset_job(job)])
+        .resolve_job_def(job)
+        .execute_in_process(
+            instance=instance,
+            tags={sensors.PARTITION_TAG: partition} if partition else {},
+            raise_on_error=False,
+        )
+    )
+    assert not run.success
+    return run.run_id
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Any:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    return MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}")
+
+
+def test_a_failed_monitoring_run_reaches_the_on_call_once(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: the alert sensor read only failed checks; a monitoring run that failed
+    (the window never monitored) alerted nobody."""
+    first = failing_run(instance, "monitoring_job", "batch-000003", "batch batch-000003: no\nmore")
+    sender = FakeSender()
+    result, cursor = alerts(instance, None, sender, database, tmp_path)
+    ((subject, text),) = sender.sent
+    assert subject == (
+        "[studperf] OPEN: monitoring_job failed at drift_report (batch-000003): "
+        "batch batch-000003: no"
+    )
+    for fact in ("job: monitoring_job", "step: drift_report", "window(s): batch-000003"):
+        assert fact in text
+    assert f"http://dagster.test/runs/{first}" in text and "more" not in text  # first line only
+    assert database.statuses()["batch-000003"]["status"] == "failed"  # not just missing
+    assert "1 incident e-mails sent" in str(result.skip_message)
+    # the same fault on the next window is the same incident: no second e-mail
+    failing_run(instance, "monitoring_job", "batch-000004", "batch batch-000004: no\nmore")
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, None, sender, database, tmp_path)  # a lost cursor sends nothing again
+    assert len(sender.sent) == 1
+    (incident,) = database.incidents(status="open")
+    assert incident.occurrences >= 2 and incident.last_partition == "batch-000004"
+    # both windows monitored again: resolved, said once
+    for partition in ("batch-000003", "batch-000004"):
+        database.record_status(partition, "monitored", "rerun")
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert [s for s, _ in sender.sent][1:] == [subject.replace("OPEN", "RESOLVED", 1)]
+
+
+def test_a_failed_training_run_is_an_incident_and_a_refused_send_is_retried(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    failing_run(instance, "training_job", "", "the champion cannot be read")
+    _, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
+    sender = FakeSender()
+    alerts(instance, cursor, sender, database, tmp_path)  # the incident is owed its e-mail
+    ((subject, text),) = sender.sent
+    assert subject.startswith("[studperf] OPEN: training_job failed at drift_report")
+    assert "error: the champion cannot be read" in text
+
+
+def test_with_the_database_down_a_failed_run_is_told_at_once(
+    instance: DagsterInstance, tmp_path: Path
+) -> None:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    gone = MetricsDatabase(url="postgresql+psycopg2://nobody@127.0.0.1:9/none")
+    failing_run(instance, "monitoring_job", "batch-000007", "archive unreadable")
+    sender = FakeSender()
+    alerts(instance, None, sender, gone, tmp_path)
+    ((subject, text),) = sender.sent
+    assert "monitoring_job failed at drift_report" in subject
+    assert "window: batch-000007" in text and "not recorded as an incident" in text
+
+
+def test_a_sensor_that_keeps_failing_is_an_incident_until_it_ticks_again(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    (origin,) = [s for s in _remote_sensors(instance) if s.name == "late_labels_sensor"]
+    for _ in range(3):
+        _tick(instance, origin, "FAILURE", "labels store: AccessDenied\ntraceback...")
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)
+    ((subject, _),) = sender.sent
+    assert subject == (
+        "[studperf] OPEN: sensor late_labels_sensor keeps failing: labels store: AccessDenied"
+    )
+    _tick(instance, origin, "SKIPPED", None)
+    alerts(instance, None, sender, database, tmp_path)
+    assert sender.sent[-1][0].startswith("[studperf] RESOLVED: sensor late_labels_sensor")
+
+
+def _remote_sensors(instance: DagsterInstance) -> list[Any]:
+    """The code location's sensors as the daemon sees them (their origins name the ticks)."""
+    from dagster._core.test_utils import in_process_test_workspace
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(module_name="studperf_assets.definitions", attribute="defs")
+    with in_process_test_workspace(instance, target) as workspace:
+        (entry,) = workspace.get_code_location_entries().values()
+        assert entry.code_location is not None, entry.load_error
+        (repository,) = entry.code_location.get_repositories().values()
+        return list(repository.get_sensors())
+
+
+def _tick(instance: DagsterInstance, sensor: Any, status: str, error: str | None) -> None:
+    """A tick of ``sensor`` as the daemon records it."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        TickData,
+        TickStatus,
+    )
+    from dagster._utils.error import SerializableErrorInfo
+
+    origin = sensor.get_remote_origin()
+    if instance.get_instigator_state(sensor.get_remote_origin_id(), sensor.selector_id) is None:
+        instance.add_instigator_state(
+            InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.RUNNING)
+        )
+    instance.create_tick(
+        TickData(
+            instigator_origin_id=sensor.get_remote_origin_id(),
+            instigator_name=sensor.name,
+            instigator_type=InstigatorType.SENSOR,
+            status=TickStatus[status],
+            timestamp=time.time(),
+            selector_id=sensor.selector_id,
+            error=SerializableErrorInfo(error, [], "Exception") if error else None,
+        )
+    )

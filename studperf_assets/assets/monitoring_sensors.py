@@ -26,6 +26,17 @@ from dagster import (
 )
 
 from studperf_assets.assets.monitoring import prediction_batch_partitions
+from studperf_assets.assets.platform_health import (
+    RunFailure,
+    describe,
+    notice_for,
+    record_failed_run,
+    resolve_repaired,
+    run_failure,
+    send_due_notices,
+    tell_directly,
+    watch_sensors,
+)
 from studperf_assets.assets.reports import MONITORING_CHECKS, RETRAINING_CHECKS
 from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
 from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
@@ -49,6 +60,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC) + HANDLED_SLACK
 PARTITION_TAG = "dagster/partition"
 PARTITIONS_NAME = str(prediction_batch_partitions.name)
 BATCH_KEY = re.compile(r"batch-(\d+)")
+ALERT_SENSOR = "monitoring_alert_sensor"
 
 
 def batch_key(number: int) -> str:
@@ -186,19 +198,26 @@ def _missed(
 
 @dataclass
 class MonitoringRun:
-    """A finished monitoring run and the monitoring checks that failed in it."""
+    """A finished run of a watched job, and what went wrong in it: the monitoring checks
+    that failed (monitoring runs), or where the run itself failed."""
 
     updated: float
     partition: str
     run_id: str
     failed: dict[str, dict[str, Any]]  # check name -> its metadata
+    job: str = "monitoring_job"
+    failure: RunFailure | None = None  # None: the run succeeded
 
 
-def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
-    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
+WATCHED_JOBS = ("monitoring_job", "training_job")
+
+
+def finished_runs(
+    context: SensorEvaluationContext, after: float, jobs: tuple[str, ...] = WATCHED_JOBS
+) -> Iterator[MonitoringRun]:
+    """Runs of ``jobs`` finished after ``after`` (a timestamp), oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            job_name=monitoring_job.name,
             statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
             updated_after=datetime.fromtimestamp(after, UTC),
         ),
@@ -207,11 +226,17 @@ def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[
         limit=200,
     )
     for record in records:
+        dagster_run = record.dagster_run
+        if dagster_run.job_name not in jobs:
+            continue
+        failed = dagster_run.status == DagsterRunStatus.FAILURE
         run = MonitoringRun(
             updated=record.update_timestamp.timestamp(),
-            partition=record.dagster_run.tags.get(PARTITION_TAG, ""),
-            run_id=record.dagster_run.run_id,
+            partition=dagster_run.tags.get(PARTITION_TAG, ""),
+            run_id=dagster_run.run_id,
             failed={},
+            job=dagster_run.job_name,
+            failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
         )
         for entry in context.instance.all_logs(
             run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
@@ -223,6 +248,11 @@ def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[
                 metadata = {k: v.value for k, v in evaluation.metadata.items()}
                 run.failed[evaluation.check_name] = metadata
         yield run
+
+
+def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
+    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
+    return finished_runs(context, after, jobs=(monitoring_job.name,))
 
 
 def batch_alert(
@@ -247,17 +277,26 @@ def send_alerts(
     alert_sender: AlertSender,
     metrics_database: MetricsDatabase,
     object_store: ObjectStore,
+    monitoring_settings: MonitoringSettings,
 ) -> SkipReason:
-    """One e-mail (SES) per monitored batch, listing every failed check not yet alerted.
-    A failed send is logged and retried on the next tick; it never crashes the sensor.
+    """Tells the on-call (SES) what went wrong: one e-mail per monitored batch listing every
+    failed check not yet alerted, and one per incident when a monitoring or training run
+    fails or a sensor keeps failing (at most one reminder an hour while it lasts, one when
+    it is resolved). A failed send is logged and retried on the next tick.
 
     Once per partition and check is kept twice over: by the cursor, and by ``alerts_sent``
     should the cursor be lost. With the monitoring database down the alert still goes out
-    (the cursor alone keeps it once): an outage must not silence drift."""
+    (the cursor alone keeps it once): an outage must not silence drift, nor a failure."""
     after = float(context.cursor or 0)
     sent, failed_sends = 0, 0
     safe_until = after
-    for run in monitoring_runs(context, after):
+    succeeded: set[str] = set()
+    for run in finished_runs(context, after):
+        if run.failure is not None:
+            if not _record_failure(context, run, alert_sender, metrics_database):
+                failed_sends += 1
+        else:
+            succeeded.add(run.job)
         pending = {
             check: metadata
             for check, metadata in run.failed.items()
@@ -283,7 +322,59 @@ def send_alerts(
         if not failed_sends:
             safe_until = max(safe_until, run.updated)
     context.update_cursor(str(safe_until))
-    return SkipReason(f"{sent} alerts sent, {failed_sends} to retry")
+    told, untold = _incidents(
+        context, alert_sender, metrics_database, monitoring_settings, succeeded
+    )
+    return SkipReason(
+        f"{sent} alerts sent, {failed_sends} to retry; {told} incident e-mails sent"
+        + (f", {untold} to retry" if untold else "")
+    )
+
+
+def _record_failure(
+    context: SensorEvaluationContext,
+    run: MonitoringRun,
+    sender: AlertSender,
+    database: MetricsDatabase,
+) -> bool:
+    """A failed run as an incident occurrence (or, the database being down, an e-mail at
+    once); False if neither could be done (the cursor then waits for it)."""
+    assert run.failure is not None
+    what = f"{run.partition}: " if run.partition else ""
+    context.log.info(
+        f"not monitored: {what}{run.job} failed at {run.failure.step}: {run.failure.error}"
+        if run.job == monitoring_job.name
+        else f"run failed: {run.job} at {run.failure.step}: {run.failure.error}"
+    )
+    try:
+        record_failed_run(
+            database, run.job, run.run_id, run.partition, run.failure, sender.run_url(run.run_id)
+        )
+    except MonitoringDatabaseError as error:
+        title = f"{run.job} failed at {run.failure.step}"
+        return tell_directly(
+            context, sender, title, describe(run.failure, run.job, run.partition), error
+        )
+    return True
+
+
+def _incidents(
+    context: SensorEvaluationContext,
+    sender: AlertSender,
+    database: MetricsDatabase,
+    settings: MonitoringSettings,
+    succeeded: set[str],
+) -> tuple[int, int]:
+    """Resolve what was repaired, watch the other sensors, send the e-mails incidents are
+    owed. A database outage postpones all of it to the next tick."""
+    try:
+        resolve_repaired(database, succeeded)
+        watch_sensors(context, database, exclude=ALERT_SENSOR)
+        reminder = timedelta(seconds=settings.incident_reminder_seconds)
+        return send_due_notices(context, database, sender, reminder)
+    except MonitoringDatabaseError as error:
+        context.log.warning(f"{error}: incidents wait for the next tick")
+        return 0, 0
 
 
 def _already_sent(
@@ -300,10 +391,14 @@ def request_retraining(
     context: SensorEvaluationContext,
     ground_truth: GroundTruth,
     monitoring_settings: MonitoringSettings,
+    alert_sender: AlertSender,
+    metrics_database: MetricsDatabase,
 ) -> SensorResult | SkipReason:
     """Drift or a performance drop, enough newly labelled rows, and the cooldown passed:
     retrain on the data plus the labelled production rows. The new bundle still has to
-    pass the champion check before it is promoted."""
+    pass the champion check before it is promoted. Also watches the alert sensor, which
+    cannot report its own failures."""
+    _watch_the_watcher(context, alert_sender, metrics_database)
     state = (
         json.loads(context.cursor)
         if context.cursor
@@ -337,6 +432,21 @@ def request_retraining(
         tags={"studperf/trigger": f"{check}@{partition}", "studperf/new_labels": str(new_labels)},
     )
     return SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+def _watch_the_watcher(
+    context: SensorEvaluationContext, sender: AlertSender, database: MetricsDatabase
+) -> None:
+    """If the alert sensor keeps failing, its incident is recorded and its first e-mail sent
+    from here (reminders and the resolution follow from the alert sensor once it is back)."""
+    try:
+        for incident in watch_sensors(context, database, names={ALERT_SENSOR}):
+            if incident.notified_at is None:
+                email = notice_for(incident, "opened", sender.dagster_url)
+                sender.send(email.subject, email.text(), email.html())
+                database.mark_notified(incident.id, "opened")
+    except Exception as exc:  # noqa: BLE001 - never stops retraining; retried next tick
+        context.log.warning(f"watching {ALERT_SENSOR}: {exc}")
 
 
 def _summary(function: Any) -> str:

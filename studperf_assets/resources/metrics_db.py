@@ -24,6 +24,7 @@ from pydantic import Field
 
 from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
+from studperf_assets.resources.incident_records import IncidentRecords
 from studperf_assets.resources.monitoring_schema import (
     ALERTS_SENT,
     BATCH_METRICS,
@@ -31,6 +32,7 @@ from studperf_assets.resources.monitoring_schema import (
     LABEL_JOINS,
     LABELS,
     PREDICTION_INDEX,
+    current_revision,
     ensure_schema,
     stored_key,
 )
@@ -92,9 +94,10 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + IN_CHUNK]
 
 
-class MetricsDatabase(ConfigurableResource):
-    """Per-batch metrics, sent alerts and the ground-truth index in SQL (SQLite by
-    default, PostgreSQL in production); the schema is created on first use."""
+class MetricsDatabase(IncidentRecords, ConfigurableResource):
+    """Per-batch metrics, sent alerts, the ground-truth index, incidents and every
+    partition's monitoring status, in SQL (SQLite by default, PostgreSQL in production);
+    the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
 
@@ -130,6 +133,11 @@ class MetricsDatabase(ConfigurableResource):
         with self.connect() as db:
             db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
             db.execute(sa.insert(BATCH_METRICS).values(**values))
+
+    def migrate(self) -> str:
+        """Migrate the schema now (deploy, ``studperf up``); returns the revision."""
+        with self.connect() as db:  # the engine migrates when it is first made
+            return str(current_revision(db))
 
     def batches(self, partitions: Iterable[str] | None = None) -> list[dict[str, Any]]:
         query = sa.select(BATCH_METRICS).order_by(BATCH_METRICS.c.partition)
