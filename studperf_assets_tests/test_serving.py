@@ -406,6 +406,143 @@ def test_lambda_http_routes(
     assert handler_module.lambda_handler(not_json)["statusCode"] == 422
 
 
+# Full events as AWS delivers them (the shapes of AWS's documentation and Powertools' test
+# events): the stage is where each kind of event puts it.
+def _rest_event(method: str, path: str, stage: str, body: str | None) -> dict[str, Any]:
+    """API Gateway REST API (payload 1.0): ``path`` without the stage, requestContext's with."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"content-type": "application/json", "Host": "abc123.execute-api.eu-west-1"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.strip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "extendedRequestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "httpMethod": method,
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "path": f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "09/Apr/2015:12:34:56 +0000",
+            "requestTimeEpoch": 1428582896000,
+            "resourceId": "1234567",
+            "resourcePath": "/{proxy+}",
+            "stage": stage,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _http_api_event(method: str, raw_path: str, stage: str, body: str | None) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0): ``rawPath`` starts with a named stage."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "abc123.execute-api.eu-west-1"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": stage,
+            "time": "10/Mar/2020:05:16:23 +0000",
+            "timeEpoch": 1583817383220,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _function_url_event(method: str, raw_path: str, body: str | None) -> dict[str, Any]:
+    """A Lambda Function URL (payload 2.0, stage ``$default``; this project's Terraform)."""
+    event = _http_api_event(method, raw_path, "$default", body)
+    event["requestContext"].update(
+        apiId="dlvngo4q2ijnstetuk2rrcojgu0bhjtv",
+        domainName="dlvngo4q2ijnstetuk2rrcojgu0bhjtv.lambda-url.eu-west-1.on.aws",
+        domainPrefix="dlvngo4q2ijnstetuk2rrcojgu0bhjtv",
+        authorizer={"iam": {"accountId": "123456789012", "userId": "AIDACKCEVSQ6C2EXAMPLE"}},
+    )
+    return event
+
+
+STUDENT_BODY = json.dumps(STUDENT)
+ROUTED = [
+    # HTTP API, a named stage: the field fault (404 before)
+    (_http_api_event("POST", "/prod/predict", "prod", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/prod/health", "prod", None), 200, "status"),
+    (_http_api_event("GET", "/prod/model/", "prod", None), 200, "class_labels"),
+    (_http_api_event("GET", "/dev-2/health", "dev-2", None), 200, "status"),
+    # a stage named like a route: only the leading segment is the stage
+    (_http_api_event("POST", "/predict/predict", "predict", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/health/health", "health", None), 200, "status"),
+    # HTTP API, $default stage: no stage in the path
+    (_http_api_event("POST", "/predict", "$default", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/health", "$default", None), 200, "status"),
+    # REST API: path already without the stage
+    (_rest_event("POST", "/predict", "prod", STUDENT_BODY), 200, "grade"),
+    (_rest_event("GET", "/health", "prod", None), 200, "status"),
+    (_rest_event("GET", "/model", "predict", None), 200, "class_labels"),
+    # Function URL
+    (_function_url_event("POST", "/predict", STUDENT_BODY), 200, "grade"),
+    (_function_url_event("GET", "/health", None), 200, "status"),
+    # a named stage that is not in the path is not cut out of it
+    (_http_api_event("GET", "/health", "prod", None), 200, "status"),
+]
+NOT_ROUTED = [
+    # only the stage: the API's root, which has no route
+    (_http_api_event("GET", "/prod", "prod", None), "GET /"),
+    (_http_api_event("GET", "/prod/", "prod", None), "GET /"),
+    (_http_api_event("POST", "/predict", "predict", STUDENT_BODY), "POST /"),
+    # a stage is a whole segment: /production is not /prod followed by more
+    (_http_api_event("GET", "/production/health", "prod", None), "GET /production/health"),
+    # $default is never a prefix, nor is the stage in a REST API's path
+    (_http_api_event("GET", "/$default/health", "$default", None), "GET /$default/health"),
+    (_rest_event("GET", "/prod/health", "prod", None), "GET /prod/health"),
+    (_function_url_event("GET", "/prod/health", None), "GET /prod/health"),
+    (_http_api_event("DELETE", "/prod/predict", "prod", None), "DELETE /predict"),
+]
+
+
+def _where(event: dict[str, Any]) -> str:
+    context = event["requestContext"]
+    return f"{event.get('rawPath') or event.get('path')} (stage {context['stage']})"
+
+
+def test_http_events_are_routed_on_the_path_without_their_stage(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, _ = _service(store, tmp_path)
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    for event, status, key in ROUTED:
+        answer = handler_module.lambda_handler(event)
+        assert answer["statusCode"] == status, f"{_where(event)}: {answer['body']}"
+        assert key in json.loads(answer["body"]), _where(event)
+    for event, route in NOT_ROUTED:
+        answer = handler_module.lambda_handler(event)
+        assert answer["statusCode"] == 404, _where(event)
+        assert json.loads(answer["body"]) == {"error": f"no route for {route}"}, _where(event)
+
+
 def test_web_service(store: LocalModelStore, tmp_path: Path) -> None:
     service, _ = _service(store, tmp_path)
     client = TestClient(create_app(service))
