@@ -200,7 +200,7 @@ class PredictionService:
             try:
                 data = _decode(record)
                 if data[:4] == MAGIC:  # the one check plain records pay
-                    aggregate = deaggregate(data, MAX_USER_RECORDS - index - extra)
+                    aggregate = deaggregate(data, max(0, MAX_USER_RECORDS - index - extra))
                     if aggregate is not None:
                         aggregated += 1
                         extra += self._split(aggregate, data, source, predictor, valid, errors, at)

@@ -898,6 +898,12 @@ def test_the_user_record_limit_holds_for_the_whole_batch(
     (error,) = client.bodies(ERR)
     assert error["reason"].startswith("KPL aggregate of more than 2 user records")
     assert error["idempotency_key"] == event_id(3)
+    # plain records are not held back by the limit; an aggregate after them has no room
+    records = [kinesis_record(kpl_aggregate(three + three), 1), kinesis_record(b"x", 2)]
+    outcome = service.handle_kinesis([*records, kinesis_record(kpl_aggregate(three), 3)])
+    _account(outcome, 6 + 1 + 1)
+    assert outcome.predictions == 6 and outcome.errors == 2
+    assert client.bodies(ERR)[-1]["reason"].startswith("KPL aggregate of more than 0 user records")
 
 
 def test_a_failed_write_of_one_user_record_retries_its_aggregate(
