@@ -153,7 +153,7 @@ def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
     now = [0.0]
     report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
     with caplog.at_level(logging.INFO, logger="studperf.stream"):
-        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34))
+        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34, failed=1))
         report.poll(PollStats(records=100))
         now[0] = 61.0
         report.poll(PollStats(records=100, retried_batches=1))

@@ -182,6 +182,56 @@ def test_batches_that_keep_failing_go_to_the_on_failure_file(
     assert stats.discarded_records == failed["records"] > 0
 
 
+def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
+    s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """KPL aggregates among plain records on a real stream: every user record is scored;
+    a user record whose write is throttled makes the poller re-read from its aggregate, and
+    the copies that causes share their idempotency keys."""
+    from lambda_service.service import PredictionService
+    from lambda_service.streams import KinesisSink
+    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets_tests.kinesis_fakes import FlakyKinesis, kpl_aggregate
+
+    kinesis = boto3.client("kinesis")
+    names = {k: f"kpl-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
+    for name in names.values():
+        create_stream(kinesis, name)
+    sizes = [1, 10, 1, 3, 10, 1]  # 1: a plain record, else an aggregate of that many
+    firsts = [7000 + sum(sizes[:i]) for i in range(len(sizes))]  # each record's first student
+    data = [
+        student_message(first)
+        if size == 1
+        else kpl_aggregate([(str(s), student_message(s)) for s in range(first, first + size)])
+        for first, size in zip(firsts, sizes, strict=True)
+    ]
+    response = kinesis.put_records(
+        StreamName=names["in"], Records=[{"Data": d, "PartitionKey": "k"} for d in data]
+    )
+    keys: dict[str, int] = {}  # idempotency key -> student_id
+    for first, size, result in zip(firsts, sizes, response["Records"], strict=True):
+        event_id = f"{result['ShardId']}:{result['SequenceNumber']}"
+        if size == 1:
+            keys[event_id] = first
+        else:
+            keys |= {f"{event_id}:{sub}": first + sub for sub in range(size)}
+    flaky = FlakyKinesis(kinesis, failing_calls=2, streams={names["out"]})
+    provider = ModelProvider(s3_store.root_uri, tmp_path / "cache", s3=boto3.client("s3"))
+    service = PredictionService(
+        provider, KinesisSink(flaky, max_attempts=1), names["out"], names["err"]
+    )
+    poller = KinesisPoller(
+        kinesis, names["in"], lambda event, _c: service.handle_kinesis(event["Records"]).response(),
+        batch_size=100, max_retries=3, sleep=lambda _s: None,
+    )  # fmt: skip
+    stats = poller.run(until_idle=2, poll_interval=0)
+    assert stats.retried_batches >= 1 and stats.discarded_records == 0
+    out = read_stream(kinesis, names["out"])
+    assert {p["idempotency_key"]: p["student_id"] for p in out} == keys
+    assert len(out) > len(keys)  # re-delivered user records, the same keys
+    assert read_stream(kinesis, names["err"]) == []
+
+
 def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:
     from studperf_assets.cli import main
 
