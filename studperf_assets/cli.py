@@ -203,7 +203,8 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(args: argparse.Namespace) -> int:
-    """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one)."""
+    """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one) and
+    migrate the monitoring database's schema (idempotent: what CD runs at every deploy)."""
     from studperf_assets.lib.databases import ensure_databases
 
     if not args.server_url:
@@ -211,6 +212,14 @@ def cmd_init_db(args: argparse.Namespace) -> int:
         return 2
     created = ensure_databases(args.server_url, args.databases)
     print(f"databases {', '.join(args.databases)}: created {', '.join(created) or 'none'}")
+    if args.monitoring_database in args.databases:
+        import sqlalchemy as sa
+
+        from studperf_assets.resources.metrics_db import MetricsDatabase
+
+        url = sa.make_url(args.server_url).set(database=args.monitoring_database)
+        revision = MetricsDatabase(url=url.render_as_string(hide_password=False)).migrate()
+        print(f"monitoring database {args.monitoring_database}: schema at revision {revision}")
     return 0
 
 
@@ -419,6 +428,11 @@ def _add_platform_commands(sub: Subparsers) -> None:
         "default: $STUDPERF_DAGSTER_PG_URL",
     )
     init_db.add_argument("--databases", nargs="+", default=list(SERVER_DATABASES))
+    init_db.add_argument(
+        "--monitoring-database",
+        default=SERVER_DATABASES[1],
+        help="which of them is the monitoring database, migrated to the newest schema",
+    )
     init_db.set_defaults(func=cmd_init_db)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
