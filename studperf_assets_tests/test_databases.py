@@ -52,10 +52,10 @@ def test_init_db_creates_the_missing_databases_once(database_names: list[str]) -
         check=True,
     )
     assert f"monitoring database {database_names[1]}: schema at revision" in migrated.stdout
-    with psycopg2.connect(PG_URL.rsplit("/", 1)[0] + "/" + database_names[1]) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM incidents")
-            assert cursor.fetchone() == (0,)
+    monitoring_url = PG_URL.rsplit("/", 1)[0] + "/" + database_names[1]
+    with psycopg2.connect(monitoring_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM incidents")
+        assert cursor.fetchone() == (0,)
 
 
 def test_init_db_creates_only_what_is_missing(database_names: list[str]) -> None:
