@@ -120,6 +120,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         OutageTooLong,
         start_riding_outages,
     )
+    from studperf_assets.serving.leases import ShardLeases
 
     _serving_environment(args)
     for name, value in (
@@ -151,6 +152,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 max_retries=args.max_retries,
                 on_failure=state / f"{args.input_stream}.on-failure.jsonl",
                 outage_budget=args.outage_budget,
+                leases=ShardLeases(state, args.input_stream),  # one reader per shard per home
             ),
             args.input_stream,
             args.outage_budget,
