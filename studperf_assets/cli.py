@@ -298,13 +298,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     For browsing a state (``make train``'s, the demo's): the sensors start stopped here,
     unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
     from studperf_assets.local_dagster import start_dagster_dev
+    from studperf_assets.serving.home_lock import HomeError, own_home
     from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
+    home = deployment().home
+    try:  # its daemon would share the instance with another stack's: one stack per home
+        ownership = own_home(home, "studperf ui")
+    except HomeError as taken:
+        print(f"studperf ui: {taken}", file=sys.stderr)
+        return 2
     prepare_dagster_home()
     os.environ.setdefault("STUDPERF_SENSORS", "stopped")
     # dagster dev runs in the instance folder: a relative home would move with it
-    os.environ["STUDPERF_HOME"] = str(deployment().home)
-    supervisor = Supervisor(deployment().home / "logs")
+    os.environ["STUDPERF_HOME"] = str(home)
+    supervisor = Supervisor(home / "logs", home=home)
     with StopRequested(supervisor):
         try:
             child = start_dagster_dev(supervisor, args.port, os.environ, restart=False)
@@ -317,6 +324,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return 1
         finally:
             supervisor.stop()
+            ownership.release()
     return 0
 
 
