@@ -231,3 +231,83 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _started(pid: int) -> str:
+    """A process's start time (field 22 of its stat): with the PID, who it is."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _up(home: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+    """`studperf up` on ``home``; what it prints is read on as it comes (the pipe never fills)."""
+    import threading
+
+    env = {
+        **os.environ,
+        "STUDPERF_HOME": str(home),
+        "STUDPERF_SENSORS": "stopped",  # nothing here is about the sensors
+        **{f"STUDPERF_{name}_PORT": str(port) for name, port in ports.items()},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "studperf_assets.cli", "up"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        lines.extend(line.rstrip() for line in process.stdout)
+
+    threading.Thread(target=read, daemon=True).start()
+    return process, lines
+
+
+def _ready(process: subprocess.Popen[str], lines: list[str]) -> bool:
+    if process.poll() is not None:
+        pytest.fail(f"studperf up exited with {process.returncode}:\n" + "\n".join(lines))
+    return any(line.startswith("ready ") for line in lines)
+
+
+@pytest.mark.integration
+def test_a_killed_stack_is_restarted_on_its_home_and_a_second_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The field fault, whole: after `kill -9` of `studperf up` its children kept running and
+    held the ports; the restart was refused for busy ports, and its advice (other ports)
+    started a second stack on the same home. Now a second `up` is refused while the first
+    lives, and after `kill -9` the next start on the same ports stops what is left and runs."""
+    from studperf_assets.serving.moto_local import free_port
+
+    home = tmp_path / "home"
+    ports = {name: free_port() for name in ("AWS", "UI", "EVIDENTLY")}
+    first, lines = _up(home, ports)
+    restarted: subprocess.Popen[str] | None = None
+    try:
+        wait_for("the first stack's ready", lambda: _ready(first, lines), timeout=300)
+        marked = processes_with(HOME_VARIABLE, str(home.resolve()))
+        first_stack = {(pid, _started(pid)) for pid in marked}
+        assert len(first_stack) >= 5  # moto, dagster dev and its children, stream, evidently
+
+        second, said = _up(home, {name: free_port() for name in ports})
+        assert second.wait(timeout=120) == 2
+        wait_for("its one line", lambda: said)
+        assert f"in use by PID {first.pid} (studperf up, since " in said[0], said
+        assert "PORT" not in said[0]  # no advice to start a second stack on other ports
+
+        first.kill()  # kill -9: no chance to stop anything
+        first.wait(timeout=30)
+        restarted, lines = _up(home, ports)  # the same home, the same ports
+        wait_for("the restarted stack's ready", lambda: _ready(restarted, lines), timeout=300)
+        left = {(pid, _started(pid)) for pid in marked} & first_stack
+        assert not left, f"processes of the killed stack still running: {left}"
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(timeout=60) == 0
+        assert processes_with(HOME_VARIABLE, str(home.resolve())) == []
+    finally:
+        for process in (first, restarted):
+            if process is not None and process.poll() is None:
+                process.kill()
+        sweep(HOME_VARIABLE, str(home.resolve()))
