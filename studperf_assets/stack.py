@@ -161,6 +161,15 @@ def init_local_aws(stack: Stack) -> None:
     )
 
 
+def migrate_monitoring_database(env: Mapping[str, str], home: Path) -> None:
+    """The monitoring database's schema, migrated once before any part uses it (the parts
+    would each check it anyway; a start that fails here says so before anything runs)."""
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    url = env.get("STUDPERF_METRICS_DB_URL") or f"sqlite:///{home / 'monitoring.db'}"
+    MetricsDatabase(url=url).migrate()
+
+
 def has_production_bundle(home: Path) -> bool:
     pointer = home / "model_store" / "production.json"
     try:
@@ -211,6 +220,7 @@ def _run_owned(stack: Stack) -> int:
             init_local_aws(stack)
             env_file = stack.write_env_file()
             seed_instance(stack.home / "dagster")  # the embedded default: SQLite
+            migrate_monitoring_database(env, stack.home)
             if not has_production_bundle(stack.home):
                 stack.echo("no production bundle yet: training the first one (studperf train)")
                 if supervisor.run_to_end("first-training", [*studperf, "train"], env):
