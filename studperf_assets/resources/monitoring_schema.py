@@ -13,7 +13,6 @@ files, stream records) are validated against them before they reach the database
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 from collections.abc import Iterator
@@ -211,10 +210,8 @@ def _file_lock(path: Path | None) -> Iterator[None]:
     if path is None:  # an in-memory database has a single user
         yield
         return
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
