@@ -230,16 +230,16 @@ def best_model(
     top = candidate_models.iloc[0]
     spec = models.CandidateSpec(str(top["family"]), json.loads(str(top["params"])))
     arrays = _training_arrays(data_splits, feature_scaler)
-    with models.native_threads(training_settings.native_threads):
+    with models.native_threads(training_settings.native_threads):  # boosting predicts with OpenMP
         model = _fit_on_train(spec, data_splits, arrays)
-    pipeline = models.make_pipeline_for(feature_scaler, model)
-    metrics = {
-        split: models.classification_metrics(
-            data_splits[split][data.TARGET].to_numpy(),
-            pipeline.predict(data.feature_matrix(data_splits[split])),
-        )
-        for split in ("val", "test")
-    }
+        pipeline = models.make_pipeline_for(feature_scaler, model)
+        metrics = {
+            split: models.classification_metrics(
+                data_splits[split][data.TARGET].to_numpy(),
+                pipeline.predict(data.feature_matrix(data_splits[split])),
+            )
+            for split in ("val", "test")
+        }
     trained = TrainedModel(
         pipeline,
         spec.family,
