@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,10 +128,12 @@ def test_every_row_is_accounted_for(
         assert np.abs(_per_grade(capped.file) - expected).max() < 1
 
 
-def _ingest_labels(resources: dict, rows: pd.DataFrame, times: list[datetime]) -> None:
+def _ingest_labels(resources: dict[str, Any], rows: pd.DataFrame, times: list[datetime]) -> None:
     """Labels of ``rows`` arriving at ``times`` (one per row), as a monitoring run ingests
     them; three files, interleaved in time, so arrival order is not insertion order."""
-    labels = rows.assign(**{REQUEST_ID: [f"r-{i}" for i in rows[data.ID]], AVAILABLE_AT: times})
+    labels = rows.copy()
+    labels[REQUEST_ID] = [f"r-{i}" for i in rows[data.ID]]
+    labels[AVAILABLE_AT] = times
     database = resources["ground_truth"].database
     for part in range(3):
         chunk = labels.iloc[part::3]
@@ -163,7 +166,7 @@ def test_the_asset_caps_retraining_rows_and_says_what_it_dropped(
     assert set(frame[data.ID][frame[data.ID] >= 1_000_000]) == newest
     assert (frame[data.ID] < 1_000_000).sum() == 2250
     (materialization,) = result.asset_materializations_for_node("raw_student_data")
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    metadata: dict[str, Any] = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["rows"] == 3000 and metadata["rows_dropped_total"] == 4392 - 3000
     assert metadata["rows_offered"] == {"file": 2392, "production": 2000}
     assert metadata["rows_kept"] == {"file": 2250, "production": 750}
