@@ -66,6 +66,7 @@ up: setup ## the live platform: moto, Dagster (sensors running), stream consumer
 bench: setup ## benchmarks/ (figures land in benchmarks/results/); installs the bench extra
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/training.py --rows 1000000
 	$(BIN)/python benchmarks/training_contention.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/monitoring.py

@@ -4,7 +4,15 @@ Prints wall time, peak memory and test f1-macro of both, and their ratios; also 
 `studperf predict` on all 2,392 rows (lean ONNX path) against loading the skops pipeline
 and predicting with scikit-learn. Figures are written to benchmarks/results/training.json.
 
+With ``--rows N`` it measures instead a training run on N rows (the bundled 2,392 plus rows
+drawn by ``lib.simulation``'s generator, written as a CSV so the real read path is timed):
+wall and CPU seconds, peak RSS and rows fitted, for this tree and for the code at
+``--baseline`` (bounded by ``--baseline-timeout``; a run cut off reports the last step it
+reached and the candidates it scored), and their ratios. Figures go to
+benchmarks/results/training_rows.json.
+
     python benchmarks/training.py [--seeds 42 7 1234]
+    python benchmarks/training.py --rows 1000000 [--baseline 1943bf5] [--baseline-timeout 600]
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results" / "training.json"
+ROWS_RESULTS = REPO / "benchmarks" / "results" / "training_rows.json"
 
 _CHILD = """
 import json, resource, sys, time
@@ -60,9 +70,22 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1234])
+    parser.add_argument("--rows", type=int, help="measure a training run on this many rows")
+    parser.add_argument("--baseline", default="1943bf5", help="the code before the row cap")
+    parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds")
     args = parser.parse_args()
+    if args.rows:
+        from benchmarks.training_rows import compare
+
+        rows_figures = compare(args.rows, args.baseline, args.baseline_timeout)
+        ROWS_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        ROWS_RESULTS.write_text(json.dumps(rows_figures, indent=2) + "\n")
+        print(json.dumps(rows_figures, indent=2))
+        return
     python = sys.executable
     home = Path(tempfile.mkdtemp(prefix="studperf-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}

@@ -166,3 +166,90 @@ def test_native_threads_caps_openmp_while_fitting_and_restores_it(splits: dict) 
             X = data.feature_matrix(splits["test"])
             assert pipeline.predict(X).shape == (len(X),)
         assert openmp_threads() == {2}
+
+
+SEARCHED_FAMILIES = sorted({spec.family for spec in models.search_space()})
+
+
+@pytest.fixture(scope="module")
+def candidates(splits: dict) -> list[tuple[models.CandidateSpec, Any]]:
+    """Every candidate of a search a little wider than the default, fitted (one native
+    thread: OpenMP spinning beside other processes slows the boosting fits tenfold)."""
+    with models.native_threads(1):
+        return [(spec, _fit(spec, splits)) for spec in models.search_space(boosting_samples=6)]
+
+
+@pytest.mark.parametrize("family", SEARCHED_FAMILIES)
+def test_every_family_the_search_can_pick_reloads_from_its_bundle(
+    family: str,
+    candidates: list[tuple[models.CandidateSpec, Any]],
+    splits: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each candidate of the family, bundled with write_bundle and reloaded by every loader
+    a bundle meets: the bundle's skops file, its ONNX form (the Lambda's Predictor), the IO
+    manager between steps, and MLflow's skops flavour. All predict alike."""
+    import mlflow.sklearn
+    from dagster import AssetKey, build_input_context, build_output_context
+
+    from studperf_assets.lib.bundle_builder import load_pipeline
+    from studperf_assets.lib.trained import TrainedModel
+    from studperf_assets.resources.io_manager import SafeIOManager
+    from studperf_assets.resources.object_store import LocalObjectStore
+
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # MLflow's own gate
+    X = data.feature_matrix(splits["test"])
+    io_manager = SafeIOManager(store=LocalObjectStore(root=str(tmp_path / "io")))
+    family_candidates = [(spec, p) for spec, p in candidates if spec.family == family]
+    assert family_candidates
+    with models.native_threads(1):  # boosting predicts with OpenMP too: no spinning
+        for number, (spec, pipeline) in enumerate(family_candidates):
+            folder = tmp_path / f"bundle-{number}"
+            write_bundle(
+                pipeline,
+                folder,
+                model_family=family,
+                params=spec.params,
+                metrics={},
+                training_data_sha256="0" * 64,
+                mlflow_run_id=None,
+            )
+            labels, probabilities = pipeline.predict(X), pipeline.predict_proba(X)
+
+            reloaded = load_pipeline(folder / "model.skops")
+            np.testing.assert_array_equal(reloaded.predict(X), labels, err_msg=spec.name)
+            np.testing.assert_array_equal(reloaded.predict_proba(X), probabilities)
+
+            onnx_labels, onnx_probabilities = Predictor.from_folder(folder).predict_matrix(X)
+            np.testing.assert_array_equal(onnx_labels, labels, err_msg=spec.name)
+            np.testing.assert_allclose(onnx_probabilities, probabilities, atol=1e-5)
+
+            key = AssetKey(["best_model", str(number)])
+            io_manager.handle_output(
+                build_output_context(asset_key=key), TrainedModel(pipeline, family, {}, {})
+            )
+            between_steps = io_manager.load_input(build_input_context(asset_key=key))
+            np.testing.assert_array_equal(between_steps.pipeline.predict_proba(X), probabilities)
+
+            mlflow_path = tmp_path / f"mlflow-{number}"
+            mlflow.sklearn.save_model(  # as model_bundle logs it; MLflow reloads it to check
+                pipeline,
+                str(mlflow_path),
+                serialization_format="skops",
+                skops_trusted_types=list(models.TRUSTED_TYPES),
+                pip_requirements=[],  # not inferred: that loads the model in a subprocess
+            )
+            from_mlflow = mlflow.sklearn.load_model(str(mlflow_path))
+            np.testing.assert_array_equal(from_mlflow.predict_proba(X), probabilities)
+
+
+def test_trusted_types_are_exactly_what_the_families_need(
+    candidates: list[tuple[models.CandidateSpec, Any]],
+) -> None:
+    """Nothing trusted that no family uses: the allow-list grows only for a reason."""
+    needed: dict[str, set[str]] = {family: set() for family in SEARCHED_FAMILIES}
+    for spec, pipeline in candidates:
+        needed[spec.family] |= set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
+    assert {f: set(t) for f, t in models.FAMILY_TRUSTED_TYPES.items()} == needed
+    assert set(models.TRUSTED_TYPES) == set().union(*needed.values())

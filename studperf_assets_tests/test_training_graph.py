@@ -227,3 +227,26 @@ def test_the_registered_champion_stands_alone(trained_home: Path, tmp_path: Path
     assert "input_example.json" in loaded["files"]
     assert "code/studperf_assets/lib/models.py" in loaded["files"]  # its code, with it
     assert "test_confusion_matrix.png" in loaded["run_artifacts"]
+
+
+@pytest.mark.parametrize("family", sorted({spec.family for spec in models.search_space()}))
+def test_training_judges_a_winner_of_every_family(
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever family wins, its model is handed between steps, bundled, reloaded and
+    judged by every check: the search forced to one family publishes that family."""
+    search_space = models.search_space
+
+    def one_family(**kwargs: Any) -> Any:
+        return (spec for spec in search_space(**kwargs) if spec.family == family)
+
+    monkeypatch.setattr(models, "search_space", one_family)
+    outcome = run_training(
+        instance=DagsterInstance.ephemeral(),
+        definitions=make_definitions(Deployment(home=tmp_path)),
+    )
+    assert outcome.bundle, outcome.failures
+    assert outcome.bundle["model_family"] == family
+    judged = ("best_model_quality_floor", "model_bundle_integrity", "model_bundle_vs_champion")
+    assert {check: outcome.checks.get(check) for check in judged} == dict.fromkeys(judged, True)
+    assert outcome.success and outcome.production

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from studperf_assets.lib import data
 from studperf_assets.lib.labels import as_training_rows
+from studperf_assets.lib.row_cap import cap_training_rows
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.training_settings import TrainingSettings
 
@@ -35,9 +36,16 @@ class RawDataConfig(Config):
 
 @asset(group_name=GROUP, kinds={"pandas", "csv"})
 def raw_student_data(
-    context: AssetExecutionContext, config: RawDataConfig, s3: S3Resource, ground_truth: GroundTruth
+    context: AssetExecutionContext,
+    config: RawDataConfig,
+    s3: S3Resource,
+    ground_truth: GroundTruth,
+    training_settings: TrainingSettings,
 ) -> Output[pd.DataFrame]:
-    """The Kaggle students-performance CSV (El Kharoua 2024, CC BY 4.0), schema-validated.
+    """The Kaggle students-performance CSV (El Kharoua 2024, CC BY 4.0), schema-validated,
+    with the labelled production rows when retraining; at most
+    ``training_settings.max_training_rows`` of them (``lib.row_cap``), so every later step
+    is bounded.
 
     A missing column, a wrong type, an out-of-range value or an empty file fails here, with
     the column and rows named, before anything downstream runs.
@@ -46,26 +54,43 @@ def raw_student_data(
     payload = data.read_source(source, s3.get_client() if source.startswith("s3://") else None)
     frame = data.parse_raw_csv(payload)
     context.log.info(f"loaded {len(frame)} rows from {source or 'the bundled dataset'}")
-    production_rows = superseded = 0
+    rows = pd.DataFrame(columns=list(data.RAW_COLUMNS))
+    superseded = 0
     if config.include_production_labels:
         labels = ground_truth.database.training_labels()
-        rows = as_training_rows(labels)  # one per student: the latest label wins
-        production_rows, superseded = len(rows), len(labels) - len(rows)
-        if production_rows:  # validated like the file: labelled rows are training data too
-            rows = data.parse_raw_csv(rows.to_csv(index=False).encode())
-            frame = pd.concat([frame, rows], ignore_index=True)
+        rows = as_training_rows(labels)  # one per student, the latest label; oldest first
+        superseded = len(labels) - len(rows)
+    capped = cap_training_rows(
+        frame,
+        rows,
+        limit=training_settings.max_training_rows,
+        production_share=training_settings.max_production_share,
+        seed=training_settings.row_sample_seed,
+    )
+    frame = capped.file
+    if len(capped.production):  # validated like the file: labelled rows are training data too
+        kept = data.parse_raw_csv(capped.production.to_csv(index=False).encode())
+        frame = pd.concat([frame, kept], ignore_index=True)
+    elif capped.dropped_total:
+        frame = frame.reset_index(drop=True)
+    if config.include_production_labels:
         context.log.info(
-            f"appended {production_rows} labelled production rows "
+            f"appended {len(capped.production)} of {len(rows)} labelled production rows "
             f"({superseded} earlier labels of the same students left out)"
         )
+    context.log.info(capped.summary())
     return Output(
         frame,
         metadata={
             "source": source or f"bundled:{data.BUNDLED_DATASET}",
             "source_sha256": data.sha256_bytes(payload),
             "rows": len(frame),
-            "production_rows": production_rows,
+            "production_rows": len(capped.production),
             "production_labels_superseded": superseded,
+            **{
+                key: MetadataValue.json(value) if isinstance(value, dict) else value
+                for key, value in capped.metadata().items()
+            },
             "columns": MetadataValue.json(list(frame.columns)),
             "preview": MetadataValue.md(frame.head(5).to_markdown(index=False)),
         },

@@ -147,12 +147,14 @@ def model_bundle_integrity(
     training_settings: TrainingSettings,
 ) -> AssetCheckResult:
     from studperf_assets.lib.bundle_builder import serving_mismatches
+    from studperf_assets.lib.models import native_threads
 
     X = data.feature_matrix(pd.concat(data_splits.values()))
     with training_settings.scratch("verify-") as cache:
         try:
             folder = model_store.fetch(model_bundle["version"], cache)  # verifies every hash
-            mismatches, max_probability_diff = serving_mismatches(folder, X)
+            with native_threads(training_settings.native_threads):  # a boosting model spins
+                mismatches, max_probability_diff = serving_mismatches(folder, X)
         except BundleError as error:  # a corrupt or unreadable bundle fails the check
             return AssetCheckResult(passed=False, metadata={"error": str(error)})
     return AssetCheckResult(

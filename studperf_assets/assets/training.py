@@ -143,6 +143,13 @@ def candidate_models(
     parent = mlflow.active_run()
     rows = []
     specs = list(models.search_space(boosting_samples=training_settings.boosting_samples))
+    # The search's cost: candidates x (folds + 1) fits, each linear in rows (bounded by
+    # TrainingSettings.max_training_rows where the rows are assembled).
+    fits = len(specs) * (models.CV_FOLDS + 1)
+    context.log.info(
+        f"{len(specs)} candidates, {fits} fits: {models.CV_FOLDS} folds over {len(pool)} rows "
+        f"and one on {len(data_splits['train'])} each"
+    )
     for spec in _progress(specs, "candidates"):
         with models.native_threads(training_settings.native_threads):
             model = _fit_on_train(spec, data_splits, arrays)
@@ -184,6 +191,8 @@ def candidate_models(
         board,
         metadata={
             "candidates": len(board),
+            "fits": fits,
+            "cv_pool_rows": len(pool),
             "best_candidate": str(board["candidate"].iloc[0]),
             "best_cv_f1_macro": float(board["cv_f1_macro"].iloc[0]),
             "best_val_f1_macro": float(board["val_f1_macro"].iloc[0]),
@@ -221,16 +230,16 @@ def best_model(
     top = candidate_models.iloc[0]
     spec = models.CandidateSpec(str(top["family"]), json.loads(str(top["params"])))
     arrays = _training_arrays(data_splits, feature_scaler)
-    with models.native_threads(training_settings.native_threads):
+    with models.native_threads(training_settings.native_threads):  # boosting predicts with OpenMP
         model = _fit_on_train(spec, data_splits, arrays)
-    pipeline = models.make_pipeline_for(feature_scaler, model)
-    metrics = {
-        split: models.classification_metrics(
-            data_splits[split][data.TARGET].to_numpy(),
-            pipeline.predict(data.feature_matrix(data_splits[split])),
-        )
-        for split in ("val", "test")
-    }
+        pipeline = models.make_pipeline_for(feature_scaler, model)
+        metrics = {
+            split: models.classification_metrics(
+                data_splits[split][data.TARGET].to_numpy(),
+                pipeline.predict(data.feature_matrix(data_splits[split])),
+            )
+            for split in ("val", "test")
+        }
     trained = TrainedModel(
         pipeline,
         spec.family,

@@ -203,7 +203,8 @@ def resolve(incoming: pd.DataFrame, known: dict[str, int]) -> Resolution:
 
 def as_training_rows(labels: pd.DataFrame) -> pd.DataFrame:
     """Labelled production rows in the raw-data schema, one per student (the latest label
-    wins: a student scored twice would otherwise sit on both sides of the split)."""
+    wins: a student scored twice would otherwise sit on both sides of the split), oldest
+    label first (the row cap keeps the newest: ``row_cap``)."""
     if labels.empty:
         return pd.DataFrame(columns=list(RAW_COLUMNS))
     ordered = labels.sort_values(AVAILABLE_AT, kind="stable")

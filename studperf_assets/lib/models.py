@@ -75,8 +75,20 @@ class GPAOrdinalClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(self.predict_proba(X).argmax(axis=1), dtype=np.int64)
 
 
-# Types skops must be told to trust when loading a studperf pipeline.
-TRUSTED_TYPES: tuple[str, ...] = (f"{GPAOrdinalClassifier.__module__}.GPAOrdinalClassifier",)
+# What skops must be told to trust to load a fitted pipeline of each family: exactly the
+# types ``skops.io.get_untrusted_types`` reports for it, beyond scikit-learn's defaults
+# (test_models round-trips every family ``search_space`` yields). Each is rebuilt from
+# numbers and arrays; none runs code of the file's choosing when loaded.
+FAMILY_TRUSTED_TYPES: dict[str, tuple[str, ...]] = {
+    "gpa_ordinal": (f"{GPAOrdinalClassifier.__module__}.GPAOrdinalClassifier",),
+    "logistic_regression": (),
+    # the fitted trees: node records and category bitsets (numpy arrays)
+    "hist_gradient_boosting": ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",),
+}
+# Types skops must be told to trust when loading a studperf pipeline, whatever its family.
+TRUSTED_TYPES: tuple[str, ...] = tuple(
+    dict.fromkeys(t for types in FAMILY_TRUSTED_TYPES.values() for t in types)
+)
 
 
 class UntrustedModelFile(RuntimeError):
