@@ -27,7 +27,7 @@ from pathlib import Path
 from studperf_assets.deployment import DEFAULT_SENDER
 from studperf_assets.local_dagster import seed_instance, start_dagster_dev
 from studperf_assets.serving.home_lock import HomeError, describe_process, own_home, port_holders
-from studperf_assets.serving.moto_local import AWS_TEST_ENV
+from studperf_assets.serving.moto_local import AWS_TEST_ENV, MOTO_SERVER
 from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 from studperf_assets.stack_events import EventFollower
 
@@ -212,7 +212,7 @@ def _run_owned(stack: Stack) -> int:
         try:
             supervisor.start(
                 "moto",
-                [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(stack.ports.aws)],
+                [python, "-m", MOTO_SERVER, "-H", "127.0.0.1", "-p", str(stack.ports.aws)],
                 env,
                 restart=False,  # its state is in memory: a restart would lose the streams
             )
