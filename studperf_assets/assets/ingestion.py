@@ -44,7 +44,7 @@ def raw_student_data(
     """
     source = config.source
     payload = data.read_source(source, s3.get_client() if source.startswith("s3://") else None)
-    frame = data.parse_raw_csv(payload)
+    frame = data.parse_raw_csv(payload, source or "the bundled dataset")
     context.log.info(f"loaded {len(frame)} rows from {source or 'the bundled dataset'}")
     production_rows = superseded = 0
     if config.include_production_labels:
@@ -52,7 +52,7 @@ def raw_student_data(
         rows = as_training_rows(labels)  # one per student: the latest label wins
         production_rows, superseded = len(rows), len(labels) - len(rows)
         if production_rows:  # validated like the file: labelled rows are training data too
-            rows = data.parse_raw_csv(rows.to_csv(index=False).encode())
+            rows = data.parse_raw_csv(rows.to_csv(index=False).encode(), "labelled rows")
             frame = pd.concat([frame, rows], ignore_index=True)
         context.log.info(
             f"appended {production_rows} labelled production rows "
