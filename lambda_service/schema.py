@@ -103,8 +103,8 @@ def describe(raw: Any) -> str:
 # around. Python's float() accepts more, and each extra was a way for one reader to take what
 # another refused: '1_0' (10), non-ASCII digits ('١' is 1), 'nan', 'inf', 'Infinity'.
 NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
-# Within these characters, float() accepts exactly what NUMBER matches: the vectorised form
-# checks the characters and lets float() judge the rest.
+# Within these characters, float() accepts exactly what NUMBER matches: parse_number and
+# parse_numbers check the characters and let float() judge the rest.
 NUMBER_CHARACTERS = "0123456789+-.eE \t"
 _NUMBER_CODES = np.zeros(128, dtype=bool)  # code 127 (DEL) stands for every non-ASCII one
 _NUMBER_CODES[[ord(c) for c in NUMBER_CHARACTERS]] = True
