@@ -6,7 +6,9 @@ poison-record rules), on the same bundle, alternating A/B runs in fresh processe
 
 Each run scores ``--records`` valid records (plus one malformed in every hundred, so the
 error path is exercised) through ``PredictionService.handle_kinesis`` with a no-op sink,
-in batches of 1, 100 and 500, on one core. Writes benchmarks/results/handler_regression.json.
+in batches of 1, 100 and 500, on one core. The current tree is also run on the same user
+records packed as KPL aggregated records (up to 100 user records each, by aws-kinesis-agg,
+the dev extra): the baseline cannot split them. Writes benchmarks/results/handler_regression.json.
 """
 
 from __future__ import annotations
@@ -41,17 +43,31 @@ class NoSink:
 bundle, records, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 student = {"ParentalEducation": 2, "StudyTimeWeekly": 15.2, "Absences": 4, "Tutoring": 1,
            "ParentalSupport": 3, "Extracurricular": 1, "Sports": 0, "Music": 0, "Volunteering": 1}
-def record(i):
+def payload(i):
     body = {"student_id": i, "student": {**student, "Absences": i % 30}}
-    data = b"{not json" if i % 100 == 99 else json.dumps(body).encode()
+    return b"{not json" if i % 100 == 99 else json.dumps(body).encode()
+def record(i, data):
     return {"kinesis": {"partitionKey": str(i), "sequenceNumber": str(i),
             "data": base64.b64encode(data).decode()}, "eventID": f"shardId-0:{i}"}
-events = [record(i) for i in range(records)]
+def aggregate(first, count):
+    saved = list(sys.path)  # aws_kinesis_agg puts its own folder first on sys.path
+    from aws_kinesis_agg.aggregator import RecordAggregator
+    sys.path[:] = saved
+    aggregator = RecordAggregator()
+    for i in range(first, first + count):
+        aggregator.add_user_record(str(i), payload(i))
+    return record(first, bytes(aggregator.clear_and_get().get_contents()[2]))
+if sys.argv[5] == "kpl":  # each batch of user records in aggregates of up to 100
+    batches = [[aggregate(s, min(100, batch)) for s in range(b, b + batch, 100)]
+               for b in range(0, records, batch)]
+else:
+    batches = [[record(i, payload(i)) for i in range(b, b + batch)]
+               for b in range(0, records, batch)]
 service = PredictionService(ModelProvider(str(bundle), Path(sys.argv[4])), NoSink(), "p", "e")
-service.handle_kinesis(events[:batch])  # warm
+service.handle_kinesis(batches[0])  # warm
 started = time.perf_counter()
-for start in range(0, records, batch):
-    outcome = service.handle_kinesis(events[start:start + batch])
+for events in batches:
+    outcome = service.handle_kinesis(events)
 print(records / (time.perf_counter() - started))
 """
 
@@ -67,9 +83,12 @@ def extract_tree(revision: str, target: Path) -> Path:
     return target
 
 
-def measure(root: Path, bundle: Path, records: int, batch: int, cache: Path) -> float:
+def measure(
+    root: Path, bundle: Path, records: int, batch: int, cache: Path, packing: str = "plain"
+) -> float:
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-c", MEASURE, str(bundle), str(records), str(batch), str(cache)]
+    command.append(packing)
     result = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
 
@@ -95,12 +114,15 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="studperf-handler-"))
     bundle = trained_bundle(scratch / "home")
     trees = {"current": REPO, "baseline": extract_tree(args.baseline, scratch / "baseline")}
-    rates: dict[str, dict[int, list[float]]] = {name: {b: [] for b in BATCHES} for name in trees}
+    runs = [*trees, "current_kpl"]
+    rates: dict[str, dict[int, list[float]]] = {name: {b: [] for b in BATCHES} for name in runs}
     for _ in range(args.rounds):  # A/B alternation: drift in machine load hits both alike
         for batch in BATCHES:
             for name, root in trees.items():
                 rate = measure(root, bundle, args.records, batch, scratch / f"cache-{name}")
                 rates[name][batch].append(rate)
+            rate = measure(REPO, bundle, args.records, batch, scratch / "cache-current", "kpl")
+            rates["current_kpl"][batch].append(rate)
     results = {
         "baseline_revision": args.baseline,
         "records": args.records,
@@ -115,10 +137,13 @@ def main() -> None:
     for batch in BATCHES:
         current = statistics.median(rates["current"][batch])
         baseline = statistics.median(rates["baseline"][batch])
+        kpl = statistics.median(rates["current_kpl"][batch])
         results[f"current_over_baseline_{batch}"] = round(current / baseline, 3)
+        results[f"kpl_over_plain_{batch}"] = round(kpl / current, 3)
         print(
             f"batch {batch}: {current:,.0f} records/s now, {baseline:,.0f} at {args.baseline} "
-            f"({current / baseline:.2f}x)"
+            f"({current / baseline:.2f}x); as KPL aggregates {kpl:,.0f} user records/s "
+            f"({kpl / current:.2f}x plain)"
         )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"-> {RESULTS}")

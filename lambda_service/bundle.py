@@ -260,7 +260,14 @@ def fetch_bundle(
             used += _copy(src, inside(staging, name, uri), s3, used, max_bytes, uri)
         (staging / MANIFEST_FILE).write_text(manifest_text)  # the one that was checked
         verified = verify_bundle(staging, uri, max_bytes)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            # another process sharing the cache (a second consumer on one home) was first
+            shutil.rmtree(staging, ignore_errors=True)
+            verified = verify_bundle(target, uri, max_bytes)
     except BundleError:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -66,11 +66,38 @@ def _response(status: int, body: Any) -> dict[str, Any]:
     }
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def route(event: dict[str, Any]) -> tuple[str, str]:
+    """(method, path without the stage) of an HTTP event.
+
+    REST API (v1) events carry ``path`` without the stage. HTTP API (v2) events carry
+    ``rawPath`` with the stage in front when it is a named one (``/prod/predict``), not for
+    ``$default``, nor for a Function URL (whose stage is ``$default``). The stage is taken
+    off only where it is a whole leading segment; Powertools' ``APIGatewayProxyEventV2.path``
+    cuts ``len(stage) + 1`` characters whether or not they are the stage.
+    """
+    context = _object(event.get("requestContext"))
+    method = event.get("httpMethod") or _object(context.get("http")).get("method") or "GET"
+    raw_path = event.get("rawPath")
+    if isinstance(raw_path, str) and raw_path:
+        path = raw_path
+        stage = context.get("stage")
+        if isinstance(stage, str) and stage and stage != "$default":
+            prefix = "/" + stage
+            if path == prefix or path.startswith(prefix + "/"):
+                path = path[len(prefix) :]
+    else:
+        path = str(event.get("path") or "/")
+    return str(method).upper(), "/" + path.strip("/")
+
+
 def handle_http(service: PredictionService, event: dict[str, Any]) -> dict[str, Any]:
-    """API Gateway (REST v1, HTTP v2) and Function URL events."""
-    http = event.get("requestContext", {}).get("http", {})
-    method = str(event.get("httpMethod") or http.get("method") or "GET").upper()
-    path = "/" + str(event.get("rawPath") or event.get("path") or "/").strip("/")
+    """API Gateway (REST v1, HTTP v2) and Function URL events, routed on the path without
+    the stage (``route``)."""
+    method, path = route(event)
     if method == "GET" and path == "/health":
         return _response(200, service.health())
     if method == "GET" and path == "/model":

@@ -21,7 +21,8 @@ from lambda_service.service import BatchOutcome
 NAMESPACE = "studperf"
 SERVICE = "studperf"  # also the root of the studperf.* loggers, which inherit its format
 METRIC_UNITS = {
-    "Records": MetricUnit.Count,
+    "Records": MetricUnit.Count,  # user records: a KPL aggregated record holds several
+    "AggregatedRecords": MetricUnit.Count,  # Kinesis records that were KPL aggregates
     "Predictions": MetricUnit.Count,
     "ErrorRecords": MetricUnit.Count,
     "BatchItemFailures": MetricUnit.Count,
@@ -37,12 +38,17 @@ def publish_batch(outcome: BatchOutcome) -> None:
     invocation, one batch, one model version)."""
     values = {
         "Records": outcome.records,
+        "AggregatedRecords": outcome.aggregated,
         "Predictions": outcome.predictions,
         "ErrorRecords": outcome.errors,
         "BatchItemFailures": len(outcome.failures),
         "ScoringMilliseconds": round(outcome.milliseconds, 2),
     }
-    logger.info("batch scored", extra={"model_version": outcome.model_version, **values})
+    logger.info(
+        "batch scored",
+        # Records = Predictions + ErrorRecords + failed_records (user records to retry)
+        extra={"model_version": outcome.model_version, "failed_records": outcome.failed, **values},
+    )
     metrics.add_dimensions(service=SERVICE, ModelVersion=outcome.model_version)
     for name, value in values.items():
         metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)

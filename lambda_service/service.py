@@ -1,8 +1,10 @@
 """The prediction core behind the Kinesis Lambda, the HTTP Lambda and the local web service.
 
-A Kinesis batch is decoded and validated record by record, the valid records are scored
-in one call, and every record ends up in exactly one place: the predictions stream, the
-errors stream, or the batch item failures handed back to Lambda for a retry.
+A Kinesis batch is decoded and validated record by record (a KPL aggregated record is split
+into its user records, ``kpl``), the valid ones are scored in one call, and every user record
+ends up in exactly one place: the predictions stream, the errors stream, or the batch item
+failures handed back to Lambda for a retry (by the sequence number of the Kinesis record that
+carried it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lambda_service.kpl import MAGIC, Aggregate, deaggregate
 from lambda_service.model_provider import ModelProvider
 from lambda_service.predictor import Predictor
 from lambda_service.schema import InvalidRecord, parse_id
@@ -26,16 +29,24 @@ MAX_PARTITION_KEY = 256
 # A prediction request body, HTTP (Lambda URL / API Gateway / studperf serve): the Lambda's own
 # synchronous payload limit, so both paths refuse the same size (about 30,000 students).
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
+# User records a batch may hold. Lambda delivers at most 6 MB, about 26,000 of the smallest
+# valid messages (~170 bytes); an aggregate of empty user records could hold millions, and
+# millions of error records would exhaust the function's memory on every retry.
+MAX_USER_RECORDS = 50_000
 
 
 @dataclass
 class BatchOutcome:
+    """records (user records: a plain Kinesis record is one) = predictions + errors + failed."""
+
     records: int = 0
     predictions: int = 0
     errors: int = 0
-    failures: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()  # sequence numbers of the Kinesis records to retry
     model_version: str = ""
     milliseconds: float = 0.0  # decoding, validating, scoring and writing the batch
+    failed: int = 0  # user records in the Kinesis records to retry
+    aggregated: int = 0  # Kinesis records that were KPL aggregated records
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
@@ -94,6 +105,15 @@ class _Source:
         event_id = record.get("eventID") if isinstance(record, dict) else None
         self.key = event_id if type(event_id) is str and event_id else self.sequence
         self.partition = kinesis.get("partitionKey")
+
+    def user_record(self, sub: int, partition: str | None) -> _Source:
+        """User record ``sub`` of this KPL aggregate: retried with it (same sequence number),
+        keyed apart (the eventID and the subsequence number)."""
+        source = object.__new__(_Source)
+        source.sequence = self.sequence
+        source.key = f"{self.key}:{sub}"
+        source.partition = self.partition if partition is None else partition
+        return source
 
     @property
     def partition_key(self) -> str:
@@ -173,11 +193,18 @@ class PredictionService:
         at = self.now()
         valid: list[_Valid] = []
         errors: list[Entry] = []
+        extra = aggregated = 0  # user records beyond one per Kinesis record; aggregates
         for index, record in enumerate(records):
             source = _Source(record, index)
             data = b""
             try:
                 data = _decode(record)
+                if data[:4] == MAGIC:  # the one check plain records pay
+                    aggregate = deaggregate(data, max(0, MAX_USER_RECORDS - index - extra))
+                    if aggregate is not None:
+                        aggregated += 1
+                        extra += self._split(aggregate, data, source, predictor, valid, errors, at)
+                        continue
                 student_id, request_id, student = _message(data)
                 features = predictor.parse(student)
             except InvalidRecord as invalid:
@@ -199,14 +226,50 @@ class PredictionService:
                 errors.append(self._error(unexpected, b"", item.source, at))
         failed = set(self.sink.put(self.predictions_stream, predictions))
         failed |= set(self.sink.put(self.errors_stream, errors))
+        written = sum(p.source_sequence not in failed for p in predictions)
+        errors_written = sum(e.source_sequence not in failed for e in errors)
         return BatchOutcome(
-            records=len(records),
-            predictions=sum(p.source_sequence not in failed for p in predictions),
-            errors=sum(e.source_sequence not in failed for e in errors),
+            records=len(records) + extra,
+            predictions=written,
+            errors=errors_written,
             failures=tuple(sorted(failed, key=lambda s: (len(s), s))),
             model_version=predictor.version,
             milliseconds=(time.perf_counter() - started) * 1000,
+            failed=len(predictions) + len(errors) - written - errors_written,
+            aggregated=aggregated,
         )
+
+    def _split(
+        self,
+        aggregate: Aggregate,
+        data: bytes,
+        source: _Source,
+        predictor: Predictor,
+        valid: list[_Valid],
+        errors: list[Entry],
+        at: str,
+    ) -> int:
+        """Read each user record of a KPL aggregate into ``valid`` or ``errors``, as a plain
+        record would be; return how many more user records than one this makes."""
+        if aggregate.problem is not None:  # it cannot be split: one error record for it all
+            errors.append(self._error(InvalidRecord(None, aggregate.problem), data, source, at))
+            return 0
+        for sub, user in enumerate(aggregate.records):
+            part = source.user_record(sub, user.partition_key)
+            try:
+                if user.problem is not None:
+                    raise InvalidRecord(None, user.problem)
+                student_id, request_id, student = _message(user.data)
+                features = predictor.parse(student)
+            except InvalidRecord as invalid:
+                errors.append(self._error(invalid, user.data, part, at))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a poison user record must not fail the batch
+                unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while decoding")
+                errors.append(self._error(unexpected, user.data, part, at))
+                continue
+            valid.append(_Valid(part, student_id, request_id or part.key, features))
+        return len(aggregate.records) - 1
 
     def _prediction(
         self, predictor: Predictor, item: _Valid, prediction: dict[str, Any], at: str

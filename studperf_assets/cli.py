@@ -140,6 +140,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         OutageTooLong,
         start_riding_outages,
     )
+    from studperf_assets.serving.leases import ShardLeases
 
     _serving_environment(args)
     for name, value in (
@@ -171,6 +172,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 max_retries=args.max_retries,
                 on_failure=state / f"{args.input_stream}.on-failure.jsonl",
                 outage_budget=args.outage_budget,
+                leases=ShardLeases(state, args.input_stream),  # one reader per shard per home
             ),
             args.input_stream,
             args.outage_budget,
@@ -223,7 +225,8 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(args: argparse.Namespace) -> int:
-    """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one)."""
+    """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one) and
+    migrate the monitoring database's schema (idempotent: what CD runs at every deploy)."""
     from studperf_assets.lib.databases import ensure_databases
 
     if not args.server_url:
@@ -231,6 +234,14 @@ def cmd_init_db(args: argparse.Namespace) -> int:
         return 2
     created = ensure_databases(args.server_url, args.databases)
     print(f"databases {', '.join(args.databases)}: created {', '.join(created) or 'none'}")
+    if args.monitoring_database in args.databases:
+        import sqlalchemy as sa
+
+        from studperf_assets.resources.metrics_db import MetricsDatabase
+
+        url = sa.make_url(args.server_url).set(database=args.monitoring_database)
+        revision = MetricsDatabase(url=url.render_as_string(hide_password=False)).migrate()
+        print(f"monitoring database {args.monitoring_database}: schema at revision {revision}")
     return 0
 
 
@@ -307,13 +318,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     For browsing a state (``make train``'s, the demo's): the sensors start stopped here,
     unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
     from studperf_assets.local_dagster import start_dagster_dev
+    from studperf_assets.serving.home_lock import HomeError, own_home
     from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 
+    home = deployment().home
+    try:  # its daemon would share the instance with another stack's: one stack per home
+        ownership = own_home(home, "studperf ui")
+    except HomeError as taken:
+        print(f"studperf ui: {taken}", file=sys.stderr)
+        return 2
     prepare_dagster_home()
     os.environ.setdefault("STUDPERF_SENSORS", "stopped")
     # dagster dev runs in the instance folder: a relative home would move with it
-    os.environ["STUDPERF_HOME"] = str(deployment().home)
-    supervisor = Supervisor(deployment().home / "logs")
+    os.environ["STUDPERF_HOME"] = str(home)
+    supervisor = Supervisor(home / "logs", home=home)
     with StopRequested(supervisor):
         try:
             child = start_dagster_dev(supervisor, args.port, os.environ, restart=False)
@@ -326,6 +344,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return 1
         finally:
             supervisor.stop()
+            ownership.release()
     return 0
 
 
@@ -439,6 +458,11 @@ def _add_platform_commands(sub: Subparsers) -> None:
         "default: $STUDPERF_DAGSTER_PG_URL",
     )
     init_db.add_argument("--databases", nargs="+", default=list(SERVER_DATABASES))
+    init_db.add_argument(
+        "--monitoring-database",
+        default=SERVER_DATABASES[1],
+        help="which of them is the monitoring database, migrated to the newest schema",
+    )
     init_db.set_defaults(func=cmd_init_db)
     ui = sub.add_parser("ui", help="start dagster dev on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)

@@ -4,7 +4,9 @@ moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daem
 running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
 stream, hot-swapping); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives under
 ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
-SIGTERM stops every process it started (see ``serving.supervisor``).
+SIGTERM stops every process it started (see ``serving.supervisor``). One stack per home
+(``serving.home_lock``): a second start is refused while the first lives; a start after a
+crash stops what the crashed stack left running, then starts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from studperf_assets.deployment import DEFAULT_SENDER
 from studperf_assets.local_dagster import seed_instance, start_dagster_dev
+from studperf_assets.serving.home_lock import HomeError, describe_process, own_home, port_holders
 from studperf_assets.serving.moto_local import AWS_TEST_ENV
 from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
 from studperf_assets.stack_events import EventFollower
@@ -158,6 +161,15 @@ def init_local_aws(stack: Stack) -> None:
     )
 
 
+def migrate_monitoring_database(env: Mapping[str, str], home: Path) -> None:
+    """The monitoring database's schema, migrated once before any part uses it (the parts
+    would each check it anyway; a start that fails here says so before anything runs)."""
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    url = env.get("STUDPERF_METRICS_DB_URL") or f"sqlite:///{home / 'monitoring.db'}"
+    MetricsDatabase(url=url).migrate()
+
+
 def has_production_bundle(home: Path) -> bool:
     pointer = home / "model_store" / "production.json"
     try:
@@ -167,16 +179,32 @@ def has_production_bundle(home: Path) -> bool:
 
 
 def run_stack(stack: Stack) -> int:
-    """Start everything, print ``ready``, supervise until SIGINT/SIGTERM; stop everything."""
-    stack.home.mkdir(parents=True, exist_ok=True)
+    """Own the home, start everything, print ``ready``, supervise until SIGINT/SIGTERM/SIGHUP;
+    stop everything. Exit status 2 when the home or a port is taken."""
+    try:
+        ownership = own_home(stack.home, "studperf up", stack.echo)
+    except HomeError as taken:
+        stack.echo(f"studperf up: {taken}")
+        return 2
+    try:
+        return _run_owned(stack)
+    finally:
+        ownership.release()
+
+
+def _run_owned(stack: Stack) -> int:
+    # after own_home: what a dead owner left is gone, and its sockets closed with it
     busy = [p for p in (stack.ports.aws, stack.ports.ui, stack.ports.evidently) if not port_free(p)]
     if busy:
+        holders = sorted({pid for port in busy for pid in port_holders(port)})
+        by = f" by {'; '.join(map(describe_process, holders))}" if holders else ""
         stack.echo(
-            f"studperf up: port(s) {', '.join(map(str, busy))} on 127.0.0.1 already in use; "
-            "set STUDPERF_AWS_PORT, STUDPERF_UI_PORT or STUDPERF_EVIDENTLY_PORT"
+            f"studperf up: port(s) {', '.join(map(str, busy))} on 127.0.0.1 in use{by}, "
+            f"not by a stack of {stack.home.resolve()}: stop it, or give this stack other "
+            "ports (STUDPERF_AWS_PORT, STUDPERF_UI_PORT, STUDPERF_EVIDENTLY_PORT)"
         )
         return 2
-    supervisor = Supervisor(stack.home / "logs", echo=stack.echo)
+    supervisor = Supervisor(stack.home / "logs", echo=stack.echo, home=stack.home)
     env = {**os.environ, **stack.environment()}
     python = sys.executable
     studperf = [python, "-m", "studperf_assets.cli"]
@@ -192,6 +220,7 @@ def run_stack(stack: Stack) -> int:
             init_local_aws(stack)
             env_file = stack.write_env_file()
             seed_instance(stack.home / "dagster")  # the embedded default: SQLite
+            migrate_monitoring_database(env, stack.home)
             if not has_production_bundle(stack.home):
                 stack.echo("no production bundle yet: training the first one (studperf train)")
                 if supervisor.run_to_end("first-training", [*studperf, "train"], env):

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ALERTS = " - monitoring_alert_sensor - "
 # (log file, pattern, label): the first group of the pattern follows the label.
 EVENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("dagster.log", re.compile(r" - drift_report - (batch-\d+: .*)$"), "monitored"),
-    ("dagster.log", re.compile(r" - monitoring_alert_sensor - alert sent for (.*)$"), "alert sent"),
+    ("dagster.log", re.compile(ALERTS + r"alert sent for (.*)$"), "alert sent"),
+    ("dagster.log", re.compile(ALERTS + r"not monitored: (.*)$"), "not monitored"),
+    ("dagster.log", re.compile(ALERTS + r"(incident \w+: .*)$"), "alert sent"),
     ("dagster.log", re.compile(r" - retraining_sensor - retraining: (.*)$"), "retraining"),
     ("dagster.log", re.compile(r" - production_model - (production -> \S+)"), "promoted"),
     ("dagster.log", re.compile(r" - (\w+_job - [0-9a-f-]+) - \d+ - RUN_FAILURE\b"), "run FAILED"),

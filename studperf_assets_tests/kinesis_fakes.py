@@ -7,7 +7,10 @@ boto3 client (moto server) and fails chosen calls or entries the way Kinesis doe
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -82,6 +85,24 @@ class FlakyKinesis:
         return dict(self.inner.put_records(StreamName=StreamName, Records=Records))
 
 
+class RejectingKinesis:
+    """Wraps a client; every call throttles the entries ``rejects`` picks, the rest go on."""
+
+    def __init__(self, inner: Any, rejects: Callable[[dict[str, Any]], bool]) -> None:
+        self.inner, self.rejects = inner, rejects
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        passed = [r for r in Records if not self.rejects(r)]
+        written = iter(
+            self.inner.put_records(StreamName=StreamName, Records=passed)["Records"]
+            if passed
+            else []
+        )
+        throttled = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "x"}
+        results = [throttled if self.rejects(r) else next(written) for r in Records]
+        return {"FailedRecordCount": len(Records) - len(passed), "Records": results}
+
+
 def kinesis_record(payload: bytes, sequence: int, partition_key: str = "pk") -> dict[str, Any]:
     """One record as Lambda delivers it from Kinesis."""
     return {
@@ -94,6 +115,41 @@ def kinesis_record(payload: bytes, sequence: int, partition_key: str = "pk") -> 
         "eventSource": "aws:kinesis",
         "eventID": event_id(sequence),
     }
+
+
+def reference_messages() -> Any:
+    """AWS's own KPL aggregation format (aws-kinesis-agg's generated protobuf module); the
+    reference producer of the tests. Importing the package inserts its own folder first on
+    ``sys.path``, which the tests put back as it was."""
+    saved = list(sys.path)
+    try:
+        from aws_kinesis_agg import messages_pb2
+    finally:
+        sys.path[:] = saved
+    return messages_pb2
+
+
+def kpl_aggregate(
+    user_records: Sequence[tuple[str, bytes]], explicit_hash_keys: Sequence[str | None] = ()
+) -> bytes:
+    """One KPL aggregated record of (partition key, data) user records, made by AWS's own
+    encoder (aws-kinesis-agg's RecordAggregator)."""
+    saved = list(sys.path)
+    try:
+        from aws_kinesis_agg.aggregator import RecordAggregator
+    finally:
+        sys.path[:] = saved
+    aggregator = RecordAggregator()
+    hash_keys = list(explicit_hash_keys) or [None] * len(user_records)
+    for (key, data), hash_key in zip(user_records, hash_keys, strict=True):
+        assert aggregator.add_user_record(key, data, hash_key) is None, "over 1 MiB"
+    _, _, blob = aggregator.clear_and_get().get_contents()
+    return bytes(blob)
+
+
+def kpl_frame(body: bytes) -> bytes:
+    """Any bytes framed as a KPL aggregate: magic, the bytes, their MD5."""
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
 
 
 def event_id(sequence: int) -> str:

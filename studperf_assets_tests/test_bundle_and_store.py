@@ -73,6 +73,31 @@ def test_fetch_reuses_a_good_cache_and_replaces_a_bad_one(
     assert not list(cache.glob(".partial-*"))
 
 
+def test_two_processes_fetching_one_bundle_into_one_cache_both_get_it(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two consumers on one home share its bundle cache: the one whose copy lands second
+    found the folder taken ('Directory not empty') and failed to start."""
+    from lambda_service import bundle
+
+    folder, manifest = trained_bundle
+    cache = tmp_path / "cache"
+    real_replace = bundle.os.replace
+    renames: list[Path] = []
+
+    def other_consumer_first(src: Path, dst: Path) -> None:
+        renames.append(Path(dst))
+        if len(renames) == 1:  # the other consumer's whole fetch lands between our copy and rename
+            fetch_bundle(str(folder), cache)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(bundle.os, "replace", other_consumer_first)
+    path, verified = fetch_bundle(str(folder), cache)
+    assert renames == [cache / manifest.version] * 2  # both copies were made; one landed
+    assert path == cache / manifest.version and verified.version == manifest.version
+    assert not list(cache.glob(".partial-*"))  # the copy that lost was cleaned up
+
+
 def test_fetch_of_nothing_names_the_uri(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=str(tmp_path / "nowhere")):
         fetch_bundle(str(tmp_path / "nowhere"), tmp_path / "cache")

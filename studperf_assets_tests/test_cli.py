@@ -153,7 +153,7 @@ def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
     now = [0.0]
     report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
     with caplog.at_level(logging.INFO, logger="studperf.stream"):
-        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34))
+        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34, failed=1))
         report.poll(PollStats(records=100))
         now[0] = 61.0
         report.poll(PollStats(records=100, retried_batches=1))
@@ -520,3 +520,56 @@ def test_train_and_predict_accept_the_same_files(
     assert not disagreements, disagreements
     accepted = [case for case, (ok, _) in verdicts.items() if ok]
     assert accepted == list(_variants())[:7]
+
+
+def _platform(command: str, home: Path, **ports: int) -> subprocess.CompletedProcess[str]:
+    """`studperf up` or `studperf ui` on ``home``, on free ports unless given."""
+    from studperf_assets.serving.moto_local import free_port
+
+    env = {**os.environ, "STUDPERF_HOME": str(home)}
+    env |= {
+        f"STUDPERF_{n}_PORT": str(ports.get(n, free_port())) for n in ("AWS", "UI", "EVIDENTLY")
+    }
+    args = ["--port", env["STUDPERF_UI_PORT"]] if command == "ui" else []
+    return subprocess.run(
+        [sys.executable, "-m", "studperf_assets.cli", command, *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["up", "ui"])
+def test_a_home_owned_by_a_live_stack_is_refused_naming_its_owner(
+    command: str, tmp_path: Path
+) -> None:
+    """A second `studperf up` on a home started a second stack there (two daemons on one
+    instance, two consumers on one checkpoint file). Now it says who owns the home and how
+    to stop it, and starts nothing; it never offers other ports (a second stack)."""
+    from studperf_assets.serving.home_lock import own_home
+
+    home = tmp_path / "home"
+    ownership = own_home(home, "studperf up")  # this test process is the live owner
+    try:
+        result = _platform(command, home)
+    finally:
+        ownership.release()
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said
+    assert f"in use by PID {os.getpid()} (studperf up, since " in said
+    assert f"kill {os.getpid()}" in said and "one stack per home" in said
+    assert "PORT" not in said and "Traceback" not in said
+    assert not (home / "logs").exists() and not (home / "dagster").exists()  # nothing started
+
+
+def test_a_port_another_program_holds_is_named_with_its_holder(tmp_path: Path) -> None:
+    import socket
+
+    home = tmp_path / "home"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = _platform("up", home, AWS=port)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port(s) {port} on 127.0.0.1 in use by PID {os.getpid()} (" in result.stdout
+    assert f"not by a stack of {home.resolve()}" in result.stdout
+    assert not (home / "logs").exists()

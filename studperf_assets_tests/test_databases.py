@@ -45,6 +45,17 @@ def test_init_db_creates_the_missing_databases_once(database_names: list[str]) -
         [*command, "--databases", *database_names], capture_output=True, text=True, check=True
     )
     assert "created none" in second.stdout
+    migrated = subprocess.run(
+        [*command, "--databases", *database_names, "--monitoring-database", database_names[1]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"monitoring database {database_names[1]}: schema at revision" in migrated.stdout
+    monitoring_url = PG_URL.rsplit("/", 1)[0] + "/" + database_names[1]
+    with psycopg2.connect(monitoring_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM incidents")
+        assert cursor.fetchone() == (0,)
 
 
 def test_init_db_creates_only_what_is_missing(database_names: list[str]) -> None:

@@ -217,7 +217,7 @@ def test_late_labels_rerun_only_batches_that_joined_before_them(truth: GroundTru
     database.record_label_join("batch-000002", datetime.now(UTC), rows=10, labelled=10)
     done, cursor = _late_labels_tick(truth, cursor)
     assert getattr(done, "run_requests", None) in (None, [])
-    assert "pending" in str(cursor) and '"pending": []' in str(cursor)
+    assert truth.unseen_files() == []
 
 
 def test_a_batch_still_on_its_way_is_left_to_its_own_run(truth: GroundTruth) -> None:
@@ -278,3 +278,104 @@ def test_a_corrupt_archive_fails_the_run_naming_the_file(tmp_path: Path) -> None
     message = str(failure.step_failure_data.error)
     assert "batches/batch-000001/predictions.parquet" in message
     assert "not a readable Parquet file" in message
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_truth(request: pytest.FixtureRequest, tmp_path: Path) -> GroundTruth:
+    """Ground truth on a folder, with the monitoring database on SQLite or PostgreSQL (which,
+    unlike SQLite, enforces column lengths)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases")().replace(
+            "postgresql://", "postgresql+psycopg2://"
+        )
+    return GroundTruth(
+        store=LocalObjectStore(root=str(tmp_path / "monitoring")),
+        database=MetricsDatabase(url=url),
+    )
+
+
+def _named(truth: GroundTruth, rows: pd.DataFrame, key: str) -> str:
+    """A label file put under ``key`` as a writer with its own clock (or naming) would."""
+    frame = rows.assign(available_at=pd.Timestamp.now(tz="UTC"))
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    truth.store.put_bytes(key, buffer.getvalue())
+    return key
+
+
+@pytest.mark.parametrize("behind", [timedelta(minutes=5), timedelta(minutes=3), timedelta(days=2)])
+def test_a_writer_whose_clock_is_behind_loses_no_labels(
+    any_truth: GroundTruth, behind: timedelta
+) -> None:
+    """Field fault: a file named by a clock 5 minutes behind (or that became visible more
+    than 2 minutes after its name) was never ingested once a newer file had been."""
+    truth = any_truth
+    write_labels(truth.store, students(2, 13_000_000), soon())
+    assert truth.ingest_new().new_labels == 2
+    late = _named(truth, students(3, 13_000_100), label_key(datetime.now(UTC) - behind))
+    intake = truth.ingest_new()
+    assert [f.key for f in intake.ingested] == [late] and intake.new_labels == 3
+    assert truth.unseen_files() == []
+
+
+def test_a_writer_whose_clock_is_ahead_is_read_now(any_truth: GroundTruth) -> None:
+    """Only the near future postpones a file (delayed labels); a name hours ahead is a clock
+    that is wrong, and waiting for it would hold the labels for as long."""
+    truth = any_truth
+    delayed = write_labels(truth.store, students(2, 14_000_000), soon(600))
+    ahead = _named(truth, students(2, 14_000_100), label_key(soon(6 * 3600)))
+    assert [f.key for f in truth.ingest_new().ingested] == [ahead]
+    assert [f.key for f in truth.ingest_new(now=soon(601)).ingested] == [delayed]
+
+
+def test_every_file_under_labels_is_ingested_or_rejected_by_name(any_truth: GroundTruth) -> None:
+    truth = any_truth
+    # not Parquet, and a key longer than its column (folders: a file name has at most 255)
+    long_name = "labels/" + "export-folder/" * 24 + "report.csv"
+    assert len(long_name) > 300
+    truth.store.put_bytes(long_name, b"request_id,GradeClass\n1,2\n")
+    misnamed = _named(truth, students(2, 15_000_000), "labels/from-the-school.parquet")
+    odd_folder = _named(truth, students(1, 15_000_100), "labels/2026/12/export.parquet")
+    intake = truth.ingest_new()
+    assert set(intake.rejected) == {long_name}
+    assert "not a .parquet file" in intake.rejected[long_name]
+    assert sorted(f.key for f in intake.ingested) == sorted([misnamed, odd_folder])
+    again = truth.ingest_new()  # met once, never again
+    assert again.rejected == {} and again.ingested == [] and truth.unseen_files() == []
+
+
+@pytest.mark.parametrize("length", [129, 200, 5000])
+def test_an_over_long_request_id_rejects_its_file_and_blinds_nothing(
+    any_truth: GroundTruth, length: int
+) -> None:
+    """Field fault (PostgreSQL): a 200-character request_id raised StringDataRightTruncation,
+    which failed every later monitoring run, meeting the file again each time."""
+    truth = any_truth
+    rows = students(3, 16_000_000)
+    rows.loc[1, REQUEST_ID] = "r" * length
+    bad = write_labels(truth.store, rows, soon())
+    good = write_labels(truth.store, students(2, 16_000_100), soon())
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [bad] and "invalid request_id (row 2" in intake.rejected[bad]
+    assert [f.key for f in intake.ingested] == [good]
+    assert truth.ingest_new().rejected == {} and truth.usable_labels() == 2
+
+
+def test_a_value_the_database_refuses_rejects_the_file_not_the_run(
+    any_truth: GroundTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever bound validation did not foresee, a DataError rejects the file, by name."""
+    import sqlalchemy as sa
+
+    truth = any_truth
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise sa.exc.DataError("INSERT", {}, Exception("value too long for type character varying"))
+
+    refused = write_labels(truth.store, students(2, 17_000_000), soon())
+    monkeypatch.setattr(type(truth.database), "_ingest", refuse)
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [refused]
+    assert "the database refused it (value too long" in intake.rejected[refused]

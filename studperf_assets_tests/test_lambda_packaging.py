@@ -17,6 +17,7 @@ from lambda_service.bundle import Manifest
 from studperf_assets_tests.kinesis_fakes import (
     create_stream,
     kinesis_record,
+    kpl_aggregate,
     student_message,
 )
 
@@ -85,7 +86,14 @@ def test_handler_runs_from_the_image_contents_alone(
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    event = {"Records": [kinesis_record(student_message(1), 1), kinesis_record(b"bad", 2)]}
+    aggregate = kpl_aggregate([("a", student_message(2)), ("b", student_message(3))])
+    event = {
+        "Records": [
+            kinesis_record(student_message(1), 1),
+            kinesis_record(b"bad", 2),
+            kinesis_record(aggregate, 3),  # KPL: de-aggregated by the image's code alone
+        ]
+    }
     done = subprocess.run(
         # -S: none of the interpreter's site-packages; only the task root is importable
         [sys.executable, "-S", "-c", PROBE.format(handler=handler)],
@@ -99,5 +107,9 @@ def test_handler_runs_from_the_image_contents_alone(
     iterator = kinesis.get_shard_iterator(
         StreamName="pkg-out", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
     )
-    (record,) = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
-    assert json.loads(record["Data"])["model_version"] == manifest.version
+    predictions = [
+        json.loads(r["Data"])
+        for r in kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    ]
+    assert [p["student_id"] for p in predictions] == [1, 2, 3]
+    assert {p["model_version"] for p in predictions} == {manifest.version}

@@ -26,6 +26,7 @@ from dagster import (
     RunsFilter,
 )
 
+from studperf_assets.demo import as_text
 from studperf_assets.serving.moto_local import free_port, sent_emails
 from studperf_assets.serving.supervisor import processes_with
 from studperf_assets.stack import sourced_environment
@@ -273,6 +274,42 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     assert printed("promoted")[-1].endswith(f"production -> {promoted}")
     assert printed("consumer swapped")[-1].endswith(f"{first_bundle} -> {promoted}")
     assert not printed("run FAILED")
+
+
+def test_a_batch_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, Any]) -> None:
+    """Field fault: a monitoring run that failed alerted nobody. A whole batch of records
+    that are not predictions fails its run; through the daemon, the on-call gets one e-mail
+    naming the job, the batch, the step and the error, the terminal says the batch was not
+    monitored, and the monitoring database holds it as failed."""
+    import sqlalchemy as sa
+
+    kinesis = kinesis_of(live["env"])
+    entries = [{"Data": NOT_A_PREDICTION, "PartitionKey": str(i)} for i in range(200)]
+    kinesis.put_records(StreamName="studperf-predictions", Records=entries)
+
+    def failure_email() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in sent_emails(live["fields"]["aws"])
+            if e["subject"].startswith(
+                "[studperf] OPEN: monitoring_job failed at prediction_batches"
+            )
+        ]
+
+    (email,) = wait_for("the failure e-mail", failure_email, 180)
+    batch = email["subject"].split("(")[1].split(")")[0]
+    assert "none of its 200 records is a prediction" in email["subject"]
+    assert f"window(s): {batch}" in as_text(email["body"])
+    told = f"not monitored: {batch}"
+    wait_for("the terminal line", lambda: [t for t in live["lines"] if told in t], 60)
+    engine = sa.create_engine(f"sqlite:///{live['home'] / 'monitoring.db'}")
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.text("SELECT status, step FROM monitoring_status WHERE partition = :p"), {"p": batch}
+        ).one()
+    assert tuple(status) == ("failed", "prediction_batches")
+    time.sleep(10)  # the next ticks send nothing more about it
+    assert len(failure_email()) == 1
 
 
 def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) -> None:

@@ -39,6 +39,14 @@ def test_a_prediction_as_the_lambda_writes_it_is_read() -> None:
         ({"student": {"Age": 17}}, "student lacks ParentalEducation, StudyTimeWeekly"),
         ({"idempotency_key": None}, "no 'idempotency_key'"),
         ({"model_version": 7}, "'model_version' is a JSON int"),
+        # identifiers bound for bounded database columns (field fault: one 200-character
+        # request_id failed its whole batch on PostgreSQL)
+        ({"request_id": "r" * 129}, "'request_id' must be an integer 0..10\\^18-1 or 1-128"),
+        ({"request_id": "r" * 200}, "'request_id' must be"),
+        ({"request_id": "no spaces here"}, "'request_id' must be"),
+        ({"request_id": None, "idempotency_key": "k" * 300}, "'idempotency_key' must be"),
+        ({"model_version": "v" * 150}, "'model_version' is not a bundle version"),
+        ({"model_version": "../../etc/passwd"}, "'model_version' is not a bundle version"),
     ],
 )
 def test_a_record_missing_what_monitoring_needs_is_named(

@@ -138,13 +138,14 @@ def test_numbering_survives_a_lost_cursor_and_a_new_stream_starts_over(
 
 
 class FakeLabels:
-    """Label files by key, each holding some request IDs."""
+    """Label files by key, each holding some request IDs; the database says which it has
+    handled."""
 
-    def __init__(self, files: dict[str, set[str]]) -> None:
-        self.files = files
+    def __init__(self, files: dict[str, set[str]], database: FakeDatabase) -> None:
+        self.files, self.database = files, database
 
-    def new_files(self, after: str) -> list[str]:
-        return sorted(k for k in self.files if k > after)
+    def unseen_files(self, now: datetime) -> list[str]:
+        return sorted(k for k in self.files if k not in self.database.file_states)
 
     def request_ids_in(self, key: str) -> set[str]:
         return self.files[key]
@@ -156,6 +157,7 @@ class FakeDatabase:
     def __init__(self, down: bool = False) -> None:
         self.down = down
         self.file_states: dict[str, tuple[str, datetime]] = {}
+        self.labelled_by: dict[str, set[str]] = {}
         self.partition_of: dict[str, str] = {}
         self.joins: dict[str, dict[str, Any]] = {}
         self.alerts: dict[tuple[str, str], str] = {}
@@ -167,6 +169,14 @@ class FakeDatabase:
     def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
         self._up()
         return {k: self.file_states[k] for k in keys if k in self.file_states}
+
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
+        self._up()
+        handled = [(k, s, at) for k, (s, at) in self.file_states.items() if at >= after]
+        return sorted(handled, key=lambda h: (h[2], h[0]))
+
+    def request_ids_labelled_by(self, key: str) -> set[str]:
+        return self.labelled_by.get(key, set())
 
     def partitions_for(self, request_ids: Iterable[str]) -> set[str]:
         return {self.partition_of[i] for i in request_ids if i in self.partition_of}
@@ -182,6 +192,20 @@ class FakeDatabase:
         self._up()
         self.alerts[partition, check_name] = message_id
 
+    # no incidents in this world (test_failures_become_incidents uses a real database)
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        self._up()
+        return {}
+
+    def incidents(self, status: str | None = None, kind: str | None = None) -> list[Any]:
+        return []
+
+    def resolve_incidents(self, keys_like: str) -> list[Any]:
+        return []
+
+    def unsettled_incidents(self) -> list[Any]:
+        return []
+
 
 NOW = datetime.now(UTC)
 
@@ -193,15 +217,10 @@ def late_labels_world() -> tuple[FakeLabels, FakeDatabase, dict[str, str]]:
         name: label_key(NOW - timedelta(minutes=10 - i), token=name)
         for i, name in enumerate(("late", "seen", "fresh", "bad"))
     }
-    labels = FakeLabels(
-        {
-            keys["late"]: {"r1"},
-            keys["seen"]: {"r2"},
-            keys["fresh"]: {"r3"},
-            keys["bad"]: {"r4"},
-        }
-    )
     database = FakeDatabase()
+    files = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}, keys["bad"]: {"r4"}}
+    labels = FakeLabels(files, database)
+    database.labelled_by = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}}
     database.partition_of = {"r1": "batch-000001", "r2": "batch-000002", "r3": "batch-000003"}
     database.joins = {
         "batch-000001": {"labelled": 0, "rows": 10, "joined_at": NOW - timedelta(minutes=9)},
@@ -236,19 +255,20 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
         ("batch-000001", f"batch-000001@{keys['late']}")
     ]  # batch 2 already saw its file; batch 3 is complete; the rejected file reruns nothing
     state = json.loads(str(cursor))
-    assert state["pending"] == [keys["fresh"]]
-    for name in ("late", "seen", "bad"):  # done: remembered, or before where listing resumes
-        assert keys[name] in state["done"] or keys[name] <= state["after"]
-    assert state["after"] < keys["fresh"]
+    assert set(state["seen"]) == {keys["late"], keys["seen"], keys["bad"]}
     again, after = late(instance, labels, database, cursor)
-    assert isinstance(again, SensorResult) and not again.run_requests  # the pending file only
+    assert isinstance(again, SensorResult) and not again.run_requests  # looked at once
     assert again.skip_reason is not None  # the daemon shows why nothing ran
-    assert "1 label files looked at (1 not ingested yet); re-running 0 batches" in str(
+    assert "0 label files ingested since the last look, 1 not ingested yet; re-running 0" in str(
         again.skip_reason.skip_message
     )
     database.file_states[keys["fresh"]] = ("ingested", NOW)
+    database.joins["batch-000003"]["labelled"] = 9  # a label of batch 3 came in that file
     settled, final = late(instance, labels, database, after)
-    assert not settled.run_requests and json.loads(str(final))["pending"] == []
+    assert [r.partition_key for r in settled.run_requests] == ["batch-000003"]
+    assert keys["fresh"] in json.loads(str(final))["seen"]
+    quiet, _ = late(instance, labels, database, final)
+    assert not quiet.run_requests
 
 
 def test_late_labels_wait_out_a_database_outage(instance: DagsterInstance) -> None:
@@ -259,8 +279,12 @@ def test_late_labels_wait_out_a_database_outage(instance: DagsterInstance) -> No
         result.skip_message
     )
     assert cursor is None  # nothing was marked done
-    quiet, _ = late(instance, FakeLabels({}), FakeDatabase(), None)
-    assert isinstance(quiet, SkipReason) and quiet.skip_message == "no new label files"
+    empty = FakeDatabase()
+    quiet, _ = late(instance, FakeLabels({}, empty), empty, None)
+    assert isinstance(quiet, SensorResult) and not quiet.run_requests
+    assert "0 label files ingested since the last look, 0 not ingested yet" in str(
+        quiet.skip_reason.skip_message if quiet.skip_reason else ""
+    )
 
 
 # --- monitoring runs, as monitoring_alert_sensor and retraining_sensor read them ---------------
@@ -293,6 +317,8 @@ def monitoring_run(instance: DagsterInstance, partition: str, failing: dict[str,
 
 
 class FakeSender:
+    dagster_url = "http://dagster.test"
+
     def __init__(self, failing: bool = False) -> None:
         self.failing = failing
         self.sent: list[tuple[str, str]] = []
@@ -314,7 +340,7 @@ def alerts(
     instance: DagsterInstance,
     cursor: str | None,
     sender: FakeSender,
-    database: FakeDatabase,
+    database: Any,
     tmp_path: Path,
 ) -> tuple[Any, str | None]:
     return evaluate(
@@ -324,6 +350,7 @@ def alerts(
         alert_sender=sender,
         metrics_database=database,
         object_store=LocalObjectStore(root=str(tmp_path)),
+        monitoring_settings=MonitoringSettings(),
     )
 
 
@@ -336,7 +363,7 @@ def test_one_email_per_run_listing_its_failed_checks_once(
     )
     sender, database = FakeSender(), FakeDatabase()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
-    assert result.skip_message == "1 alerts sent, 0 to retry"
+    assert result.skip_message == "1 alerts sent, 0 to retry; 0 incident e-mails sent"
     ((subject, text),) = sender.sent
     assert subject.startswith("[studperf] batch-000002:")
     assert "data_drift" in subject and "batch_labels" in subject
@@ -356,7 +383,7 @@ def test_a_failed_send_is_retried_and_an_outage_does_not_silence(
     monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
     database = FakeDatabase()
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert result.skip_message == "0 alerts sent, 1 to retry"
+    assert result.skip_message == "0 alerts sent, 1 to retry; 0 incident e-mails sent"
     assert float(str(cursor)) == 0  # held before the run whose alert failed
     database.down = True  # alerts_sent unreadable: send anyway, the cursor keeps it once
     sender = FakeSender()
@@ -388,6 +415,8 @@ def retrain(
         cursor,
         ground_truth=labels,
         monitoring_settings=settings,
+        alert_sender=FakeSender(),
+        metrics_database=FakeDatabase(down=True),  # watching the alert sensor never blocks
     )
 
 
@@ -432,3 +461,153 @@ def test_each_sensor_tells_the_ui_what_it_does() -> None:
     descriptions = {s.name: s.description or "" for s in sensors.build_sensors()}
     assert descriptions["retraining_sensor"].startswith("Drift or a performance drop")
     assert all(len(text) > 40 and "\n" not in text for text in descriptions.values())
+
+
+# --- failed runs and failing sensors: incidents ---------------------------------------------
+
+
+def failing_run(instance: DagsterInstance, job: str, partition: str, error: str) -> str:
+    """A finished run of ``job`` whose step ``drift_report`` raised ``error``."""
+    from dagster import Failure
+
+    @asset(name="drift_report")
+    def report() -> int:
+        raise Failure(error)
+
+    run = (
+        Definitions(assets=[report], jobs=[define_asset_job(job)])
+        .resolve_job_def(job)
+        .execute_in_process(
+            instance=instance,
+            tags={sensors.PARTITION_TAG: partition} if partition else {},
+            raise_on_error=False,
+        )
+    )
+    assert not run.success
+    return run.run_id
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Any:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    return MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}")
+
+
+def test_a_failed_monitoring_run_reaches_the_on_call_once(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: the alert sensor read only failed checks; a monitoring run that failed
+    (the window never monitored) alerted nobody."""
+    first = failing_run(instance, "monitoring_job", "batch-000003", "batch batch-000003: no\nmore")
+    sender = FakeSender()
+    result, cursor = alerts(instance, None, sender, database, tmp_path)
+    ((subject, text),) = sender.sent
+    assert subject == (
+        "[studperf] OPEN: monitoring_job failed at drift_report (batch-000003): "
+        "batch batch-000003: no"
+    )
+    for fact in ("job: monitoring_job", "step: drift_report", "window(s): batch-000003"):
+        assert fact in text
+    assert f"http://dagster.test/runs/{first}" in text and "more" not in text  # first line only
+    assert database.statuses()["batch-000003"]["status"] == "failed"  # not just missing
+    assert "1 incident e-mails sent" in str(result.skip_message)
+    # the same fault on the next window is the same incident: no second e-mail
+    failing_run(instance, "monitoring_job", "batch-000004", "batch batch-000004: no\nmore")
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, None, sender, database, tmp_path)  # a lost cursor sends nothing again
+    assert len(sender.sent) == 1
+    (incident,) = database.incidents(status="open")
+    assert incident.occurrences >= 2 and incident.last_partition == "batch-000004"
+    # both windows monitored again: resolved, said once
+    for partition in ("batch-000003", "batch-000004"):
+        database.record_status(partition, "monitored", "rerun")
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert [s for s, _ in sender.sent][1:] == [subject.replace("OPEN", "RESOLVED", 1)]
+
+
+def test_a_failed_training_run_is_an_incident_and_a_refused_send_is_retried(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    failing_run(instance, "training_job", "", "the champion cannot be read")
+    _, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
+    sender = FakeSender()
+    alerts(instance, cursor, sender, database, tmp_path)  # the incident is owed its e-mail
+    ((subject, text),) = sender.sent
+    assert subject.startswith("[studperf] OPEN: training_job failed at drift_report")
+    assert "error: the champion cannot be read" in text
+
+
+def test_with_the_database_down_a_failed_run_is_told_at_once(
+    instance: DagsterInstance, tmp_path: Path
+) -> None:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    gone = MetricsDatabase(url="postgresql+psycopg2://nobody@127.0.0.1:9/none")
+    failing_run(instance, "monitoring_job", "batch-000007", "archive unreadable")
+    sender = FakeSender()
+    alerts(instance, None, sender, gone, tmp_path)
+    ((subject, text),) = sender.sent
+    assert "monitoring_job failed at drift_report" in subject
+    assert "window: batch-000007" in text and "not recorded as an incident" in text
+
+
+def test_a_sensor_that_keeps_failing_is_an_incident_until_it_ticks_again(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    (origin,) = [s for s in _remote_sensors(instance) if s.name == "late_labels_sensor"]
+    for _ in range(3):
+        _tick(instance, origin, "FAILURE", "labels store: AccessDenied\ntraceback...")
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)
+    ((subject, _),) = sender.sent
+    assert subject == (
+        "[studperf] OPEN: sensor late_labels_sensor keeps failing: labels store: AccessDenied"
+    )
+    _tick(instance, origin, "SKIPPED", None)
+    alerts(instance, None, sender, database, tmp_path)
+    assert sender.sent[-1][0].startswith("[studperf] RESOLVED: sensor late_labels_sensor")
+
+
+def _remote_sensors(instance: DagsterInstance) -> list[Any]:
+    """The code location's sensors as the daemon sees them (their origins name the ticks)."""
+    from dagster._core.test_utils import in_process_test_workspace
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(module_name="studperf_assets.definitions", attribute="defs")
+    with in_process_test_workspace(instance, target) as workspace:
+        (entry,) = workspace.get_code_location_entries().values()
+        assert entry.code_location is not None, entry.load_error
+        (repository,) = entry.code_location.get_repositories().values()
+        return list(repository.get_sensors())
+
+
+def _tick(instance: DagsterInstance, sensor: Any, status: str, error: str | None) -> None:
+    """A tick of ``sensor`` as the daemon records it."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        TickData,
+        TickStatus,
+    )
+    from dagster._utils.error import SerializableErrorInfo
+
+    origin = sensor.get_remote_origin()
+    if instance.get_instigator_state(sensor.get_remote_origin_id(), sensor.selector_id) is None:
+        instance.add_instigator_state(
+            InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.RUNNING)
+        )
+    instance.create_tick(
+        TickData(
+            instigator_origin_id=sensor.get_remote_origin_id(),
+            instigator_name=sensor.name,
+            instigator_type=InstigatorType.SENSOR,
+            status=TickStatus[status],
+            timestamp=time.time(),
+            selector_id=sensor.selector_id,
+            error=SerializableErrorInfo(error, [], "Exception") if error else None,
+        )
+    )

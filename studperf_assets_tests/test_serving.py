@@ -28,8 +28,12 @@ from studperf_assets_tests.kinesis_fakes import (
     STUDENT,
     FlakyKinesis,
     MemoryKinesis,
+    RejectingKinesis,
     event_id,
     kinesis_record,
+    kpl_aggregate,
+    kpl_frame,
+    reference_messages,
     student_message,
 )
 
@@ -63,9 +67,11 @@ def _service(
 
 
 def _account(outcome: Any, records: int) -> None:
-    assert (
-        outcome.records == records == outcome.predictions + outcome.errors + len(outcome.failures)
-    )
+    """Every user record in is accounted for out; a plain Kinesis record is one."""
+    assert outcome.records == records == outcome.predictions + outcome.errors + outcome.failed
+    assert len(outcome.failures) <= outcome.failed
+    if not outcome.aggregated:
+        assert outcome.failed == len(outcome.failures)
 
 
 def test_a_batch_is_scored_in_one_call(store: LocalModelStore, tmp_path: Path) -> None:
@@ -133,12 +139,13 @@ def test_bad_records_become_error_records(
     (error,) = client.bodies(ERR)
     assert error["field"] == field and reason in error["reason"]
     assert error["idempotency_key"] == event_id(2)
-    original = (
-        base64.b64decode(error["payload"])
-        if error["payload_encoding"] == "base64"
-        else error["payload"].encode()
-    )
-    assert original == payload
+    assert _original_payload(error) == payload
+
+
+def _original_payload(error: dict[str, Any]) -> bytes:
+    if error["payload_encoding"] == "base64":
+        return base64.b64decode(error["payload"])
+    return str(error["payload"]).encode()
 
 
 def test_data_that_is_not_base64(store: LocalModelStore, tmp_path: Path) -> None:
@@ -399,6 +406,143 @@ def test_lambda_http_routes(
     assert handler_module.lambda_handler(not_json)["statusCode"] == 422
 
 
+# Full events as AWS delivers them (the shapes of AWS's documentation and Powertools' test
+# events): the stage is where each kind of event puts it.
+def _rest_event(method: str, path: str, stage: str, body: str | None) -> dict[str, Any]:
+    """API Gateway REST API (payload 1.0): ``path`` without the stage, requestContext's with."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"content-type": "application/json", "Host": "abc123.execute-api.eu-west-1"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.strip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "extendedRequestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "httpMethod": method,
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "path": f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "09/Apr/2015:12:34:56 +0000",
+            "requestTimeEpoch": 1428582896000,
+            "resourceId": "1234567",
+            "resourcePath": "/{proxy+}",
+            "stage": stage,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _http_api_event(method: str, raw_path: str, stage: str, body: str | None) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0): ``rawPath`` starts with a named stage."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "abc123.execute-api.eu-west-1"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8.5.0",
+            },
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "$default",
+            "stage": stage,
+            "time": "10/Mar/2020:05:16:23 +0000",
+            "timeEpoch": 1583817383220,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _function_url_event(method: str, raw_path: str, body: str | None) -> dict[str, Any]:
+    """A Lambda Function URL (payload 2.0, stage ``$default``; this project's Terraform)."""
+    event = _http_api_event(method, raw_path, "$default", body)
+    event["requestContext"].update(
+        apiId="dlvngo4q2ijnstetuk2rrcojgu0bhjtv",
+        domainName="dlvngo4q2ijnstetuk2rrcojgu0bhjtv.lambda-url.eu-west-1.on.aws",
+        domainPrefix="dlvngo4q2ijnstetuk2rrcojgu0bhjtv",
+        authorizer={"iam": {"accountId": "123456789012", "userId": "AIDACKCEVSQ6C2EXAMPLE"}},
+    )
+    return event
+
+
+STUDENT_BODY = json.dumps(STUDENT)
+ROUTED = [
+    # HTTP API, a named stage: the field fault (404 before)
+    (_http_api_event("POST", "/prod/predict", "prod", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/prod/health", "prod", None), 200, "status"),
+    (_http_api_event("GET", "/prod/model/", "prod", None), 200, "class_labels"),
+    (_http_api_event("GET", "/dev-2/health", "dev-2", None), 200, "status"),
+    # a stage named like a route: only the leading segment is the stage
+    (_http_api_event("POST", "/predict/predict", "predict", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/health/health", "health", None), 200, "status"),
+    # HTTP API, $default stage: no stage in the path
+    (_http_api_event("POST", "/predict", "$default", STUDENT_BODY), 200, "grade"),
+    (_http_api_event("GET", "/health", "$default", None), 200, "status"),
+    # REST API: path already without the stage
+    (_rest_event("POST", "/predict", "prod", STUDENT_BODY), 200, "grade"),
+    (_rest_event("GET", "/health", "prod", None), 200, "status"),
+    (_rest_event("GET", "/model", "predict", None), 200, "class_labels"),
+    # Function URL
+    (_function_url_event("POST", "/predict", STUDENT_BODY), 200, "grade"),
+    (_function_url_event("GET", "/health", None), 200, "status"),
+    # a named stage that is not in the path is not cut out of it
+    (_http_api_event("GET", "/health", "prod", None), 200, "status"),
+]
+NOT_ROUTED = [
+    # only the stage: the API's root, which has no route
+    (_http_api_event("GET", "/prod", "prod", None), "GET /"),
+    (_http_api_event("GET", "/prod/", "prod", None), "GET /"),
+    (_http_api_event("POST", "/predict", "predict", STUDENT_BODY), "POST /"),
+    # a stage is a whole segment: /production is not /prod followed by more
+    (_http_api_event("GET", "/production/health", "prod", None), "GET /production/health"),
+    # $default is never a prefix, nor is the stage in a REST API's path
+    (_http_api_event("GET", "/$default/health", "$default", None), "GET /$default/health"),
+    (_rest_event("GET", "/prod/health", "prod", None), "GET /prod/health"),
+    (_function_url_event("GET", "/prod/health", None), "GET /prod/health"),
+    (_http_api_event("DELETE", "/prod/predict", "prod", None), "DELETE /predict"),
+]
+
+
+def _where(event: dict[str, Any]) -> str:
+    context = event["requestContext"]
+    return f"{event.get('rawPath') or event.get('path')} (stage {context['stage']})"
+
+
+def test_http_events_are_routed_on_the_path_without_their_stage(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, _ = _service(store, tmp_path)
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    for event, status, key in ROUTED:
+        answer = handler_module.lambda_handler(event)
+        assert answer["statusCode"] == status, f"{_where(event)}: {answer['body']}"
+        assert key in json.loads(answer["body"]), _where(event)
+    for event, route in NOT_ROUTED:
+        answer = handler_module.lambda_handler(event)
+        assert answer["statusCode"] == 404, _where(event)
+        assert json.loads(answer["body"]) == {"error": f"no route for {route}"}, _where(event)
+
+
 def test_web_service(store: LocalModelStore, tmp_path: Path) -> None:
     service, _ = _service(store, tmp_path)
     client = TestClient(create_app(service))
@@ -600,6 +744,268 @@ def test_records_missing_their_parts_are_accounted_for(
     assert error["reason"]
 
 
+# ---- KPL aggregated records ----------------------------------------------------------
+
+
+def _count_onnx_calls(service: PredictionService) -> list[int]:
+    calls: list[int] = []
+    predictor = service.provider.predictor
+    original = predictor.predict_matrix
+
+    def counting(rows: Any) -> Any:
+        calls.append(len(rows))
+        return original(rows)
+
+    predictor.predict_matrix = counting  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_kpl_aggregate_of_three_students_is_three_predictions(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    """Field fault: the aggregate became one error record, "payload is not UTF-8 text"."""
+    service, client = _service(store, tmp_path)
+    blob = kpl_aggregate([(f"s{i}", student_message(500 + i, Absences=3 * i)) for i in range(3)])
+    outcome = service.handle_kinesis([kinesis_record(blob, 7, "s0")])
+    _account(outcome, 3)
+    assert outcome.predictions == 3 and outcome.errors == 0 and outcome.aggregated == 1
+    out = client.bodies(PRED)
+    assert [p["student_id"] for p in out] == [500, 501, 502]
+    keys = [f"{event_id(7)}:{sub}" for sub in range(3)]
+    assert [p["idempotency_key"] for p in out] == keys  # deduplicable after a redelivery
+    assert [p["request_id"] for p in out] == keys  # as a plain record's is its eventID
+    assert [p["student"]["Absences"] for p in out] == [0, 3, 6]
+
+
+def test_plain_and_aggregated_records_are_scored_together(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    service, client = _service(store, tmp_path)
+    calls = _count_onnx_calls(service)
+    first = kpl_aggregate(
+        [
+            ("a", student_message(10)),
+            ("b", student_message(11, Absences=99)),
+            ("c", b"\xff not json"),
+            (
+                "a",
+                json.dumps({"student_id": 12, "request_id": "r-12", "student": STUDENT}).encode(),
+            ),
+        ]
+    )
+    second = kpl_aggregate([("d", student_message(20)), ("d", student_message(21))])
+    records = [
+        kinesis_record(student_message(1), 1),
+        kinesis_record(first, 2, "a"),
+        kinesis_record(b"{not json", 3),
+        kinesis_record(second, 4, "d"),
+        kinesis_record(student_message(5), 5),
+    ]
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 3 + 4 + 2)
+    assert outcome.predictions == 6 and outcome.errors == 3 and outcome.aggregated == 2
+    assert calls == [6]  # still one ONNX call per batch
+    predictions = client.bodies(PRED)
+    assert [p["student_id"] for p in predictions] == [1, 10, 12, 20, 21, 5]  # input order
+    assert predictions[2]["request_id"] == "r-12"
+    assert predictions[2]["idempotency_key"] == f"{event_id(2)}:3"
+    errors = {e["idempotency_key"]: e for e in client.bodies(ERR)}
+    assert set(errors) == {f"{event_id(2)}:1", f"{event_id(2)}:2", event_id(3)}
+    out_of_range = errors[f"{event_id(2)}:1"]
+    assert out_of_range["field"] == "Absences" and out_of_range["partition_key"] == "b"
+    assert json.loads(out_of_range["payload"])["student_id"] == 11  # the user record, not all
+    not_text = errors[f"{event_id(2)}:2"]
+    assert not_text["reason"] == "payload is not UTF-8 text" and not_text["partition_key"] == "c"
+    assert base64.b64decode(not_text["payload"]) == b"\xff not json"
+
+
+def _corrupt(kind: str) -> tuple[bytes, bytes]:
+    """An aggregate of students 600-602 whose second user record is broken, and that
+    record's own protobuf bytes."""
+    message = reference_messages().AggregatedRecord(partition_key_table=["a"])
+    for i in range(3):
+        message.records.add(partition_key_index=0, data=student_message(600 + i))
+    entry = message.records[1]
+    if kind == "key index":
+        entry.partition_key_index = 5
+    elif kind == "hash key index":
+        entry.explicit_hash_key_index = 0
+    elif kind == "no data":
+        entry.ClearField("data")
+    raw = entry.SerializePartialToString()
+    body = message.SerializePartialToString()
+    if kind == "broken entry":  # as long as it was, but ending in a tag with no value
+        shorter = type(entry)(partition_key_index=0, data=entry.data[:-1])
+        broken = shorter.SerializeToString() + b"\x08"
+        assert len(broken) == len(raw)
+        return kpl_frame(body.replace(raw, broken)), broken
+    return kpl_frame(body), raw
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("key index", "KPL user record 1: partition_key_index 5 is outside its table of 1 keys"),
+        ("hash key index", "KPL user record 1: explicit_hash_key_index 0 is outside its table"),
+        ("no data", "KPL user record 1 has no data"),
+        ("broken entry", "KPL user record 1 is not a valid protobuf"),
+    ],
+)
+def test_a_corrupt_user_record_is_its_own_error(
+    store: LocalModelStore, tmp_path: Path, kind: str, reason: str
+) -> None:
+    """Its neighbours are scored: aws-kinesis-agg would drop every user record after it."""
+    service, client = _service(store, tmp_path)
+    blob, entry = _corrupt(kind)
+    outcome = service.handle_kinesis([kinesis_record(blob, 8)])
+    _account(outcome, 3)
+    assert outcome.predictions == 2 and outcome.errors == 1
+    assert [p["student_id"] for p in client.bodies(PRED)] == [600, 602]
+    (error,) = client.bodies(ERR)
+    assert reason in error["reason"] and error["idempotency_key"] == f"{event_id(8)}:1"
+    assert _original_payload(error) == entry  # the broken record's own bytes, not all of them
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "KPL aggregate holds no user records"),
+        (b"\x1a\x40\x08\x00", "KPL aggregate is not a valid protobuf: a length of 64"),
+        # the batch's limit is 50,000 user records: the plain record before it takes one
+        (b"\x1a\x00" * 60_000, "KPL aggregate of more than 49999 user records, the most"),
+    ],
+)
+def test_an_aggregate_that_cannot_be_split_is_one_error(
+    store: LocalModelStore, tmp_path: Path, body: bytes, reason: str
+) -> None:
+    service, client = _service(store, tmp_path)
+    blob = kpl_frame(body)
+    outcome = service.handle_kinesis(
+        [kinesis_record(student_message(1), 1), kinesis_record(blob, 2)]
+    )
+    _account(outcome, 2)
+    assert outcome.predictions == 1 and outcome.errors == 1 and outcome.aggregated == 1
+    (error,) = client.bodies(ERR)
+    assert error["reason"].startswith(reason) and error["idempotency_key"] == event_id(2)
+    kept = _original_payload(error)  # the aggregate's bytes, cut as any large payload is
+    assert kept and blob.startswith(kept) and error["payload_truncated"] == (len(kept) < len(blob))
+
+
+def test_an_aggregate_with_a_wrong_md5_is_a_plain_record(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    """As the KCL and aws-kinesis-agg treat it: the bytes as they are, one error record."""
+    service, client = _service(store, tmp_path)
+    blob = kpl_aggregate([("a", student_message(1)), ("b", student_message(2))])
+    broken = blob[:-1] + bytes([blob[-1] ^ 0xFF])
+    outcome = service.handle_kinesis([kinesis_record(broken, 3)])
+    _account(outcome, 1)
+    assert outcome.errors == 1 and outcome.aggregated == 0
+    (error,) = client.bodies(ERR)
+    assert error["reason"] == "payload is not UTF-8 text"
+    assert base64.b64decode(error["payload"]) == broken
+
+
+def test_the_user_record_limit_holds_for_the_whole_batch(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambda_service import service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_USER_RECORDS", 6)
+    service, client = _service(store, tmp_path)
+    three = [(str(i), student_message(i)) for i in range(3)]
+    records = [
+        kinesis_record(student_message(9), 1),
+        kinesis_record(kpl_aggregate(three), 2),  # 4 so far
+        kinesis_record(kpl_aggregate(three), 3),  # 7 would be over 6: one error for it
+        kinesis_record(student_message(9), 4),
+    ]
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 1 + 3 + 1 + 1)
+    assert outcome.predictions == 5 and outcome.errors == 1
+    (error,) = client.bodies(ERR)
+    assert error["reason"].startswith("KPL aggregate of more than 2 user records")
+    assert error["idempotency_key"] == event_id(3)
+    # plain records are not held back by the limit; an aggregate after them has no room
+    records = [kinesis_record(kpl_aggregate(three + three), 1), kinesis_record(b"x", 2)]
+    outcome = service.handle_kinesis([*records, kinesis_record(kpl_aggregate(three), 3)])
+    _account(outcome, 6 + 1 + 1)
+    assert outcome.predictions == 6 and outcome.errors == 2
+    assert client.bodies(ERR)[-1]["reason"].startswith("KPL aggregate of more than 0 user records")
+
+
+def test_a_failed_write_of_one_user_record_retries_its_aggregate(
+    store: LocalModelStore, tmp_path: Path
+) -> None:
+    """Lambda retries Kinesis records: the item identifier is the aggregate's sequence number
+    (not a user record's), and the whole aggregate counts as failed."""
+
+    def rejects(entry: dict[str, Any]) -> bool:
+        return bool(json.loads(entry["Data"]).get("student_id") == 601)
+
+    service, client = _service(store, tmp_path, client=RejectingKinesis(MemoryKinesis(), rejects))
+    aggregate = kpl_aggregate([(str(i), student_message(600 + i)) for i in range(3)])
+    records = [
+        kinesis_record(student_message(1), 41),
+        kinesis_record(aggregate, 42),
+        kinesis_record(b"junk", 43),
+    ]
+    outcome = service.handle_kinesis(records)
+    _account(outcome, 5)
+    assert outcome.failures == ("42",) and outcome.failed == 3
+    assert outcome.predictions == 1 and outcome.errors == 1
+    assert outcome.response() == {"batchItemFailures": [{"itemIdentifier": "42"}]}
+    written = [p["idempotency_key"] for p in client.inner.bodies(PRED)]
+    # the two that went out go again on the retry, with the same keys: downstream deduplicates
+    assert written == [event_id(41), f"{event_id(42)}:0", f"{event_id(42)}:2"]
+
+
+def _aggregate_of(payloads: list[bytes]) -> bytes:
+    return kpl_aggregate([(str(i), p) for i, p in enumerate(payloads)])
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(
+        st.one_of(
+            ANY_PAYLOAD.map(lambda p: (p, None)),
+            st.lists(ANY_PAYLOAD, min_size=1, max_size=6).map(
+                lambda ps: (_aggregate_of(ps), len(ps))
+            ),
+            st.binary(max_size=60).map(lambda b: (kpl_frame(b), 0)),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_fuzz_aggregates_account_for_every_user_record(
+    store: LocalModelStore, tmp_path: Path, batch: list[tuple[bytes, int | None]]
+) -> None:
+    """Property: plain records (None), aggregates of anything (their count of user records),
+    and any bytes framed as an aggregate (0): the handler returns, Kinesis accepts every
+    output call, and every user record is written once under its own key (an aggregate that
+    cannot be split, under its eventID)."""
+    service, client = _service(store, tmp_path)
+    outcome = service.handle_kinesis([kinesis_record(p, i) for i, (p, _) in enumerate(batch)])
+    written = [b["idempotency_key"] for b in client.bodies(PRED) + client.bodies(ERR)]
+    _account(outcome, len(written))
+    assert not outcome.failures and len(set(written)) == len(written)
+    assert outcome.aggregated == sum(n is not None for _, n in batch)
+    for i, (_, user_records) in enumerate(batch):
+        mine = {k for k in written if k == event_id(i) or k.startswith(f"{event_id(i)}:")}
+        if user_records is None:
+            assert mine == {event_id(i)}
+        elif user_records:
+            assert mine == {f"{event_id(i)}:{sub}" for sub in range(user_records)}
+        else:
+            parts = {f"{event_id(i)}:{sub}" for sub in range(len(mine))}
+            assert mine == {event_id(i)} or mine == parts
+
+
 def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
     store: LocalModelStore,
     tmp_path: Path,
@@ -613,6 +1019,7 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
     records = [kinesis_record(student_message(i), i) for i in range(9)]
     records.append(kinesis_record(b"{not json", 9))
+    records.append(kinesis_record(kpl_aggregate([("a", student_message(10))] * 2), 10))
     capsys.readouterr()
     handler_module.lambda_handler({"Records": records})
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
@@ -623,17 +1030,28 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
     names = {m["Name"] for m in definition["Metrics"]}
     assert names == {
         "Records",
+        "AggregatedRecords",
         "Predictions",
         "ErrorRecords",
         "BatchItemFailures",
         "ScoringMilliseconds",
     }
     version = service.provider.predictor.version
-    values = [emf[k] for k in ("Records", "Predictions", "ErrorRecords", "BatchItemFailures")]
-    assert emf["ModelVersion"] == version and values == [[10.0], [9.0], [1.0], [0.0]]
+    values = [
+        emf[k]
+        for k in (
+            "Records",
+            "AggregatedRecords",
+            "Predictions",
+            "ErrorRecords",
+            "BatchItemFailures",
+        )
+    ]
+    assert emf["ModelVersion"] == version and values == [[12.0], [1.0], [11.0], [1.0], [0.0]]
     (record,) = [r for r in caplog.records if r.getMessage() == "batch scored"]
     log = json.loads(logger.registered_formatter.format(record))  # the line Lambda logs
-    assert log["level"] == "INFO" and log["model_version"] == version and log["Records"] == 10
+    assert log["level"] == "INFO" and log["model_version"] == version and log["Records"] == 12
+    assert log["failed_records"] == 0
 
 
 def test_the_serving_runtime_writes_nothing_outside_its_folders(

@@ -20,6 +20,14 @@ def test_each_event_is_one_line_and_the_rest_is_quiet() -> None:
     assert event_of("dagster.log", f"{SENSOR} - monitoring_alert_sensor - {alert}") == (
         "alert sent: batch-000003: data_drift"
     )
+    missed = "not monitored: batch-000005: monitoring_job failed at drift_report: KeyError: 1"
+    assert event_of("dagster.log", f"{SENSOR} - monitoring_alert_sensor - {missed}") == (
+        "not monitored: batch-000005: monitoring_job failed at drift_report: KeyError: 1"
+    )
+    opened = "incident opened: monitoring_job failed at drift_report (batch-000005): KeyError: 1"
+    assert event_of("dagster.log", f"{SENSOR} - monitoring_alert_sensor - {opened}") == (
+        f"alert sent: {opened}"
+    )
     retraining = "retraining: data_drift failed on batch-000004; 800 new labelled rows"
     assert event_of("dagster.log", f"{SENSOR} - retraining_sensor - {retraining}") == retraining
     training = RUN.replace("monitoring_job", "training_job")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -180,6 +181,56 @@ def test_batches_that_keep_failing_go_to_the_on_failure_file(
     undelivered = {f"shardId-000000000000:{s}" for s in failed["failed_sequences"]}
     assert delivered | undelivered == sent and not delivered & undelivered
     assert stats.discarded_records == failed["records"] > 0
+
+
+def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
+    s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """KPL aggregates among plain records on a real stream: every user record is scored;
+    a user record whose write is throttled makes the poller re-read from its aggregate, and
+    the copies that causes share their idempotency keys."""
+    from lambda_service.service import PredictionService
+    from lambda_service.streams import KinesisSink
+    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets_tests.kinesis_fakes import FlakyKinesis, kpl_aggregate
+
+    kinesis = boto3.client("kinesis")
+    names = {k: f"kpl-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
+    for name in names.values():
+        create_stream(kinesis, name)
+    sizes = [1, 10, 1, 3, 10, 1]  # 1: a plain record, else an aggregate of that many
+    firsts = [7000 + sum(sizes[:i]) for i in range(len(sizes))]  # each record's first student
+    data = [
+        student_message(first)
+        if size == 1
+        else kpl_aggregate([(str(s), student_message(s)) for s in range(first, first + size)])
+        for first, size in zip(firsts, sizes, strict=True)
+    ]
+    response = kinesis.put_records(
+        StreamName=names["in"], Records=[{"Data": d, "PartitionKey": "k"} for d in data]
+    )
+    keys: dict[str, int] = {}  # idempotency key -> student_id
+    for first, size, result in zip(firsts, sizes, response["Records"], strict=True):
+        event_id = f"{result['ShardId']}:{result['SequenceNumber']}"
+        if size == 1:
+            keys[event_id] = first
+        else:
+            keys |= {f"{event_id}:{sub}": first + sub for sub in range(size)}
+    flaky = FlakyKinesis(kinesis, failing_calls=2, streams={names["out"]})
+    provider = ModelProvider(s3_store.root_uri, tmp_path / "cache", s3=boto3.client("s3"))
+    service = PredictionService(
+        provider, KinesisSink(flaky, max_attempts=1), names["out"], names["err"]
+    )
+    poller = KinesisPoller(
+        kinesis, names["in"], lambda event, _c: service.handle_kinesis(event["Records"]).response(),
+        batch_size=100, max_retries=3, sleep=lambda _s: None,
+    )  # fmt: skip
+    stats = poller.run(until_idle=2, poll_interval=0)
+    assert stats.retried_batches >= 1 and stats.discarded_records == 0
+    out = read_stream(kinesis, names["out"])
+    assert {p["idempotency_key"]: p["student_id"] for p in out} == keys
+    assert len(out) > len(keys)  # re-delivered user records, the same keys
+    assert read_stream(kinesis, names["err"]) == []
 
 
 def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:
@@ -480,3 +531,130 @@ def test_start_up_waits_only_for_an_endpoint_that_does_not_answer() -> None:
     with pytest.raises(ClientError):  # not an outage: raised at once
         start_riding_outages(missing, "x", 60, sleep, lambda: now[0])
     assert slept == []
+
+
+def _consumer(
+    url: str, s3_store: S3ModelStore, names: dict[str, str], home: Path, log: Path, *extra: str
+) -> subprocess.Popen[str]:
+    """`studperf stream` on ``home``, its stderr (one line per batch, lease news) to ``log``."""
+    env = {**os.environ, "STUDPERF_HOME": str(home), "AWS_ENDPOINT_URL": url}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log, "w") as stderr:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "studperf_assets.cli", "stream",
+                "--input-stream", names["in"], "--predictions-stream", names["out"],
+                "--errors-stream", names["err"], "--model", s3_store.root_uri, *extra,
+            ],
+            env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+
+
+def _put_many(kinesis: Any, stream: str, first: int, count: int) -> list[str]:
+    """Put ``count`` students (500 a call); returns their `shard:sequence` keys, in order."""
+    keys: list[str] = []
+    for start in range(first, first + count, 500):
+        ids = range(start, min(start + 500, first + count))
+        response = kinesis.put_records(
+            StreamName=stream,
+            Records=[{"Data": student_message(i), "PartitionKey": str(i)} for i in ids],
+        )
+        assert response["FailedRecordCount"] == 0
+        keys += [f"{r['ShardId']}:{r['SequenceNumber']}" for r in response["Records"]]
+    return keys
+
+
+def _wait_until(what: str, condition: Any, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _acknowledged(home: Path, stream: str) -> int:
+    """The highest sequence number the consumers of ``home`` have checkpointed on ``stream``."""
+    path = home / "stream" / f"{stream}.checkpoints.json"
+    positions = json.loads(path.read_text()).get(stream, {}) if path.is_file() else {}
+    return max((int(v) for k, v in positions.items() if k != "_stream"), default=0)
+
+
+def test_two_consumers_on_one_home_score_each_record_once(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
+) -> None:
+    """The field fault: two `studperf stream` on one stream and one home both consumed every
+    shard (9,500 predictions for 5,000 inputs). Each shard now has one reader at a time."""
+    kinesis = boto3.client("kinesis")
+    names = {k: f"twice-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
+    create_stream(kinesis, names["in"], shards=2)
+    for name in (names["out"], names["err"]):
+        create_stream(kinesis, name)
+    sent = _put_many(kinesis, names["in"], 100_000, 5000)
+    home = tmp_path / "home"
+    consumers = [
+        _consumer(moto_server, s3_store, names, home, tmp_path / f"c{n}.log", "--until-idle", "3")
+        for n in (1, 2)
+    ]
+    outputs = [c.communicate(timeout=600)[0] for c in consumers]
+    for consumer, n in zip(consumers, (1, 2), strict=True):
+        assert consumer.returncode == 0, (tmp_path / f"c{n}.log").read_text()[-3000:]
+    keys = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
+    assert len(keys) == len(set(keys)) == 5000, f"{len(keys)} predictions, {len(set(keys))} keys"
+    assert set(keys) == set(sent)
+    consumed = [int(out.split(" records")[0]) for out in outputs]
+    assert sum(consumed) == 5000, outputs  # between them, each record read once
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_the_standby_takes_over_when_the_holder_dies(
+    moto_server: str, s3_store: S3ModelStore, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A second consumer on the home stands by (saying who holds the shard) and takes over
+    when the holder stops, from its checkpoint: nothing is lost. Stopped with SIGTERM, the
+    holder finishes its batch: nothing twice. Killed, it may have put a batch's predictions
+    without checkpointing them: that batch comes again (at least once, as with Lambda, whose
+    retried batch carries the same records), and nothing beyond it."""
+    kinesis = boto3.client("kinesis")
+    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
+    home = tmp_path / "home"
+    sent = _put_many(kinesis, names["in"], 1000, 300)
+    holder = _consumer(moto_server, s3_store, names, home, tmp_path / "holder.log")
+    _wait_for_checkpoint(home, names["in"], sent[-1].split(":")[1])
+    standby_log = tmp_path / "standby.log"
+    standby = _consumer(moto_server, s3_store, names, home, standby_log, "--until-idle", "3")
+    _wait_until("the standby", lambda: "standing by" in standby_log.read_text())
+    assert f"held by PID {holder.pid} (studperf stream" in standby_log.read_text()
+    first_done = _acknowledged(home, names["in"])
+    sent += _put_many(kinesis, names["in"], 5000, 2000)
+    _wait_until("the holder's progress", lambda: _acknowledged(home, names["in"]) > first_done)
+    holder.send_signal(stop)
+    holder.wait(timeout=60)
+    standby.communicate(timeout=300)
+    assert standby.returncode == 0, standby_log.read_text()[-3000:]
+    assert f"took the lease over (its holder, PID {holder.pid}" in standby_log.read_text()
+    keys = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
+    assert set(keys) == set(sent)  # nothing lost
+    twice = len(keys) - len(set(keys))
+    if stop == signal.SIGTERM:
+        assert holder.returncode == 0 and twice == 0
+    else:
+        assert twice <= 100, f"{twice} predictions twice: more than the batch in flight"
+
+
+def test_consumers_sharing_a_checkpoint_file_keep_each_others_shards(tmp_path: Path) -> None:
+    """Each consumer of a home writes only the shards it holds, into one file: a write must
+    not put back another consumer's shard as it was when this one started, and a shard taken
+    over resumes after its last holder's checkpoint."""
+    from studperf_assets.serving.kinesis_poller import Checkpoints
+
+    path = tmp_path / "stream" / "in.checkpoints.json"
+    first, second = Checkpoints(path), Checkpoints(path)
+    for checkpoints in (first, second):
+        assert checkpoints.bind("in", "arn:in@1")
+    first.set("in", "shardId-0", "10")
+    second.set("in", "shardId-1", "20")
+    first.set("in", "shardId-0", "11")
+    assert json.loads(path.read_text())["in"] == {
+        "_stream": "arn:in@1", "shardId-0": "11", "shardId-1": "20"
+    }  # fmt: skip
+    assert second.get("in", "shardId-0") == "11"  # taken over: after the last holder's

@@ -26,10 +26,20 @@ from dagster import (
 )
 
 from studperf_assets.assets.monitoring import prediction_batch_partitions
+from studperf_assets.assets.platform_health import (
+    RunFailure,
+    describe,
+    notice_for,
+    record_failed_run,
+    resolve_repaired,
+    run_failure,
+    send_due_notices,
+    tell_directly,
+    watch_sensors,
+)
 from studperf_assets.assets.reports import MONITORING_CHECKS, RETRAINING_CHECKS
 from studperf_assets.jobs import IN_PROCESS, monitoring_job, training_job
 from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
-from studperf_assets.lib.labels import ARRIVAL_SLACK, arrival_of, watermark_key
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import (
@@ -37,14 +47,20 @@ from studperf_assets.resources.monitoring import (
     MonitoringSettings,
     PredictionStream,
 )
+from studperf_assets.resources.monitoring_schema import stored_key
 from studperf_assets.resources.object_store import ObjectStore
 
 MAX_BATCHES_PER_TICK = 20
 MAX_LABEL_FILES_PER_TICK = 200
 JOIN_CLOCK_SLACK = timedelta(seconds=2)  # a join this close to an ingestion may have missed it
+# Label files are re-listed this far back: a run that stamped a file earlier than one the
+# sensor has seen may commit later (clocks of two processes, a slow transaction).
+HANDLED_SLACK = timedelta(minutes=2)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC) + HANDLED_SLACK
 PARTITION_TAG = "dagster/partition"
 PARTITIONS_NAME = str(prediction_batch_partitions.name)
 BATCH_KEY = re.compile(r"batch-(\d+)")
+ALERT_SENSOR = "monitoring_alert_sensor"
 
 
 def batch_key(number: int) -> str:
@@ -110,11 +126,12 @@ def rerun_for_late_labels(
     """When labels arrive for predictions in batches that joined their labels before those
     arrived, re-run those batches, so their quality and the performance check catch up.
 
-    Reads only the label files that arrived since the last tick (the cursor is a watermark,
-    the files just done, and the files no run has ingested yet), and finds their batches
-    through the prediction index. A batch is re-run only if it joined its labels before the
-    file was ingested (or the file is not ingested yet): not a batch whose first run is
-    still on its way, and not one that already saw the file."""
+    Looks at two things each tick: the label files that runs ingested since the last tick
+    (from the monitoring database's ledger, by the time they were handled: our clock, not a
+    writer's), and the files under ``labels/`` that no run has ingested yet. Their
+    predictions are found through the prediction index. A batch is re-run only if it joined
+    its labels before the file was ingested (or the file is not ingested yet): not a batch
+    whose first run is still on its way, and not one that already saw the file."""
     try:
         return _rerun_for_late_labels(context, ground_truth, metrics_database)
     except MonitoringDatabaseError as error:
@@ -125,72 +142,82 @@ def _rerun_for_late_labels(
     context: SensorEvaluationContext, ground_truth: GroundTruth, metrics_database: MetricsDatabase
 ) -> SensorResult | SkipReason:
     state = json.loads(context.cursor) if context.cursor else {}
-    after, done = state.get("after", ""), set(state.get("done", []))
-    pending = set(state.get("pending", []))
-    arrived = [k for k in ground_truth.new_files(after) if k not in done and k not in pending]
-    candidates = sorted(pending | set(arrived[:MAX_LABEL_FILES_PER_TICK]))
-    if not candidates:
-        return SkipReason("no new label files")
-    handled = metrics_database.label_file_states(candidates)
-    reruns: dict[str, str] = {}  # partition -> the newest label file it has not seen
-    for key in candidates:
-        status, handled_at = handled.get(key, ("", None))
-        if status == "rejected":  # reported by the run that met it
-            done.add(key)
-            continue
-        partitions = metrics_database.partitions_for(ground_truth.request_ids_in(key))
-        for partition, join in metrics_database.label_joins(partitions).items():
-            complete = join["labelled"] >= join["rows"]
-            missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
-            if not complete and missed:
-                reruns[partition] = max(key, reruns.get(partition, ""))
-        (done if handled_at is not None else pending).add(key)
-        if handled_at is not None:
-            pending.discard(key)
-    after = _rescan_point(max(done | pending | {after}), after)
+    now = datetime.now(UTC)
+    # a first tick looks at the whole ledger, a page per tick
+    after = datetime.fromisoformat(state["after"]) if "after" in state else EPOCH
+    seen = set(state.get("seen", []))
+    reruns: dict[str, str] = {}  # partition -> the label file it has not seen
+    handled = [
+        (key, status, at)
+        for key, status, at in metrics_database.label_files_handled_since(after - HANDLED_SLACK)
+        if key not in seen
+    ][:MAX_LABEL_FILES_PER_TICK]
+    for key, status, handled_at in handled:
+        if status == "ingested":
+            ids = metrics_database.request_ids_labelled_by(key)
+            _missed(metrics_database, ids, handled_at, key, reruns)
+    unseen = ground_truth.unseen_files(now)[:MAX_LABEL_FILES_PER_TICK]
+    for key in unseen:  # the run that reads it will ingest it
+        _missed(metrics_database, ground_truth.request_ids_in(key), None, key, reruns)
+    newest = max([after, *(at for _, _, at in handled)])
     cursor = {
-        "after": after,
-        "done": sorted(k for k in done if k >= after),
-        "pending": sorted(pending)[-MAX_LABEL_FILES_PER_TICK:],
+        "after": newest.isoformat(),
+        "seen": sorted(
+            {k for k in seen | {k for k, _, _ in handled}}
+            & {k for k, _, at in metrics_database.label_files_handled_since(newest - HANDLED_SLACK)}
+        ),
     }
     requests = [
-        RunRequest(run_key=f"{partition}@{key}", partition_key=partition)
+        RunRequest(run_key=f"{partition}@{stored_key(key)}", partition_key=partition)
         for partition, key in sorted(reruns.items())
     ]
     summary = (
-        f"{len(candidates)} label files looked at ({len(cursor['pending'])} not ingested yet); "
-        f"re-running {len(requests)} batches"
+        f"{len(handled)} label files ingested since the last look, {len(unseen)} not ingested "
+        f"yet; re-running {len(requests)} batches"
     )
     context.log.info(summary)
     skip = None if requests else SkipReason(summary)  # the daemon shows why, not "empty result"
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor), skip_reason=skip)
 
 
-def _rescan_point(newest: str, current: str) -> str:
-    """Where the next tick lists from: a little before the newest file seen."""
-    if newest == current:
-        return current
-    try:
-        return watermark_key(arrival_of(newest) - ARRIVAL_SLACK)
-    except ValueError:  # a misnamed file: the monitoring run reports it
-        return current
+def _missed(
+    database: MetricsDatabase,
+    request_ids: set[str],
+    handled_at: datetime | None,
+    key: str,
+    reruns: dict[str, str],
+) -> None:
+    """Add the batches holding ``request_ids`` that joined their labels before the file
+    was handled (``None``: not handled yet) and still lack some."""
+    for partition, join in database.label_joins(database.partitions_for(request_ids)).items():
+        complete = join["labelled"] >= join["rows"]
+        missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
+        if not complete and missed:
+            reruns[partition] = max(key, reruns.get(partition, ""))
 
 
 @dataclass
 class MonitoringRun:
-    """A finished monitoring run and the monitoring checks that failed in it."""
+    """A finished run of a watched job, and what went wrong in it: the monitoring checks
+    that failed (monitoring runs), or where the run itself failed."""
 
     updated: float
     partition: str
     run_id: str
     failed: dict[str, dict[str, Any]]  # check name -> its metadata
+    job: str = "monitoring_job"
+    failure: RunFailure | None = None  # None: the run succeeded
 
 
-def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
-    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
+WATCHED_JOBS = ("monitoring_job", "training_job")
+
+
+def finished_runs(
+    context: SensorEvaluationContext, after: float, jobs: tuple[str, ...] = WATCHED_JOBS
+) -> Iterator[MonitoringRun]:
+    """Runs of ``jobs`` finished after ``after`` (a timestamp), oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            job_name=monitoring_job.name,
             statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
             updated_after=datetime.fromtimestamp(after, UTC),
         ),
@@ -199,11 +226,17 @@ def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[
         limit=200,
     )
     for record in records:
+        dagster_run = record.dagster_run
+        if dagster_run.job_name not in jobs:
+            continue
+        failed = dagster_run.status == DagsterRunStatus.FAILURE
         run = MonitoringRun(
             updated=record.update_timestamp.timestamp(),
-            partition=record.dagster_run.tags.get(PARTITION_TAG, ""),
-            run_id=record.dagster_run.run_id,
+            partition=dagster_run.tags.get(PARTITION_TAG, ""),
+            run_id=dagster_run.run_id,
             failed={},
+            job=dagster_run.job_name,
+            failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
         )
         for entry in context.instance.all_logs(
             run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
@@ -215,6 +248,11 @@ def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[
                 metadata = {k: v.value for k, v in evaluation.metadata.items()}
                 run.failed[evaluation.check_name] = metadata
         yield run
+
+
+def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
+    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
+    return finished_runs(context, after, jobs=(monitoring_job.name,))
 
 
 def batch_alert(
@@ -239,17 +277,26 @@ def send_alerts(
     alert_sender: AlertSender,
     metrics_database: MetricsDatabase,
     object_store: ObjectStore,
+    monitoring_settings: MonitoringSettings,
 ) -> SkipReason:
-    """One e-mail (SES) per monitored batch, listing every failed check not yet alerted.
-    A failed send is logged and retried on the next tick; it never crashes the sensor.
+    """Tells the on-call (SES) what went wrong: one e-mail per monitored batch listing every
+    failed check not yet alerted, and one per incident when a monitoring or training run
+    fails or a sensor keeps failing (at most one reminder an hour while it lasts, one when
+    it is resolved). A failed send is logged and retried on the next tick.
 
     Once per partition and check is kept twice over: by the cursor, and by ``alerts_sent``
     should the cursor be lost. With the monitoring database down the alert still goes out
-    (the cursor alone keeps it once): an outage must not silence drift."""
+    (the cursor alone keeps it once): an outage must not silence drift, nor a failure."""
     after = float(context.cursor or 0)
     sent, failed_sends = 0, 0
     safe_until = after
-    for run in monitoring_runs(context, after):
+    succeeded: set[str] = set()
+    for run in finished_runs(context, after):
+        if run.failure is not None:
+            if not _record_failure(context, run, alert_sender, metrics_database):
+                failed_sends += 1
+        else:
+            succeeded.add(run.job)
         pending = {
             check: metadata
             for check, metadata in run.failed.items()
@@ -275,7 +322,59 @@ def send_alerts(
         if not failed_sends:
             safe_until = max(safe_until, run.updated)
     context.update_cursor(str(safe_until))
-    return SkipReason(f"{sent} alerts sent, {failed_sends} to retry")
+    told, untold = _incidents(
+        context, alert_sender, metrics_database, monitoring_settings, succeeded
+    )
+    return SkipReason(
+        f"{sent} alerts sent, {failed_sends} to retry; {told} incident e-mails sent"
+        + (f", {untold} to retry" if untold else "")
+    )
+
+
+def _record_failure(
+    context: SensorEvaluationContext,
+    run: MonitoringRun,
+    sender: AlertSender,
+    database: MetricsDatabase,
+) -> bool:
+    """A failed run as an incident occurrence (or, the database being down, an e-mail at
+    once); False if neither could be done (the cursor then waits for it)."""
+    assert run.failure is not None
+    what = f"{run.partition}: " if run.partition else ""
+    context.log.info(
+        f"not monitored: {what}{run.job} failed at {run.failure.step}: {run.failure.error}"
+        if run.job == monitoring_job.name
+        else f"run failed: {run.job} at {run.failure.step}: {run.failure.error}"
+    )
+    try:
+        record_failed_run(
+            database, run.job, run.run_id, run.partition, run.failure, sender.run_url(run.run_id)
+        )
+    except MonitoringDatabaseError as error:
+        title = f"{run.job} failed at {run.failure.step}"
+        return tell_directly(
+            context, sender, title, describe(run.failure, run.job, run.partition), error
+        )
+    return True
+
+
+def _incidents(
+    context: SensorEvaluationContext,
+    sender: AlertSender,
+    database: MetricsDatabase,
+    settings: MonitoringSettings,
+    succeeded: set[str],
+) -> tuple[int, int]:
+    """Resolve what was repaired, watch the other sensors, send the e-mails incidents are
+    owed. A database outage postpones all of it to the next tick."""
+    try:
+        resolve_repaired(database, succeeded)
+        watch_sensors(context, database, exclude=ALERT_SENSOR)
+        reminder = timedelta(seconds=settings.incident_reminder_seconds)
+        return send_due_notices(context, database, sender, reminder)
+    except MonitoringDatabaseError as error:
+        context.log.warning(f"{error}: incidents wait for the next tick")
+        return 0, 0
 
 
 def _already_sent(
@@ -292,10 +391,14 @@ def request_retraining(
     context: SensorEvaluationContext,
     ground_truth: GroundTruth,
     monitoring_settings: MonitoringSettings,
+    alert_sender: AlertSender,
+    metrics_database: MetricsDatabase,
 ) -> SensorResult | SkipReason:
     """Drift or a performance drop, enough newly labelled rows, and the cooldown passed:
     retrain on the data plus the labelled production rows. The new bundle still has to
-    pass the champion check before it is promoted."""
+    pass the champion check before it is promoted. Also watches the alert sensor, which
+    cannot report its own failures."""
+    _watch_the_watcher(context, alert_sender, metrics_database)
     state = (
         json.loads(context.cursor)
         if context.cursor
@@ -329,6 +432,21 @@ def request_retraining(
         tags={"studperf/trigger": f"{check}@{partition}", "studperf/new_labels": str(new_labels)},
     )
     return SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+def _watch_the_watcher(
+    context: SensorEvaluationContext, sender: AlertSender, database: MetricsDatabase
+) -> None:
+    """If the alert sensor keeps failing, its incident is recorded and its first e-mail sent
+    from here (reminders and the resolution follow from the alert sensor once it is back)."""
+    try:
+        for incident in watch_sensors(context, database, names={ALERT_SENSOR}):
+            if incident.notified_at is None:
+                email = notice_for(incident, "opened", sender.dagster_url)
+                sender.send(email.subject, email.text(), email.html())
+                database.mark_notified(incident.id, "opened")
+    except Exception as exc:  # noqa: BLE001 - never stops retraining; retried next tick
+        context.log.warning(f"watching {ALERT_SENSOR}: {exc}")
 
 
 def _summary(function: Any) -> str:

@@ -219,6 +219,7 @@ def batch_metrics(
     }
     try:
         metrics_database.record_batch(context.partition_key, row)
+        metrics_database.record_status(context.partition_key, "monitored", context.run_id)
     except MonitoringDatabaseError as error:
         raise Failure(str(error)) from error
     return Output(row, metadata={"database": metrics_database.display_url})

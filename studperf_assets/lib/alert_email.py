@@ -198,3 +198,54 @@ class BatchAlert:
         )
         parts += [f"<p>{links}</p>" if links else "", "</body></html>"]
         return "\n".join(p for p in parts if p)
+
+
+NOTICE_WORDS = {"opened": "OPEN", "reminder": "STILL OPEN", "resolved": "RESOLVED"}
+
+
+@dataclass
+class IncidentNotice:
+    """The e-mail owed for an incident (``lib.incidents``): when it opens, as a reminder
+    while it stays open, and when it is resolved. Facts come from the incident's details:
+    the job, step, error and run for a failed run; the sensor and error for a sensor."""
+
+    notice: str  # opened | reminder | resolved
+    title: str
+    facts: list[tuple[str, str]]
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return f"[studperf] {NOTICE_WORDS[self.notice]}: {self.title}"
+
+    def _lead(self) -> str:
+        if self.notice == "resolved":
+            return f"Resolved: {self.title}."
+        if self.notice == "reminder":
+            return f"Still open: {self.title}."
+        return f"New incident: {self.title}."
+
+    def text(self) -> str:
+        lines = [self._lead(), ""]
+        lines += [f"  {k}: {v}" for k, v in self.facts]
+        lines += ["", *[f"{name}: {url}" for name, url in self.links.items() if url]]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def html(self) -> str:
+        e = html.escape
+        rows = "".join(
+            f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.facts
+        )
+        links = " · ".join(
+            f'<a href="{e(url, quote=True)}">{e(name)}</a>'
+            for name, url in self.links.items()
+            if url
+        )
+        parts = [
+            '<html><body style="font-family: sans-serif">',
+            f"<p>{e(self._lead())}</p>",
+            f'<table border="1" cellpadding="4" cellspacing="0">{rows}</table>',
+            f"<p>{links}</p>" if links else "",
+            "</body></html>",
+        ]
+        return "\n".join(p for p in parts if p)

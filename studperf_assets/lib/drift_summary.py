@@ -29,7 +29,8 @@ class DriftSummary:
     labelled_rows: int = 0
     f1_macro: float | None = None
     accuracy: float | None = None
-    per_class_f1: dict[str, float] = field(default_factory=dict)
+    per_class_f1: dict[str, float | None] = field(default_factory=dict)  # None: grade absent
+    quality_report: str = ""  # what Evidently's quality page holds ("complete", or why not)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

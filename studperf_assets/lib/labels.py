@@ -4,10 +4,15 @@ A label row is the student's raw row (features, GPA, GradeClass) plus the ``requ
 the prediction it labels and the time it is ``available_at``. Labels join predictions by
 ``request_id``, never by student: one student may be scored many times.
 
-Files are partitioned by arrival hour, and named by arrival time, so a reader that keeps a
-watermark lists only what is new::
+Files are named by arrival time and kept in hourly folders (a writer that follows
+``write_labels``)::
 
     labels/2026-11-27T14/20261127T142501.123456Z-3f9c0a1b.parquet
+
+but readers never trust a writer's clock: every file under ``labels/`` that has not been
+ingested or rejected yet is read, whatever its name says (a writer five minutes behind
+must not lose its labels). A name only postpones a file while it lies in the near future
+(``SCHEDULE_HORIZON``): that is how ``studperf simulate --label-delay`` delivers labels late.
 """
 
 from __future__ import annotations
@@ -21,15 +26,19 @@ from typing import Protocol
 
 import pandas as pd
 
+from lambda_service.schema import REQUEST_ID_PATTERN
 from studperf_assets.lib.data import GPA, RAW_COLUMNS, TARGET, DataValidationError, schema_problems
 
 LABELS_PREFIX = "labels/"
 REQUEST_ID = "request_id"
 AVAILABLE_AT = "available_at"
 LABEL_COLUMNS = (REQUEST_ID, *RAW_COLUMNS, AVAILABLE_AT)
-# A writer names a file by its arrival time; readers re-list this much before their
-# watermark, so a file written a moment late is still found.
+# A writer may not name a file further in the past than this (write_labels refuses).
 ARRIVAL_SLACK = timedelta(minutes=2)
+# A file named at most this far in the future waits until then (delayed labels, as
+# `studperf simulate --label-delay` sends them); one named further ahead is a writer whose
+# clock is ahead, and is read at once rather than held for as long as its clock says.
+SCHEDULE_HORIZON = timedelta(hours=1)
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 # A label file is read whole into memory by a monitoring run: 1,000,000 labels take 36 MB.
 MAX_LABEL_FILE_BYTES = 128 << 20
@@ -87,15 +96,29 @@ def write_labels(store: FrameStore, rows: pd.DataFrame, available_at: datetime) 
     return key
 
 
-def arrived_keys(store: FrameStore, after: str = "", now: datetime | None = None) -> list[str]:
-    """Label files that have arrived by ``now``, listed from ``after`` on (a watermark key)."""
+def arrived_keys(store: FrameStore, now: datetime | None = None) -> list[str]:
+    """Every file under ``labels/`` that has arrived by ``now`` (sorted): files of any name,
+    not only well-named Parquet files (the others are rejected, by name, where they are
+    ingested); only a name in the near future postpones a file (``SCHEDULE_HORIZON``).
+    Temporary files (a name starting with ".") and folder markers are not files."""
     now = now or datetime.now(UTC)
     due = watermark_key(now + timedelta(microseconds=1))
+    horizon = watermark_key(now + SCHEDULE_HORIZON)
     return [
-        k
-        for k in store.list_keys(LABELS_PREFIX, start_after=after)
-        if k.endswith(".parquet") and k < due
+        key
+        for key in store.list_keys(LABELS_PREFIX)
+        if not key.endswith("/")
+        and not key.rsplit("/", 1)[-1].startswith(".")
+        and not (due <= key < horizon and _well_named(key))
     ]
+
+
+def _well_named(key: str) -> bool:
+    try:
+        arrival_of(key)
+    except ValueError:
+        return False
+    return key.endswith(".parquet")
 
 
 def read_label_file(
@@ -103,6 +126,8 @@ def read_label_file(
 ) -> pd.DataFrame:
     """A label file, validated: every problem is a LabelFileError naming the file. One over
     ``max_bytes`` is refused before it is read, so no file can stall a monitoring run."""
+    if not key.endswith(".parquet"):
+        raise LabelFileError(key, "not a .parquet file (label files are Parquet)")
     try:
         raw = store.get_bytes(key, max_bytes=max_bytes)
     except ObjectTooLarge as exc:
@@ -117,8 +142,7 @@ def read_label_file(
     if frame.empty:
         raise LabelFileError(key, "no rows")
     problems = schema_problems(frame[list(RAW_COLUMNS)])
-    if frame[REQUEST_ID].isna().any():
-        problems.append(f"{int(frame[REQUEST_ID].isna().sum())} rows without a request_id")
+    problems += request_id_problems(frame[REQUEST_ID])
     if frame[AVAILABLE_AT].isna().any():
         problems.append(f"{int(frame[AVAILABLE_AT].isna().sum())} rows without available_at")
     if problems:
@@ -128,6 +152,24 @@ def read_label_file(
         if column != GPA:
             frame[column] = frame[column].astype("int64")
     return frame[list(LABEL_COLUMNS)]
+
+
+def request_id_problems(ids: pd.Series) -> list[str]:
+    """What is wrong with a label file's request IDs: they must be what the Lambda accepts
+    and writes (``lambda_service.schema.REQUEST_ID_PATTERN``: at most 128 characters), or
+    they could never match a prediction, and could not be stored."""
+    missing = ids.isna()
+    text = ids[~missing].astype(str)
+    bad = text[~text.str.fullmatch(REQUEST_ID_PATTERN.pattern)]
+    problems = [f"{int(missing.sum())} rows without a request_id"] if missing.any() else []
+    if len(bad):
+        first = bad.iloc[0]
+        shown = first if len(first) <= 40 else f"{first[:37]}... ({len(first)} characters)"
+        problems.append(
+            f"{len(bad)} rows with an invalid request_id (row {int(bad.index[0]) + 1}: "
+            f"{shown!r}; 1-128 of A-Z a-z 0-9 . _ : @ / -)"
+        )
+    return problems
 
 
 @dataclass

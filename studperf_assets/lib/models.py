@@ -236,11 +236,20 @@ def classification_metrics(
 
 
 def batch_quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """``classification_metrics`` over the grades a batch holds (in its labels or its
-    predictions), as Evidently's quality report counts them: a batch with no A students is
-    not one where every A was missed, so an absent grade must not score 0 in the mean."""
-    present = sorted({int(v) for v in np.concatenate([y_true, y_pred])})
-    return classification_metrics(y_true, y_pred, classes=present)
+    """``classification_metrics`` of a monitored batch, over the fixed label set A-F whatever
+    subset the batch, its labels or its reference hold: five per-class entries and a 5x5
+    confusion matrix, always. A grade in neither the batch's labels nor its predictions has
+    no defined precision, recall or F1 (none of its students was missed, none wrongly given
+    it): its entry says None, and the macro average is over the grades present, the figure
+    Evidently's report shows; a batch without A students must not look like a collapse."""
+    metrics = classification_metrics(y_true, y_pred)
+    present = {int(v) for v in np.concatenate([y_true, y_pred])}
+    f1s = [metrics["per_class"][GRADE_LETTERS[c]]["f1"] for c in sorted(present)]
+    metrics["f1_macro"] = float(np.mean(f1s)) if f1s else None
+    for label in CLASSES:
+        if int(label) not in present:
+            metrics["per_class"][GRADE_LETTERS[label]].update(precision=None, recall=None, f1=None)
+    return metrics
 
 
 def flat_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS
+from lambda_service.bundle import BundleError, check_version
+from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS, InvalidRecord, parse_id
 
 UNREADABLE = "_unreadable"  # the key that marks a record that is not a prediction
 # field -> the JSON type it must have, as the Lambda writes it (service._prediction)
@@ -61,7 +62,25 @@ def decode_prediction(data: bytes) -> dict[str, Any]:
     missing = [name for name in FEATURE_NAMES if name not in body["student"]]
     if missing:
         raise UnreadablePrediction(f"student lacks {', '.join(missing)}")
+    _check_identifiers(body)
     return body
+
+
+def _check_identifiers(body: dict[str, Any]) -> None:
+    """Identifiers that reach bounded database columns must be what the Lambda writes: a
+    request ID (or, for records from before request IDs, the idempotency key that stands in
+    for it) as ``lambda_service.schema`` accepts it, and a bundle version as training names
+    it. One record that is not would otherwise fail its whole batch in the database."""
+    request_id = body.get("request_id")
+    field = "request_id" if request_id is not None else "idempotency_key"
+    try:
+        parse_id("request_id", request_id if request_id is not None else body["idempotency_key"])
+    except InvalidRecord as invalid:
+        raise UnreadablePrediction(f"{field!r} {invalid.reason}") from None
+    try:
+        check_version(body["model_version"], "model_version")
+    except BundleError:
+        raise UnreadablePrediction("'model_version' is not a bundle version") from None
 
 
 def unreadable(records: list[dict[str, Any]]) -> list[Unreadable]:

@@ -1,9 +1,9 @@
 """Ground truth for monitoring and retraining: label files in, labels by prediction out.
 
-Label files land in the monitoring store (``lib.labels`` names them by arrival time); each
-is ingested into the monitoring database once, by whichever monitoring run sees it first.
-Reads are incremental: a run lists only the files after the newest one handled, and looks
-up the labels of its own predictions by ``request_id``.
+Label files land in the monitoring store under ``labels/``; each is ingested into the
+monitoring database once (or rejected once, with its problem), by whichever monitoring run
+sees it first. A run lists the folder and reads only the files the database has not seen:
+what is new is decided by the ledger of handled files, never by a writer's clock.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import pandas as pd
 from dagster import ConfigurableResource
 
 from studperf_assets.lib.labels import (
-    ARRIVAL_SLACK,
     MAX_LABEL_FILE_BYTES,
     REQUEST_ID,
     LabelFileError,
     arrived_keys,
     read_label_file,
-    watermark_key,
 )
-from studperf_assets.resources.metrics_db import IngestedFile, MetricsDatabase
+from studperf_assets.resources.metrics_db import IngestedFile, LabelFileRefused, MetricsDatabase
 from studperf_assets.resources.object_store import ObjectStore
+
+# Label files one run reads at most (each up to 128 MiB): a backlog is worked off over runs.
+MAX_FILES_PER_RUN = 200
 
 
 @dataclass
@@ -54,33 +55,31 @@ class GroundTruth(ConfigurableResource):
     store: ObjectStore
     database: MetricsDatabase
 
-    def ingest_new(self, now: datetime | None = None) -> LabelIntake:
-        """Ingest every label file that has arrived and was not handled before. A file that
-        cannot be used is recorded as rejected, with its problem, and never stalls a run."""
-        start = self._rescan_from()
-        handled = self.database.label_files_after(start)
+    def ingest_new(
+        self, now: datetime | None = None, limit: int = MAX_FILES_PER_RUN
+    ) -> LabelIntake:
+        """Ingest every label file that has arrived and was not handled before (at most
+        ``limit``, oldest name first; the rest wait for the next run). A file that cannot
+        be used is recorded as rejected, with its problem, and never stalls a run."""
         intake = LabelIntake()
-        for key in arrived_keys(self.store, after=start, now=now):
-            if key in handled:
-                continue
+        for key in self.unseen_files(now)[:limit]:
             try:
                 frame = read_label_file(self.store, key)
-            except LabelFileError as error:
+                done = self.database.ingest_labels(key, frame)
+            except (LabelFileError, LabelFileRefused) as error:
                 if self.database.reject_label_file(key, error.problem):
                     intake.rejected[key] = error.problem
                 continue
-            done = self.database.ingest_labels(key, frame)
             if done is not None:
                 intake.ingested.append(done)
         return intake
 
-    def _rescan_from(self) -> str:
-        newest = self.database.label_watermark()
-        return watermark_key(newest - ARRIVAL_SLACK) if newest else ""
-
-    def new_files(self, after: str, now: datetime | None = None) -> list[str]:
-        """Arrived label files after a watermark key (for a sensor's cursor)."""
-        return arrived_keys(self.store, after=after, now=now or datetime.now(UTC))
+    def unseen_files(self, now: datetime | None = None) -> list[str]:
+        """Files under ``labels/`` that have arrived and that no run has ingested or
+        rejected yet, sorted by key."""
+        keys = arrived_keys(self.store, now=now or datetime.now(UTC))
+        handled = self.database.label_file_states(keys)
+        return [k for k in keys if k not in handled]
 
     def request_ids_in(self, key: str) -> set[str]:
         """The predictions a label file labels ({} for a file that cannot be read: the

@@ -1,6 +1,7 @@
 """The monitoring database: per-batch metrics, sent alerts, and the ground-truth index.
 
-SQLite by default, PostgreSQL in production; the schema is created on first use. Labels
+SQLite by default, PostgreSQL in production; the schema is migrated by
+``monitoring_schema.ensure_schema`` (once, under a lock) before first use. Labels
 are ingested here from the label files once, keyed by the ``request_id`` of the prediction
 they belong to, so a monitoring run looks up its 200 labels instead of reading every file
 ever written, and a sensor finds the batches new labels belong to with one indexed query.
@@ -23,78 +24,33 @@ from pydantic import Field
 
 from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
+from studperf_assets.resources.incident_records import IncidentRecords
+from studperf_assets.resources.monitoring_schema import (
+    ALERTS_SENT,
+    BATCH_METRICS,
+    LABEL_FILES,
+    LABEL_JOINS,
+    LABELS,
+    PREDICTION_INDEX,
+    current_revision,
+    ensure_schema,
+    stored_key,
+)
 
-METADATA = sa.MetaData()
-BATCH_METRICS = sa.Table(
-    "batch_metrics",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("model_version", sa.String(100), nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("labelled_rows", sa.Integer, nullable=False),
-    sa.Column("drift_share", sa.Float, nullable=False),
-    sa.Column("prediction_drift", sa.Float, nullable=False),
-    sa.Column("target_drift", sa.Float),
-    sa.Column("f1_macro", sa.Float),
-    sa.Column("accuracy", sa.Float),
-    sa.Column("feature_scores", sa.Text, nullable=False),
-    sa.Column("report_uri", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-ALERTS_SENT = sa.Table(
-    "alerts_sent",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("check_name", sa.String(200), primary_key=True),
-    sa.Column("message_id", sa.String(200), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
-)
-# Which monitoring partition holds which prediction (a producer's resend may repeat one).
-PREDICTION_INDEX = sa.Table(
-    "prediction_index",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("request_id", sa.String(128), primary_key=True),
-    sa.Index("ix_prediction_index_request_id", "request_id"),
-)
-# One label per prediction; a second, different grade marks it a conflict (not resolved).
-LABELS = sa.Table(
-    "labels",
-    METADATA,
-    sa.Column("request_id", sa.String(128), primary_key=True),
-    sa.Column("grade_class", sa.Integer, nullable=False),
-    sa.Column("conflict", sa.Boolean, nullable=False, default=False),
-    sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("label_file", sa.String(300), nullable=False),
-    sa.Column("raw_row", sa.Text, nullable=False),  # the raw columns, for retraining
-)
-LABEL_FILES = sa.Table(
-    "label_files",
-    METADATA,
-    sa.Column("key", sa.String(300), primary_key=True),
-    sa.Column("arrival", sa.DateTime(timezone=True)),  # from the key; None if misnamed
-    sa.Column("status", sa.String(20), nullable=False),  # ingested | rejected
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("new_labels", sa.Integer, nullable=False),
-    sa.Column("duplicates", sa.Integer, nullable=False),
-    sa.Column("conflicts", sa.Integer, nullable=False),
-    sa.Column("problem", sa.Text),
-    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
-)
-# When a batch last joined its labels: a label file ingested after that is news to it.
-LABEL_JOINS = sa.Table(
-    "label_joins",
-    METADATA,
-    sa.Column("partition", sa.String(200), primary_key=True),
-    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("labelled", sa.Integer, nullable=False),
-)
 IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
 
 
 class MonitoringDatabaseError(RuntimeError):
     """The monitoring database cannot be reached; the message names it, password hidden."""
+
+
+class LabelFileRefused(ValueError):
+    """The database refused a label file's values (a bound no validation foresaw): the file
+    is rejected with this problem, like any unusable file, and the run goes on."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
 
 
 @dataclass
@@ -118,7 +74,7 @@ def _engine(url: str) -> sa.Engine:
 
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
-    METADATA.create_all(engine)
+    ensure_schema(engine)  # once per process; migrated once, under a lock, whoever races
     return engine
 
 
@@ -138,9 +94,10 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + IN_CHUNK]
 
 
-class MetricsDatabase(ConfigurableResource):
-    """Per-batch metrics, sent alerts and the ground-truth index in SQL (SQLite by
-    default, PostgreSQL in production); the schema is created on first use."""
+class MetricsDatabase(IncidentRecords, ConfigurableResource):
+    """Per-batch metrics, sent alerts, the ground-truth index, incidents and every
+    partition's monitoring status, in SQL (SQLite by default, PostgreSQL in production);
+    the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
 
@@ -176,6 +133,11 @@ class MetricsDatabase(ConfigurableResource):
         with self.connect() as db:
             db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
             db.execute(sa.insert(BATCH_METRICS).values(**values))
+
+    def migrate(self) -> str:
+        """Migrate the schema now (deploy, ``studperf up``); returns the revision."""
+        with self.connect() as db:  # the engine migrates when it is first made
+            return str(current_revision(db))
 
     def batches(self, partitions: Iterable[str] | None = None) -> list[dict[str, Any]]:
         query = sa.select(BATCH_METRICS).order_by(BATCH_METRICS.c.partition)
@@ -260,27 +222,34 @@ class MetricsDatabase(ConfigurableResource):
         return found
 
     def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
-        """key -> (status, handled at) for label files already ingested or rejected."""
+        """key -> (status, handled at) for the label files among ``keys`` already ingested
+        or rejected (looked up by ``stored_key``: an over-long name is found too)."""
+        stored = {stored_key(k): k for k in keys}
         found: dict[str, tuple[str, datetime]] = {}
         with self.connect() as db:
-            for chunk in _chunks(sorted(set(keys))):
+            for chunk in _chunks(sorted(stored)):
                 query = sa.select(
                     LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at
                 ).where(LABEL_FILES.c.key.in_(chunk))
-                found.update({k: (s, _aware(at)) for k, s, at in db.execute(query).all()})
+                found.update({stored[k]: (s, _aware(at)) for k, s, at in db.execute(query).all()})
         return found
 
-    def label_files_after(self, key: str) -> set[str]:
-        """Keys of label files already ingested or rejected, from ``key`` on."""
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
+        """(stored key, status, handled at) of label files handled at or after ``after``,
+        oldest first: what a sensor has not looked at yet."""
+        query = (
+            sa.select(LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at)
+            .where(LABEL_FILES.c.ingested_at >= after)
+            .order_by(LABEL_FILES.c.ingested_at, LABEL_FILES.c.key)
+        )
         with self.connect() as db:
-            query = sa.select(LABEL_FILES.c.key).where(LABEL_FILES.c.key >= key)
-            return set(db.execute(query).scalars())
+            return [(k, s, _aware(at)) for k, s, at in db.execute(query).all()]
 
-    def label_watermark(self) -> datetime | None:
-        """Arrival time of the newest label file handled so far (None before the first)."""
+    def request_ids_labelled_by(self, key: str) -> set[str]:
+        """The predictions an ingested label file gave their first label (by stored key)."""
+        query = sa.select(LABELS.c.request_id).where(LABELS.c.label_file == key)
         with self.connect() as db:
-            newest = db.execute(sa.select(sa.func.max(LABEL_FILES.c.arrival))).scalar()
-        return None if newest is None else _aware(newest)
+            return set(db.execute(query).scalars())
 
     def ingest_labels(self, key: str, frame: pd.DataFrame) -> IngestedFile | None:
         """Add a validated label file's labels, once: None if it was handled before.
@@ -291,19 +260,23 @@ class MetricsDatabase(ConfigurableResource):
             try:
                 return self._ingest(key, frame)
             except sa.exc.IntegrityError:
-                if key in self.label_files_after(key):
+                if self.label_file_states([key]):
                     return None  # another run ingested this file meanwhile
                 if attempt == 2:
                     raise
+            except sa.exc.DataError as exc:  # a value the database will not hold
+                reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+                raise LabelFileRefused(f"the database refused it ({reason[:200]})") from None
         return None
 
     def _ingest(self, key: str, frame: pd.DataFrame) -> IngestedFile:
         now = datetime.now(UTC)
+        stored = stored_key(key)
         with self.connect() as db:
             # The file's row goes first: a concurrent ingester of the same file fails here.
             db.execute(
                 sa.insert(LABEL_FILES).values(
-                    key=key, arrival=_arrival(key), status="ingested", rows=len(frame),
+                    key=stored, arrival=_arrival(key), status="ingested", rows=len(frame),
                     new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
                 )
             )  # fmt: skip
@@ -326,7 +299,7 @@ class MetricsDatabase(ConfigurableResource):
                             "grade_class": int(grade),
                             "conflict": False,
                             "available_at": pd.Timestamp(at).to_pydatetime(),
-                            "label_file": key,
+                            "label_file": stored,
                             "raw_row": json.dumps(row),
                         }
                         for request_id, grade, at, row in zip(
@@ -341,7 +314,7 @@ class MetricsDatabase(ConfigurableResource):
                 )
             db.execute(
                 sa.update(LABEL_FILES)
-                .where(LABEL_FILES.c.key == key)
+                .where(LABEL_FILES.c.key == stored)
                 .values(
                     new_labels=len(new),
                     duplicates=resolution.duplicates,
@@ -356,7 +329,7 @@ class MetricsDatabase(ConfigurableResource):
             with self.connect() as db:
                 db.execute(
                     sa.insert(LABEL_FILES).values(
-                        key=key, arrival=_arrival(key), status="rejected", rows=0,
+                        key=stored_key(key), arrival=_arrival(key), status="rejected", rows=0,
                         new_labels=0, duplicates=0, conflicts=0, problem=problem,
                         ingested_at=datetime.now(UTC),
                     )

@@ -53,6 +53,9 @@ class MonitoringSettings(ConfigurableResource):
     retraining_cooldown_seconds: int = Field(
         default=3600, description="Minimum time between sensor-started retrainings."
     )
+    incident_reminder_seconds: int = Field(
+        default=3600, description="At most one reminder e-mail per open incident this often."
+    )
     evidently_workspace: str = Field(
         default=".studperf/evidently", description="Evidently UI workspace folder."
     )

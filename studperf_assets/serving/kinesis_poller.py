@@ -12,18 +12,29 @@ is retried with backoff for up to ``outage_budget`` seconds; only a longer outag
 the consumer (nothing is lost either way: the checkpoint holds). Starting is ridden out the
 same way (``start_riding_outages``): a consumer started while its endpoint is briefly away
 waits for it instead of exiting.
+
+Given ``leases``, the poller reads only the shards it holds the lease of: a second consumer
+on the same home and stream stands by and takes a shard over when its holder dies, as
+Lambda keeps one reader per shard.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from filelock import FileLock
+
+if TYPE_CHECKING:
+    from studperf_assets.serving.leases import ShardLeases
 
 T = TypeVar("T")
 
@@ -103,34 +114,54 @@ class PollStats:
 
 
 class Checkpoints:
-    """Last processed sequence number per stream and shard, in a JSON file."""
+    """Last processed sequence number per stream and shard, in a JSON file.
+
+    Consumers of one home share the file, each writing only the shards it holds the lease
+    of (``leases.ShardLeases``): every write re-reads the file under a lock and changes only
+    its own shard, and every read is from the file, so a shard taken over resumes after its
+    last holder's checkpoint, not after what this consumer saw at its start."""
 
     IDENTITY = "_stream"  # the key holding the identity of the stream the positions are of
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.data: dict[str, dict[str, str]] = {}
-        if path and path.is_file():
-            self.data = json.loads(path.read_text())
+        self._lock = FileLock(path.with_suffix(".lock"), thread_local=False) if path else None
+        self._load()
 
     def bind(self, stream: str, identity: str) -> bool:
         """Tie a stream's positions to its identity; False (positions dropped) if they
         belonged to an earlier stream of the same name."""
-        positions = self.data.get(stream, {})
-        if positions.get(self.IDENTITY, identity) == identity:
-            positions[self.IDENTITY] = identity
-            self.data[stream] = positions
-            return True
-        self.data[stream] = {self.IDENTITY: identity}
-        self._save()
-        return False
+        with self._locked():
+            self._load()
+            positions = self.data.get(stream, {})
+            if positions.get(self.IDENTITY, identity) == identity:
+                positions[self.IDENTITY] = identity
+                self.data[stream] = positions
+                return True
+            self.data[stream] = {self.IDENTITY: identity}
+            self._save()
+            return False
 
     def get(self, stream: str, shard: str) -> str | None:
+        self._load()
         return self.data.get(stream, {}).get(shard)
 
     def set(self, stream: str, shard: str, sequence: str) -> None:
-        self.data.setdefault(stream, {})[shard] = sequence
-        self._save()
+        with self._locked():
+            self._load()
+            self.data.setdefault(stream, {})[shard] = sequence
+            self._save()
+
+    def _locked(self) -> AbstractContextManager[object]:
+        if self.path is None or self._lock is None:
+            return contextlib.nullcontext()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self._lock.acquire(timeout=30)
+
+    def _load(self) -> None:
+        if self.path and self.path.is_file():
+            self.data = json.loads(self.path.read_text())
 
     def _save(self) -> None:
         if self.path:
@@ -180,6 +211,7 @@ class KinesisPoller:
         sleep: Callable[[float], None] = time.sleep,
         outage_budget: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        leases: ShardLeases | None = None,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -192,6 +224,8 @@ class KinesisPoller:
         self.sleep = sleep
         self.outage_budget = outage_budget
         self.clock = clock
+        self.leases = leases  # None: this poller reads every shard (no other consumer)
+        self.held_shards = 0  # shards read in the last poll
         self.stopping = False  # set (e.g. from a signal handler) to stop after this poll
         description = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
         self.arn = description["StreamARN"]
@@ -220,7 +254,9 @@ class KinesisPoller:
     def poll_once(self) -> int:
         """One read per shard; returns how many records were handed to the handler."""
         handled = 0
-        for shard in self._shards():
+        shards = [s for s in self._shards() if self.leases is None or self.leases.hold(s)]
+        self.held_shards = len(shards)
+        for shard in shards:
             iterator = self.iterators.get(shard) or self._iterator(shard)
             response = self.client.get_records(ShardIterator=iterator, Limit=self.batch_size)
             records = response["Records"]
@@ -291,13 +327,17 @@ class KinesisPoller:
         on_poll: Callable[[PollStats], None] | None = None,
     ) -> PollStats:
         """Poll until ``until_idle`` consecutive empty polls (None: forever), max_records,
-        or ``stopping``. Raises OutageTooLong past the outage budget."""
+        or ``stopping``. Raises OutageTooLong past the outage budget. A poll that held no
+        shard is not idle: a consumer standing by waits for a lease, however long."""
         idle = 0
         while not self.stopping:
             handled = self._poll_riding_outages()
             if on_poll is not None:
                 on_poll(self.stats)
-            idle = 0 if handled else idle + 1
+            if handled:
+                idle = 0
+            elif self.held_shards:
+                idle += 1
             if until_idle is not None and idle >= until_idle:
                 return self.stats
             if max_records is not None and self.stats.records >= max_records:

@@ -35,11 +35,11 @@ class StreamReport:
     def batch(self, outcome: BatchOutcome) -> None:
         self.log.info(
             "batch: %d records, %d predicted, %d errors, %d to retry; model %s; %.1f ms",
-            outcome.records, outcome.predictions, outcome.errors, len(outcome.failures),
+            outcome.records, outcome.predictions, outcome.errors, outcome.failed,
             outcome.model_version, outcome.milliseconds,
             extra={
                 "records": outcome.records, "predictions": outcome.predictions,
-                "errors": outcome.errors, "to_retry": len(outcome.failures),
+                "errors": outcome.errors, "to_retry": outcome.failed,
                 "model_version": outcome.model_version, "ms": round(outcome.milliseconds, 1),
             },
         )  # fmt: skip
@@ -48,7 +48,7 @@ class StreamReport:
         window.records += outcome.records
         window.predictions += outcome.predictions
         window.errors += outcome.errors
-        window.failures += len(outcome.failures)
+        window.failures += outcome.failed
         window.versions.add(outcome.model_version)
 
     def poll(self, stats: PollStats) -> None:

@@ -4,6 +4,13 @@ Each child starts in its own process group, and carries ``STUDPERF_STACK_ID`` in
 environment (its descendants inherit it). Stopping sends SIGTERM to every group, waits,
 then SIGKILLs what is left, and finally sweeps ``/proc`` for any process that still
 carries the stack's ID: nothing is left behind, whatever the children spawned.
+
+A supervisor that cannot stop them (``kill -9``, a crash) still takes its children along:
+on Linux each is started with a parent-death signal (SIGTERM from the kernel when the
+supervisor dies). Their own descendants are out of its reach (``dagster dev`` stops its
+webserver and daemon on that SIGTERM; a run in flight may outlive it): they carry
+``STUDPERF_STACK_HOME``, the home they belong to, so that the next start on that home finds
+and stops them (``home_lock``).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STACK_ID_VARIABLE = "STUDPERF_STACK_ID"
+HOME_VARIABLE = "STUDPERF_STACK_HOME"  # the resolved home a stack's processes belong to
+
+# `python -I -S -c DIE_WITH_PARENT <parent pid> <argv...>`: asks the kernel for SIGTERM when
+# the parent dies, then becomes the child (exec keeps the request). A parent that died before
+# the request was made would never send it: then the child does not start. Not preexec_fn,
+# which Python documents as unsafe in a process with threads (studperf up has some).
+DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+PR_SET_PDEATHSIG = 1
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(f"{sys.argv[2]}: not started, its supervisor (PID {sys.argv[1]}) is gone")
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 class StackFailure(RuntimeError):
@@ -62,24 +84,40 @@ def processes_with(variable: str, value: str) -> list[int]:
     return found
 
 
+def die_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` wrapped so that the kernel SIGTERMs it when this process (more exactly, the
+    thread that starts it) dies; unchanged where there is no ``prctl`` (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return list(argv)
+    return [sys.executable, "-I", "-S", "-c", DIE_WITH_PARENT, str(os.getpid()), *argv]
+
+
 class Supervisor:
-    """Starts children, restarts the ones that die, and stops them all, within a bound."""
+    """Starts children, restarts the ones that die, and stops them all, within a bound.
+
+    Start and check children from the main thread: a child's parent-death signal fires when
+    the thread that started it ends."""
 
     def __init__(
         self,
         log_dir: Path,
         echo: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
+        home: Path | None = None,
     ) -> None:
         self.stack_id = uuid.uuid4().hex
         self.log_dir = log_dir
         self.echo = echo
         self.sleep = sleep
+        self.home = home.resolve() if home else None  # marks the children as that home's
         self.children: list[Child] = []
         self.stopping = False
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        return {**base, STACK_ID_VARIABLE: self.stack_id}
+        marks = {STACK_ID_VARIABLE: self.stack_id}
+        if self.home:
+            marks[HOME_VARIABLE] = str(self.home)
+        return {**base, **marks}
 
     def start(
         self,
@@ -99,7 +137,7 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         with open(child.log, "ab") as log:
             child.process = subprocess.Popen(
-                child.argv,
+                die_with_parent(child.argv),
                 env=dict(child.env),
                 cwd=child.cwd,
                 stdin=subprocess.DEVNULL,
@@ -173,15 +211,17 @@ def _kill(pid: int, sig: signal.Signals) -> None:
 
 
 class StopRequested:
-    """SIGINT and SIGTERM set a flag the supervisor's loop reads (installed for a block)."""
+    """SIGINT, SIGTERM and SIGHUP (its terminal closed; unless ignored, as under ``nohup``)
+    set a flag the supervisor's loop reads (installed for a block)."""
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequested:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, _frame: object) -> None:

@@ -97,7 +97,7 @@ locals {
     db_init = {
       name        = "db-init"
       essential   = false
-      command     = ["studperf", "init-db", "--databases", var.databases.mlflow, var.databases.monitoring]
+      command     = ["studperf", "init-db", "--databases", var.databases.mlflow, var.databases.monitoring, "--monitoring-database", var.databases.monitoring]
       environment = [{ name = "STUDPERF_DAGSTER_PG_URL", value = local.environment.STUDPERF_DAGSTER_PG_URL }]
     }
   }

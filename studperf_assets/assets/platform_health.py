@@ -1,0 +1,238 @@
+"""Monitoring that never goes silent: failed runs and failing sensors become incidents, and
+every incident reaches the on-call through the same SES path as drift, once.
+
+Used by ``monitoring_alert_sensor`` (which watches every run and every other sensor) and by
+``retraining_sensor`` (which watches the alert sensor itself). Dagster's ``run_failure_sensor``
+was the first candidate; it moves its cursor past a run even when its function raised
+(``run_status_sensor_definition.py``), so an e-mail that SES refused would be lost. Here a
+failure is first recorded as an incident in the monitoring database, and e-mails are sent
+from that record, so a refused send is retried on the next tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
+
+from studperf_assets.lib.alert_email import IncidentNotice
+from studperf_assets.lib.incidents import (
+    RUN_FAILED,
+    SENSOR_FAILING,
+    SENSOR_FAILURES_FOR_INCIDENT,
+    Incident,
+    first_line,
+    notice_due,
+    run_failure_key,
+    sensor_failure_key,
+)
+from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
+from studperf_assets.resources.monitoring import AlertSender
+
+MONITORING_JOB = "monitoring_job"
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """Where a run failed and why: the first failed step (or "run", when the run failed
+    outside any step: a crashed worker, a launch failure) and its root error's first line."""
+
+    step: str
+    error: str
+
+
+def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        data = event.step_failure_data
+        error = data.error if data else None
+        while error is not None and error.cause is not None:
+            error = error.cause  # the user's error, not Dagster's wrapper
+        return RunFailure(event.step_key, first_line(error_text(error) if error else "unknown"))
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        return RunFailure("run", first_line(entry.message or "run failed"))
+    return RunFailure("run", "run failed before any step started")
+
+
+def error_text(error: Any) -> str:
+    """An error as a reader wants it: ``KeyError: 1``, not ``builtins.KeyError: 1``; a
+    ``Failure``'s own description, which already says what failed."""
+    message, name = str(error.message), str(getattr(error, "cls_name", "") or "")
+    head, _, rest = message.partition(": ")
+    if name and head.rsplit(".", 1)[-1] == name:
+        return rest if name == "Failure" else f"{name}: {rest}"
+    return message
+
+
+def record_failed_run(
+    database: MetricsDatabase,
+    job: str,
+    run_id: str,
+    partition: str,
+    failure: RunFailure,
+    run_url: str,
+) -> Incident:
+    """The failed run as an occurrence of its incident, and (for a monitoring window) the
+    window's status: failed, with the step and the error, never just missing."""
+    if job == MONITORING_JOB and partition:
+        database.record_status(partition, "failed", run_id, failure.step, failure.error)
+    where = f" ({partition})" if partition else ""
+    return database.record_occurrence(
+        run_failure_key(job, failure.step, failure.error),
+        RUN_FAILED,
+        f"{job} failed at {failure.step}{where}: {failure.error}",
+        partition or None,
+        {
+            "job": job,
+            "step": failure.step,
+            "error": failure.error,
+            "last_run_id": run_id,
+            "last_run_url": run_url,
+        },
+    )
+
+
+def resolve_repaired(database: MetricsDatabase, succeeded_jobs: set[str]) -> list[Incident]:
+    """Resolve run-failure incidents that no longer hold: a training incident once a later
+    training run succeeded; a monitoring incident once none of its windows is still failed
+    (each was monitored again since)."""
+    resolved: list[Incident] = []
+    if "training_job" in succeeded_jobs:
+        resolved += database.resolve_incidents(f"{RUN_FAILED}:training_job:")
+    still_failed = {
+        run_failure_key(MONITORING_JOB, row["step"] or "run", row["error"] or "")
+        for row in database.statuses().values()
+        if row["status"] == "failed"
+    }
+    for incident in database.incidents(status="open", kind=RUN_FAILED):
+        if incident.details.get("job") == MONITORING_JOB and incident.key not in still_failed:
+            resolved += database.resolve_incidents(incident.key)
+    return resolved
+
+
+def watch_sensors(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    names: set[str] | None = None,
+    exclude: str = "",
+) -> list[Incident]:
+    """A sensor whose last ``SENSOR_FAILURES_FOR_INCIDENT`` ticks all failed is an incident
+    (named with its error's first line); its next good tick resolves it. Watches the sensors
+    in ``names`` (all but ``exclude`` when None). Returns the incidents now failing."""
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickStatus
+
+    failing = []
+    for state in context.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        name = state.instigator_name
+        if name == exclude or (names is not None and name not in names):
+            continue
+        ticks = context.instance.get_ticks(
+            state.instigator_origin_id, state.selector_id, limit=SENSOR_FAILURES_FOR_INCIDENT
+        )
+        if not ticks:
+            continue
+        tick, key = ticks[0], sensor_failure_key(name)
+        if tick.status == TickStatus.FAILURE:
+            if len(ticks) == SENSOR_FAILURES_FOR_INCIDENT and all(
+                t.status == TickStatus.FAILURE for t in ticks
+            ):
+                error = first_line(error_text(_root(tick.error)) if tick.error else "tick failed")
+                failing.append(
+                    database.record_occurrence(
+                        key,
+                        SENSOR_FAILING,
+                        f"sensor {name} keeps failing: {error}",
+                        None,
+                        {"sensor": name, "error": error, "failed_ticks": tick.failure_count},
+                    )
+                )
+        elif tick.status in (TickStatus.SUCCESS, TickStatus.SKIPPED):
+            database.resolve_incidents(key)
+    return failing
+
+
+def _root(error: Any) -> Any:
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
+def notice_for(incident: Incident, notice: str, dagster_url: str) -> IncidentNotice:
+    """The e-mail of an incident: what failed, where, since when, how often."""
+    d = incident.details
+    facts = [
+        ("what", incident.kind.replace("_", " ")),
+        ("since", incident.opened_at.isoformat(timespec="seconds")),
+        ("occurrences", str(incident.occurrences)),
+    ]
+    facts += [(k, str(d[k])) for k in ("job", "step", "sensor") if d.get(k)]
+    if incident.first_partition:
+        windows = incident.first_partition
+        if incident.last_partition and incident.last_partition != incident.first_partition:
+            windows = f"{incident.first_partition} .. {incident.last_partition}"
+        facts.append(("window(s)", windows))
+    facts.append(("error", str(d.get("error", ""))))
+    if notice == "resolved" and incident.resolved_at:
+        facts.append(("resolved", incident.resolved_at.isoformat(timespec="seconds")))
+    links = {"Last failed run": str(d.get("last_run_url", ""))}
+    if incident.kind == SENSOR_FAILING:
+        links = {"Sensors": f"{dagster_url.rstrip('/')}/automation"}
+    return IncidentNotice(notice, incident.title, facts, links)
+
+
+def send_due_notices(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    sender: AlertSender,
+    reminder: timedelta,
+) -> tuple[int, int]:
+    """Send every e-mail incidents are owed (opened, reminder, resolved); returns (sent,
+    failed). A failed send leaves the incident as it was: the next tick tries again."""
+    sent = failed = 0
+    now = datetime.now(UTC)
+    for incident in database.unsettled_incidents():
+        notice = notice_due(incident, now, reminder)
+        if notice is None:
+            continue
+        email = notice_for(incident, notice, sender.dagster_url)
+        try:
+            sender.send(email.subject, email.text(), email.html())
+        except Exception as exc:  # noqa: BLE001 - retried next tick
+            context.log.error(f"incident e-mail not sent, will retry: {email.subject}: {exc}")
+            failed += 1
+            continue
+        database.mark_notified(incident.id, notice)
+        context.log.info(f"incident {notice}: {incident.title}")
+        sent += 1
+    return sent, failed
+
+
+def tell_directly(
+    context: SensorEvaluationContext,
+    sender: AlertSender,
+    title: str,
+    facts: list[tuple[str, str]],
+    error: MonitoringDatabaseError,
+) -> bool:
+    """With the monitoring database down there is no incident to record: the on-call is
+    told at once (an outage must not silence a failure). True if the e-mail went out."""
+    facts = [*facts, ("note", f"not recorded as an incident: {error}")]
+    email = IncidentNotice("opened", title, facts)
+    try:
+        sender.send(email.subject, email.text(), email.html())
+    except Exception as exc:  # noqa: BLE001 - retried next tick
+        context.log.error(f"failure e-mail not sent, will retry: {exc}")
+        return False
+    return True
+
+
+def describe(failure: RunFailure, job: str, partition: str) -> list[tuple[str, str]]:
+    facts: list[tuple[str, Any]] = [("job", job), ("step", failure.step), ("error", failure.error)]
+    if partition:
+        facts.insert(1, ("window", partition))
+    return [(k, str(v)) for k, v in facts]

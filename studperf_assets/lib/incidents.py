@@ -1,0 +1,79 @@
+"""Incidents: one alert per problem, not one per failure.
+
+A failure (a run that failed, a sensor that keeps erroring) is an *occurrence* of an
+incident, keyed by what failed, so that the same problem met on window after window is
+one incident: one e-mail when it opens, at most one reminder per period while it stays
+open, and one when it is resolved. The monitoring database keeps them (``incidents``);
+this module decides keys and which e-mail is due, and holds no state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+RUN_FAILED = "run_failed"
+SENSOR_FAILING = "sensor_failing"
+# A sensor whose last ticks failed this many times in a row is an incident (one failed
+# tick is often a passing outage the next tick rides out).
+SENSOR_FAILURES_FOR_INCIDENT = 3
+_NUMBERS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    key: str
+    kind: str
+    status: str  # open | resolved
+    title: str
+    opened_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    first_partition: str | None = None
+    last_partition: str | None = None
+    resolved_at: datetime | None = None
+    notified_at: datetime | None = None
+    notifications: int = 0
+    resolution_notified_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def first_line(message: str, limit: int = 300) -> str:
+    """The first non-empty line of an error message, at most ``limit`` characters."""
+    for line in str(message).splitlines():
+        if line.strip():
+            text = line.strip()
+            return text if len(text) <= limit else text[: limit - 3] + "..."
+    return "(no message)"
+
+
+def run_failure_key(job: str, step: str, error: str) -> str:
+    """The incident a failed run belongs to: the job, the step and the error's first line
+    with its numbers masked (``batch-000012`` and ``batch-000013`` failing the same way are
+    one incident, not two)."""
+    signature = _NUMBERS.sub("#", first_line(error))
+    digest = hashlib.sha256(signature.encode()).hexdigest()[:12]
+    return f"{RUN_FAILED}:{job}:{step}:{digest}"[:200]
+
+
+def sensor_failure_key(sensor: str) -> str:
+    return f"{SENSOR_FAILING}:{sensor}"[:200]
+
+
+def notice_due(incident: Incident, now: datetime, reminder: timedelta) -> str | None:
+    """Which e-mail an incident is owed now: "opened" (never sent), "reminder" (open, and
+    the last e-mail is ``reminder`` old), "resolved" (resolved after an e-mail was sent,
+    and not yet said so), or None."""
+    if incident.status == "open":
+        if incident.notified_at is None:
+            return "opened"
+        if now - incident.notified_at >= reminder:
+            return "reminder"
+        return None
+    if incident.notified_at is not None and incident.resolution_notified_at is None:
+        return "resolved"
+    return None

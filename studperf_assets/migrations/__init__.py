@@ -1,0 +1,1 @@
+"""Alembic migrations of the monitoring database (``resources/monitoring_schema.py`` runs them)."""

@@ -1,0 +1,217 @@
+"""The monitoring database's tables, their bounds, and the one way its schema is created.
+
+The schema is migrated by Alembic (``studperf_assets/migrations``), once, under a lock: a
+PostgreSQL advisory lock, or a file lock beside a SQLite file. Every process that opens the
+database calls ``ensure_schema`` (a single query when the schema is current); ``studperf
+init-db`` and ``studperf up`` call it at deploy and start. Two first users of a fresh database
+therefore never both create a table (which raised "table already exists" about 3 times in 40,
+and was reported as an unreachable database).
+
+Bounded columns are declared here with their limits (``LIMITS``); values from outside (label
+files, stream records) are validated against them before they reach the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+METADATA = sa.MetaData()
+PARTITION_LENGTH = 200
+REQUEST_ID_LENGTH = 128
+LABEL_KEY_LENGTH = 300
+MODEL_VERSION_LENGTH = 100
+
+BATCH_METRICS = sa.Table(
+    "batch_metrics",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("model_version", sa.String(MODEL_VERSION_LENGTH), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("drift_share", sa.Float, nullable=False),
+    sa.Column("prediction_drift", sa.Float, nullable=False),
+    sa.Column("target_drift", sa.Float),
+    sa.Column("f1_macro", sa.Float),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("feature_scores", sa.Text, nullable=False),
+    sa.Column("report_uri", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+ALERTS_SENT = sa.Table(
+    "alerts_sent",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("check_name", sa.String(200), primary_key=True),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Which monitoring partition holds which prediction (a producer's resend may repeat one).
+PREDICTION_INDEX = sa.Table(
+    "prediction_index",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), primary_key=True),
+    sa.Index("ix_prediction_index_request_id", "request_id"),
+)
+# One label per prediction; a second, different grade marks it a conflict (not resolved).
+LABELS = sa.Table(
+    "labels",
+    METADATA,
+    sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), primary_key=True),
+    sa.Column("grade_class", sa.Integer, nullable=False),
+    sa.Column("conflict", sa.Boolean, nullable=False, default=False),
+    sa.Column("available_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("label_file", sa.String(LABEL_KEY_LENGTH), nullable=False),
+    sa.Column("raw_row", sa.Text, nullable=False),  # the raw columns, for retraining
+)
+LABEL_FILES = sa.Table(
+    "label_files",
+    METADATA,
+    sa.Column("key", sa.String(LABEL_KEY_LENGTH), primary_key=True),  # see stored_key
+    sa.Column("arrival", sa.DateTime(timezone=True)),  # from the key; None if misnamed
+    sa.Column("status", sa.String(20), nullable=False),  # ingested | rejected
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("new_labels", sa.Integer, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False),
+    sa.Column("conflicts", sa.Integer, nullable=False),
+    sa.Column("problem", sa.Text),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+)
+# When a batch last joined its labels: a label file ingested after that is news to it.
+LABEL_JOINS = sa.Table(
+    "label_joins",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled", sa.Integer, nullable=False),
+)
+# Every monitoring partition's fate: monitored, or failed (with the step and the error), so
+# a partition that could not be monitored is a row saying so, never just missing.
+MONITORING_STATUS = sa.Table(
+    "monitoring_status",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),  # monitored | failed
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("step", sa.String(200)),
+    sa.Column("error", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+OPEN = sa.text("status = 'open'")
+INCIDENTS = sa.Table(
+    "incidents",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_key", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open | resolved
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("occurrences", sa.Integer, nullable=False),
+    sa.Column("first_partition", sa.String(PARTITION_LENGTH)),
+    sa.Column("last_partition", sa.String(PARTITION_LENGTH)),
+    sa.Column("notified_at", sa.DateTime(timezone=True)),  # the last e-mail about it
+    sa.Column("notifications", sa.Integer, nullable=False),
+    sa.Column("resolution_notified_at", sa.DateTime(timezone=True)),
+    sa.Column("details", sa.Text, nullable=False),  # JSON: what the e-mail says
+    sa.Index(
+        "ux_incidents_open_key",
+        "incident_key",
+        unique=True,
+        postgresql_where=OPEN,
+        sqlite_where=OPEN,
+    ),
+    sa.Index("ix_incidents_status", "status"),
+)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+ADVISORY_LOCK = 0x5354_5544_5045_5246  # "STUDPERF": one schema migration at a time
+
+
+def stored_key(key: str, limit: int = LABEL_KEY_LENGTH) -> str:
+    """A label file's key as the database keeps it: the key itself when it fits its column,
+    else a prefix and the sha256 of the whole key (unique, and the same on every run, so a
+    file with an over-long name is recorded once and never met again)."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: limit - len(digest) - 3]}...{digest}"
+
+
+def _alembic_config(connection: sa.Connection) -> object:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(config).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def ensure_schema(engine: sa.Engine) -> str:
+    """Migrate the database to the newest revision, once, whoever else tries at the same
+    time; returns the revision. A database made before migrations (its tables present, no
+    Alembic version) is stamped at the first revision, then migrated."""
+    with engine.connect() as connection:
+        if current_revision(connection) == head_revision():
+            return head_revision()
+    with _exclusive(engine) as connection:
+        from alembic import command
+
+        config = _alembic_config(connection)
+        if current_revision(connection) is None and sa.inspect(connection).has_table(
+            "batch_metrics"
+        ):
+            command.stamp(config, "0001")  # type: ignore[arg-type]
+        command.upgrade(config, "head")  # type: ignore[arg-type]
+        return head_revision()
+
+
+@contextmanager
+def _exclusive(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction that no other migrator holds at the same time."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        lock = Path(f"{database}.schema-lock") if database else None
+        with _file_lock(lock), engine.begin() as connection:
+            yield connection
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK)))
+        yield connection
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    if path is None:  # an in-memory database has a single user
+        yield
+        return
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path):
+        yield
