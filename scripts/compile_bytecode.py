@@ -37,7 +37,10 @@ ENTRY_POINTS = {
         "dagster_postgres", "dagster._core.execution.api",
     ],
     "serving": ["lambda_service.handler", "lambda_service.web", "uvicorn", "studperf_assets.stack"],
-    "local aws": ["studperf_assets.serving.moto_server", "moto.server", "moto.s3.models", "moto.kinesis.models", "moto.ses.models"],
+    "local aws": [
+        "studperf_assets.serving.moto_server", "moto.server", "moto.s3.models",
+        "moto.kinesis.models", "moto.ses.models",
+    ],
     "evidently ui": ["evidently.cli", "evidently.ui.service.app"],
 }  # fmt: skip
 

@@ -40,11 +40,16 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    source = args.data or deployment().data_source
+    problem = _unreadable_training_file(source)
+    if problem:
+        print(f"studperf train: {problem}", file=sys.stderr)
+        return 2
     print("studperf train: loading the Dagster definitions…", flush=True)
     prepare_dagster_home()
     from studperf_assets.training_run import run_training
 
-    outcome = run_training(source=args.data or deployment().data_source)
+    outcome = run_training(source=source)
     for line in outcome.summary_lines():
         print(line)
     print(f"elapsed {time.perf_counter() - started:.1f}s", flush=True)
@@ -55,17 +60,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unreadable_training_file(source: str) -> str | None:
+    """Why a local training file cannot be read (encoding, delimiter, header: what
+    ``predict`` checks too), said before Dagster starts; its rows are the asset's to check."""
+    from studperf_assets.lib.csv_input import CsvFileError, read_table
+    from studperf_assets.lib.data import RAW_COLUMNS
+
+    if not source or source.startswith("s3://"):
+        return None
+    try:
+        read_table(Path(source).read_bytes(), source, RAW_COLUMNS)
+    except (CsvFileError, OSError) as exc:
+        return str(exc)
+    return None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from lambda_service.bundle import BundleError, resolve_bundle_uri
     from lambda_service.predictor import Predictor
-    from lambda_service.schema import InvalidRecord
     from studperf_assets.lib.batch_scoring import score_file
+    from studperf_assets.lib.csv_input import CsvFileError
 
     try:
         bundle_uri, _ = resolve_bundle_uri(args.model)
         predictor = Predictor.from_uri(bundle_uri, deployment().home / "cache" / "bundles")
         report = score_file(predictor, Path(args.input), Path(args.output))
-    except (BundleError, InvalidRecord, OSError) as exc:
+    except (BundleError, CsvFileError, OSError) as exc:
         print(f"studperf predict: {exc}", file=sys.stderr)
         return 2
     for row, reason in report.errors:

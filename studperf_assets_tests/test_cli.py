@@ -94,7 +94,7 @@ def test_predict_with_missing_column_or_model(trained_home: Path, tmp_path: Path
         str(tmp_path / "o.csv"),
         home=tmp_path,
     )
-    assert result.returncode == 2 and "lacks column(s): Tutoring" in result.stderr
+    assert result.returncode == 2 and "missing column(s): Tutoring" in result.stderr
     nowhere = str(tmp_path / "nowhere")
     result = studperf(
         "predict",
@@ -327,6 +327,199 @@ def test_an_empty_model_store_is_one_line(command: str, tmp_path: Path) -> None:
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"studperf: model: {store}: neither a model bundle")
     assert "`studperf train`" in result.stderr
+
+
+# Files as spreadsheets save them (issue 19, C.11 and C.12).
+def _saved(frame: pd.DataFrame, encoding: str = "utf-8-sig", sep: str = ",") -> bytes:
+    """``frame`` as Excel saves it: "CSV UTF-8" is a byte-order mark and CRLF line ends."""
+    return frame.to_csv(index=False, sep=sep, lineterminator="\r\n").encode(encoding)
+
+
+def _students(rows: int = 20) -> pd.DataFrame:
+    return pd.read_csv(bundled_dataset_path()).head(rows)
+
+
+def _predict(
+    model: Path, data: bytes, folder: Path
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``studperf predict`` from ``folder/in.csv`` to ``folder/out.csv``; its home (bundle
+    cache) is elsewhere, so the folder holds only what the test and the command put there."""
+    source, out = folder / "in.csv", folder / "out.csv"
+    source.write_bytes(data)
+    home = folder.with_name(folder.name + "-home")
+    return studperf(
+        "predict", "--model", str(model), "--input", str(source), "--output", str(out), home=home
+    ), out  # fmt: skip
+
+
+@pytest.mark.parametrize("reordered", [False, True], ids=["as saved", "columns reordered"])
+def test_a_csv_utf8_file_is_scored_with_its_student_ids(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, reordered: bool
+) -> None:
+    frame = _students()
+    if reordered:  # a feature first, right after the byte-order mark
+        frame = frame[["Absences", *(c for c in frame.columns if c != "Absences")]]
+    result, out = _predict(trained_bundle[0], _saved(frame), tmp_path)
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_csv(out)
+    assert scored["StudentID"].tolist() == frame["StudentID"].tolist()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["no output yet", "output kept"])
+def test_a_windows_1252_file_is_one_line_and_leaves_no_output(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, existing: bool
+) -> None:
+    frame = _students().assign(Name="Ann")
+    frame.loc[2, "Name"] = "José"
+    if existing:
+        (tmp_path / "out.csv").write_text("yesterday's predictions\n")
+    result, out = _predict(trained_bundle[0], _saved(frame, "cp1252"), tmp_path)
+    assert result.returncode == 2 and result.stderr == (
+        f"studperf predict: {tmp_path / 'in.csv'}: not UTF-8: byte 0xE9 on line 4 ('é' in "
+        'Windows-1252); save it as "CSV UTF-8 (Comma delimited)"\n'
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", *(["out.csv"] * existing)]
+    if existing:
+        assert out.read_text() == "yesterday's predictions\n"
+
+
+UNREADABLE = {
+    "semicolons": (_saved(_students(), sep=";"), "separated by semicolons, not commas"),
+    "tabs": (_saved(_students(), sep="\t"), "separated by tabs, not commas"),
+    "UTF-16": (_saved(_students(), "utf-16"), "UTF-16, not UTF-8"),
+    "empty": (b"", "empty file"),
+    "header only": (_saved(_students(0)), "a header but no rows"),
+    "a quote left open": (
+        _saved(_students()).replace(b"\r\n1010,", b'\r\n"1010,'),
+        "line 11: a quoted field starts here and never ends",
+    ),
+    "a column missing": (_saved(_students().drop(columns="Music")), "missing column(s): Music"),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_an_unreadable_file_is_one_line_and_the_output_is_kept(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, case: str
+) -> None:
+    data, reason = UNREADABLE[case]
+    (tmp_path / "out.csv").write_text("yesterday's predictions\n")
+    result, out = _predict(trained_bundle[0], data, tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"studperf predict: {tmp_path / 'in.csv'}: {reason}")
+    assert out.read_text() == "yesterday's predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_predict_reads_numbers_as_a_csv_writer_writes_them(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    frame = _students(6).astype(object)
+    frame.loc[0, "Absences"] = "1_0"  # float() reads 10
+    frame.loc[1, "Absences"] = "\u0661"  # Arabic-Indic one: float() reads 1
+    frame.loc[2, "StudyTimeWeekly"] = "Infinity"
+    frame.loc[3, "Absences"] = " 4 "  # spaces around a number are fine
+    result, out = _predict(trained_bundle[0], _saved(frame), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "row 1: Absences: not a number: '1_0'",
+        "row 2: Absences: not a number: '\u0661'",
+        "row 3: StudyTimeWeekly: not a number: 'Infinity'",
+    ]
+    assert pd.read_csv(out)["StudentID"].tolist() == frame["StudentID"].tolist()[3:]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_saved(_students().assign(Name="José"), "cp1252"), "not UTF-8: byte 0xE9 on line 2"),
+        (_saved(_students(), sep=";"), "separated by semicolons, not commas"),
+    ],
+)
+def test_train_says_what_predict_says_about_a_file(
+    tmp_path: Path, data: bytes, reason: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(data)
+    result = studperf("train", "--data", str(source), home=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""  # said before Dagster starts
+    assert result.stderr.startswith(f"studperf train: {source}: {reason}")
+    assert result.stderr.count("\n") == 1
+
+
+def _variants() -> dict[str, bytes]:
+    """Files a user may hand either command: each is accepted by both or refused by both."""
+    frame = _students()
+    plain = frame.to_csv(index=False).encode()
+    lines = plain.split(b"\n")
+    reordered = frame[["Absences", *(c for c in frame.columns if c != "Absences")]]
+    quoted = frame.to_csv(index=False, quoting=csv.QUOTE_ALL).encode()
+
+    def with_absences(text: str) -> bytes:
+        bad = frame.astype(object)
+        bad.loc[3, "Absences"] = text
+        return _saved(bad)
+
+    return {
+        "plain": plain,
+        "CSV UTF-8 (BOM, CRLF)": _saved(frame),
+        "BOM, columns reordered": _saved(reordered),
+        "CR line ends": plain.replace(b"\n", b"\r"),
+        "every field quoted": quoted,
+        "blank lines and empty rows": b"\n".join([*lines[:3], b"", b"," * 14, *lines[3:]]),
+        "spaces around names and numbers": plain.replace(b",Absences,", b", Absences ,").replace(
+            b",7,", b", 7 ,"
+        ),
+        "Windows-1252": _saved(frame.assign(Name="José"), "cp1252"),
+        "UTF-16": _saved(frame, "utf-16"),
+        "UTF-16 without BOM": _saved(frame, "utf-16-le"),
+        "semicolons": _saved(frame, sep=";"),
+        "tabs": _saved(frame, sep="\t"),
+        "empty": b"",
+        "header only": lines[0] + b"\n",
+        "a row too long": b"\n".join([*lines[:3], lines[3] + b",1", *lines[4:]]),
+        "a row too short": b"\n".join([*lines[:3], lines[3].rsplit(b",", 1)[0], *lines[4:]]),
+        "a whitespace-only line": b"\n".join([*lines[:3], b"  ", *lines[3:]]),
+        "a quote left open": plain.replace(b"\n1005,", b'\n"1005,'),
+        "a column named twice": b"\n".join(
+            [lines[0] + b",Music", *(x + b",1" for x in lines[1:-1])]
+        ),
+        "1_0": with_absences("1_0"),
+        "Arabic-Indic digit": with_absences("\u0661"),
+        "nan": with_absences("nan"),
+        "Infinity": with_absences("Infinity"),
+        "hex": with_absences("0x1"),
+    }
+
+
+def test_train_and_predict_accept_the_same_files(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    from lambda_service.predictor import Predictor
+    from studperf_assets.lib.batch_scoring import score_file
+    from studperf_assets.lib.data import DataValidationError, parse_raw_csv
+
+    predictor = Predictor.from_uri(str(trained_bundle[0]), tmp_path / "cache")
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    verdicts = {}
+    for case, data in _variants().items():
+        source.write_bytes(data)
+        try:
+            trained = parse_raw_csv(data)
+        except DataValidationError:
+            trained = None
+        try:
+            report = score_file(predictor, source, out)
+            predicted = report.scored == report.rows and not report.errors
+        except ValueError:  # CsvFileError
+            predicted = False
+        verdicts[case] = (trained is not None, predicted)
+        if trained is not None and predicted:
+            ids = pd.read_csv(out)["StudentID"].tolist()
+            assert ids == trained["StudentID"].tolist() == list(range(1001, 1021)), case
+    disagreements = {case: v for case, v in verdicts.items() if v[0] != v[1]}
+    assert not disagreements, disagreements
+    accepted = [case for case, (ok, _) in verdicts.items() if ok]
+    assert accepted == list(_variants())[:7]
 
 
 def _platform(command: str, home: Path, **ports: int) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 from sklearn.model_selection import train_test_split
 
 from lambda_service.schema import FEATURE_NAMES
@@ -50,7 +51,7 @@ def test_missing_value_and_empty_file(raw: pd.DataFrame) -> None:
         data.parse_raw_csv(_csv(bad))
     with pytest.raises(data.DataValidationError, match="no rows"):
         data.parse_raw_csv(_csv(raw.head(0)))
-    with pytest.raises(data.DataValidationError, match="cannot parse"):
+    with pytest.raises(data.DataValidationError, match="empty file"):
         data.parse_raw_csv(b"")
 
 
@@ -103,3 +104,96 @@ def test_schema_problems_on_a_loaded_frame(raw: pd.DataFrame) -> None:
     assert "missing column Sports" in problems
     assert "column Age: outside [15, 18] in row 4" in problems
     assert "column Music: missing value in row 6" in problems
+
+
+# Files as spreadsheets save them (issue 19, C.11): training reads them as `predict` does.
+def _saved(frame: pd.DataFrame, encoding: str = "utf-8-sig", sep: str = ",") -> bytes:
+    """``frame`` as Excel saves it: "CSV UTF-8" is a byte-order mark and CRLF line ends."""
+    return frame.to_csv(index=False, sep=sep, lineterminator="\r\n").encode(encoding)
+
+
+def test_a_csv_utf8_file_reads_like_the_plain_one(raw: pd.DataFrame) -> None:
+    plain = data.bundled_dataset_path().read_bytes()
+    saved = b"\xef\xbb\xbf" + plain.replace(b"\n", b"\r\n")
+    assert_frame_equal(data.parse_raw_csv(saved), raw)
+    columns = ["Absences", *(c for c in raw.columns if c != "Absences")]
+    reordered = data.parse_raw_csv(_saved(raw[columns]))
+    assert_frame_equal(reordered[raw.columns], raw)
+
+
+def test_numbers_are_read_as_float_reads_them(raw: pd.DataFrame) -> None:
+    """One parser: training's values are the ones prediction and the Lambda read."""
+    text = pd.read_csv(data.bundled_dataset_path(), dtype=str)
+    for column in ("StudyTimeWeekly", "GPA"):
+        assert raw[column].tolist() == [float(t) for t in text[column]]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "reason"),
+    [
+        (
+            "cp1252",
+            r"not UTF-8: byte 0xE9 on line 4 \('é' in Windows-1252\); save it as \"CSV UTF-8",
+        ),
+        ("utf-16", r"UTF-16, not UTF-8 \(it starts with a UTF-16 byte-order mark\)"),
+        ("utf-16-le", r"NUL byte on line 1, as in UTF-16 without a byte-order mark"),
+    ],
+)
+def test_another_encoding_is_named(raw: pd.DataFrame, encoding: str, reason: str) -> None:
+    frame = raw.head(5).assign(Name=["Ann", "Bo", "José", "Li", "Al"])
+    with pytest.raises(data.DataValidationError, match=f"^in.csv: {reason}"):
+        data.parse_raw_csv(_saved(frame, encoding), "in.csv")
+
+
+@pytest.mark.parametrize(("sep", "called"), [(";", "semicolons"), ("\t", "tabs")])
+def test_another_delimiter_is_named(raw: pd.DataFrame, sep: str, called: str) -> None:
+    with pytest.raises(data.DataValidationError, match=f"separated by {called}, not commas"):
+        data.parse_raw_csv(_saved(raw.head(5), sep=sep))
+
+
+def test_header_names_match_exactly(raw: pd.DataFrame) -> None:
+    spaced = _saved(raw.head(5)).replace(b",Absences,", b", Absences\t,")
+    assert_frame_equal(data.parse_raw_csv(spaced), raw.head(5))  # spaces around are ignored
+    lower = _saved(raw.head(5).rename(columns={"Absences": "absences"}))
+    with pytest.raises(data.DataValidationError, match="case-sensitive: the header has absences"):
+        data.parse_raw_csv(lower)
+    twice = raw.head(5).copy()
+    twice.insert(0, "Extra", twice["Absences"] + 1)
+    doubled = _saved(twice).replace(b"Extra", b"Absences", 1)
+    with pytest.raises(data.DataValidationError, match="named more than once: Absences"):
+        data.parse_raw_csv(doubled)
+
+
+def test_rows_whose_fields_do_not_line_up_are_named(raw: pd.DataFrame) -> None:
+    lines = _saved(raw.head(6)).split(b"\r\n")
+    lines[3] += b",extra"
+    lines[5] = lines[5][: lines[5].rindex(b",")]
+    with pytest.raises(data.DataValidationError) as error:
+        data.parse_raw_csv(b"\r\n".join(lines))
+    assert "row 3: 16 fields, the header has 15; row 5: 14 fields, the header has 15" in str(
+        error.value
+    )
+
+
+def test_blank_lines_and_empty_rows_carry_no_record(raw: pd.DataFrame) -> None:
+    lines = _saved(raw.head(3)).split(b"\r\n")
+    empty_row = b"," * (len(raw.columns) - 1)
+    padded = b"\r\n".join([lines[0], b"", lines[1], empty_row, lines[2], lines[3], b"", b""])
+    assert_frame_equal(data.parse_raw_csv(padded), raw.head(3))
+
+
+@pytest.mark.parametrize("text", ["1_0", "\u0661", "nan", "0x1"])
+def test_training_refuses_what_no_csv_writer_writes(raw: pd.DataFrame, text: str) -> None:
+    bad = raw.head(5).astype(object)
+    bad.loc[1, "Absences"] = text
+    with pytest.raises(data.DataValidationError, match="column Absences: not a number in row 2"):
+        data.parse_raw_csv(_saved(bad))
+
+
+def test_a_broken_quote_names_its_line(raw: pd.DataFrame) -> None:
+    broken = _saved(raw.head(5)).replace(b"\r\n1003,", b'\r\n"1003,')
+    with pytest.raises(
+        data.DataValidationError,
+        match=r"^the CSV: line 4: a quoted field starts here and never ends$",
+    ):
+        data.parse_raw_csv(broken)

@@ -573,6 +573,34 @@ def test_web_service(store: LocalModelStore, tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("text", ["1_0", "\u0661", "Infinity", "0x4"])
+def test_every_route_reads_a_number_as_training_does(
+    store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """One parser (issue 19, C.12): a string float() reads but no CSV writer writes ('1_0'
+    is 10 to float(), '\u0661' is 1) is refused by the stream, the Lambda's HTTP route and
+    the web service alike; a number with spaces around is read everywhere."""
+    service, client = _service(store, tmp_path)
+    outcome = service.handle_kinesis(
+        [
+            kinesis_record(student_message(1, Absences=text), 1),
+            kinesis_record(student_message(2, Absences=" 4 "), 2),
+        ]
+    )
+    assert outcome.predictions == 1 and outcome.errors == 1
+    (error,) = client.bodies(ERR)
+    assert error["field"] == "Absences" and error["reason"] == f"not a number: {text!r}"
+    monkeypatch.setattr(handler_module.COLD_START, "service", service)
+    expected = [{"index": 0, "field": "Absences", "reason": f"not a number: {text!r}"}]
+    bad = {**STUDENT, "Absences": text}
+    answer = handler_module.lambda_handler(_http("/predict", "POST", [bad, STUDENT]))
+    assert answer["statusCode"] == 422 and json.loads(answer["body"])["errors"] == expected
+    web = TestClient(create_app(service))
+    answer = web.post("/predict", json={"students": [bad, STUDENT]})
+    assert answer.status_code == 422 and answer.json()["errors"] == expected
+    assert web.post("/predict", json={**STUDENT, "Absences": " 4 "}).status_code == 200
+
+
 def test_lambda_http_bad_base64_and_oversize_bodies(
     store: LocalModelStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

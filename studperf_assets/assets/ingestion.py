@@ -52,7 +52,7 @@ def raw_student_data(
     """
     source = config.source
     payload = data.read_source(source, s3.get_client() if source.startswith("s3://") else None)
-    frame = data.parse_raw_csv(payload)
+    frame = data.parse_raw_csv(payload, source or "the bundled dataset")
     context.log.info(f"loaded {len(frame)} rows from {source or 'the bundled dataset'}")
     rows = pd.DataFrame(columns=list(data.RAW_COLUMNS))
     superseded = 0
@@ -69,7 +69,8 @@ def raw_student_data(
     )
     frame = capped.file
     if len(capped.production):  # validated like the file: labelled rows are training data too
-        kept = data.parse_raw_csv(capped.production.to_csv(index=False).encode())
+        production_csv = capped.production.to_csv(index=False).encode()
+        kept = data.parse_raw_csv(production_csv, "labelled rows")
         frame = pd.concat([frame, kept], ignore_index=True)
     elif capped.dropped_total:
         frame = frame.reset_index(drop=True)

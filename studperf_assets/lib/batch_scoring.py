@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import os
+import uuid
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
 from lambda_service.predictor import Prediction, Predictor
-from lambda_service.schema import InvalidRecord
+from studperf_assets.lib.csv_input import CsvTable, read_table
+
+ID = "StudentID"  # copied to the output when the input has it
 
 
 @dataclass
@@ -20,50 +24,66 @@ class ScoringReport:
 
 
 def output_columns(predictor: Predictor) -> list[str]:
-    return ["StudentID", "GradeClass", "Grade", *(f"prob_{g}" for g in predictor.labels)]
+    return [ID, "GradeClass", "Grade", *(f"prob_{g}" for g in predictor.labels)]
 
 
-def _chunks(reader: csv.DictReader[str], size: int) -> Iterator[list[dict[str, str]]]:
-    chunk: list[dict[str, str]] = []
-    for row in reader:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def read_input(predictor: Predictor, data: bytes, source: str) -> CsvTable:
+    """The input CSV, read as training reads its CSV (``csv_input``); CsvFileError."""
+    return read_table(data, source, [f.name for f in predictor.features], optional=[ID])
 
 
-def score_csv(
-    predictor: Predictor, source: TextIO, sink: TextIO, chunk_size: int = 4096
+def score_table(
+    predictor: Predictor, table: CsvTable, sink: TextIO, chunk_size: int = 4096
 ) -> ScoringReport:
-    """Score ``source`` into ``sink``; bad rows are reported (row 1 = first data row)."""
-    reader = csv.DictReader(source)
-    missing = [f.name for f in predictor.features if f.name not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidRecord(None, f"input CSV lacks column(s): {', '.join(missing)}")
+    """Score ``table``'s rows into ``sink``; bad rows are reported (row 1 = first data row)."""
     writer = csv.writer(sink, lineterminator="\n")
     writer.writerow(output_columns(predictor))
+    features = [(f.name, table.positions[f.name]) for f in predictor.features]
+    id_at = table.positions.get(ID)
     report = ScoringReport()
-    for chunk in _chunks(reader, chunk_size):
-        results = predictor.predict_records(chunk)
-        for row, result in zip(chunk, results, strict=True):
-            report.rows += 1
+    while chunk := list(islice(table.rows, chunk_size)):
+        errors: list[tuple[int, str]] = []
+        lined_up: list[tuple[int, list[str]]] = []
+        for number, row in enumerate(chunk, start=report.rows + 1):
+            problem = table.width_problem(row)
+            if problem:
+                errors.append((number, problem))
+            else:
+                lined_up.append((number, row))
+        report.rows += len(chunk)
+        records = ({name: row[i] for name, i in features} for _, row in lined_up)
+        for (number, row), result in zip(lined_up, predictor.predict_records(records), strict=True):
             if isinstance(result, Prediction):
                 report.scored += 1
                 writer.writerow(
                     [
-                        row.get("StudentID", ""),
+                        "" if id_at is None else row[id_at],
                         result.grade_class,
                         result.grade,
                         *(f"{p:.6f}" for p in result.probabilities.values()),
                     ]
                 )
             else:
-                report.errors.append((report.rows, str(result)))
+                errors.append((number, str(result)))
+        report.errors += sorted(errors)
     return report
 
 
 def score_file(predictor: Predictor, input_path: Path, output_path: Path) -> ScoringReport:
-    with open(input_path, newline="") as source, open(output_path, "w", newline="") as sink:
-        return score_csv(predictor, source, sink)
+    """Score a CSV file into ``output_path``, which appears only once every row is accounted
+    for: it is written beside, under a hidden name, and renamed over. A file that cannot be
+    read (CsvFileError, OSError) leaves nothing behind and an existing output untouched."""
+    table = read_input(predictor, input_path.read_bytes(), str(input_path))
+    partial = output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex[:12]}.partial")
+    try:
+        sink = open(partial, "x", newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise OSError(f"cannot write {output_path}: {exc.strerror or exc}") from exc
+    try:
+        with sink:
+            report = score_table(predictor, table, sink)
+        os.replace(partial, output_path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return report
