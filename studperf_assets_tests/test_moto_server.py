@@ -77,10 +77,10 @@ def test_records_older_than_the_local_retention_are_dropped(original_moto: dict[
     with mock_aws():
         kinesis = boto3.client("kinesis", region_name="us-east-1")
         kinesis.create_stream(StreamName="r", ShardCount=1)
-        old = [{"Data": b"old", "PartitionKey": "p"}] * 500
+        old: list[Any] = [{"Data": b"old", "PartitionKey": "p"}] * 500
         kinesis.put_records(StreamName="r", Records=old)
         time.sleep(0.6)
-        new = [{"Data": b"new", "PartitionKey": "p"}] * 500  # the 1000th record trims
+        new: list[Any] = [{"Data": b"new", "PartitionKey": "p"}] * 500  # the 1000th trims
         kinesis.put_records(StreamName="r", Records=new)
         iterator = kinesis.get_shard_iterator(
             StreamName="r", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
