@@ -18,7 +18,10 @@ METHODS = ("put_record", "get_records", "get_min_sequence_number", "get_max_sequ
 
 
 @pytest.fixture
-def original_moto() -> Iterator[dict[str, Any]]:
+def original_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto in process (never a server another test pointed AWS_ENDPOINT_URL at), its Shard
+    as moto ships it before the test and after."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     saved = {name: getattr(models.Shard, name) for name in METHODS}
     yield saved
     for name, method in saved.items():
