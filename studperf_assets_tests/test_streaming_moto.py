@@ -29,7 +29,7 @@ def s3_store(trained_bundle: tuple[Path, Manifest], s3_bucket: str) -> S3ModelSt
     folder, manifest = trained_bundle
     store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     return store
 
 
