@@ -15,7 +15,7 @@ from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
-from studperf_assets_tests.bundle_edits import renamed, version
+from studperf_assets_tests.bundle_edits import renamed, tampered, version
 
 
 def run(check: Any, *args: Any) -> AssetCheckResult:
@@ -110,6 +110,23 @@ def test_integrity_check(
     failed = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
     assert not failed.passed
     assert "corrupt" in str(failed.metadata["error"].value)
+
+
+def test_integrity_check_runs_the_smoke_test(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """The field case: a hash-valid bundle whose ONNX label leaves 0..4 only where
+    StudyTimeWeekly > 19.99, which no row of the data reaches: ONNX and skops agree on
+    every row, and only the smoke set's extremes show it. It was promoted."""
+    folder, _ = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    bad = tampered(folder, tmp_path / "bad", version(1), "label", "Add", 5, above_study_time=19.99)
+    store.publish(bad, version(1))
+    summary = {"version": version(1), "test_f1_macro": 0.7, "champion": None}
+    result = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert not result.passed
+    error = str(result.metadata["error"].value)
+    assert f"bundle {version(1)} fails the smoke test" in error and "outside 0..4" in error
 
 
 def _summary(store: LocalModelStore, version: str, f1: float) -> dict[str, Any]:

@@ -1034,6 +1034,7 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
         "Predictions",
         "ErrorRecords",
         "BatchItemFailures",
+        "ScoringFailures",
         "ScoringMilliseconds",
     }
     version = service.provider.predictor.version

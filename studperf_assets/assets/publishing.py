@@ -143,7 +143,8 @@ def _register(
     asset=model_bundle,
     additional_ins={"data_splits": AssetIn("data_splits")},
     blocking=True,
-    description="Reloaded from the store: hashes match, ONNX labels equal the skops pipeline's.",
+    description="Reloaded from the store: hashes match, the smoke test passes, ONNX labels "
+    "equal the skops pipeline's.",
 )
 def model_bundle_integrity(
     model_bundle: dict[str, Any],
@@ -158,13 +159,15 @@ def model_bundle_integrity(
     with training_settings.scratch("verify-") as cache:
         try:
             folder = model_store.fetch(model_bundle["version"], cache)  # verifies every hash
+            # loading the serving form runs the smoke test the Lambda runs before a swap
             with native_threads(training_settings.native_threads):  # a boosting model spins
                 mismatches, max_probability_diff = serving_mismatches(folder, X)
-        except BundleError as error:  # a corrupt or unreadable bundle fails the check
+        except BundleError as error:  # corrupt, unreadable or unservable: the check fails
             return AssetCheckResult(passed=False, metadata={"error": str(error)})
     return AssetCheckResult(
         passed=mismatches == 0,
         metadata={
+            "smoke_test": "passed",
             "rows_compared": len(X),
             "label_mismatches": mismatches,
             "max_probability_diff": max_probability_diff,

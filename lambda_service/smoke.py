@@ -1,0 +1,120 @@
+"""What a bundle's ONNX form must return to be served: checked on a fixed smoke set before a
+bundle serves, and (the cheap part) on every scored batch.
+
+A bundle whose hashes verify can still be unable to serve: a graph that returns a label
+outside the class labels crashed the consumer on every batch after the hot swap to it, and
+NaN probabilities or probabilities that do not sum to one would be written out as
+predictions. ``Predictor`` runs the smoke test when it loads a bundle (cold start, hot swap,
+the training's integrity check, all alike), so no bundle that fails it ever scores.
+
+The smoke set comes from the bundle's own feature schema (manifest ``features``): every
+feature at its minimum, at its maximum, at its midpoint, each feature alone at either end
+with the others at their midpoints, and a few seeded random rows within range. Expected of
+the output: one label per row, integral and in ``0 .. classes-1``; probabilities of shape
+(rows, classes), finite, within [0, 1], each row summing to 1 (within ``SUM_TOLERANCE``);
+and the label being the row's most probable class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lambda_service.bundle import BundleError
+from lambda_service.schema import Feature
+
+SUM_TOLERANCE = 1e-3  # float32 probabilities sum to 1 within ~1e-6; a broken model misses by far
+RANGE_TOLERANCE = 1e-6
+SMOKE_SEED = 20261127
+SMOKE_RANDOM_ROWS = 8
+
+
+class InvalidModelOutput(BundleError):
+    """A bundle's ONNX form returned what cannot be served; the message says what."""
+
+
+def smoke_rows(features: Sequence[Feature], random_rows: int = SMOKE_RANDOM_ROWS) -> np.ndarray:
+    """The smoke set of a feature schema: (3 + 2 * features + random_rows, features) float32."""
+    low = np.array([f.minimum for f in features], dtype=np.float64)
+    high = np.array([f.maximum for f in features], dtype=np.float64)
+    integral = np.array([f.kind == "int" for f in features])
+    middle = np.where(integral, np.floor((low + high) / 2), (low + high) / 2)
+    rows = [low, high, middle]
+    for index in range(len(features)):
+        for end in (low, high):
+            row = middle.copy()
+            row[index] = end[index]
+            rows.append(row)
+    random = np.random.default_rng(SMOKE_SEED).uniform(low, high, (random_rows, len(features)))
+    rows.extend(np.where(integral, np.round(random), random))
+    return np.asarray(rows, dtype=np.float32)
+
+
+def check_batch_output(labels: Any, probabilities: Any, rows: int, classes: int) -> None:
+    """The per-batch check: InvalidModelOutput unless labels and probabilities can be
+    served. A handful of vectorised reductions (microseconds); the full description of a
+    problem is only worked out when there is one."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    if (
+        labels.shape == (rows,)
+        and probabilities.shape == (rows, classes)
+        and labels.dtype.kind in "iu"
+        and (
+            rows == 0
+            or (
+                labels.min() >= 0
+                and labels.max() < classes
+                # NaN or infinity anywhere makes a row's sum miss 1, so this covers them
+                and np.abs(probabilities.sum(axis=1) - 1).max() <= SUM_TOLERANCE
+                and probabilities.min() >= -RANGE_TOLERANCE
+            )
+        )
+    ):
+        return
+    problems = output_problems(labels, probabilities, rows, classes, most_probable=False)
+    if problems:
+        raise InvalidModelOutput("; ".join(problems))
+
+
+def output_problems(
+    labels: Any, probabilities: Any, rows: int, classes: int, most_probable: bool = True
+) -> list[str]:
+    """Everything wrong with a model's output for ``rows`` rows ([] when nothing is)."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    problems = []
+    if labels.shape != (rows,):
+        problems.append(f"labels of shape {labels.shape}, expected ({rows},)")
+    elif labels.dtype.kind not in "iuf" or (
+        labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels % 1 == 0))
+    ):
+        problems.append(f"labels that are not integers ({labels.dtype}: {labels[:3].tolist()})")
+    elif rows and ((labels < 0) | (labels >= classes)).any():
+        bad = np.flatnonzero((labels < 0) | (labels >= classes))
+        problems.append(
+            f"label {labels[bad[0]]:g} outside 0..{classes - 1} in {len(bad)} of {rows} rows"
+        )
+    if probabilities.shape != (rows, classes):
+        problems.append(f"probabilities of shape {probabilities.shape}, expected {(rows, classes)}")
+        return problems
+    if probabilities.dtype.kind != "f":
+        problems.append(f"probabilities of type {probabilities.dtype}")
+        return problems
+    finite = np.isfinite(probabilities).all(axis=1)
+    if not finite.all():
+        problems.append(f"probabilities not finite (NaN or infinite) in {(~finite).sum()} rows")
+    valid = probabilities[finite]
+    low, high = -RANGE_TOLERANCE, 1 + RANGE_TOLERANCE
+    if valid.size and ((valid < low) | (valid > high)).any():
+        problems.append(f"probabilities outside [0, 1] (from {valid.min():g} to {valid.max():g})")
+    sums = valid.sum(axis=1)
+    if sums.size and (np.abs(sums - 1) > SUM_TOLERANCE).any():
+        worst = sums[np.argmax(np.abs(sums - 1))]
+        problems.append(f"probabilities of a row summing to {worst:g}, not 1")
+    if most_probable and not problems and rows:
+        chosen = probabilities[np.arange(rows), labels.astype(np.int64)]
+        off = np.flatnonzero(chosen < probabilities.max(axis=1) - RANGE_TOLERANCE)
+        if off.size:
+            problems.append(f"the label is not the most probable class in {off.size} rows")
+    return problems
