@@ -33,8 +33,9 @@ from lambda_service.bundle import (
 from lambda_service.schema import Feature, InvalidRecord, features_from_manifest, parse_record
 from lambda_service.smoke import (
     InvalidModelOutput,
-    check_batch_output,
+    check_shapes,
     output_problems,
+    servable_row,
     smoke_rows,
 )
 
@@ -105,12 +106,12 @@ class Predictor:
         self, rows: np.ndarray | Sequence[Sequence[float]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Class indices and probabilities for an (n, features) matrix, in one call;
-        InvalidModelOutput when the model's output cannot be served."""
+        InvalidModelOutput when the model's output is not of those shapes."""
         matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(self.features))
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), dtype=np.float32)
         labels, probabilities = self._session.run(None, {self._input: matrix})
-        check_batch_output(labels, probabilities, matrix.shape[0], len(self.labels))
+        check_shapes(labels, probabilities, matrix.shape[0], len(self.labels))
         return np.asarray(labels, dtype=np.int64), np.asarray(probabilities)
 
     def predict_records(
@@ -140,14 +141,20 @@ class Predictor:
         self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray
     ) -> list[dict[str, Any]]:
         """grade_class, grade and probabilities (6 decimals) of a batch, as plain values:
-        rounded in one vectorised call, not per record."""
-        letters = self.labels
+        rounded in one vectorised call, not per record. InvalidModelOutput, naming the
+        problem, if a row cannot be served (``smoke.servable_row``)."""
+        letters, classes = self.labels, len(self.labels)
         rounded = np.round(np.asarray(probabilities, dtype=np.float64), 6).tolist()
-        return [
-            {
-                "grade_class": label,
-                "grade": letters[label],
-                "probabilities": dict(zip(letters, row, strict=True)),
-            }
-            for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True)
-        ]
+        fields = []
+        for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True):
+            if not servable_row(label, row, classes):
+                problems = output_problems([label], [row], 1, classes, most_probable=False)
+                raise InvalidModelOutput("; ".join(problems) or f"label {label}: {row}")
+            fields.append(
+                {
+                    "grade_class": label,
+                    "grade": letters[label],
+                    "probabilities": dict(zip(letters, row, strict=True)),
+                }
+            )
+        return fields

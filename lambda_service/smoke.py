@@ -5,7 +5,8 @@ A bundle whose hashes verify can still be unable to serve: a graph that returns 
 outside the class labels crashed the consumer on every batch after the hot swap to it, and
 NaN probabilities or probabilities that do not sum to one would be written out as
 predictions. ``Predictor`` runs the smoke test when it loads a bundle (cold start, hot swap,
-the training's integrity check, all alike), so no bundle that fails it ever scores.
+the training's integrity check, all alike), so no bundle that fails it ever scores; every
+batch gets the cheap part (``check_shapes``, ``servable_row``).
 
 The smoke set comes from the bundle's own feature schema (manifest ``features``): every
 feature at its minimum, at its maximum, at its midpoint, each feature alone at either end
@@ -52,30 +53,24 @@ def smoke_rows(features: Sequence[Feature], random_rows: int = SMOKE_RANDOM_ROWS
     return np.asarray(rows, dtype=np.float32)
 
 
-def check_batch_output(labels: Any, probabilities: Any, rows: int, classes: int) -> None:
-    """The per-batch check: InvalidModelOutput unless labels and probabilities can be
-    served. A handful of vectorised reductions (microseconds); the full description of a
-    problem is only worked out when there is one."""
-    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
-    if (
-        labels.shape == (rows,)
-        and probabilities.shape == (rows, classes)
-        and labels.dtype.kind in "iu"
-        and (
-            rows == 0
-            or (
-                labels.min() >= 0
-                and labels.max() < classes
-                # NaN or infinity anywhere makes a row's sum miss 1, so this covers them
-                and np.abs(probabilities.sum(axis=1) - 1).max() <= SUM_TOLERANCE
-                and probabilities.min() >= -RANGE_TOLERANCE
-            )
-        )
-    ):
-        return
-    problems = output_problems(labels, probabilities, rows, classes, most_probable=False)
-    if problems:
-        raise InvalidModelOutput("; ".join(problems))
+def check_shapes(labels: Any, probabilities: Any, rows: int, classes: int) -> None:
+    """What every batch's output must be before it is read: one label per row and a row
+    of probabilities per class (attribute compares: free). InvalidModelOutput otherwise."""
+    shapes = (getattr(labels, "shape", None), getattr(probabilities, "shape", None))
+    if shapes != ((rows,), (rows, classes)):
+        raise InvalidModelOutput("; ".join(output_problems(labels, probabilities, rows, classes)))
+
+
+def servable_row(label: int, probabilities: Sequence[float], classes: int) -> bool:
+    """One row of a batch, as plain values: its label in range, its probabilities summing to
+    1 and none below 0 (NaN or infinity make the sum miss 1). Checked where each row is
+    formatted anyway, ~0.2 us a row; numpy's reductions over the batch cost more in the
+    handler below a few hundred rows (measured: 22 us at a batch of 1, 33 us at 100)."""
+    return (
+        0 <= label < classes
+        and abs(sum(probabilities) - 1) <= SUM_TOLERANCE
+        and min(probabilities) >= -RANGE_TOLERANCE
+    )
 
 
 def output_problems(

@@ -39,10 +39,11 @@ def tampered(
     op: str,
     constant: float | int,
     above_study_time: float | None = None,
+    below_study_time: float = float("inf"),
 ) -> Path:
     """A copy whose ONNX ``output`` ("label" or "probabilities") is ``op(output, constant)``
-    (op: Add or Mul), on every row or only where StudyTimeWeekly > ``above_study_time``;
-    the manifest hashes the new graph, so the bundle verifies."""
+    (op: Add or Mul), on every row or only where ``above_study_time`` < StudyTimeWeekly <
+    ``below_study_time``; the manifest hashes the new graph, so the bundle verifies."""
     renamed(good, target, new_version)
     model = onnx.load(str(target / ONNX_FILE))
     graph = model.graph
@@ -58,14 +59,17 @@ def tampered(
         graph.initializer.extend(
             [
                 numpy_helper.from_array(np.array([STUDY_TIME], dtype=np.int64), "column"),
-                numpy_helper.from_array(np.array(above_study_time, dtype=np.float32), "limit"),
+                numpy_helper.from_array(np.array(above_study_time, dtype=np.float32), "low"),
+                numpy_helper.from_array(np.array(below_study_time, dtype=np.float32), "high"),
             ]
         )
         condition = "wide"  # (rows, 1): broadcasts over the probabilities' columns
         graph.node.extend(
             [
                 helper.make_node("Gather", ["features", "column"], ["study"], axis=1),
-                helper.make_node("Greater", ["study", "limit"], ["wide"]),
+                helper.make_node("Greater", ["study", "low"], ["above"]),
+                helper.make_node("Less", ["study", "high"], ["below"]),
+                helper.make_node("And", ["above", "below"], ["wide"]),
                 helper.make_node(op, [original, "k"], ["changed"]),
             ]
         )

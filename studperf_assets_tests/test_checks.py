@@ -129,6 +129,24 @@ def test_integrity_check_runs_the_smoke_test(
     assert f"bundle {version(1)} fails the smoke test" in error and "outside 0..4" in error
 
 
+def test_integrity_check_holds_the_output_on_the_data_to_the_same_rules(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """NaN probabilities only where 19 < StudyTimeWeekly < 19.99: no smoke row is there (the
+    bundle loads), 94 rows of the data are, and their labels still equal skops'."""
+    folder, _ = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    bad = tampered(
+        folder, tmp_path / "bad", version(1), "probabilities", "Add", float("nan"), 19.0, 19.99
+    )
+    store.publish(bad, version(1))
+    summary = {"version": version(1), "test_f1_macro": 0.7, "champion": None}
+    result = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert not result.passed
+    error = str(result.metadata["error"].value)
+    assert "on 2392 data rows: probabilities not finite (NaN or infinite) in 94 rows" in error
+
+
 def _summary(store: LocalModelStore, version: str, f1: float) -> dict[str, Any]:
     """What model_bundle returns: the bundle and the champion it was published against."""
     return {"version": version, "test_f1_macro": f1, "champion": store.production_version()}

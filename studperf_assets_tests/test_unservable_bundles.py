@@ -106,6 +106,32 @@ def test_a_consumer_never_swaps_to_it_and_keeps_serving(
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [good]  # bad one deleted
 
 
+def test_a_bundle_that_fails_only_on_some_inputs_sends_those_batches_to_retry(
+    store: LocalModelStore, trained_bundle: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    """NaN probabilities only where 19 < StudyTimeWeekly < 19.99, where no smoke row is: the
+    bundle loads and serves, a batch holding such a student goes to retry whole, and the
+    other batches are scored. Before, the NaN went out as a prediction (not even JSON)."""
+    bad = tampered(
+        trained_bundle[0], tmp_path / "bad", version(1), "probabilities", "Add",
+        float("nan"), 19.0, 19.99,
+    )  # fmt: skip
+    store.publish(bad, version(1))
+    store.promote(version(1), {}, replacing=trained_bundle[1].version)
+    service, client = _service(store, tmp_path)
+    assert service.provider.predictor.version == version(1)  # it passed the smoke test
+    fine = service.handle_kinesis([kinesis_record(student_message(1, StudyTimeWeekly=12.0), 1)])
+    poisoned = service.handle_kinesis(
+        [
+            kinesis_record(student_message(2, StudyTimeWeekly=t), 2 + i)
+            for i, t in enumerate((3, 19.5))
+        ]
+    )
+    assert fine.predictions == 1 and not fine.failures
+    assert poisoned.failures == ("2", "3") and poisoned.scoring_failures == 2
+    assert [b["student_id"] for b in client.bodies("p")] == [1]
+
+
 class Sabotaged:
     """An onnxruntime session that passed the smoke test, then misbehaves on a batch."""
 
