@@ -6,8 +6,10 @@ A bundle is a folder (local or under an ``s3://`` prefix) holding:
 - ``model.onnx``: the same pipeline exported to ONNX, the lean form the Lambda serves;
 - ``manifest.json``: version, schema, labels, metrics, lineage and the sha256 of each file.
 
-A model store keeps bundles under ``bundles/<version>/`` and names its champion in
-``production.json`` at its root.
+A model store keeps bundles under ``bundles/<version>/`` and names the bundle a role
+serves in a pointer at its root: ``production.json`` names the champion (a ``challenger``
+pointer may stand beside it). ``read_pointer`` tells "no pointer yet" (None) from "a pointer
+that cannot be read" (a BundleError, never None); ``pointers.swap_pointer`` moves one.
 
 A model store is a trust boundary: whoever can write one object there must not get the
 host. Every version and file name read from a manifest or a pointer must match a strict
@@ -38,7 +40,9 @@ MANIFEST_FILE = "manifest.json"
 SKOPS_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
 BUNDLES_PREFIX = "bundles"
-PRODUCTION_POINTER = "production.json"
+PRODUCTION = "production"  # the champion's pointer
+POINTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+PRODUCTION_POINTER = f"{PRODUCTION}.json"
 ONNX_INPUT_NAME = "features"
 # vYYYYmmddTHHMMSSZ-<first 8 hex of the model file's sha256>: what training writes.
 VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}Z-[0-9a-f]{8}")
@@ -184,6 +188,11 @@ def _s3_client() -> Any:
 def read_text(uri: str, s3: Any = None, limit: int = MAX_TEXT_BYTES) -> str:
     """Read a small text object (a pointer or manifest) from a local path or s3:// URI;
     one larger than ``limit`` bytes is a BundleError, refused before it is read."""
+    return _read_tagged(uri, s3, limit)[0]
+
+
+def _read_tagged(uri: str, s3: Any, limit: int = MAX_TEXT_BYTES) -> tuple[str, str | None]:
+    """``read_text`` and, from S3, the object's ETag (the guard of a conditional write)."""
     if uri.startswith("s3://"):
         bucket, key = split_s3_uri(uri)
         response = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)
@@ -194,8 +203,8 @@ def read_text(uri: str, s3: Any = None, limit: int = MAX_TEXT_BYTES) -> str:
         data = response["Body"].read(limit + 1)
         if len(data) > limit:
             raise BundleError(f"{uri}: more than {limit:,} bytes")
-        return _text(data, uri)
-    return _read_local(Path(uri), uri, limit)
+        return _text(data, uri), response.get("ETag")
+    return _read_local(Path(uri), uri, limit), None
 
 
 def _read_local(path: Path, where: str, limit: int = MAX_TEXT_BYTES) -> str:
@@ -213,20 +222,86 @@ def _text(data: bytes, where: str) -> str:
         raise BundleError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
-    """Return (version, bundle URI) that a store's production pointer names."""
-    pointer_uri = f"{store_uri.rstrip('/')}/{PRODUCTION_POINTER}"
+@dataclass(frozen=True)
+class Pointer:
+    """A store's pointer ``<name>.json``: the bundle a role (production, ...) serves."""
+
+    name: str
+    version: str
+    bundle_uri: str  # built from the version, never taken from the pointer's own text
+    body: dict[str, Any]  # the whole pointer: version, bundle_uri, promoted_at, evidence
+    etag: str | None = None  # S3's entity tag for the object read: a conditional write's guard
+
+
+def pointer_uri(store_uri: str, name: str = PRODUCTION) -> str:
+    if not isinstance(name, str) or not POINTER_NAME_PATTERN.fullmatch(name):
+        raise BundleError(f"{store_uri}: invalid pointer name {_shown(name)}")
+    return f"{store_uri.rstrip('/')}/{name}.json"
+
+
+def s3_error_code(error: Exception) -> str | None:
+    """The code of a botocore ClientError (NoSuchKey, PreconditionFailed, ...), else None."""
+    response = getattr(error, "response", None)  # botocore's ClientError
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def _absent(error: Exception, uri: str, s3: Any) -> bool:
+    """No such pointer: a missing file or folder, or S3's NoSuchKey (not a missing bucket).
+    S3 answers AccessDenied instead of NoSuchKey to a reader who may not list the bucket
+    (the Dagster role may list only its prefixes): then a listing of the key decides."""
+    if isinstance(error, FileNotFoundError | NotADirectoryError):
+        return True
+    code = s3_error_code(error)
+    if code in ("NoSuchKey", "404"):
+        return True
+    if code not in ("AccessDenied", "403") or not uri.startswith("s3://"):
+        return False
+    bucket, key = split_s3_uri(uri)
     try:
-        pointer = json.loads(read_text(pointer_uri, s3))
-        version = pointer["version"]
+        listing = (s3 or _s3_client()).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except Exception:  # noqa: BLE001 - may not list either: the read's own error stands
+        return False
+    return not any(item.get("Key") == key for item in listing.get("Contents", []))
+
+
+def read_pointer(store_uri: str, name: str = PRODUCTION, s3: Any = None) -> Pointer | None:
+    """The store's pointer ``name``, or None when the store has none yet. A pointer that is
+    there but cannot be read, is not a JSON object naming a valid version, or leads out of
+    the store is a BundleError naming it: never None, so that nobody takes an unreadable
+    champion for no champion."""
+    uri = pointer_uri(store_uri, name)
+    try:
+        text, etag = _read_tagged(uri, s3)
+    except BundleError:
+        raise
     except Exception as exc:
-        raise BundleError(f"{pointer_uri}: no usable production pointer ({exc})") from exc
-    check_version(version, pointer_uri)  # a pointer must not lead out of the store
+        if _absent(exc, uri, s3):
+            return None
+        raise BundleError(f"{uri}: the pointer cannot be read ({exc})") from exc
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"{uri}: the pointer is not JSON ({exc})") from None
+    if not isinstance(body, dict) or "version" not in body:
+        raise BundleError(f"{uri}: the pointer is not an object naming a version")
+    version = check_version(body["version"], uri)  # a pointer must not lead out of the store
     bundle = f"{store_uri.rstrip('/')}/{bundle_key(version)}"
     if not bundle.startswith("s3://"):  # nor may a symlinked bundle folder, locally
-        bundles = Path(store_uri, BUNDLES_PREFIX)
-        inside(bundles, version, pointer_uri)
-    return version, bundle
+        inside(Path(store_uri, BUNDLES_PREFIX), version, uri)
+    return Pointer(name, version, bundle, body, etag)
+
+
+def resolve_pointer(store_uri: str, name: str = PRODUCTION, s3: Any = None) -> tuple[str, str]:
+    """Return (version, bundle URI) that a store's pointer names; no pointer is an error."""
+    pointer = read_pointer(store_uri, name, s3)
+    if pointer is None:
+        raise BundleError(f"{pointer_uri(store_uri, name)}: no such pointer in the store")
+    return pointer.version, pointer.bundle_uri
+
+
+def resolve_production(store_uri: str, s3: Any = None) -> tuple[str, str]:
+    """Return (version, bundle URI) that a store's production pointer names."""
+    return resolve_pointer(store_uri, PRODUCTION, s3)
 
 
 def fetch_bundle(
@@ -338,11 +413,10 @@ def resolve_bundle_uri(uri: str, s3: Any = None) -> tuple[str, str | None]:
         return base, None
     except Exception:  # noqa: BLE001 - not a bundle: maybe a store root
         pass
-    try:
-        version, bundle = resolve_production(base, s3)
-    except BundleError:
+    pointer = read_pointer(base, PRODUCTION, s3)  # a store whose pointer is unreadable says so
+    if pointer is None:
         raise BundleError(
             f"{uri}: neither a model bundle (no {MANIFEST_FILE}) nor a model store "
             f"(no {PRODUCTION_POINTER})"
-        ) from None
-    return bundle, version
+        )
+    return pointer.bundle_uri, pointer.version

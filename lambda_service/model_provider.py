@@ -2,8 +2,9 @@
 
 ``MODEL_BUNDLE_URI`` names a bundle (served as is) or a model store / its
 ``production.json`` (followed: re-checked at most every ``refresh_seconds``; a newly
-promoted bundle is fetched, verified and swapped in without a redeploy). A failed
-refresh keeps the current model and is logged; it never stops serving.
+promoted bundle is fetched, verified, smoke-tested and swapped in without a redeploy). A
+failed refresh, a bundle that fails its smoke test included, keeps the current model and
+is logged; it never stops serving. At cold start the same failure is a BundleError.
 """
 
 from __future__ import annotations

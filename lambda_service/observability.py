@@ -26,6 +26,7 @@ METRIC_UNITS = {
     "Predictions": MetricUnit.Count,
     "ErrorRecords": MetricUnit.Count,
     "BatchItemFailures": MetricUnit.Count,
+    "ScoringFailures": MetricUnit.Count,  # user records the model failed to score: to retry
     "ScoringMilliseconds": MetricUnit.Milliseconds,
 }
 
@@ -42,6 +43,7 @@ def publish_batch(outcome: BatchOutcome) -> None:
         "Predictions": outcome.predictions,
         "ErrorRecords": outcome.errors,
         "BatchItemFailures": len(outcome.failures),
+        "ScoringFailures": outcome.scoring_failures,
         "ScoringMilliseconds": round(outcome.milliseconds, 2),
     }
     logger.info(

@@ -1,7 +1,9 @@
 """The prediction core: a verified bundle's ONNX form run by onnxruntime.
 
-Scores a whole batch in one call. Nothing here unpickles anything, and importing it
-pulls in numpy and onnxruntime only.
+Scores a whole batch in one call. A bundle is loaded only if its ONNX form passes the smoke
+test (``smoke``), and every batch's output is checked before it is used, so a bundle that
+verifies but cannot serve is refused, never served. Nothing here unpickles anything, and
+importing it pulls in numpy and onnxruntime only.
 """
 
 from __future__ import annotations
@@ -23,11 +25,19 @@ import onnxruntime as ort
 from lambda_service.bundle import (
     DEFAULT_MAX_BUNDLE_BYTES,
     ONNX_FILE,
+    BundleError,
     Manifest,
     fetch_bundle,
     verify_bundle,
 )
 from lambda_service.schema import Feature, InvalidRecord, features_from_manifest, parse_record
+from lambda_service.smoke import (
+    InvalidModelOutput,
+    check_shapes,
+    output_problems,
+    servable_row,
+    smoke_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -38,20 +48,28 @@ class Prediction:
 
 
 class Predictor:
-    """Validates records against the bundle's own schema and scores them in batches."""
+    """Validates records against the bundle's own schema and scores them in batches.
 
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    Built only for a bundle whose ONNX form passes the smoke test: an InvalidModelOutput
+    (a BundleError naming the bundle and what failed) otherwise."""
+
+    def __init__(self, folder: Path, manifest: Manifest, source: str | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
         self.features: tuple[Feature, ...] = features_from_manifest(manifest.features)
         self.labels: tuple[str, ...] = tuple(manifest.class_labels)
+        where = source or str(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one core per Lambda / worker; no thread storms
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self._session = ort.InferenceSession(
+                str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise BundleError(f"{where}: onnxruntime cannot load {ONNX_FILE} ({exc})") from exc
         self._input = self._session.get_inputs()[0].name
+        self._smoke_test(where)
 
     @classmethod
     def from_folder(cls, folder: Path, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES) -> Predictor:
@@ -62,7 +80,19 @@ class Predictor:
         cls, uri: str, cache_dir: Path, s3: Any = None, max_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
     ) -> Predictor:
         folder, manifest = fetch_bundle(uri, cache_dir, s3, max_bytes)
-        return cls(folder, manifest)
+        return cls(folder, manifest, uri)
+
+    def _smoke_test(self, where: str) -> None:
+        """Score the smoke set of the bundle's own schema; refuse the bundle on any fault."""
+        failed = f"{where}: bundle {self.version} fails the smoke test"
+        try:
+            rows = smoke_rows(self.features)
+            labels, probabilities = self._session.run(None, {self._input: rows})
+            problems = output_problems(labels, probabilities, len(rows), len(self.labels))
+        except Exception as exc:
+            raise InvalidModelOutput(f"{failed}: {type(exc).__name__}: {exc}") from exc
+        if problems:
+            raise InvalidModelOutput(f"{failed} ({len(rows)} rows): {'; '.join(problems)}")
 
     @property
     def version(self) -> str:
@@ -75,11 +105,13 @@ class Predictor:
     def predict_matrix(
         self, rows: np.ndarray | Sequence[Sequence[float]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Class indices and probabilities for an (n, features) matrix, in one call."""
+        """Class indices and probabilities for an (n, features) matrix, in one call;
+        InvalidModelOutput when the model's output is not of those shapes."""
         matrix = np.asarray(rows, dtype=np.float32).reshape(-1, len(self.features))
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.int64), np.empty((0, len(self.labels)), dtype=np.float32)
         labels, probabilities = self._session.run(None, {self._input: matrix})
+        check_shapes(labels, probabilities, matrix.shape[0], len(self.labels))
         return np.asarray(labels, dtype=np.int64), np.asarray(probabilities)
 
     def predict_records(
@@ -109,14 +141,20 @@ class Predictor:
         self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray
     ) -> list[dict[str, Any]]:
         """grade_class, grade and probabilities (6 decimals) of a batch, as plain values:
-        rounded in one vectorised call, not per record."""
-        letters = self.labels
+        rounded in one vectorised call, not per record. InvalidModelOutput, naming the
+        problem, if a row cannot be served (``smoke.servable_row``)."""
+        letters, classes = self.labels, len(self.labels)
         rounded = np.round(np.asarray(probabilities, dtype=np.float64), 6).tolist()
-        return [
-            {
-                "grade_class": label,
-                "grade": letters[label],
-                "probabilities": dict(zip(letters, row, strict=True)),
-            }
-            for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True)
-        ]
+        fields = []
+        for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True):
+            if not servable_row(label, row, classes):
+                problems = output_problems([label], [row], 1, classes, most_probable=False)
+                raise InvalidModelOutput("; ".join(problems) or f"label {label}: {row}")
+            fields.append(
+                {
+                    "grade_class": label,
+                    "grade": letters[label],
+                    "probabilities": dict(zip(letters, row, strict=True)),
+                }
+            )
+        return fields

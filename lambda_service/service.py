@@ -4,7 +4,8 @@ A Kinesis batch is decoded and validated record by record (a KPL aggregated reco
 into its user records, ``kpl``), the valid ones are scored in one call, and every user record
 ends up in exactly one place: the predictions stream, the errors stream, or the batch item
 failures handed back to Lambda for a retry (by the sequence number of the Kinesis record that
-carried it).
+carried it). A batch the model fails to score (an exception, or output that cannot be served)
+is not its records' fault: its valid records are reported for retry, and the handler goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.predictor import Predictor
 from lambda_service.schema import InvalidRecord, parse_id
 from lambda_service.streams import Entry, RecordSink
+
+log = logging.getLogger("studperf.service")
 
 MAX_ERROR_PAYLOAD = 64 * 1024  # keep error records far below Kinesis' 1 MiB limit
 MAX_PARTITION_KEY = 256
@@ -47,6 +51,7 @@ class BatchOutcome:
     milliseconds: float = 0.0  # decoding, validating, scoring and writing the batch
     failed: int = 0  # user records in the Kinesis records to retry
     aggregated: int = 0  # Kinesis records that were KPL aggregated records
+    scoring_failures: int = 0  # of the failed, valid user records the model failed to score
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
@@ -185,7 +190,8 @@ class PredictionService:
     # ---- Kinesis -----------------------------------------------------------------
     def handle_kinesis(self, records: Sequence[Any]) -> BatchOutcome:
         """Score a Lambda batch. Nothing a record carries can make this raise: a record
-        that cannot be decoded, validated or encoded becomes an error record."""
+        that cannot be decoded, validated or encoded becomes an error record. Nor can the
+        model: if scoring the batch fails, its valid records are reported for retry."""
         if self.sink is None:
             raise RuntimeError("no output streams configured for Kinesis events")
         predictor = self.provider.predictor
@@ -215,10 +221,21 @@ class PredictionService:
                 errors.append(self._error(unexpected, data or _raw_data(record), source, at))
                 continue
             valid.append(_Valid(source, student_id, request_id or source.key, features))
-        labels, probabilities = predictor.predict_matrix([v.features for v in valid])
-        fields = predictor.prediction_fields(labels, probabilities)
+        scored, unscored = valid, []
+        try:
+            labels, probabilities = predictor.predict_matrix([v.features for v in valid])
+            fields = predictor.prediction_fields(labels, probabilities)
+            if len(fields) != len(valid):
+                raise ValueError(f"{len(fields)} predictions for {len(valid)} records")
+        except Exception as exc:  # noqa: BLE001 - the model's fault, not the records': retry
+            scored, unscored, fields = [], [v.source.sequence for v in valid], []
+            log.error(
+                "model %s failed to score a batch of %d valid records (%s: %s); "
+                "reported for retry",
+                predictor.version, len(valid), type(exc).__name__, str(exc)[:500],
+            )  # fmt: skip
         predictions: list[Entry] = []
-        for item, prediction in zip(valid, fields, strict=True):
+        for item, prediction in zip(scored, fields, strict=True):
             try:
                 predictions.append(self._prediction(predictor, item, prediction, at))
             except Exception as exc:  # noqa: BLE001 - accounted for as an error record
@@ -226,6 +243,7 @@ class PredictionService:
                 errors.append(self._error(unexpected, b"", item.source, at))
         failed = set(self.sink.put(self.predictions_stream, predictions))
         failed |= set(self.sink.put(self.errors_stream, errors))
+        failed |= set(unscored)
         written = sum(p.source_sequence not in failed for p in predictions)
         errors_written = sum(e.source_sequence not in failed for e in errors)
         return BatchOutcome(
@@ -235,8 +253,9 @@ class PredictionService:
             failures=tuple(sorted(failed, key=lambda s: (len(s), s))),
             model_version=predictor.version,
             milliseconds=(time.perf_counter() - started) * 1000,
-            failed=len(predictions) + len(errors) - written - errors_written,
+            failed=len(predictions) + len(errors) - written - errors_written + len(unscored),
             aggregated=aggregated,
+            scoring_failures=len(unscored),
         )
 
     def _split(

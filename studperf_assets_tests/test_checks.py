@@ -6,14 +6,16 @@ from typing import Any, cast
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckResult
+from dagster import AssetCheckResult, Output, build_asset_context
 
 from lambda_service.bundle import ONNX_FILE, Manifest
+from lambda_service.pointers import PointerMoved
 from studperf_assets.assets import ingestion, publishing, training
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
+from studperf_assets_tests.bundle_edits import renamed, tampered, version
 
 
 def run(check: Any, *args: Any) -> AssetCheckResult:
@@ -89,7 +91,11 @@ def _published(
     folder, manifest = trained_bundle
     store = LocalModelStore(root=str(root))
     store.publish(folder, manifest.version)
-    summary = {"version": manifest.version, "test_f1_macro": manifest.metrics["test"]["f1_macro"]}
+    summary = {
+        "version": manifest.version,
+        "test_f1_macro": manifest.metrics["test"]["f1_macro"],
+        "champion": store.production_version(),  # as model_bundle records it
+    }
     return store, summary
 
 
@@ -106,30 +112,117 @@ def test_integrity_check(
     assert "corrupt" in str(failed.metadata["error"].value)
 
 
+def test_integrity_check_runs_the_smoke_test(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """The field case: a hash-valid bundle whose ONNX label leaves 0..4 only where
+    StudyTimeWeekly > 19.99, which no row of the data reaches: ONNX and skops agree on
+    every row, and only the smoke set's extremes show it. It was promoted."""
+    folder, _ = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    bad = tampered(folder, tmp_path / "bad", version(1), "label", "Add", 5, above_study_time=19.99)
+    store.publish(bad, version(1))
+    summary = {"version": version(1), "test_f1_macro": 0.7, "champion": None}
+    result = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert not result.passed
+    error = str(result.metadata["error"].value)
+    assert f"bundle {version(1)} fails the smoke test" in error and "outside 0..4" in error
+
+
+def test_integrity_check_holds_the_output_on_the_data_to_the_same_rules(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """NaN probabilities only where 19 < StudyTimeWeekly < 19.99: no smoke row is there (the
+    bundle loads), 94 rows of the data are, and their labels still equal skops'."""
+    folder, _ = trained_bundle
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    bad = tampered(
+        folder, tmp_path / "bad", version(1), "probabilities", "Add", float("nan"), 19.0, 19.99
+    )
+    store.publish(bad, version(1))
+    summary = {"version": version(1), "test_f1_macro": 0.7, "champion": None}
+    result = run(publishing.model_bundle_integrity, summary, _splits(), store, settings)
+    assert not result.passed
+    error = str(result.metadata["error"].value)
+    assert "on 2392 data rows: probabilities not finite (NaN or infinite) in 94 rows" in error
+
+
+def _summary(store: LocalModelStore, version: str, f1: float) -> dict[str, Any]:
+    """What model_bundle returns: the bundle and the champion it was published against."""
+    return {"version": version, "test_f1_macro": f1, "champion": store.production_version()}
+
+
 def test_champion_check(
     trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
 ) -> None:
     store, champion = _published(trained_bundle, tmp_path / "store")
     first = run(publishing.model_bundle_vs_champion, champion, _splits(), store, settings)
     assert first.passed  # no champion yet: the first bundle is promoted
-    store.promote(champion["version"], {})
-    equal = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"]}
+    assert first.metadata["champion"].value == "none (first bundle)"
+    store.promote(champion["version"], {}, replacing=None)
+    f1 = champion["test_f1_macro"]
+    equal = _summary(store, version(1), f1)
     assert run(publishing.model_bundle_vs_champion, equal, _splits(), store, settings).passed
-    within = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"] - 0.005}
+    within = _summary(store, version(1), f1 - 0.005)
     assert run(publishing.model_bundle_vs_champion, within, _splits(), store, settings).passed
-    worse = {"version": "v-new", "test_f1_macro": champion["test_f1_macro"] - 0.05}
+    worse = _summary(store, version(1), f1 - 0.05)
     result = run(publishing.model_bundle_vs_champion, worse, _splits(), store, settings)
     assert not result.passed
-    assert result.metadata["champion_test_f1"].value == pytest.approx(champion["test_f1_macro"])
+    assert result.metadata["champion_test_f1"].value == pytest.approx(f1)
 
 
 def test_corrupt_champion_is_not_silently_ignored(
     trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
 ) -> None:
     store, champion = _published(trained_bundle, tmp_path / "store")
-    store.promote(champion["version"], {})
+    store.promote(champion["version"], {}, replacing=None)
     shutil.rmtree(store.bundle_uri(champion["version"]))
-    challenger = {"version": "v-new", "test_f1_macro": 0.9}
+    challenger = _summary(store, version(1), 0.9)
     result = run(publishing.model_bundle_vs_champion, challenger, _splits(), store, settings)
     assert not result.passed
     assert champion["version"] in str(result.metadata["error"].value)
+
+
+def test_champion_check_without_a_recorded_champion_fails(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """A bundle summary that does not say what it was published against is not a first
+    bundle: nothing says there was no champion."""
+    store, _ = _published(trained_bundle, tmp_path / "store")
+    unknown = {"version": version(1), "test_f1_macro": 0.9}
+    result = run(publishing.model_bundle_vs_champion, unknown, _splits(), store, settings)
+    assert not result.passed and "records no champion" in str(result.metadata["error"].value)
+
+
+def _promote(summary: dict[str, Any], store: LocalModelStore) -> dict[str, Any]:
+    """production_model as Dagster runs it (no MLflow model version: no alias to move)."""
+    output = publishing.production_model(
+        build_asset_context(), model_bundle=summary, model_store=store, mlflow=None
+    )
+    return cast(Output[dict[str, Any]], output).value
+
+
+def test_two_trainings_checked_against_the_same_champion(
+    trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
+) -> None:
+    """Two trainings publish against champion C, both pass the check against C; the better
+    one promotes first. The worse one used to overwrite it (the last promotion won whatever
+    its score); now its promotion fails, naming both versions, and changes nothing."""
+    folder, manifest = trained_bundle
+    store, champion = _published(trained_bundle, tmp_path / "store")
+    store.promote(champion["version"], {}, replacing=None)
+    f1 = champion["test_f1_macro"]
+    for n in (1, 2):
+        store.publish(renamed(folder, tmp_path / str(n), version(n)), version(n))
+    better, worse = _summary(store, version(1), f1 + 0.03), _summary(store, version(2), f1 - 0.01)
+    for summary in (better, worse):
+        check = run(publishing.model_bundle_vs_champion, summary, _splits(), store, settings)
+        assert check.passed and check.metadata["champion"].value == manifest.version
+    assert _promote(better, store)["version"] == version(1)
+    pointer = (tmp_path / "store" / "production.json").read_bytes()
+    with pytest.raises(PointerMoved) as lost:
+        _promote(worse, store)
+    message = str(lost.value)
+    assert f"{version(2)} not promoted: it was checked against {manifest.version}" in message
+    assert f"now names {version(1)}" in message
+    assert (tmp_path / "store" / "production.json").read_bytes() == pointer

@@ -99,7 +99,7 @@ def test_a_pointer_out_of_the_store_is_refused_and_serving_goes_on(
     folder, manifest = trained_bundle
     store = LocalModelStore(root=str(tmp_path / "store"))
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     provider = ModelProvider(store.root_uri, tmp_path / "cache", refresh_seconds=0)
     # an attacker rewrites the pointer to a bundle-shaped folder outside the store
     hostile_bundle(folder, victim / "bundle")
@@ -237,7 +237,7 @@ def test_a_hot_swap_to_an_oversized_bundle_keeps_serving_the_current_one(
     folder, manifest = trained_bundle
     store = LocalModelStore(root=str(tmp_path / "store"))
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     provider = ModelProvider(
         store.root_uri,
         tmp_path / "cache",
@@ -309,7 +309,7 @@ def test_the_cache_keeps_only_the_bundle_that_serves(
     folder, manifest = trained_bundle
     store = LocalModelStore(root=str(tmp_path / "store"))
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     cache = tmp_path / "cache"
     provider = ModelProvider(store.root_uri, cache, refresh_seconds=0)
     (cache / ".partial-other-process").mkdir()

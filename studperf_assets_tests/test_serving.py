@@ -53,7 +53,7 @@ def store(trained_bundle: tuple[Path, Manifest], tmp_path: Path) -> LocalModelSt
     folder, manifest = trained_bundle
     store = LocalModelStore(root=str(tmp_path / "store"))
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     return store
 
 
@@ -287,7 +287,7 @@ def test_hot_swap_after_promotion(store: LocalModelStore, tmp_path: Path) -> Non
     service, client = _service(store, tmp_path, refresh_seconds=30, clock=clock)
     first = service.provider.predictor.version
     second = _second_bundle(store, tmp_path)
-    store.promote(second, {})
+    store.promote(second, {}, replacing=first)
     service.handle_kinesis([kinesis_record(student_message(1), 1)])
     clock.now = 29.0
     service.handle_kinesis([kinesis_record(student_message(2), 2)])
@@ -302,7 +302,7 @@ def test_failed_refresh_keeps_serving(store: LocalModelStore, tmp_path: Path) ->
     provider = ModelProvider(store.root_uri, tmp_path / "cache", refresh_seconds=1, clock=clock)
     version = provider.predictor.version
     second = _second_bundle(store, tmp_path)
-    store.promote(second, {})
+    store.promote(second, {}, replacing=version)
     (Path(store.bundle_uri(second)) / ONNX_FILE).write_bytes(b"corrupt")
     clock.now = 5
     assert provider.predictor.version == version
@@ -317,7 +317,7 @@ def test_concurrent_requests_swap_once(
     cache = tmp_path / "cache"
     provider = ModelProvider(store.root_uri, cache, refresh_seconds=0)
     second = _second_bundle(store, tmp_path)
-    store.promote(second, {})
+    store.promote(second, {}, replacing=provider.predictor.version)
     start = threading.Barrier(8)
     swapped: list[bool] = []
 
@@ -343,7 +343,7 @@ def test_pinned_bundle_is_not_swapped(
     clock = Clock()
     folder, manifest = trained_bundle
     provider = ModelProvider(str(folder), tmp_path / "cache", refresh_seconds=0, clock=clock)
-    store.promote(_second_bundle(store, tmp_path), {})
+    store.promote(_second_bundle(store, tmp_path), {}, replacing=manifest.version)
     clock.now = 100
     assert not provider.follows_pointer and provider.predictor.version == manifest.version
 
@@ -1034,6 +1034,7 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
         "Predictions",
         "ErrorRecords",
         "BatchItemFailures",
+        "ScoringFailures",
         "ScoringMilliseconds",
     }
     version = service.provider.predictor.version

@@ -29,7 +29,7 @@ def s3_store(trained_bundle: tuple[Path, Manifest], s3_bucket: str) -> S3ModelSt
     folder, manifest = trained_bundle
     store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
     store.publish(folder, manifest.version)
-    store.promote(manifest.version, {})
+    store.promote(manifest.version, {}, replacing=None)
     return store
 
 
@@ -231,6 +231,45 @@ def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
     assert {p["idempotency_key"]: p["student_id"] for p in out} == keys
     assert len(out) > len(keys)  # re-delivered user records, the same keys
     assert read_stream(kinesis, names["err"]) == []
+
+
+@pytest.mark.parametrize("raises", [1, 10**6], ids=["once", "every time"])
+def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
+    s3_store: S3ModelStore, tmp_path: Path, raises: int
+) -> None:
+    """As Lambda does with a function error: the batch is retried, and after the retries
+    it goes to the on-failure destination; the next batch is scored. Before, the poller
+    raised with the handler: studperf stream died, and a restart met the same batch."""
+    from studperf_assets.serving.kinesis_poller import KinesisPoller
+
+    kinesis, names, sent, service = _poller_setup(s3_store, tmp_path, 0, max_attempts=1)
+    first = min((key.split(":")[1] for key in sent), key=int)
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        records = event["Records"]
+        if records[0]["kinesis"]["sequenceNumber"] == first and len(calls) < raises:
+            calls.append(len(records))
+            raise IndexError("tuple index out of range")  # what an out-of-range label did
+        return service.handle_kinesis(records).response()
+
+    on_failure = tmp_path / "on-failure.jsonl"
+    poller = KinesisPoller(
+        kinesis, names["in"], handler, batch_size=20, max_retries=2, on_failure=on_failure,
+        sleep=lambda _s: None,
+    )  # fmt: skip
+    stats = poller.run(until_idle=2, poll_interval=0)
+    delivered = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
+    assert stats.function_errors == len(calls) == min(raises, 3) and set(calls) == {20}
+    if raises == 1:  # retried, then scored: nothing lost
+        assert set(delivered) == sent and not on_failure.exists()
+        return
+    (failed,) = [json.loads(line) for line in on_failure.read_text().splitlines()]
+    assert failed["records"] == 20 and failed["first_sequence"] == first
+    assert failed["condition"] == "function error: IndexError: tuple index out of range"
+    diverted = {f"shardId-000000000000:{s}" for s in failed["failed_sequences"]}
+    assert len(diverted) == 20 and set(delivered) == sent - diverted  # the next batch scored
+    assert stats.discarded_records == 20
 
 
 def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:

@@ -113,6 +113,25 @@ def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
     assert pointer["version"] == first.production["version"]
 
 
+def test_an_unreadable_pointer_fails_training_before_it_publishes(tmp_path: Path) -> None:
+    """Before, an unreadable production pointer (an empty one, as readers saw during a
+    promotion) read as "no champion": the bundle passed its check as a first bundle and
+    the pointer was overwritten blind. Now model_bundle fails on it, and nothing moves."""
+    store = tmp_path / "model_store"
+    store.mkdir()
+    (store / "production.json").write_text("")
+    outcome = run_training(
+        instance=DagsterInstance.ephemeral(),
+        definitions=make_definitions(Deployment(home=tmp_path)),
+    )
+    assert not outcome.success and outcome.bundle is None and outcome.production is None
+    assert any(
+        "step model_bundle failed" in f and "production.json: the pointer is not JSON" in f
+        for f in outcome.failures
+    ), outcome.failures
+    assert (store / "production.json").read_text() == "" and not (store / "bundles").exists()
+
+
 def test_bad_csv_fails_with_column_and_row_and_publishes_nothing(tmp_path: Path) -> None:
     from studperf_assets.lib.data import bundled_dataset_path
 

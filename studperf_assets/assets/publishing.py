@@ -48,9 +48,12 @@ def model_bundle(
     mlflow: ResourceParam[Any],  # dagster-mlflow's MlFlow: the mlflow API, run attached
 ) -> Output[dict[str, Any]]:
     """A versioned bundle (skops pipeline, ONNX form, manifest) in the model store,
-    and the same pipeline registered in MLflow under the ``candidate`` alias."""
+    and the same pipeline registered in MLflow under the ``candidate`` alias. Records the
+    champion it is published against (the production version now, or None), which the
+    champion check compares with and ``production_model`` swaps out."""
     from studperf_assets.lib.bundle_builder import write_bundle
 
+    champion = model_store.production_version()  # an unreadable pointer fails here
     parent = mlflow.active_run()
     run_id = parent.info.run_id if parent else None
     with training_settings.scratch("bundle-") as folder:
@@ -76,9 +79,11 @@ def model_bundle(
             "test_f1_macro": manifest.metrics["test"]["f1_macro"],
             "mlflow_run_id": run_id,
             "mlflow_model_version": registered,
+            "champion": champion,
         },
         metadata={
             "version": manifest.version,
+            "champion": champion or "none (first bundle)",
             "uri": MetadataValue.path(uri),
             "test_f1_macro": manifest.metrics["test"]["f1_macro"],
             "files_sha256": MetadataValue.json(manifest.files),
@@ -138,7 +143,8 @@ def _register(
     asset=model_bundle,
     additional_ins={"data_splits": AssetIn("data_splits")},
     blocking=True,
-    description="Reloaded from the store: hashes match, ONNX labels equal the skops pipeline's.",
+    description="Reloaded from the store: hashes match, the smoke test passes, ONNX labels "
+    "equal the skops pipeline's.",
 )
 def model_bundle_integrity(
     model_bundle: dict[str, Any],
@@ -153,13 +159,15 @@ def model_bundle_integrity(
     with training_settings.scratch("verify-") as cache:
         try:
             folder = model_store.fetch(model_bundle["version"], cache)  # verifies every hash
+            # loading the serving form runs the smoke test the Lambda runs before a swap
             with native_threads(training_settings.native_threads):  # a boosting model spins
                 mismatches, max_probability_diff = serving_mismatches(folder, X)
-        except BundleError as error:  # a corrupt or unreadable bundle fails the check
+        except BundleError as error:  # corrupt, unreadable or unservable: the check fails
             return AssetCheckResult(passed=False, metadata={"error": str(error)})
     return AssetCheckResult(
         passed=mismatches == 0,
         metadata={
+            "smoke_test": "passed",
             "rows_compared": len(X),
             "label_mismatches": mismatches,
             "max_probability_diff": max_probability_diff,
@@ -171,7 +179,8 @@ def model_bundle_integrity(
     asset=model_bundle,
     additional_ins={"data_splits": AssetIn("data_splits")},
     blocking=True,
-    description="No worse than the production champion on the test split, within tolerance.",
+    description="No worse than the champion it was published against, on the test split, "
+    "within tolerance.",
 )
 def model_bundle_vs_champion(
     model_bundle: dict[str, Any],
@@ -179,8 +188,11 @@ def model_bundle_vs_champion(
     model_store: ModelStore,
     training_settings: TrainingSettings,
 ) -> AssetCheckResult:
-    champion = model_store.production_version()
     challenger = float(model_bundle["test_f1_macro"])
+    if "champion" not in model_bundle:  # a summary from before champions were recorded
+        error = "the bundle records no champion it was published against; retrain"
+        return AssetCheckResult(passed=False, metadata={"error": error})
+    champion = model_bundle["champion"]  # exactly what production_model will swap out
     if champion is None or champion == model_bundle["version"]:
         return AssetCheckResult(
             passed=True,
@@ -227,11 +239,17 @@ def production_model(
     model_store: ModelStore,
     mlflow: ResourceParam[Any],  # only its tracking URI: no MLflow run is started here
 ) -> Output[dict[str, Any]]:
-    """The store's ``production`` pointer, moved only after both bundle checks pass."""
+    """The store's ``production`` pointer, moved only after both bundle checks pass, and
+    only if it still names the champion the bundle was checked against (compare-and-swap:
+    of two trainings checked against the same champion, the second to finish fails here,
+    naming both versions, and changes nothing). MLflow's ``champion`` alias follows the
+    pointer, after it moved."""
     from mlflow.tracking import MlflowClient
 
     pointer = model_store.promote(
-        model_bundle["version"], {"test_f1_macro": model_bundle["test_f1_macro"]}
+        model_bundle["version"],
+        {"test_f1_macro": model_bundle["test_f1_macro"]},
+        replacing=model_bundle["champion"],
     )
     if model_bundle.get("mlflow_model_version"):
         uri = mlflow.tracking_uri

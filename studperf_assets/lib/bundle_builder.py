@@ -13,6 +13,7 @@ from sklearn.pipeline import Pipeline
 from lambda_service.bundle import MANIFEST_FILE, ONNX_FILE, SKOPS_FILE, Manifest, sha256_file
 from lambda_service.predictor import Predictor
 from lambda_service.schema import FEATURES, GRADE_LETTERS
+from lambda_service.smoke import InvalidModelOutput, output_problems
 from studperf_assets.lib.models import UntrustedModelFile, load_skops
 from studperf_assets.lib.onnx_export import export_onnx
 from studperf_assets.lib.trained import MODEL_NAME
@@ -67,10 +68,15 @@ def load_pipeline(path: Path) -> Pipeline:
 
 def serving_mismatches(folder: Path, X: np.ndarray) -> tuple[int, float]:
     """Rows where the ONNX form's label differs from the skops pipeline's, and the
-    largest probability difference; (0, ~1e-7) is a faithful export."""
+    largest probability difference; (0, ~1e-7) is a faithful export. Loading the serving
+    form runs the smoke test; its output on every row of ``X`` is then held to the same
+    rules (InvalidModelOutput, naming the problem)."""
     pipeline = load_pipeline(folder / SKOPS_FILE)
     predictor = Predictor.from_folder(folder)
     labels, probabilities = predictor.predict_matrix(X)
+    problems = output_problems(labels, probabilities, len(X), len(predictor.labels))
+    if problems:
+        raise InvalidModelOutput(f"{folder}: on {len(X)} data rows: {'; '.join(problems)}")
     expected = pipeline.predict(X)
     drift = float(np.abs(probabilities - pipeline.predict_proba(X)).max()) if len(X) else 0.0
     return int((labels != expected).sum()), drift

@@ -2,11 +2,13 @@
 
 One interface, two implementations: a local folder (the embedded default) and an S3
 prefix (dagster-aws's S3Resource, so ``AWS_ENDPOINT_URL`` points it at moto locally).
-Both use the layout of ``lambda_service.bundle``, so the Lambda reads what they write.
+Both use the layout of ``lambda_service.bundle``, so the Lambda reads what they write, and
+move pointers with ``lambda_service.pointers``: a promotion is a compare-and-swap against
+the champion the bundle was checked against.
 """
 
-import json
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,16 @@ from pydantic import Field
 
 from lambda_service.bundle import (
     MANIFEST_FILE,
-    PRODUCTION_POINTER,
+    PRODUCTION,
     BundleError,
+    Pointer,
     bundle_key,
     fetch_bundle,
+    read_pointer,
     read_text,
-    resolve_production,
     split_s3_uri,
 )
+from lambda_service.pointers import swap_pointer
 
 
 class ModelStore(ConfigurableResource):
@@ -41,9 +45,6 @@ class ModelStore(ConfigurableResource):
         """Copy a bundle folder into the store (manifest last) and return its URI."""
         raise NotImplementedError
 
-    def _write_pointer(self, text: str) -> None:
-        raise NotImplementedError
-
     def _s3(self) -> Any:
         return None
 
@@ -52,31 +53,44 @@ class ModelStore(ConfigurableResource):
         folder, _ = fetch_bundle(self.bundle_uri(version), cache_dir, self._s3())
         return folder
 
-    def production_version(self) -> str | None:
-        """The promoted version, or None before the first promotion."""
-        try:
-            version, _ = resolve_production(self.root_uri, self._s3())
-        except BundleError:
-            return None
-        return version
+    def pointer(self, name: str = PRODUCTION) -> Pointer | None:
+        """The pointer ``name`` (``production``: the champion); None only when the store
+        has none yet. One that cannot be read is a BundleError, never None."""
+        return read_pointer(self.root_uri, name, self._s3())
 
-    def promote(self, version: str, evidence: dict[str, Any]) -> dict[str, Any]:
-        """Point ``production`` at a published version; returns the pointer written."""
+    def production_version(self) -> str | None:
+        """The promoted version, or None before the first promotion; a BundleError when
+        the production pointer is there but cannot be read."""
+        current = self.pointer(PRODUCTION)
+        return current.version if current else None
+
+    def promote(
+        self,
+        version: str,
+        evidence: dict[str, Any],
+        *,
+        replacing: str | None,
+        pointer: str = PRODUCTION,
+    ) -> dict[str, Any]:
+        """Point ``pointer`` at a published version if it still names ``replacing`` (the
+        version the bundle was checked against; None: no pointer yet). Returns the pointer
+        written; PointerMoved (naming both versions) when another promotion came first,
+        and then nothing is changed."""
         # Refuse to point at something that is not there: read its manifest first.
+        s3 = self._s3()
         try:
-            read_text(f"{self.bundle_uri(version)}/{MANIFEST_FILE}", self._s3())
+            read_text(f"{self.bundle_uri(version)}/{MANIFEST_FILE}", s3)
         except Exception as exc:
             raise BundleError(
                 f"{self.bundle_uri(version)}: cannot promote {version}: not published ({exc})"
             ) from exc
-        pointer = {
+        body = {
             "version": version,
             "bundle_uri": self.bundle_uri(version),
             "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **evidence,
         }
-        self._write_pointer(json.dumps(pointer, indent=2, sort_keys=True))
-        return pointer
+        return swap_pointer(self.root_uri, pointer, body, replacing, s3).body
 
 
 class LocalModelStore(ModelStore):
@@ -89,20 +103,27 @@ class LocalModelStore(ModelStore):
         return str(Path(self.root).resolve())
 
     def publish(self, folder: Path, version: str) -> str:
+        """Copied to a staging folder of its own, then renamed into place (atomic): two
+        trainings publishing at once never share a staging name."""
         target = Path(self.bundle_uri(version))
-        staging = target.with_name(f".{version}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}.", suffix=".tmp"))
+        try:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
+            staging.rename(target)  # refused if the version is already there
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if _same_manifest(folder, target):  # published already: bundles are immutable
+                return str(target)
+            raise BundleError(f"{target}: cannot publish {version} ({exc})") from exc
         return str(target)
 
-    def _write_pointer(self, text: str) -> None:
-        path = Path(self.root_uri) / PRODUCTION_POINTER
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)  # atomic: readers see the old pointer or the new one
+
+def _same_manifest(folder: Path, target: Path) -> bool:
+    try:
+        return (folder / MANIFEST_FILE).read_bytes() == (target / MANIFEST_FILE).read_bytes()
+    except OSError:
+        return False
 
 
 class S3ModelStore(ModelStore):
@@ -128,9 +149,3 @@ class S3ModelStore(ModelStore):
         for name in sorted(files, key=lambda n: n == MANIFEST_FILE):
             client.upload_file(str(folder / name), self.bucket, f"{key_prefix}/{name}")
         return uri
-
-    def _write_pointer(self, text: str) -> None:
-        _, prefix = split_s3_uri(f"{self.root_uri}/{PRODUCTION_POINTER}")
-        self._s3().put_object(
-            Bucket=self.bucket, Key=prefix, Body=text.encode(), ContentType="application/json"
-        )

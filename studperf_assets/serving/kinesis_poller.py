@@ -4,7 +4,9 @@ Lambda-shaped events (batch size, starting position), a checkpoint per shard aft
 successful batch, and ReportBatchItemFailures semantics: on reported failures the shard
 is re-read from the lowest failed sequence number, up to ``max_retries`` times; a batch
 that still fails is written to the on-failure file (Lambda's on-failure destination), so
-every record is accounted for.
+every record is accounted for. A handler that raises is a function error, as in Lambda: the
+whole batch is retried the same way, then goes to the on-failure file; the consumer goes on
+(Lambda's bisecting of a failing batch is not imitated).
 
 Checkpoints name the stream's identity (ARN and creation time): a recreated stream is read
 from its start, not from sequence numbers of the one it replaced. An unreachable endpoint
@@ -109,6 +111,7 @@ class PollStats:
     records: int = 0
     retried_batches: int = 0
     discarded_records: int = 0
+    function_errors: int = 0  # batches whose handler raised
     outage_retries: int = 0
     per_shard: dict[str, int] = field(default_factory=dict)
 
@@ -269,11 +272,21 @@ class KinesisPoller:
 
     def _deliver(self, shard: str, records: list[dict[str, Any]]) -> None:
         event = lambda_event(records, self.arn, shard, self.region)
-        result = self.handler(event, None) or {}
         self.stats.batches += 1
         self.stats.records += len(records)
         self.stats.per_shard[shard] = self.stats.per_shard.get(shard, 0) + len(records)
-        failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+        condition = "batch item failures"
+        try:
+            result = self.handler(event, None) or {}
+            failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+        except Exception as exc:  # a function error: the whole batch fails, the consumer lives
+            self.stats.function_errors += 1
+            condition = f"function error: {type(exc).__name__}: {str(exc)[:500]}"
+            log.exception(
+                "shard %s: the handler raised on a batch of %d records (a function error)",
+                shard, len(records),
+            )  # fmt: skip
+            failures = [r["SequenceNumber"] for r in records]
         if not failures:
             self.retries.pop(shard, None)
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
@@ -283,7 +296,7 @@ class KinesisPoller:
         attempt = self.retries.get(shard, 0) + 1
         if attempt > self.max_retries:
             # Give up on this batch as Lambda does: the on-failure destination gets it.
-            self._discard(shard, records[first_failed:], failures)
+            self._discard(shard, records[first_failed:], failures, condition)
             self.retries.pop(shard, None)
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
             return
@@ -294,14 +307,14 @@ class KinesisPoller:
         self.sleep(min(2.0, 0.1 * 2**attempt))
         self.iterators[shard] = self._iterator(shard, at=lowest)
 
-    def _discard(self, shard: str, records: list[dict[str, Any]], failures: list[str]) -> None:
+    def _discard(
+        self, shard: str, records: list[dict[str, Any]], failures: list[str], condition: str
+    ) -> None:
         self.stats.discarded_records += len(records)
         log.error(
-            "shard %s: %d records still failing after %d retries",
-            shard,
-            len(records),
-            self.max_retries,
-        )
+            "shard %s: %d records still failing after %d retries (%s): to the on-failure file",
+            shard, len(records), self.max_retries, condition,
+        )  # fmt: skip
         if self.on_failure:
             self.on_failure.parent.mkdir(parents=True, exist_ok=True)
             with open(self.on_failure, "a") as fh:
@@ -314,6 +327,7 @@ class KinesisPoller:
                             "last_sequence": records[-1]["SequenceNumber"],
                             "failed_sequences": failures,
                             "records": len(records),
+                            "condition": condition,
                         }
                     )
                     + "\n"
