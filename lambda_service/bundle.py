@@ -39,6 +39,10 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 SKOPS_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
+# The champion's held-out rows as its serving form scores them (inputs, grade,
+# probabilities, true grade): what monitoring compares its windows with. Hashed like the
+# model files; serving fetches it with them and never reads it.
+REFERENCE_FILE = "reference.parquet"
 BUNDLES_PREFIX = "bundles"
 PRODUCTION = "production"  # the champion's pointer
 POINTER_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -49,7 +53,7 @@ VERSION_PATTERN = re.compile(r"v\d{8}T\d{6}Z-[0-9a-f]{8}")
 FILE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}\.[a-z]{1,8}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT_BYTES = 1 << 20  # a production pointer or a manifest: a few kB in practice
-MAX_BUNDLE_FILES = 8  # training writes two
+MAX_BUNDLE_FILES = 8  # training writes three
 DEFAULT_MAX_BUNDLE_BYTES = 256 << 20  # a bundle is ~150 kB; Lambda's /tmp is 512 MB
 _CHUNK = 1 << 20
 

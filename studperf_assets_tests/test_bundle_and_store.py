@@ -14,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 from lambda_service.bundle import (
     MANIFEST_FILE,
     ONNX_FILE,
+    REFERENCE_FILE,
     SKOPS_FILE,
     BundleError,
     Manifest,
@@ -40,7 +41,7 @@ def test_manifest_describes_the_bundle(trained_bundle: tuple[Path, Manifest]) ->
     assert manifest.version.startswith("v") and manifest.version.endswith(
         manifest.files[SKOPS_FILE][:8]
     )
-    assert set(manifest.files) == {SKOPS_FILE, ONNX_FILE}
+    assert set(manifest.files) == {SKOPS_FILE, ONNX_FILE, REFERENCE_FILE}
     assert [f["name"] for f in manifest.features][:3] == [
         "ParentalEducation",
         "StudyTimeWeekly",

@@ -166,7 +166,7 @@ def test_a_manifest_listing_many_files_or_an_oversized_pointer_is_refused(
     folder, manifest = trained_bundle
     many = {f"extra{i}.bin": "0" * 64 for i in range(MAX_BUNDLE_FILES)}
     bundle = hostile_bundle(folder, tmp_path / "bundle", files={**manifest.files, **many})
-    with pytest.raises(BundleError, match=f"lists {MAX_BUNDLE_FILES + 2} files"):
+    with pytest.raises(BundleError, match=f"lists {MAX_BUNDLE_FILES + len(manifest.files)} files"):
         fetch_bundle(str(bundle), tmp_path / "cache")
     store = tmp_path / "store"
     store.mkdir()

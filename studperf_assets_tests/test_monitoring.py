@@ -622,3 +622,89 @@ def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
     assert request_id.startswith("'request_id' must be an integer 0..10^18-1 or 1-128 of A-Z")
     indexed = resources["metrics_database"].partitions_for({str(g["request_id"]) for g in good})
     assert request.partition_key in indexed  # (the same requests sit in batch 1 of the stack)
+
+
+@pytest.mark.integration
+def test_a_fresh_home_over_a_served_store_monitors_from_the_bundle(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    """Field fault: `studperf up` on a fresh home whose model store already had a production
+    bundle never built reference_data, and every monitoring run failed at drift_report."""
+    deployment = Deployment(
+        home=tmp_path,  # a new home: new IO store, no reference_data materialized in it
+        model_store=str(stack["home"] / "model_store"),
+        predictions_stream=stack["streams"]["predictions"],
+        monitoring={"batch_size": 200},
+    )
+    definitions = make_definitions(deployment)
+    resources = dict(definitions.resources or {})
+    with instance_for_test() as instance:
+        cut = tick(definitions, instance, resources, "prediction_batch_sensor")
+        _request, run = next(iter(run_requested(definitions, instance, cut)))
+    assert run.success
+    (report,) = run.asset_materializations_for_node("drift_report")
+    assert "(bundle, 718 rows)" in str(report.metadata["reference"].value)
+
+
+def test_a_bundle_from_before_references_gets_one_rebuilt(tmp_path: Path) -> None:
+    """A bundle without reference.parquet is monitored against its own scores of the bundled
+    dataset's held-out split, and says so."""
+    import shutil
+
+    from lambda_service.bundle import MANIFEST_FILE, REFERENCE_FILE, Manifest
+    from studperf_assets.lib.reference import bundle_reference
+
+    source = _a_trained_bundle(tmp_path)
+    old = tmp_path / "old" / source.name
+    shutil.copytree(source, old)
+    manifest = Manifest.from_json((old / MANIFEST_FILE).read_text())
+    del manifest.files[REFERENCE_FILE]
+    (old / REFERENCE_FILE).unlink()
+    (old / MANIFEST_FILE).write_text(manifest.to_json())
+    carried, rebuilt = bundle_reference(source), bundle_reference(old)
+    assert carried.source == "bundle" and rebuilt.source.startswith("rebuilt")
+    pd.testing.assert_frame_equal(carried.frame, rebuilt.frame)  # the same rows, scored alike
+
+
+@pytest.mark.integration
+def test_the_reference_is_read_from_an_s3_model_store(
+    moto_server: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    from dagster_aws.s3 import S3Resource
+
+    from studperf_assets.assets.monitoring import load_reference
+    from studperf_assets.resources.model_store import S3ModelStore
+    from studperf_assets.resources.training_settings import TrainingSettings
+
+    folder = _a_trained_bundle(tmp_path)
+    store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
+    store.publish(folder, folder.name)
+    settings = TrainingSettings(work_dir=str(tmp_path / "work"))
+    reference = load_reference(store, folder.name, settings)
+    assert reference.source == "bundle" and len(reference.frame) == 718
+    assert {"prediction", "target", "prob_A", "prob_F"} <= set(reference.frame.columns)
+
+
+def _a_trained_bundle(tmp_path: Path) -> Path:
+    """A bundle as training writes it (a quick model; the reference is what matters here)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from studperf_assets.lib import models
+    from studperf_assets.lib.bundle_builder import write_bundle
+
+    raw = data.parse_raw_csv(data.bundled_dataset_path().read_bytes())
+    splits = data.reference_split(data.select_features(raw))
+    X, y = data.feature_matrix(splits["train"]), splits["train"]["GradeClass"].to_numpy()
+    scaler = models.make_scaler().fit(X)
+    pipeline = models.make_pipeline_for(
+        scaler, LogisticRegression(max_iter=2000).fit(scaler.transform(X), y)
+    )
+    folder = tmp_path / "bundle"
+    manifest = write_bundle(
+        pipeline, folder, model_family="logistic_regression", params={}, metrics={},
+        training_data_sha256="", mlflow_run_id=None,
+        held_out=pd.concat([splits["val"], splits["test"]]),
+    )  # fmt: skip
+    target = tmp_path / manifest.version
+    folder.rename(target)
+    return target

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,6 +31,7 @@ from studperf_assets.lib import data
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
 from studperf_assets.lib.prediction_records import unreadable
+from studperf_assets.lib.reference import Reference, bundle_reference
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -38,6 +40,7 @@ from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
 GROUP = "monitoring"
+REFERENCES_KEPT = 4
 prediction_batch_partitions = DynamicPartitionsDefinition(name="prediction_batches")
 
 
@@ -45,31 +48,37 @@ prediction_batch_partitions = DynamicPartitionsDefinition(name="prediction_batch
 def reference_data(
     context: AssetExecutionContext,
     production_model: dict[str, Any],
-    data_splits: dict[str, pd.DataFrame],
     model_store: ModelStore,
     training_settings: TrainingSettings,
 ) -> Output[pd.DataFrame]:
-    """The champion's inputs, predictions and targets on its held-out rows (val + test):
-    what production batches are compared with. Rebuilt whenever a bundle is promoted."""
-    from lambda_service.predictor import Predictor
-
+    """The champion's inputs, predictions, probabilities and targets on its held-out rows
+    (val + test), as its bundle carries them: what production windows are compared with.
+    Monitoring reads each window's reference from the bundle that served it (see
+    ``lib.reference``); this asset records the champion's in the catalog."""
     version = str(production_model["version"])
-    held_out = pd.concat([data_splits["val"], data_splits["test"]])
-    with training_settings.scratch("reference-") as cache:
-        predictor = Predictor.from_folder(model_store.fetch(version, cache))
-        labels, _ = predictor.predict_matrix(data.feature_matrix(held_out))
-    frame = held_out[list(FEATURE_NAMES)].reset_index(drop=True)
-    frame[PREDICTION] = labels
-    frame[ACTUAL] = held_out[data.TARGET].to_numpy()
-    frame["model_version"] = version
+    reference = load_reference(model_store, version, training_settings)
+    frame = reference.frame.assign(model_version=version)
     return Output(
         frame,
         metadata={
             "model_version": version,
             "rows": len(frame),
+            "source": reference.source,
             "prediction_shares": MetadataValue.json(_shares(frame[PREDICTION])),
         },
     )
+
+
+def load_reference(model_store: ModelStore, version: str, settings: TrainingSettings) -> Reference:
+    """A bundle's reference, from a verified copy kept under the work folder (the newest
+    few versions are kept: a window reads the reference of the version that served it)."""
+    from lambda_service.bundle import prune_cache
+
+    cache = Path(settings.work_dir) / "references"
+    folder = model_store.fetch(version, cache)
+    kept = sorted(p.name for p in cache.iterdir() if p.is_dir() and not p.name.startswith("."))
+    prune_cache(cache, keep={version, *kept[-REFERENCES_KEPT:]})
+    return bundle_reference(folder)
 
 
 def _shares(column: pd.Series) -> dict[str, float]:

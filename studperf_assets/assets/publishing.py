@@ -47,7 +47,8 @@ def model_bundle(
     training_settings: TrainingSettings,
     mlflow: ResourceParam[Any],  # dagster-mlflow's MlFlow: the mlflow API, run attached
 ) -> Output[dict[str, Any]]:
-    """A versioned bundle (skops pipeline, ONNX form, manifest) in the model store,
+    """A versioned bundle (skops pipeline, ONNX form, monitoring reference, manifest) in
+    the model store,
     and the same pipeline registered in MLflow under the ``candidate`` alias. Records the
     champion it is published against (the production version now, or None), which the
     champion check compares with and ``production_model`` swaps out."""
@@ -65,6 +66,7 @@ def model_bundle(
             metrics={split: _summary_metrics(m) for split, m in best_model.metrics.items()},
             training_data_sha256=data.dataset_sha256(data_splits["train"]),
             mlflow_run_id=run_id,
+            held_out=pd.concat([data_splits["val"], data_splits["test"]]),
         )
         uri = model_store.publish(folder, manifest.version)
         example = data_splits["test"][list(FEATURE_NAMES)].head(5)

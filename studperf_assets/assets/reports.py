@@ -23,27 +23,40 @@ from dagster import (
     asset_check,
 )
 
-from studperf_assets.assets.monitoring import GROUP, prediction_batch_partitions
+from studperf_assets.assets.monitoring import GROUP, load_reference, prediction_batch_partitions
 from studperf_assets.lib.drift_summary import DriftSummary
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
+from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
+from studperf_assets.resources.training_settings import TrainingSettings
 
 
-@asset(group_name=GROUP, partitions_def=prediction_batch_partitions, kinds={"evidently"})
+@asset(
+    group_name=GROUP,
+    partitions_def=prediction_batch_partitions,
+    kinds={"evidently"},
+    deps=["reference_data"],
+)
 def drift_report(
     context: AssetExecutionContext,
     prediction_batches: pd.DataFrame,
-    reference_data: pd.DataFrame,
     object_store: ObjectStore,
+    model_store: ModelStore,
     monitoring_settings: MonitoringSettings,
+    training_settings: TrainingSettings,
 ) -> Output[dict[str, Any]]:
-    """Evidently data, prediction and target drift plus classification quality of one batch.
+    """Evidently data, prediction and target drift plus classification quality of one batch,
+    against the reference of the model version that served it (read from its bundle: a
+    home or deployment that never built ``reference_data`` monitors all the same).
 
     The HTML goes to the object store, the key numbers to Dagster metadata (plotted across
     partitions) and to the Evidently workspace (the dashboard). The checks judge this
     report; the SQL row is ``batch_metrics``'s, so a database outage cannot hide drift."""
     from studperf_assets.lib import drift as drift_math
+
+    serving = str(prediction_batches["model_version"].mode().iloc[0])
+    reference = load_reference(model_store, serving, training_settings)
 
     key = context.partition_key
     settings = monitoring_settings
@@ -53,7 +66,7 @@ def drift_report(
         prediction=settings.prediction_drift_score,
     )
     result = drift_math.drift_report(
-        reference_data, prediction_batches, settings.max_rows, thresholds
+        reference.frame, prediction_batches, settings.max_rows, thresholds
     )
     summary = result.summary
     report_key = f"reports/{key}/drift.html"
@@ -90,7 +103,12 @@ def drift_report(
             "report_key": report_key,
             "model_version": model_version,
         },
-        metadata={**numbers, **links, "model_version": model_version},
+        metadata={
+            **numbers,
+            **links,
+            "model_version": model_version,
+            "reference": f"{reference.version} ({reference.source}, {len(reference.frame)} rows)",
+        },
     )
 
 

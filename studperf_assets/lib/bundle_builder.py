@@ -7,15 +7,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 
-from lambda_service.bundle import MANIFEST_FILE, ONNX_FILE, SKOPS_FILE, Manifest, sha256_file
+from lambda_service.bundle import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    REFERENCE_FILE,
+    SKOPS_FILE,
+    Manifest,
+    sha256_file,
+)
 from lambda_service.predictor import Predictor
 from lambda_service.schema import FEATURES, GRADE_LETTERS
 from lambda_service.smoke import InvalidModelOutput, output_problems
 from studperf_assets.lib.models import UntrustedModelFile, load_skops
 from studperf_assets.lib.onnx_export import export_onnx
+from studperf_assets.lib.reference import reference_frame, to_parquet
 from studperf_assets.lib.trained import MODEL_NAME
 
 
@@ -33,15 +42,35 @@ def write_bundle(
     metrics: dict[str, dict[str, float]],
     training_data_sha256: str,
     mlflow_run_id: str | None,
+    held_out: pd.DataFrame | None = None,
     now: datetime | None = None,
 ) -> Manifest:
-    """Save the skops pipeline and its ONNX form, then a manifest hashing both."""
+    """Save the skops pipeline and its ONNX form, then a manifest hashing both; with
+    ``held_out`` rows (raw columns), also the reference monitoring compares windows with,
+    scored by the ONNX form just written (``lib.reference``)."""
     folder.mkdir(parents=True, exist_ok=True)
     sio.dump(pipeline, folder / SKOPS_FILE)
     (folder / ONNX_FILE).write_bytes(export_onnx(pipeline))
     files = {name: sha256_file(folder / name) for name in (SKOPS_FILE, ONNX_FILE)}
     created = now or datetime.now(UTC)
-    manifest = Manifest(
+    manifest = _manifest(created, files, model_family, params, metrics)
+    manifest.training_data_sha256, manifest.mlflow_run_id = training_data_sha256, mlflow_run_id
+    if held_out is not None:
+        reference = reference_frame(held_out, Predictor(folder, manifest))
+        (folder / REFERENCE_FILE).write_bytes(to_parquet(reference))
+        manifest.files[REFERENCE_FILE] = sha256_file(folder / REFERENCE_FILE)
+    (folder / MANIFEST_FILE).write_text(manifest.to_json())
+    return manifest
+
+
+def _manifest(
+    created: datetime,
+    files: dict[str, str],
+    model_family: str,
+    params: dict[str, Any],
+    metrics: dict[str, dict[str, float]],
+) -> Manifest:
+    return Manifest(
         version=new_version(created, files[SKOPS_FILE]),
         created_at=created.isoformat(timespec="seconds"),
         model_name=MODEL_NAME,
@@ -49,13 +78,10 @@ def write_bundle(
         features=[f.to_json() for f in FEATURES],
         class_labels=list(GRADE_LETTERS),
         metrics=metrics,
-        training_data_sha256=training_data_sha256,
+        training_data_sha256="",
         files=files,
-        mlflow_run_id=mlflow_run_id,
         params=params,
     )
-    (folder / MANIFEST_FILE).write_text(manifest.to_json())
-    return manifest
 
 
 def load_pipeline(path: Path) -> Pipeline:
