@@ -14,8 +14,9 @@ against the same champion cannot both promote: the second finds the pointer move
   and a single PutObject is never seen half-written.
 
 Only training writes pointers; the Lambda never imports this module. The standard library
-is enough: the lock is held for one small read and one rename, needing none of the
-timeouts or re-entrancy of ``filelock``, which would be one more dependency here.
+is enough: the lock is held for one small read and one rename, needing none of the timeouts
+or re-entrancy of ``filelock`` (which ``studperf_assets`` uses for its leases), and this
+module belongs with the pointer format in ``lambda_service``, whose requirements lack it.
 """
 
 from __future__ import annotations

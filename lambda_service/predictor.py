@@ -35,7 +35,6 @@ from lambda_service.smoke import (
     InvalidModelOutput,
     check_shapes,
     output_problems,
-    servable_row,
     smoke_rows,
 )
 
@@ -58,6 +57,8 @@ class Predictor:
         self.manifest = manifest
         self.features: tuple[Feature, ...] = features_from_manifest(manifest.features)
         self.labels: tuple[str, ...] = tuple(manifest.class_labels)
+        # by index, as a dict: a label out of range is a KeyError, never letters[-1]
+        self._letter_of: dict[int, str] = dict(enumerate(self.labels))
         where = source or str(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one core per Lambda / worker; no thread storms
@@ -141,20 +142,20 @@ class Predictor:
         self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray
     ) -> list[dict[str, Any]]:
         """grade_class, grade and probabilities (6 decimals) of a batch, as plain values:
-        rounded in one vectorised call, not per record. InvalidModelOutput, naming the
-        problem, if a row cannot be served (``smoke.servable_row``)."""
-        letters, classes = self.labels, len(self.labels)
+        rounded in one vectorised call, not per record. A label outside the class labels is
+        an InvalidModelOutput (a negative one is not read from the end)."""
+        letters = self._letter_of
         rounded = np.round(np.asarray(probabilities, dtype=np.float64), 6).tolist()
-        fields = []
-        for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True):
-            if not servable_row(label, row, classes):
-                problems = output_problems([label], [row], 1, classes, most_probable=False)
-                raise InvalidModelOutput("; ".join(problems) or f"label {label}: {row}")
-            fields.append(
+        try:
+            return [
                 {
                     "grade_class": label,
                     "grade": letters[label],
-                    "probabilities": dict(zip(letters, row, strict=True)),
+                    "probabilities": dict(zip(self.labels, row, strict=True)),
                 }
-            )
-        return fields
+                for label, row in zip(np.asarray(labels).tolist(), rounded, strict=True)
+            ]
+        except KeyError as exc:
+            raise InvalidModelOutput(
+                f"label {exc.args[0]!r} outside 0..{len(self.labels) - 1}"
+            ) from None

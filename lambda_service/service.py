@@ -24,6 +24,7 @@ from lambda_service.kpl import MAGIC, Aggregate, deaggregate
 from lambda_service.model_provider import ModelProvider
 from lambda_service.predictor import Predictor
 from lambda_service.schema import InvalidRecord, parse_id
+from lambda_service.smoke import InvalidModelOutput
 from lambda_service.streams import Entry, RecordSink
 
 log = logging.getLogger("studperf.service")
@@ -221,26 +222,7 @@ class PredictionService:
                 errors.append(self._error(unexpected, data or _raw_data(record), source, at))
                 continue
             valid.append(_Valid(source, student_id, request_id or source.key, features))
-        scored, unscored = valid, []
-        try:
-            labels, probabilities = predictor.predict_matrix([v.features for v in valid])
-            fields = predictor.prediction_fields(labels, probabilities)
-            if len(fields) != len(valid):
-                raise ValueError(f"{len(fields)} predictions for {len(valid)} records")
-        except Exception as exc:  # noqa: BLE001 - the model's fault, not the records': retry
-            scored, unscored, fields = [], [v.source.sequence for v in valid], []
-            log.error(
-                "model %s failed to score a batch of %d valid records (%s: %s); "
-                "reported for retry",
-                predictor.version, len(valid), type(exc).__name__, str(exc)[:500],
-            )  # fmt: skip
-        predictions: list[Entry] = []
-        for item, prediction in zip(scored, fields, strict=True):
-            try:
-                predictions.append(self._prediction(predictor, item, prediction, at))
-            except Exception as exc:  # noqa: BLE001 - accounted for as an error record
-                unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while encoding")
-                errors.append(self._error(unexpected, b"", item.source, at))
+        predictions, unscored = self._score(predictor, valid, errors, at)
         failed = set(self.sink.put(self.predictions_stream, predictions))
         failed |= set(self.sink.put(self.errors_stream, errors))
         failed |= set(unscored)
@@ -257,6 +239,38 @@ class PredictionService:
             aggregated=aggregated,
             scoring_failures=len(unscored),
         )
+
+    def _score(
+        self, predictor: Predictor, valid: list[_Valid], errors: list[Entry], at: str
+    ) -> tuple[list[Entry], list[str]]:
+        """The predictions of the valid records (an encoding error adds to ``errors``), and
+        the sequence numbers the model failed to score: the whole batch if scoring raised
+        or a label is out of range, a record whose probabilities are not numbers."""
+        scored, unscored, fault = valid, [], ""
+        try:
+            labels, probabilities = predictor.predict_matrix([v.features for v in valid])
+            fields = predictor.prediction_fields(labels, probabilities)
+            if len(fields) != len(valid):
+                raise ValueError(f"{len(fields)} predictions for {len(valid)} records")
+        except Exception as exc:  # noqa: BLE001 - the model's fault, not the records': retry
+            scored, unscored, fields = [], [v.source.sequence for v in valid], []
+            fault = f"{type(exc).__name__}: {str(exc)[:500]}"
+        predictions: list[Entry] = []
+        for item, prediction in zip(scored, fields, strict=True):
+            try:
+                predictions.append(self._prediction(predictor, item, prediction, at))
+            except InvalidModelOutput as exc:  # a probability that is not a number: retry
+                unscored.append(item.source.sequence)
+                fault = fault or str(exc)
+            except Exception as exc:  # noqa: BLE001 - accounted for as an error record
+                unexpected = InvalidRecord(None, f"unexpected {type(exc).__name__} while encoding")
+                errors.append(self._error(unexpected, b"", item.source, at))
+        if unscored:
+            log.error(
+                "model %s failed to score %d of %d valid records (%s); reported for retry",
+                predictor.version, len(unscored), len(valid), fault,
+            )  # fmt: skip
+        return predictions, unscored
 
     def _split(
         self,
@@ -303,7 +317,10 @@ class PredictionService:
             "idempotency_key": item.source.key,
             "predicted_at": at,
         }
-        data = json.dumps(body, separators=(",", ":")).encode()
+        try:  # NaN or infinity is not JSON: the model's fault, caught here at no cost
+            data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError:
+            raise InvalidModelOutput(f"probabilities not finite: {prediction}") from None
         return Entry(data, str(item.student_id), item.source.sequence)
 
     def _error(self, invalid: InvalidRecord, data: bytes, source: _Source, at: str) -> Entry:

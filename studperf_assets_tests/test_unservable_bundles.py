@@ -110,8 +110,8 @@ def test_a_bundle_that_fails_only_on_some_inputs_sends_those_batches_to_retry(
     store: LocalModelStore, trained_bundle: tuple[Path, Manifest], tmp_path: Path
 ) -> None:
     """NaN probabilities only where 19 < StudyTimeWeekly < 19.99, where no smoke row is: the
-    bundle loads and serves, a batch holding such a student goes to retry whole, and the
-    other batches are scored. Before, the NaN went out as a prediction (not even JSON)."""
+    bundle loads and serves, such a student goes to retry, and the others are scored.
+    Before, the NaN went out as a prediction (not even JSON)."""
     bad = tampered(
         trained_bundle[0], tmp_path / "bad", version(1), "probabilities", "Add",
         float("nan"), 19.0, 19.99,
@@ -128,8 +128,8 @@ def test_a_bundle_that_fails_only_on_some_inputs_sends_those_batches_to_retry(
         ]
     )
     assert fine.predictions == 1 and not fine.failures
-    assert poisoned.failures == ("2", "3") and poisoned.scoring_failures == 2
-    assert [b["student_id"] for b in client.bodies("p")] == [1]
+    assert poisoned.failures == ("3",) and poisoned.scoring_failures == 1
+    assert [b["student_id"] for b in client.bodies("p")] == [1, 2]
 
 
 class Sabotaged:
@@ -151,8 +151,8 @@ class Sabotaged:
             return [labels - 10, probabilities]
         if self.fault == "NaN probabilities":  # json.dumps wrote NaN, which is not JSON
             return [labels, probabilities * np.float32("nan")]
-        if self.fault == "probabilities not summing to one":
-            return [labels, probabilities * 3]
+        if self.fault == "infinite probabilities":
+            return [labels, np.full_like(probabilities, np.inf)]
         return [labels[:-1], probabilities[:-1]]  # one row short
 
 
@@ -161,31 +161,37 @@ FAULTS = [
     "label out of range",
     "negative label",
     "NaN probabilities",
-    "probabilities not summing to one",
+    "infinite probabilities",
     "one row short",
 ]
 
 
+@pytest.mark.parametrize("size", [1, 40])
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_batch_the_model_fails_to_score_goes_to_retry(
-    store: LocalModelStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str
+    store: LocalModelStore,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    size: int,
 ) -> None:
     service, client = _service(store, tmp_path)
     predictor = service.provider.predictor
     predictor._session = Sabotaged(predictor._session, fault)
-    records = [kinesis_record(student_message(i), i) for i in range(5)]
-    records.append(kinesis_record(b"{not json", 5))
+    records = [kinesis_record(student_message(i), i) for i in range(size)]
+    records.append(kinesis_record(b"{not json", size))
     with caplog.at_level(logging.ERROR, logger="studperf.service"):
         outcome = service.handle_kinesis(records)
     # not the records' fault: the valid ones go back to Lambda for a retry, the bad one
     # is an error record as always, and every record is accounted for
-    assert outcome.failures == ("0", "1", "2", "3", "4") and outcome.scoring_failures == 5
-    assert outcome.predictions == 0 and outcome.errors == 1
-    assert outcome.records == outcome.predictions + outcome.errors + outcome.failed == 6
+    assert outcome.failures == tuple(str(i) for i in range(size))
+    assert outcome.scoring_failures == size and outcome.predictions == 0 and outcome.errors == 1
+    assert outcome.records == outcome.predictions + outcome.errors + outcome.failed == size + 1
     assert client.bodies("p") == [] and len(client.bodies("e")) == 1
-    assert f"model {predictor.version} failed to score a batch of 5 valid records" in caplog.text
+    message = f"model {predictor.version} failed to score {size} of {size} valid records"
+    assert message in caplog.text
     assert outcome.response() == {
-        "batchItemFailures": [{"itemIdentifier": str(i)} for i in range(5)]
+        "batchItemFailures": [{"itemIdentifier": str(i)} for i in range(size)]
     }
 
 
