@@ -31,7 +31,6 @@ from studperf_assets.lib import data
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
 from studperf_assets.lib.prediction_records import unreadable
-from studperf_assets.lib.reference import Reference, bundle_reference
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -69,10 +68,11 @@ def reference_data(
     )
 
 
-def load_reference(model_store: ModelStore, version: str, settings: TrainingSettings) -> Reference:
+def load_reference(model_store: ModelStore, version: str, settings: TrainingSettings) -> Any:
     """A bundle's reference, from a verified copy kept under the work folder (the newest
     few versions are kept: a window reads the reference of the version that served it)."""
     from lambda_service.bundle import prune_cache
+    from studperf_assets.lib.reference import bundle_reference  # onnxruntime: in the step
 
     cache = Path(settings.work_dir) / "references"
     folder = model_store.fetch(version, cache)
