@@ -90,8 +90,8 @@ def old_read_every_file(store: Any) -> float:
 def measure(truth: Any, files: int, per_file: int, template: Any) -> dict[str, Any]:
     from dagster import SensorResult, build_sensor_context
 
-    from studperf_assets.assets.monitoring_sensors import build_sensors
     from studperf_assets.lib.labels import write_labels
+    from studperf_assets.sensors import build_sensors
 
     figures: dict[str, Any] = {"setup_s": round(populate(truth, files, per_file, template), 1)}
     (sensor,) = [s for s in build_sensors() if s.name == "late_labels_sensor"]
@@ -149,10 +149,10 @@ def main() -> None:
     parser.add_argument("--per-file", type=int, default=1000)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    from studperf_assets.local.traffic import training_generator
     from studperf_assets.resources.ground_truth import GroundTruth
     from studperf_assets.resources.metrics_db import MetricsDatabase
     from studperf_assets.resources.object_store import LocalObjectStore
-    from studperf_assets.serving.traffic import training_generator
 
     template = training_generator(seed=0).sample(args.per_file)
     databases = {"sqlite": None, "postgresql": postgres_url()}

@@ -95,7 +95,7 @@ class Stack:
     """`studperf up` in a subprocess, as a user starts it; stopped with SIGTERM."""
 
     def __init__(self, home: Path) -> None:
-        from studperf_assets.serving.moto_local import free_port
+        from studperf_assets.local.moto import free_port
 
         self.home = home
         self.ports = {name: str(free_port()) for name in ("AWS", "UI", "EVIDENTLY")}
@@ -120,13 +120,13 @@ class Stack:
         self.events: list[str] = []
         stdout = self.process.stdout
         threading.Thread(target=lambda: self.events.extend(stdout), daemon=True).start()
-        from studperf_assets.stack import sourced_environment
+        from studperf_assets.local.stack import sourced_environment
 
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.env = sourced_environment(Path(fields["env"]), self.env)
 
     def stop(self) -> None:
-        from studperf_assets.serving.supervisor import processes_with
+        from studperf_assets.local.supervisor import processes_with
 
         started = time.perf_counter()
         if getattr(self, "process", None) is not None:
@@ -204,9 +204,9 @@ def successful_runs(instance: Any, job: str) -> list[Any]:
 def drift_timings(stack: Stack, instance: Any, results: dict[str, Any]) -> None:
     """Calm traffic, then drifted traffic: time to the first alert, and to the first
     prediction by the bundle that the retraining promoted."""
+    from studperf_assets.local.moto import sent_emails
+    from studperf_assets.local.traffic import simulate, training_generator
     from studperf_assets.resources.object_store import LocalObjectStore
-    from studperf_assets.serving.moto_local import sent_emails
-    from studperf_assets.serving.traffic import simulate, training_generator
     from studperf_assets_tests.kinesis_fakes import read_stream
 
     first = json.loads((stack.home / "model_store" / "production.json").read_text())["version"]

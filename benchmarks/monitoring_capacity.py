@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     from dagster import DagsterInstance
 
-    from studperf_assets.serving.moto_local import sent_emails
+    from studperf_assets.local.moto import sent_emails
 
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%F")}
     with running(Stack(Path(tempfile.mkdtemp(prefix="studperf-capacity-")) / "home")) as stack:

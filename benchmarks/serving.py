@@ -229,7 +229,7 @@ def measure_handler(version: str, bundle: Path, cache: Path, records: int) -> di
 def measure_http(env: dict[str, str], bundle: Path, rate: float, seconds: float) -> dict[str, Any]:
     import httpx
 
-    from studperf_assets.serving.moto_local import free_port
+    from studperf_assets.local.moto import free_port
 
     port = free_port()
     server = subprocess.Popen(
@@ -281,7 +281,7 @@ def main() -> None:
 
     import boto3
 
-    from studperf_assets.serving.moto_local import moto_server
+    from studperf_assets.local.moto import moto_server
 
     home = Path(tempfile.mkdtemp(prefix="studperf-serving-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}

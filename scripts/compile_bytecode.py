@@ -23,7 +23,8 @@ from pathlib import Path
 ENTRY_POINTS = {
     "code location": ["studperf_assets.definitions", "studperf_assets.cli"],
     "monitoring": [
-        "studperf_assets.lib.drift", "studperf_assets.lib.dashboard", "evidently.ui.workspace",
+        "studperf_assets.lib.drift", "studperf_assets.resources.evidently_workspace",
+        "evidently.ui.workspace",
     ],
     "training": [
         "studperf_assets.lib.models", "studperf_assets.lib.onnx_export",
@@ -36,9 +37,11 @@ ENTRY_POINTS = {
         "dagster_webserver.cli", "dagster_webserver.webserver", "dagster_graphql",
         "dagster_postgres", "dagster._core.execution.api",
     ],
-    "serving": ["lambda_service.handler", "lambda_service.web", "uvicorn", "studperf_assets.stack"],
+    "serving": [
+        "lambda_service.handler", "lambda_service.web", "uvicorn", "studperf_assets.local.stack",
+    ],
     "local aws": [
-        "studperf_assets.serving.moto_server", "moto.server", "moto.s3.models",
+        "studperf_assets.local.moto_server", "moto.server", "moto.s3.models",
         "moto.kinesis.models", "moto.ses.models",
     ],
     "evidently ui": ["evidently.cli", "evidently.ui.service.app"],

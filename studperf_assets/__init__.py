@@ -1,7 +1,8 @@
-"""studperf's Dagster code location and command line.
+"""studperf: the Dagster code location, its command line and the one-machine platform.
 
-``definitions`` (the one ``Definitions``), ``deployment`` (the local/aws switch and every
-setting), ``jobs``, ``assets/`` (ingestion, training, publishing, monitoring with their checks
-and sensors), ``resources/``, ``lib/`` (pure logic), ``serving/`` (local stand-ins for Lambda's
-plumbing), ``cli``/``demo``/``stack`` (``studperf`` commands, the scripted tour, ``studperf up``).
+The code location: ``definitions`` (built by a function), ``deployment`` (local or aws, and
+every setting), ``jobs``, ``partitions``, ``constants``, ``assets/`` by domain with the checks
+beside them, ``sensors/`` (one module per sensor), ``resources/``, and ``lib/`` (logic free of
+Dagster wiring). Beside it, and never imported by it: ``cli/`` (the ``studperf`` command) and
+``local/`` (``studperf up``, the demo, and the local stand-ins for AWS plumbing).
 """

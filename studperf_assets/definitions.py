@@ -9,10 +9,10 @@ from __future__ import annotations
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from studperf_assets.assets import ingestion, monitoring, publishing, reports, training
-from studperf_assets.assets.monitoring_sensors import build_sensors
 from studperf_assets.deployment import Deployment
 from studperf_assets.jobs import JOBS
 from studperf_assets.resources import resources_for
+from studperf_assets.sensors import build_sensors
 
 ASSET_MODULES = [ingestion, training, publishing, monitoring, reports]
 

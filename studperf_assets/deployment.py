@@ -47,7 +47,7 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_DAGSTER_URL",
     "STUDPERF_SENSORS",
     "STUDPERF_SENSOR_INTERVAL",
-    # the CLI (studperf_assets.cli) and studperf up (studperf_assets.stack)
+    # the CLI (studperf_assets.cli) and studperf up (studperf_assets.local.stack)
     "DAGSTER_HOME",
     "STUDPERF_DAGSTER_STORAGE",
     "STUDPERF_DAGSTER_PG_URL",

@@ -11,7 +11,8 @@ from typing import Any
 
 from dagster import AssetSelection, define_asset_job, multi_or_in_process_executor
 
-from studperf_assets.assets.monitoring import prediction_batch_partitions
+from studperf_assets.constants import MONITORING_JOB, TRAINING_GROUP, TRAINING_JOB
+from studperf_assets.partitions import prediction_batch_partitions
 
 # The executor can still be chosen per run (run config ``execution: {config: {multiprocess:
 # {}}}``). In process is the default; a partitioned job ignores its default config when a
@@ -19,14 +20,14 @@ from studperf_assets.assets.monitoring import prediction_batch_partitions
 IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 training_job = define_asset_job(
-    "training_job",
-    selection=AssetSelection.groups("training") | AssetSelection.assets("reference_data"),
+    TRAINING_JOB,
+    selection=AssetSelection.groups(TRAINING_GROUP) | AssetSelection.assets("reference_data"),
     description="Raw data to a promoted model bundle (and its reference data), with every check.",
     executor_def=multi_or_in_process_executor,
     config=IN_PROCESS,
 )
 monitoring_job = define_asset_job(
-    "monitoring_job",
+    MONITORING_JOB,
     selection=AssetSelection.assets("prediction_batches", "drift_report", "batch_metrics"),
     partitions_def=prediction_batch_partitions,
     description="One prediction batch: archive, labels, drift report, metrics and checks.",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from lambda_service.bundle import Manifest
-from studperf_assets.serving.moto_local import moto_server as local_moto_server
+from studperf_assets.local.moto import moto_server as local_moto_server
 
 # CI shares two cores with a moto server, PostgreSQL and Dagster: how fast hypothesis
 # generates inputs is not what these properties are about (a too-slow health check failed
@@ -92,9 +92,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One full training run on the embedded defaults, shared by read-only tests."""
     from dagster import DagsterInstance
 
+    from studperf_assets.cli.training_run import run_training
     from studperf_assets.definitions import make_definitions
     from studperf_assets.deployment import Deployment
-    from studperf_assets.training_run import run_training
 
     home = tmp_path_factory.mktemp("studperf-home")
     definitions = make_definitions(Deployment(home=home))

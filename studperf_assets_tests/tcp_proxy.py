@@ -16,7 +16,7 @@ import socket
 import threading
 from typing import Any
 
-from studperf_assets.serving.moto_local import free_port
+from studperf_assets.local.moto import free_port
 
 
 class TcpProxy:

@@ -126,7 +126,7 @@ def test_json_log_lines_carry_their_fields() -> None:
     import json
     import logging
 
-    from studperf_assets.cli_logging import JsonFormatter
+    from studperf_assets.cli.terminal import JsonFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -147,8 +147,8 @@ def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
     import logging
 
     from lambda_service.service import BatchOutcome
-    from studperf_assets.serving.kinesis_poller import PollStats
-    from studperf_assets.serving.stream_report import StreamReport
+    from studperf_assets.local.poller import PollStats
+    from studperf_assets.local.stream_report import StreamReport
 
     now = [0.0]
     report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
@@ -164,7 +164,7 @@ def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
 
 
 def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None:
-    from studperf_assets.serving.moto_local import free_port
+    from studperf_assets.local.moto import free_port
 
     port = free_port()
     # PYTHONFAULTHANDLER: should it ever outlive SIGTERM, SIGABRT prints where it is stuck
@@ -212,7 +212,7 @@ def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -
     package's templates, and the embedded one is the repository's dagster.yaml."""
     import yaml
 
-    from studperf_assets.local_dagster import INSTANCE_TEMPLATES, seed_instance
+    from studperf_assets.local.instance import INSTANCE_TEMPLATES, seed_instance
 
     repo = Path(__file__).resolve().parent.parent
     packaged = INSTANCE_TEMPLATES / "dagster.yaml"
@@ -269,7 +269,7 @@ def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 
 
 def test_aws_not_set_up_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
-    from studperf_assets.serving.moto_local import AWS_TEST_ENV, free_port
+    from studperf_assets.local.moto import AWS_TEST_ENV, free_port
 
     no_region = _simulate(_without_aws(tmp_path))
     assert no_region.returncode == 2 and "Traceback" not in no_region.stderr
@@ -293,7 +293,7 @@ def test_aws_not_set_up_is_one_line_that_says_what_to_do(tmp_path: Path) -> None
 
 @pytest.mark.integration
 def test_a_stream_that_does_not_exist_points_at_init_aws(moto_server: str, tmp_path: Path) -> None:
-    from studperf_assets.serving.moto_local import AWS_TEST_ENV
+    from studperf_assets.local.moto import AWS_TEST_ENV
 
     env = _without_aws(tmp_path, **AWS_TEST_ENV, AWS_ENDPOINT_URL=moto_server)
     result = _simulate(env, "--stream", "no-such-stream")
@@ -304,7 +304,7 @@ def test_a_stream_that_does_not_exist_points_at_init_aws(moto_server: str, tmp_p
 def test_other_errors_keep_their_traceback() -> None:
     from botocore.exceptions import ClientError
 
-    from studperf_assets.cli_errors import one_line
+    from studperf_assets.cli.errors import one_line
 
     assert one_line(ValueError("a bug")) is None
     throttled = ClientError({"Error": {"Code": "ThrottlingException"}}, "PutRecords")
@@ -314,7 +314,7 @@ def test_other_errors_keep_their_traceback() -> None:
 @pytest.mark.parametrize("command", ["serve", "stream"])
 def test_an_empty_model_store_is_one_line(command: str, tmp_path: Path) -> None:
     """What the compose services print while they wait for the first bundle."""
-    from studperf_assets.serving.moto_local import AWS_TEST_ENV
+    from studperf_assets.local.moto import AWS_TEST_ENV
 
     store = tmp_path / "store"
     store.mkdir()
@@ -524,7 +524,7 @@ def test_train_and_predict_accept_the_same_files(
 
 def _platform(command: str, home: Path, **ports: int) -> subprocess.CompletedProcess[str]:
     """`studperf up` or `studperf ui` on ``home``, on free ports unless given."""
-    from studperf_assets.serving.moto_local import free_port
+    from studperf_assets.local.moto import free_port
 
     env = {**os.environ, "STUDPERF_HOME": str(home)}
     env |= {
@@ -544,7 +544,7 @@ def test_a_home_owned_by_a_live_stack_is_refused_naming_its_owner(
     """A second `studperf up` on a home started a second stack there (two daemons on one
     instance, two consumers on one checkpoint file). Now it says who owns the home and how
     to stop it, and starts nothing; it never offers other ports (a second stack)."""
-    from studperf_assets.serving.home_lock import own_home
+    from studperf_assets.local.home_lock import own_home
 
     home = tmp_path / "home"
     ownership = own_home(home, "studperf up")  # this test process is the live owner

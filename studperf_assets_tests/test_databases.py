@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from studperf_assets.lib.databases import ensure_databases
+from studperf_assets.cli.databases import ensure_databases
 from studperf_assets_tests.conftest import PG_URL
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from studperf_assets.demo import DemoSummary, print_summary, run_demo
+from studperf_assets.local.demo import DemoSummary, print_summary, run_demo
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 from dagster import SensorResult, build_sensor_context
 
-from studperf_assets.assets.monitoring_sensors import build_sensors
 from studperf_assets.lib.labels import (
     REQUEST_ID,
     LabelFileError,
@@ -24,10 +23,11 @@ from studperf_assets.lib.labels import (
     write_labels,
 )
 from studperf_assets.lib.simulation import request_id_for
+from studperf_assets.local.traffic import reserve_ids, training_generator
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.object_store import LocalObjectStore, S3ObjectStore
-from studperf_assets.serving.traffic import reserve_ids, training_generator
+from studperf_assets.sensors import build_sensors
 
 
 @pytest.fixture

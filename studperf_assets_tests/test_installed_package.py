@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from studperf_assets.serving.moto_local import free_port
-from studperf_assets.serving.supervisor import processes_with
+from studperf_assets.local.moto import free_port
+from studperf_assets.local.supervisor import processes_with
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name

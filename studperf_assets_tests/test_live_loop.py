@@ -26,10 +26,10 @@ from dagster import (
     RunsFilter,
 )
 
-from studperf_assets.demo import as_text
-from studperf_assets.serving.moto_local import free_port, sent_emails
-from studperf_assets.serving.supervisor import processes_with
-from studperf_assets.stack import sourced_environment
+from studperf_assets.local.demo import as_text
+from studperf_assets.local.moto import free_port, sent_emails
+from studperf_assets.local.stack import sourced_environment
+from studperf_assets.local.supervisor import processes_with
 
 pytestmark = pytest.mark.integration
 
@@ -316,7 +316,7 @@ def test_a_batch_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, An
 
 
 def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) -> None:
-    from studperf_assets.serving.supervisor import processes_with
+    from studperf_assets.local.supervisor import processes_with
     from studperf_assets_tests.kinesis_fakes import read_stream
 
     home: Path = live["home"]

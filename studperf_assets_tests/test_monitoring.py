@@ -22,16 +22,16 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.schema import FEATURE_NAMES
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
+from studperf_assets.cli.training_run import run_training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.simulation import Drift, StudentGenerator
+from studperf_assets.local.moto import sent_emails
+from studperf_assets.local.poller import KinesisPoller
+from studperf_assets.local.ticks import Tick, run_requested, tick
+from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
-from studperf_assets.sensor_ticks import Tick, run_requested, tick
-from studperf_assets.serving.kinesis_poller import KinesisPoller
-from studperf_assets.serving.moto_local import sent_emails
-from studperf_assets.serving.traffic import simulate, training_generator
-from studperf_assets.training_run import run_training
 from studperf_assets_tests.conftest import PG_URL
 from studperf_assets_tests.kinesis_fakes import create_stream
 
@@ -511,7 +511,7 @@ def test_late_labels_rerun_the_batch_that_missed_them(
 
     from studperf_assets.lib.labels import REQUEST_ID, write_labels
     from studperf_assets.lib.simulation import request_id_for
-    from studperf_assets.serving.traffic import reserve_ids, send
+    from studperf_assets.local.traffic import reserve_ids, send
 
     store = stack["resources"]["object_store"]
     rows = training_generator(seed=11).sample(200, first_id=reserve_ids(store, 200))
@@ -544,7 +544,7 @@ def test_a_database_outage_does_not_hide_drift(
 ) -> None:
     from dagster import DagsterEventType
 
-    from studperf_assets.serving.moto_local import free_port
+    from studperf_assets.local.moto import free_port
 
     down = f"postgresql+psycopg2://studperf:hunter2@127.0.0.1:{free_port()}/monitoring"
     deployment = stack["deployment"].with_(metrics_db_url=down)

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.kinesis import models
 
-from studperf_assets.serving import moto_server
+from studperf_assets.local import moto_server
 
 METHODS = ("put_record", "get_records", "get_min_sequence_number", "get_max_sequence_number")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from studperf_assets.serving.home_lock import HomeInUse, own_home
-from studperf_assets.serving.supervisor import (
+from studperf_assets.local.home_lock import HomeInUse, own_home
+from studperf_assets.local.supervisor import (
     DIE_WITH_PARENT,
     HOME_VARIABLE,
     StackFailure,
@@ -89,7 +89,7 @@ def test_a_dead_child_is_restarted_and_one_that_keeps_dying_stops_the_stack(
 
 def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Path) -> None:
     """What `source stack.env` does in bash, with a home whose path needs quoting."""
-    from studperf_assets.stack import Stack, StackPorts, sourced_environment
+    from studperf_assets.local.stack import Stack, StackPorts, sourced_environment
 
     home = tmp_path / "a home with 'quotes' and $dollars"
     home.mkdir()
@@ -128,8 +128,8 @@ def sweep(variable: str, value: str) -> None:
 OWNER = """
 import os, sys, time
 from pathlib import Path
-from studperf_assets.serving.home_lock import own_home
-from studperf_assets.serving.supervisor import Supervisor
+from studperf_assets.local.home_lock import own_home
+from studperf_assets.local.supervisor import Supervisor
 home = Path(sys.argv[1])
 ownership = own_home(home, "studperf up")  # held while this process lives
 supervisor = Supervisor(home / "logs", echo=lambda _line: None, home=home)
@@ -279,7 +279,7 @@ def test_a_killed_stack_is_restarted_on_its_home_and_a_second_one_is_refused(
     held the ports; the restart was refused for busy ports, and its advice (other ports)
     started a second stack on the same home. Now a second `up` is refused while the first
     lives, and after `kill -9` the next start on the same ports stops what is left and runs."""
-    from studperf_assets.serving.moto_local import free_port
+    from studperf_assets.local.moto import free_port
 
     home = tmp_path / "home"
     ports = {name: free_port() for name in ("AWS", "UI", "EVIDENTLY")}

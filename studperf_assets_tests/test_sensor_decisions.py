@@ -27,11 +27,20 @@ from dagster import (
     instance_for_test,
 )
 
-from studperf_assets.assets import monitoring_sensors as sensors
+from studperf_assets import sensors
+from studperf_assets.constants import PARTITION_TAG
 from studperf_assets.lib.labels import label_key
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import LocalObjectStore
+from studperf_assets.sensors.late_labels_sensor import late_labels_sensor
+from studperf_assets.sensors.monitoring_alert_sensor import monitoring_alert_sensor
+from studperf_assets.sensors.prediction_batch_sensor import (
+    MAX_BATCHES_PER_TICK,
+    PARTITIONS_NAME,
+    prediction_batch_sensor,
+)
+from studperf_assets.sensors.retraining_sensor import retraining_sensor
 
 BATCH = 10
 
@@ -77,7 +86,7 @@ def cut(
 ) -> tuple[Any, str | None]:
     settings = MonitoringSettings(batch_size=BATCH)
     return evaluate(
-        sensors.cut_batches,
+        prediction_batch_sensor,
         instance,
         cursor,
         prediction_stream=stream,
@@ -104,7 +113,7 @@ def test_whole_batches_become_partitions_and_the_rest_waits(instance: DagsterIns
         waiting.skip_message
     )
     assert json.loads(str(same))["positions"] == {"shard-0": "20"}
-    instance.add_dynamic_partitions(sensors.PARTITIONS_NAME, [str(k) for k in keys])
+    instance.add_dynamic_partitions(PARTITIONS_NAME, [str(k) for k in keys])
     later, _ = cut(instance, FakeStream(31), cursor)
     assert [r.run_config["ops"]["prediction_batches"]["config"] for r in later.run_requests] == [
         {"after": {"shard-0": "20"}, "until": {"shard-0": "30"}}
@@ -113,10 +122,10 @@ def test_whole_batches_become_partitions_and_the_rest_waits(instance: DagsterIns
 
 
 def test_a_tick_cuts_at_most_its_share_of_a_backlog(instance: DagsterInstance) -> None:
-    backlog = FakeStream(BATCH * (sensors.MAX_BATCHES_PER_TICK + 5))
+    backlog = FakeStream(BATCH * (MAX_BATCHES_PER_TICK + 5))
     first, cursor = cut(instance, backlog)
     second, _ = cut(instance, backlog, cursor)
-    assert len(first.run_requests) == sensors.MAX_BATCHES_PER_TICK
+    assert len(first.run_requests) == MAX_BATCHES_PER_TICK
     assert [r.partition_key for r in second.run_requests] == [
         f"batch-0000{n}" for n in range(21, 26)
     ]
@@ -125,7 +134,7 @@ def test_a_tick_cuts_at_most_its_share_of_a_backlog(instance: DagsterInstance) -
 def test_numbering_survives_a_lost_cursor_and_a_new_stream_starts_over(
     instance: DagsterInstance,
 ) -> None:
-    instance.add_dynamic_partitions(sensors.PARTITIONS_NAME, ["batch-000007", "not-a-batch"])
+    instance.add_dynamic_partitions(PARTITIONS_NAME, ["batch-000007", "not-a-batch"])
     result, cursor = cut(instance, FakeStream(10))
     assert [r.partition_key for r in result.run_requests] == ["batch-000008"]
     recreated, _ = cut(instance, FakeStream(10, name="stream-b"), cursor)
@@ -239,7 +248,7 @@ def late(
     instance: DagsterInstance, labels: FakeLabels, database: FakeDatabase, cursor: str | None
 ) -> tuple[Any, str | None]:
     return evaluate(
-        sensors.rerun_for_late_labels,
+        late_labels_sensor,
         instance,
         cursor,
         ground_truth=labels,
@@ -311,7 +320,7 @@ def monitoring_run(instance: DagsterInstance, partition: str, failing: dict[str,
         jobs=[define_asset_job("monitoring_job")],
     )
     run = definitions.resolve_job_def("monitoring_job").execute_in_process(
-        instance=instance, tags={sensors.PARTITION_TAG: partition}
+        instance=instance, tags={PARTITION_TAG: partition}
     )
     return run.run_id
 
@@ -344,7 +353,7 @@ def alerts(
     tmp_path: Path,
 ) -> tuple[Any, str | None]:
     return evaluate(
-        sensors.send_alerts,
+        monitoring_alert_sensor,
         instance,
         cursor,
         alert_sender=sender,
@@ -410,7 +419,7 @@ def retrain(
         retraining_cooldown_seconds=cooldown, min_new_labels_for_retraining=100
     )
     return evaluate(
-        sensors.request_retraining,
+        retraining_sensor,
         instance,
         cursor,
         ground_truth=labels,
@@ -479,7 +488,7 @@ def failing_run(instance: DagsterInstance, job: str, partition: str, error: str)
         .resolve_job_def(job)
         .execute_in_process(
             instance=instance,
-            tags={sensors.PARTITION_TAG: partition} if partition else {},
+            tags={PARTITION_TAG: partition} if partition else {},
             raise_on_error=False,
         )
     )

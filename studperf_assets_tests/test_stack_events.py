@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studperf_assets.stack_events import EventFollower, event_of
+from studperf_assets.local.events import EventFollower, event_of
 
 RUN_ID = "959ac2f5-9854-41e9-ba43-fa56275d3518"
 RUN = f"2026-11-27 22:38:19 +0000 - dagster - INFO - monitoring_job - {RUN_ID}"

@@ -147,7 +147,7 @@ def _poller_setup(
 def test_reported_failures_are_retried_by_the_poller(
     s3_store: S3ModelStore, tmp_path: Path
 ) -> None:
-    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.local.poller import KinesisPoller
 
     kinesis, names, sent, service = _poller_setup(
         s3_store, tmp_path, failing_calls=3, max_attempts=2
@@ -165,7 +165,7 @@ def test_reported_failures_are_retried_by_the_poller(
 def test_batches_that_keep_failing_go_to_the_on_failure_file(
     s3_store: S3ModelStore, tmp_path: Path
 ) -> None:
-    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.local.poller import KinesisPoller
 
     kinesis, names, sent, service = _poller_setup(
         s3_store, tmp_path, failing_calls=10**6, max_attempts=1
@@ -191,7 +191,7 @@ def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
     the copies that causes share their idempotency keys."""
     from lambda_service.service import PredictionService
     from lambda_service.streams import KinesisSink
-    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.local.poller import KinesisPoller
     from studperf_assets_tests.kinesis_fakes import FlakyKinesis, kpl_aggregate
 
     kinesis = boto3.client("kinesis")
@@ -240,7 +240,7 @@ def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
     """As Lambda does with a function error: the batch is retried, and after the retries
     it goes to the on-failure destination; the next batch is scored. Before, the poller
     raised with the handler: studperf stream died, and a restart met the same batch."""
-    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.local.poller import KinesisPoller
 
     kinesis, names, sent, service = _poller_setup(s3_store, tmp_path, 0, max_attempts=1)
     first = min((key.split(":")[1] for key in sent), key=int)
@@ -325,7 +325,7 @@ def test_one_poison_id_does_not_send_its_batch_to_the_failure_file(
     rules, the 49 good records of this batch went to the on-failure file with the bad one."""
     from lambda_service.service import PredictionService
     from lambda_service.streams import KinesisSink
-    from studperf_assets.serving.kinesis_poller import KinesisPoller
+    from studperf_assets.local.poller import KinesisPoller
 
     kinesis = boto3.client("kinesis")
     names = {k: f"poison-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
@@ -532,7 +532,7 @@ def test_a_consumer_started_during_an_outage_waits_for_the_endpoint(
 def test_start_up_waits_only_for_an_endpoint_that_does_not_answer() -> None:
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from studperf_assets.serving.kinesis_poller import OutageTooLong, start_riding_outages
+    from studperf_assets.local.poller import OutageTooLong, start_riding_outages
 
     now = [0.0]
     slept: list[float] = []
@@ -684,7 +684,7 @@ def test_consumers_sharing_a_checkpoint_file_keep_each_others_shards(tmp_path: P
     """Each consumer of a home writes only the shards it holds, into one file: a write must
     not put back another consumer's shard as it was when this one started, and a shard taken
     over resumes after its last holder's checkpoint."""
-    from studperf_assets.serving.kinesis_poller import Checkpoints
+    from studperf_assets.local.poller import Checkpoints
 
     path = tmp_path / "stream" / "in.checkpoints.json"
     first, second = Checkpoints(path), Checkpoints(path)

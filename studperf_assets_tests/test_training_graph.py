@@ -12,12 +12,12 @@ from mlflow.tracking import MlflowClient
 
 from lambda_service.bundle import verify_bundle
 from studperf_assets.assets import ingestion, training
+from studperf_assets.cli.training_run import run_training
 from studperf_assets.definitions import defs, make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import models
 from studperf_assets.lib.trained import MODEL_NAME
 from studperf_assets.resources import resources_for
-from studperf_assets.training_run import run_training
 
 pytestmark = pytest.mark.integration
 

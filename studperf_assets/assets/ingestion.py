@@ -14,13 +14,14 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.labels import as_training_rows
 from studperf_assets.lib.row_cap import cap_training_rows
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.training_settings import TrainingSettings
 
-GROUP = "training"
+GROUP = TRAINING_GROUP
 
 
 class RawDataConfig(Config):

@@ -1,6 +1,6 @@
 """Monitoring: reference data and prediction batches (dynamic partitions), with the checks
 that guard them. The drift report of a batch is ``reports``; sensors are beside them in
-``monitoring_sensors``. onnxruntime loads inside the step that uses it.
+``studperf_assets.sensors``. onnxruntime loads inside the step that uses it.
 """
 
 import json
@@ -17,7 +17,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
-    DynamicPartitionsDefinition,
     Failure,
     MetadataValue,
     Output,
@@ -27,10 +26,12 @@ from dagster import (
 from pydantic import Field
 
 from lambda_service.schema import FEATURE_NAMES, FEATURES
+from studperf_assets.constants import MONITORING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
 from studperf_assets.lib.prediction_records import unreadable
+from studperf_assets.partitions import prediction_batch_partitions
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -38,9 +39,8 @@ from studperf_assets.resources.monitoring import PredictionStream, flatten
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
-GROUP = "monitoring"
+GROUP = MONITORING_GROUP
 REFERENCES_KEPT = 4
-prediction_batch_partitions = DynamicPartitionsDefinition(name="prediction_batches")
 
 
 @asset(group_name=GROUP, kinds={"pandas"})

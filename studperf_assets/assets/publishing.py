@@ -22,12 +22,13 @@ from dagster import (
 
 from lambda_service.bundle import BundleError
 from lambda_service.schema import FEATURE_NAMES
+from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
-GROUP = "training"
+GROUP = TRAINING_GROUP
 CANDIDATE_ALIAS = "candidate"
 CHAMPION_ALIAS = "champion"
 

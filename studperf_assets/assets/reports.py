@@ -23,8 +23,9 @@ from dagster import (
     asset_check,
 )
 
-from studperf_assets.assets.monitoring import GROUP, load_reference, prediction_batch_partitions
+from studperf_assets.assets.monitoring import GROUP, load_reference
 from studperf_assets.lib.drift_summary import DriftSummary
+from studperf_assets.partitions import prediction_batch_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.monitoring import MonitoringSettings
@@ -121,7 +122,7 @@ def _html(snapshot: Any) -> bytes:
 
 def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
     """One Evidently UI snapshot per report of the batch (``evidently ui --workspace …``)."""
-    from studperf_assets.lib.dashboard import add_snapshots
+    from studperf_assets.resources.evidently_workspace import add_snapshots
 
     runs = [(f"{key} drift", result.drift)]
     if result.quality is not None:
@@ -253,14 +254,3 @@ METRIC_COLUMNS = (
     "accuracy",
     "feature_scores",
 )
-
-
-MONITORING_CHECKS = (
-    "batch_records",
-    "batch_labels",
-    "batch_data_quality",
-    "data_drift",
-    "prediction_drift",
-    "performance",
-)
-RETRAINING_CHECKS = ("data_drift", "prediction_drift", "performance")

@@ -20,11 +20,12 @@ from dagster import (
 )
 
 from lambda_service.schema import FEATURE_NAMES, SCALED_FEATURES
+from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.training_settings import TrainingSettings
 
-GROUP = "training"
+GROUP = TRAINING_GROUP
 # A fitted sklearn ColumnTransformer; named loosely so loading the code location stays light.
 Scaler = Any
 
@@ -206,7 +207,7 @@ def candidate_models(
 
 def _progress(items: list[Any], what: str) -> Any:
     """A progress bar when a person is watching (``studperf train`` on a terminal)."""
-    from studperf_assets.cli_logging import progress_enabled
+    from studperf_assets.cli.terminal import progress_enabled
 
     if not progress_enabled():
         return items

@@ -1,5 +1,6 @@
 """The Evidently UI's workspace: one ``studperf`` project, a drift and a quality snapshot
-per monitored batch (``evidently ui --workspace …`` shows them).
+per monitored batch (``evidently ui --workspace …`` shows them). Not a Dagster resource, but
+it writes files under a lock, so it lives beside the resources rather than in ``lib``.
 
 Snapshots are written with the workspace's own local writer, not through ``Workspace``:
 constructing a ``Workspace`` parses every snapshot ever stored, so a monitoring run would
@@ -9,7 +10,6 @@ created once, through ``Workspace``, under a lock so that two first batches make
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +21,11 @@ DESCRIPTION = "Drift and quality of every monitored prediction batch"
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
+    from filelock import FileLock
+
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".studperf.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(folder / ".studperf.lock"):
+        yield
 
 
 def project_id(workspace: str) -> Any:

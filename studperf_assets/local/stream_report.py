@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lambda_service.service import BatchOutcome
-from studperf_assets.serving.kinesis_poller import PollStats
+from studperf_assets.local.poller import PollStats
 
 
 @dataclass

@@ -11,7 +11,7 @@ seconds, 900 by default: the local stack archives every prediction, so nothing d
 reads a stream further back; Kinesis itself keeps 24 hours). What a client sees is moto's
 behaviour otherwise: the same sequence numbers, iterators, errors and shapes.
 
-Run as ``python -m studperf_assets.serving.moto_server [moto.server arguments]``.
+Run as ``python -m studperf_assets.local.moto_server [moto.server arguments]``.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from studperf_assets.deployment import DeploymentError
 
 if TYPE_CHECKING:
-    from studperf_assets.serving.supervisor import Child, Supervisor
+    from studperf_assets.local.supervisor import Child, Supervisor
 
-INSTANCE_TEMPLATES = Path(__file__).resolve().parent / "instance"
+INSTANCE_TEMPLATES = Path(__file__).resolve().parent.parent / "instance"
 TEMPLATE_BY_STORAGE = {"sqlite": "dagster.yaml", "postgres": "dagster.postgres.yaml"}
 CODE_LOCATION_MODULE = "studperf_assets.definitions"
 # `dagster dev` is still Dagster 1.13's supported local runner; `dg dev` would need

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock
 
 if TYPE_CHECKING:
-    from studperf_assets.serving.leases import ShardLeases
+    from studperf_assets.local.leases import ShardLeases
 
 T = TypeVar("T")
 

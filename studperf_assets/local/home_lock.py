@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from studperf_assets.serving.leases import Holder, Lease
-from studperf_assets.serving.supervisor import HOME_VARIABLE, processes_with
+from studperf_assets.local.leases import Holder, Lease
+from studperf_assets.local.supervisor import HOME_VARIABLE, processes_with
 
 LOCK_FILE = "studperf.lock"
 

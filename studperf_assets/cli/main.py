@@ -30,7 +30,7 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
     """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded from the
     package's instance templates (``local_dagster``). This command's own environment then
     names it, for the processes it starts."""
-    from studperf_assets.local_dagster import seed_instance
+    from studperf_assets.local.instance import seed_instance
 
     home = (home or Path(os.environ.get("DAGSTER_HOME") or deployment().home / "dagster")).resolve()
     seed_instance(home, os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"))
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     print("studperf train: loading the Dagster definitions…", flush=True)
     prepare_dagster_home()
-    from studperf_assets.training_run import run_training
+    from studperf_assets.cli.training_run import run_training
 
     outcome = run_training(source=source)
     for line in outcome.summary_lines():
@@ -134,13 +134,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import boto3
 
     from lambda_service.config import build_service
-    from studperf_assets.serving.kinesis_poller import (
+    from studperf_assets.local.leases import ShardLeases
+    from studperf_assets.local.poller import (
         Checkpoints,
         KinesisPoller,
         OutageTooLong,
         start_riding_outages,
     )
-    from studperf_assets.serving.leases import ShardLeases
 
     _serving_environment(args)
     for name, value in (
@@ -149,7 +149,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     ):
         if value:
             os.environ[name] = value
-    from studperf_assets.serving.stream_report import StreamReport
+    from studperf_assets.local.stream_report import StreamReport
 
     state = deployment().home / "stream"
     report = StreamReport(logging.getLogger("studperf.stream"))
@@ -212,7 +212,7 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
     locally; Terraform does it in AWS)."""
     import boto3
 
-    from studperf_assets.serving.moto_local import ensure_bucket, ensure_stream
+    from studperf_assets.local.moto import ensure_bucket, ensure_stream
 
     ensure_bucket(boto3.client("s3"), args.bucket)
     kinesis = boto3.client("kinesis")
@@ -227,7 +227,7 @@ def cmd_init_aws(args: argparse.Namespace) -> int:
 def cmd_init_db(args: argparse.Namespace) -> int:
     """Create the MLflow and monitoring databases beside Dagster's (RDS makes only one) and
     migrate the monitoring database's schema (idempotent: what CD runs at every deploy)."""
-    from studperf_assets.lib.databases import ensure_databases
+    from studperf_assets.cli.databases import ensure_databases
 
     if not args.server_url:
         print("init-db needs --server-url or STUDPERF_DAGSTER_PG_URL", file=sys.stderr)
@@ -248,10 +248,10 @@ def cmd_init_db(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import boto3
 
-    from studperf_assets.cli_logging import Progress
+    from studperf_assets.cli.terminal import Progress
     from studperf_assets.lib.simulation import Drift
+    from studperf_assets.local.traffic import simulate, training_generator
     from studperf_assets.resources import resources_for
-    from studperf_assets.serving.traffic import simulate, training_generator
 
     try:
         drift = Drift.parse(args.drift)
@@ -305,7 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     prepare_dagster_home(home / "dagster")
-    from studperf_assets.demo import print_summary, run_demo
+    from studperf_assets.local.demo import print_summary, run_demo
 
     summary = run_demo(home, batch_size=args.batch_size)
     print_summary(summary)
@@ -317,9 +317,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     For browsing a state (``make train``'s, the demo's): the sensors start stopped here,
     unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
-    from studperf_assets.local_dagster import start_dagster_dev
-    from studperf_assets.serving.home_lock import HomeError, own_home
-    from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
+    from studperf_assets.local.home_lock import HomeError, own_home
+    from studperf_assets.local.instance import start_dagster_dev
+    from studperf_assets.local.supervisor import StackFailure, StopRequested, Supervisor
 
     home = deployment().home
     try:  # its daemon would share the instance with another stack's: one stack per home
@@ -349,10 +349,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """The live local platform (see ``studperf_assets.stack``)."""
+    """The live local platform (see ``studperf_assets.local.stack``)."""
     if not needs_local_aws("up"):
         return 2
-    from studperf_assets.stack import Stack, StackPorts, run_stack
+    from studperf_assets.local.stack import Stack, StackPorts, run_stack
 
     stack = Stack(
         home=deployment().home,
@@ -476,12 +476,12 @@ def _add_platform_commands(sub: Subparsers) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)  # defaults come from the settings
-        from studperf_assets.cli_logging import configure
+        from studperf_assets.cli.terminal import configure
 
         configure()
         return int(args.func(args))
     except Exception as error:
-        from studperf_assets.cli_errors import one_line
+        from studperf_assets.cli.errors import one_line
 
         said = one_line(error)
         if said is None:

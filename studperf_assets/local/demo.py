@@ -23,15 +23,15 @@ from dagster import DagsterInstance, RunRequest
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
+from studperf_assets.cli.training_run import TrainingOutcome, outcome_of, quiet, run_training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
+from studperf_assets.local.moto import ensure_stream, moto_server, sent_emails
+from studperf_assets.local.poller import Checkpoints, KinesisPoller
+from studperf_assets.local.ticks import Tick, run_requested, tick
+from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.resources.monitoring import PredictionStream, flatten
-from studperf_assets.sensor_ticks import Tick, run_requested, tick
-from studperf_assets.serving.kinesis_poller import Checkpoints, KinesisPoller
-from studperf_assets.serving.moto_local import ensure_stream, moto_server, sent_emails
-from studperf_assets.serving.traffic import simulate, training_generator
-from studperf_assets.training_run import TrainingOutcome, outcome_of, quiet, run_training
 
 STREAMS = {
     "input": "studperf-input",
@@ -82,7 +82,7 @@ class Demo:
 
     @staticmethod
     def progress(items: Iterable[Any], total: int, what: str) -> Any:
-        from studperf_assets.cli_logging import progress_enabled
+        from studperf_assets.cli.terminal import progress_enabled
 
         if not progress_enabled():
             return items

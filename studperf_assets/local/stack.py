@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from studperf_assets.deployment import DEFAULT_SENDER
-from studperf_assets.local_dagster import seed_instance, start_dagster_dev
-from studperf_assets.serving.home_lock import HomeError, describe_process, own_home, port_holders
-from studperf_assets.serving.moto_local import AWS_TEST_ENV, MOTO_SERVER
-from studperf_assets.serving.supervisor import StackFailure, StopRequested, Supervisor
-from studperf_assets.stack_events import EventFollower
+from studperf_assets.local.events import EventFollower
+from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
+from studperf_assets.local.instance import seed_instance, start_dagster_dev
+from studperf_assets.local.moto import AWS_TEST_ENV, MOTO_SERVER
+from studperf_assets.local.supervisor import StackFailure, StopRequested, Supervisor
 
 BUCKET = "studperf-local"
 STREAMS = {
@@ -145,7 +145,7 @@ def init_local_aws(stack: Stack) -> None:
     have every alert rejected)."""
     import boto3
 
-    from studperf_assets.serving.moto_local import ensure_bucket, ensure_stream
+    from studperf_assets.local.moto import ensure_bucket, ensure_stream
 
     session = boto3.session.Session(
         aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],

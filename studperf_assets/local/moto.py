@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 # moto's server with its Kinesis made to scale (see moto_server): what every local stack runs.
-MOTO_SERVER = "studperf_assets.serving.moto_server"
+MOTO_SERVER = "studperf_assets.local.moto_server"
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,0 +1,29 @@
+"""Names shared across the code location: asset groups, jobs, sensors and check names.
+
+One place for each, so that a job's selection, a sensor's target and the checks an alert
+reads cannot drift apart."""
+
+TRAINING_GROUP = "training"
+MONITORING_GROUP = "monitoring"
+
+TRAINING_JOB = "training_job"
+MONITORING_JOB = "monitoring_job"
+
+PREDICTION_BATCH_SENSOR = "prediction_batch_sensor"
+LATE_LABELS_SENSOR = "late_labels_sensor"
+MONITORING_ALERT_SENSOR = "monitoring_alert_sensor"
+RETRAINING_SENSOR = "retraining_sensor"
+
+PARTITION_TAG = "dagster/partition"  # Dagster's tag of a partitioned run
+
+# The checks of a monitoring run that an alert e-mail reports, and those that can trigger
+# retraining.
+MONITORING_CHECKS = (
+    "batch_records",
+    "batch_labels",
+    "batch_data_quality",
+    "data_drift",
+    "prediction_drift",
+    "performance",
+)
+RETRAINING_CHECKS = ("data_drift", "prediction_drift", "performance")

@@ -1,0 +1,95 @@
+"""late_labels_sensor: re-runs the batches that joined their labels before late labels came."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason
+
+from studperf_assets.resources.ground_truth import GroundTruth
+from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
+from studperf_assets.resources.monitoring_schema import stored_key
+
+MAX_LABEL_FILES_PER_TICK = 200
+JOIN_CLOCK_SLACK = timedelta(seconds=2)  # a join this close to an ingestion may have missed it
+# Label files are re-listed this far back: a run that stamped a file earlier than one the
+# sensor has seen may commit later (clocks of two processes, a slow transaction).
+HANDLED_SLACK = timedelta(minutes=2)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC) + HANDLED_SLACK
+
+
+def late_labels_sensor(
+    context: SensorEvaluationContext,
+    ground_truth: GroundTruth,
+    metrics_database: MetricsDatabase,
+) -> SensorResult | SkipReason:
+    """When labels arrive for predictions in batches that joined their labels before those
+    arrived, re-run those batches, so their quality and the performance check catch up.
+
+    Looks at two things each tick: the label files that runs ingested since the last tick
+    (from the monitoring database's ledger, by the time they were handled: our clock, not a
+    writer's), and the files under ``labels/`` that no run has ingested yet. Their
+    predictions are found through the prediction index. A batch is re-run only if it joined
+    its labels before the file was ingested (or the file is not ingested yet): not a batch
+    whose first run is still on its way, and not one that already saw the file."""
+    try:
+        return _rerun_for_late_labels(context, ground_truth, metrics_database)
+    except MonitoringDatabaseError as error:
+        return SkipReason(f"{error}; label files wait for the next tick")
+
+
+def _rerun_for_late_labels(
+    context: SensorEvaluationContext, ground_truth: GroundTruth, metrics_database: MetricsDatabase
+) -> SensorResult | SkipReason:
+    state = json.loads(context.cursor) if context.cursor else {}
+    now = datetime.now(UTC)
+    # a first tick looks at the whole ledger, a page per tick
+    after = datetime.fromisoformat(state["after"]) if "after" in state else EPOCH
+    seen = set(state.get("seen", []))
+    reruns: dict[str, str] = {}  # partition -> the label file it has not seen
+    handled = [
+        (key, status, at)
+        for key, status, at in metrics_database.label_files_handled_since(after - HANDLED_SLACK)
+        if key not in seen
+    ][:MAX_LABEL_FILES_PER_TICK]
+    for key, status, handled_at in handled:
+        if status == "ingested":
+            ids = metrics_database.request_ids_labelled_by(key)
+            _missed(metrics_database, ids, handled_at, key, reruns)
+    unseen = ground_truth.unseen_files(now)[:MAX_LABEL_FILES_PER_TICK]
+    for key in unseen:  # the run that reads it will ingest it
+        _missed(metrics_database, ground_truth.request_ids_in(key), None, key, reruns)
+    newest = max([after, *(at for _, _, at in handled)])
+    cursor = {
+        "after": newest.isoformat(),
+        "seen": sorted(
+            {k for k in seen | {k for k, _, _ in handled}}
+            & {k for k, _, at in metrics_database.label_files_handled_since(newest - HANDLED_SLACK)}
+        ),
+    }
+    requests = [
+        RunRequest(run_key=f"{partition}@{stored_key(key)}", partition_key=partition)
+        for partition, key in sorted(reruns.items())
+    ]
+    summary = (
+        f"{len(handled)} label files ingested since the last look, {len(unseen)} not ingested "
+        f"yet; re-running {len(requests)} batches"
+    )
+    context.log.info(summary)
+    skip = None if requests else SkipReason(summary)  # the daemon shows why, not "empty result"
+    return SensorResult(run_requests=requests, cursor=json.dumps(cursor), skip_reason=skip)
+
+
+def _missed(
+    database: MetricsDatabase,
+    request_ids: set[str],
+    handled_at: datetime | None,
+    key: str,
+    reruns: dict[str, str],
+) -> None:
+    """Add the batches holding ``request_ids`` that joined their labels before the file
+    was handled (``None``: not handled yet) and still lack some."""
+    for partition, join in database.label_joins(database.partitions_for(request_ids)).items():
+        complete = join["labelled"] >= join["rows"]
+        missed = handled_at is None or join["joined_at"] <= handled_at + JOIN_CLOCK_SLACK
+        if not complete and missed:
+            reruns[partition] = max(key, reruns.get(partition, ""))

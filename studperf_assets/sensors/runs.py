@@ -1,0 +1,76 @@
+"""Finished runs as the alert and retraining sensors read them: what failed in each."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    AssetCheckEvaluation,
+    DagsterEventType,
+    DagsterRunStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+)
+
+from studperf_assets.constants import MONITORING_CHECKS, MONITORING_JOB, PARTITION_TAG, TRAINING_JOB
+from studperf_assets.sensors.incidents import RunFailure, run_failure
+
+
+@dataclass
+class MonitoringRun:
+    """A finished run of a watched job, and what went wrong in it: the monitoring checks
+    that failed (monitoring runs), or where the run itself failed."""
+
+    updated: float
+    partition: str
+    run_id: str
+    failed: dict[str, dict[str, Any]]  # check name -> its metadata
+    job: str = "monitoring_job"
+    failure: RunFailure | None = None  # None: the run succeeded
+
+
+WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB)
+
+
+def finished_runs(
+    context: SensorEvaluationContext, after: float, jobs: tuple[str, ...] = WATCHED_JOBS
+) -> Iterator[MonitoringRun]:
+    """Runs of ``jobs`` finished after ``after`` (a timestamp), oldest first."""
+    records = context.instance.get_run_records(
+        filters=RunsFilter(
+            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+            updated_after=datetime.fromtimestamp(after, UTC),
+        ),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=200,
+    )
+    for record in records:
+        dagster_run = record.dagster_run
+        if dagster_run.job_name not in jobs:
+            continue
+        failed = dagster_run.status == DagsterRunStatus.FAILURE
+        run = MonitoringRun(
+            updated=record.update_timestamp.timestamp(),
+            partition=dagster_run.tags.get(PARTITION_TAG, ""),
+            run_id=dagster_run.run_id,
+            failed={},
+            job=dagster_run.job_name,
+            failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
+        )
+        for entry in context.instance.all_logs(
+            run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+        ):
+            evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
+            if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
+                continue
+            if evaluation.check_name in MONITORING_CHECKS:
+                metadata = {k: v.value for k, v in evaluation.metadata.items()}
+                run.failed[evaluation.check_name] = metadata
+        yield run
+
+
+def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
+    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
+    return finished_runs(context, after, jobs=(MONITORING_JOB,))
