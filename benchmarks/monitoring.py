@@ -63,12 +63,12 @@ def end_to_end(rows: int) -> dict[str, float]:
     from lambda_service.model_provider import ModelProvider
     from lambda_service.service import PredictionService
     from lambda_service.streams import KinesisSink
-    from studperf_assets.cli.training_run import run_training
     from studperf_assets.definitions import make_definitions
     from studperf_assets.deployment import Deployment
     from studperf_assets.local.moto import ensure_stream, moto_server
     from studperf_assets.local.poller import KinesisPoller
     from studperf_assets.local.traffic import simulate, training_generator
+    from studperf_assets.local.training_run import run_training
 
     home = Path(tempfile.mkdtemp(prefix="studperf-monitoring-bench-"))
     with moto_server():

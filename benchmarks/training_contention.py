@@ -31,7 +31,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
-from studperf_assets.cli.training_run import run_training
+from studperf_assets.local.training_run import run_training
 home, threads = sys.argv[1], int(sys.argv[2])
 definitions = make_definitions(Deployment(home=Path(home), training={"native_threads": threads}))
 started = time.perf_counter()

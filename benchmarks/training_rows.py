@@ -34,7 +34,7 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
-from studperf_assets.cli.training_run import run_training
+from studperf_assets.local.training_run import run_training
 home, source = Path(sys.argv[1]), sys.argv[2]
 instance = DagsterInstance.ephemeral()
 outcome = run_training(source=source, instance=instance,

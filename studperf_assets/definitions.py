@@ -1,12 +1,19 @@
-"""The one Definitions object of the studperf code location.
+"""The studperf code location's definitions, built by functions.
 
-The deployment (``STUDPERF_DEPLOYMENT``: local or aws, and every other setting) is read
-once, here; everything else receives it as parameters (see ``deployment``).
+Importing this module does no work and reads no environment. Dagster's loader calls ``defs``
+(a lazy ``@definitions`` entry) when it loads the code location; that is the one place the
+deployment (``STUDPERF_DEPLOYMENT`` and every other setting) is read from the environment.
+The CLI, the demo and the tests call ``make_definitions`` with a deployment of their own.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    Definitions,
+    definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 from studperf_assets.assets import ingestion, monitoring, publishing, reports, training
 from studperf_assets.deployment import Deployment
@@ -18,6 +25,7 @@ ASSET_MODULES = [ingestion, training, publishing, monitoring, reports]
 
 
 def make_definitions(deployment: Deployment) -> Definitions:
+    """Assets, checks, jobs, sensors and resources for one deployment."""
     return Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
@@ -27,4 +35,8 @@ def make_definitions(deployment: Deployment) -> Definitions:
     )
 
 
-defs = make_definitions(Deployment.from_environment())
+@definitions
+def defs() -> Definitions:
+    """The code location's entry (``workspace.yaml``, ``dagster dev -m``): this process's
+    deployment, read from the environment when Dagster loads it."""
+    return make_definitions(Deployment.from_environment())

@@ -116,7 +116,7 @@ class Deployment:
         }
         return cls(
             kind=env.get("STUDPERF_DEPLOYMENT", "local"),
-            home=Path(env.get("STUDPERF_HOME", ".studperf")).resolve(),
+            home=home_from_environment(env),
             data_source=env.get("STUDPERF_DATA_SOURCE", ""),
             model_store=env.get("STUDPERF_MODEL_STORE", ""),
             monitoring_store=env.get("STUDPERF_MONITORING_STORE", ""),
@@ -131,3 +131,11 @@ class Deployment:
             sensor_interval_seconds=int(env.get("STUDPERF_SENSOR_INTERVAL", "15")),
             **secrets,
         )
+
+
+def home_from_environment(environ: Mapping[str, str] | None = None) -> Path:
+    """``STUDPERF_HOME`` (default ``./.studperf``), absolute. Read alone, without validating the
+    rest of the deployment: the demo and the instance folder need only the home, and a
+    half-set AWS environment must not stop them."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("STUDPERF_HOME", ".studperf")).resolve()

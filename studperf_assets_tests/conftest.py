@@ -26,11 +26,19 @@ REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("STUDPERF_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+KEEP_ENVIRONMENT = "STUDPERF_TESTS_KEEP_ENVIRONMENT"
+OWN_VARIABLES = ("STUDPERF_", "MLFLOW_")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Tests get their settings as parameters (``Deployment``): a developer's own STUDPERF_*,
-    MLFLOW_* or DAGSTER_HOME must not reach them, nor the processes they start. Cleared
-    before collection, since importing the code location reads the environment once."""
-    for name in [n for n in os.environ if n.startswith(("STUDPERF_", "MLFLOW_"))]:
+    """Belt and braces. In-process tests get their settings as parameters (``Deployment``,
+    ``make_definitions``) and importing the code location reads nothing, so they pass in any
+    environment (``test_configuration`` runs them under a hostile one with this off). The
+    processes some tests start (``studperf up``, the daemon) inherit the environment, and a
+    developer's own STUDPERF_*, MLFLOW_* or DAGSTER_HOME must not reach them."""
+    if os.environ.get(KEEP_ENVIRONMENT):
+        return
+    for name in [n for n in os.environ if n.startswith(OWN_VARIABLES)]:
         del os.environ[name]
     os.environ.pop("DAGSTER_HOME", None)
 
@@ -92,9 +100,9 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One full training run on the embedded defaults, shared by read-only tests."""
     from dagster import DagsterInstance
 
-    from studperf_assets.cli.training_run import run_training
     from studperf_assets.definitions import make_definitions
     from studperf_assets.deployment import Deployment
+    from studperf_assets.local.training_run import run_training
 
     home = tmp_path_factory.mktemp("studperf-home")
     definitions = make_definitions(Deployment(home=home))
@@ -129,3 +137,11 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (wheel,) = dist.glob("*.whl")
     return wheel
+
+
+@pytest.fixture
+def code_location_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test that loads the code location as Dagster does (``defs()`` reads this
+    process's environment): the local defaults, whatever the shell holds."""
+    for name in [n for n in os.environ if n.startswith(OWN_VARIABLES)]:
+        monkeypatch.delenv(name)

@@ -30,8 +30,9 @@ from dagster import build_resources
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 import studperf_assets.definitions as definitions
-resources = definitions.defs.resources
-snapshot = serialize_value(RepositorySnap.from_def(definitions.defs.get_repository_def()))
+defs = definitions.defs()  # what the code server does on load
+resources = defs.resources
+snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
 with build_resources({k: resources[k] for k in ("metrics_database", "mlflow")}) as run:
     urls = {"database": run.metrics_database.url, "mlflow": run.mlflow.tracking_uri}
 print(json.dumps({"snapshot": snapshot, "resolved": urls}))
@@ -39,7 +40,7 @@ print(json.dumps({"snapshot": snapshot, "resolved": urls}))
 
 
 def test_no_password_reaches_the_ui_and_runs_still_get_it() -> None:
-    env = {**os.environ, **SECRET_ENV}
+    env = {**local_environment(), **SECRET_ENV}
     result = subprocess.run(
         [sys.executable, "-c", SNAPSHOT],
         env=env,
@@ -97,3 +98,66 @@ def test_local_defaults_live_under_home(tmp_path: Path) -> None:
     assert resources["model_store"] == LocalModelStore(root=str(tmp_path / "model_store"))
     assert resources["metrics_database"].url == f"sqlite:///{tmp_path / 'monitoring.db'}"
     assert resources["io_manager"].store.root == str(tmp_path)
+
+
+def local_environment() -> dict[str, str]:
+    """This process's environment without studperf's own settings (the local defaults)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("STUDPERF_", "MLFLOW_"))}
+
+
+HOSTILE = {
+    "STUDPERF_DEPLOYMENT": "aws",  # half set: no stores, no database
+    "STUDPERF_SENSORS": "sideways",
+    "STUDPERF_SENSOR_INTERVAL": "often",
+    "STUDPERF_HOME": "/nonexistent/studperf",
+    "STUDPERF_MODEL_STORE": "s3://nobody-owns-this/models",
+    "MLFLOW_TRACKING_URI": "postgresql://nobody@127.0.0.1:9/none",
+    "DAGSTER_HOME": "/nonexistent/dagster",
+}
+
+
+def test_importing_the_code_location_reads_no_environment() -> None:
+    """The module imports under any environment; ``defs()`` (what Dagster calls on load) is
+    where a bad setting is met, with its name."""
+    script = (
+        "import studperf_assets.definitions as d, studperf_assets.local.demo, "
+        "studperf_assets.local.training_run\n"
+        "try:\n    d.defs()\nexcept Exception as error:\n    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**local_environment(), **HOSTILE},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "STUDPERF_SENSORS must be running or stopped, not 'sideways'" in result.stdout
+
+
+def test_the_in_process_tests_need_no_clean_environment() -> None:
+    """The conftest's clearing switched off, under a hostile environment: the tests that run
+    the code location in process (sensor decisions, checks, the training graph's shape)
+    still pass, since they pass their deployment as parameters."""
+    tests = Path(__file__).resolve().parent
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tests / "sensors" / "test_sensor_decisions.py"),
+            str(tests / "assets" / "test_training_graph.py::test_definitions_load"),
+            str(tests / "lib" / "test_alert_email.py"),
+        ],
+        env={**local_environment(), **HOSTILE, "STUDPERF_TESTS_KEEP_ENVIRONMENT": "1"},
+        cwd=tests.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout

@@ -13,10 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from lambda_service.bundle import resolve_bundle_uri
 from lambda_service.predictor import Predictor
-from studperf_assets.cli.training_run import run_training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.trained import MODEL_NAME
+from studperf_assets.local.training_run import run_training
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studperf_assets.deployment import SERVER_DATABASES, Deployment
+from studperf_assets.deployment import SERVER_DATABASES, Deployment, home_from_environment
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -32,7 +32,9 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
     names it, for the processes it starts."""
     from studperf_assets.local.instance import seed_instance
 
-    home = (home or Path(os.environ.get("DAGSTER_HOME") or deployment().home / "dagster")).resolve()
+    home = (
+        home or Path(os.environ.get("DAGSTER_HOME") or home_from_environment() / "dagster")
+    ).resolve()
     seed_instance(home, os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
@@ -47,9 +49,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     print("studperf train: loading the Dagster definitions…", flush=True)
     prepare_dagster_home()
-    from studperf_assets.cli.training_run import run_training
+    from studperf_assets.definitions import make_definitions
+    from studperf_assets.local.training_run import run_training
 
-    outcome = run_training(source=source)
+    outcome = run_training(definitions=make_definitions(deployment()), source=source)
     for line in outcome.summary_lines():
         print(line)
     print(f"elapsed {time.perf_counter() - started:.1f}s", flush=True)
@@ -300,14 +303,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not needs_local_aws("demo"):
         return 2
     warnings.filterwarnings("ignore")  # library preview/beta notices drown the step lines
-    home = Path(args.home or deployment().home / "demo").resolve()
+    home = Path(args.home or home_from_environment() / "demo").resolve()
     if home.exists() and not args.keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     prepare_dagster_home(home / "dagster")
+    from studperf_assets.cli.terminal import progress_enabled
     from studperf_assets.local.demo import print_summary, run_demo
 
-    summary = run_demo(home, batch_size=args.batch_size)
+    summary = run_demo(home, batch_size=args.batch_size, progress=progress_enabled())
     print_summary(summary)
     return 0
 

@@ -23,7 +23,6 @@ from dagster import DagsterInstance, RunRequest
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.cli.training_run import TrainingOutcome, outcome_of, quiet, run_training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
@@ -31,6 +30,7 @@ from studperf_assets.local.moto import ensure_stream, moto_server, sent_emails
 from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
+from studperf_assets.local.training_run import TrainingOutcome, outcome_of, quiet, run_training
 from studperf_assets.resources.monitoring import PredictionStream, flatten
 
 STREAMS = {
@@ -57,8 +57,11 @@ class DemoSummary:
 
 
 class Demo:
-    def __init__(self, home: Path, batch_size: int, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self, home: Path, batch_size: int, echo: Callable[[str], None], progress: bool = False
+    ) -> None:
         self.home, self.batch_size, self.echo = home, batch_size, echo
+        self.show_progress = progress
         self.summary = DemoSummary(home=home)
         self.deployment = Deployment(
             home=home,
@@ -80,11 +83,8 @@ class Demo:
         self.summary.steps.append((title, seconds))
         self.echo(f"      done in {seconds:.1f}s")
 
-    @staticmethod
-    def progress(items: Iterable[Any], total: int, what: str) -> Any:
-        from studperf_assets.cli.terminal import progress_enabled
-
-        if not progress_enabled():
+    def progress(self, items: Iterable[Any], total: int, what: str) -> Any:
+        if not self.show_progress:
             return items
         from tqdm import tqdm
 
@@ -249,9 +249,12 @@ def run_demo(
     calm_batches: int = 2,
     drifted_batches: int = 2,
     echo: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> DemoSummary:
+    """The scripted tour on a local deployment of its own at ``home``; ``progress`` draws
+    progress bars (the CLI asks for them on a terminal)."""
     warnings.filterwarnings("ignore")  # library beta/deprecation notices drown the step lines
-    return Demo(home, batch_size, echo).run(calm_batches, drifted_batches)
+    return Demo(home, batch_size, echo, progress).run(calm_batches, drifted_batches)
 
 
 def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> None:

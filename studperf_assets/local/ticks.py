@@ -1,6 +1,6 @@
 """A sensor's tick and the runs it asks for, in this process: what the Dagster daemon does
 with them, for the scripted demo and the tests. (The running platform leaves it to the daemon;
-``studperf_assets_tests/test_live_loop.py`` tests that path.)"""
+``studperf_assets_tests/local/test_live_loop.py`` tests that path.)"""
 
 from __future__ import annotations
 

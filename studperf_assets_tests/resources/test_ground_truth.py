@@ -1,6 +1,6 @@
 """Ground truth: labels join the prediction they name, are ingested once, and every bad or
 conflicting label is reported by name. Local folder + SQLite here; the same code runs on
-S3 (moto server) and PostgreSQL in test_monitoring.py."""
+S3 (moto server) and PostgreSQL in assets/test_monitoring.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
-from studperf_assets.definitions import defs
 from studperf_assets.resources.tracking import end_leftover_runs
 
 
@@ -77,13 +76,16 @@ def quiet(log_level: str = "WARNING") -> dict[str, Any]:
 
 
 def run_training(
+    *,
+    definitions: Definitions,
     source: str = "",
     instance: DagsterInstance | None = None,
-    definitions: Definitions | None = None,
     log_level: str = "INFO",
 ) -> TrainingOutcome:
-    """Materialize the whole training graph; the outcome says what was published."""
-    job = (definitions or defs).resolve_job_def("training_job")
+    """Materialize the whole training graph of ``definitions`` (built for a deployment by
+    ``make_definitions``) on ``instance`` (default: ``DagsterInstance.get()``); the outcome
+    says what was published. ``source`` overrides the deployment's training data."""
+    job = definitions.resolve_job_def("training_job")
     run_config: dict[str, Any] = {
         **quiet(log_level),
         "ops": {"raw_student_data": {"config": {"source": source}}},

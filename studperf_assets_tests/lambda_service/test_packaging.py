@@ -22,7 +22,7 @@ from studperf_assets_tests.kinesis_fakes import (
 )
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "lambda_service" / "Dockerfile"
 
 PROBE = """

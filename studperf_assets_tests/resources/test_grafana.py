@@ -21,7 +21,7 @@ import yaml
 
 from studperf_assets.resources.metrics_db import MetricsDatabase
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 

@@ -12,18 +12,19 @@ from mlflow.tracking import MlflowClient
 
 from lambda_service.bundle import verify_bundle
 from studperf_assets.assets import ingestion, training
-from studperf_assets.cli.training_run import run_training
-from studperf_assets.definitions import defs, make_definitions
+from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import models
 from studperf_assets.lib.trained import MODEL_NAME
+from studperf_assets.local.training_run import run_training
 from studperf_assets.resources import resources_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_definitions_load() -> None:
-    graph = defs.resolve_asset_graph()
+    definitions = make_definitions(Deployment())
+    graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {
         "raw_student_data",
@@ -39,15 +40,15 @@ def test_definitions_load() -> None:
         "drift_report",
         "batch_metrics",
     }
-    assert defs.resolve_job_def("training_job").name == "training_job"
-    assert defs.resolve_job_def("monitoring_job").partitions_def is not None
+    assert definitions.resolve_job_def("training_job").name == "training_job"
+    assert definitions.resolve_job_def("monitoring_job").partitions_def is not None
     for sensor in (
         "prediction_batch_sensor",
         "late_labels_sensor",
         "monitoring_alert_sensor",
         "retraining_sensor",
     ):
-        assert defs.resolve_sensor_def(sensor).name == sensor
+        assert definitions.resolve_sensor_def(sensor).name == sensor
     checks = {c.name for c in graph.asset_check_keys}
     assert {"raw_label_consistency", "model_bundle_integrity", "model_bundle_vs_champion"} <= checks
 

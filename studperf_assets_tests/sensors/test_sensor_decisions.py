@@ -564,7 +564,7 @@ def test_with_the_database_down_a_failed_run_is_told_at_once(
 
 
 def test_a_sensor_that_keeps_failing_is_an_incident_until_it_ticks_again(
-    instance: DagsterInstance, tmp_path: Path, database: Any
+    instance: DagsterInstance, tmp_path: Path, database: Any, code_location_environment: None
 ) -> None:
     (origin,) = [s for s in _remote_sensors(instance) if s.name == "late_labels_sensor"]
     for _ in range(3):

@@ -22,7 +22,6 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.schema import FEATURE_NAMES
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
-from studperf_assets.cli.training_run import run_training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
@@ -31,6 +30,7 @@ from studperf_assets.local.moto import sent_emails
 from studperf_assets.local.poller import KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
+from studperf_assets.local.training_run import run_training
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets_tests.conftest import PG_URL
 from studperf_assets_tests.kinesis_fakes import create_stream

@@ -20,7 +20,7 @@ import pytest
 from studperf_assets.local.moto import free_port
 from studperf_assets.local.supervisor import processes_with
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name
   locationOrLoadError { __typename
     ... on RepositoryLocation { repositories { jobs { name } sensors { name } } }

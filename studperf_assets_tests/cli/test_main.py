@@ -214,7 +214,7 @@ def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -
 
     from studperf_assets.local.instance import INSTANCE_TEMPLATES, seed_instance
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     packaged = INSTANCE_TEMPLATES / "dagster.yaml"
     assert packaged.read_bytes() == (repo / "dagster.yaml").read_bytes()
 
