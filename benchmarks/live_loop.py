@@ -120,7 +120,7 @@ class Stack:
         self.events: list[str] = []
         stdout = self.process.stdout
         threading.Thread(target=lambda: self.events.extend(stdout), daemon=True).start()
-        from studperf_assets.local.stack import sourced_environment
+        from studperf_assets_tests.shell import sourced_environment
 
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.env = sourced_environment(Path(fields["env"]), self.env)

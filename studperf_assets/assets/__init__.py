@@ -1,5 +1,7 @@
 """Assets by domain, each module with the checks that guard it: ingestion, training,
-publishing (bundle and promotion) and monitoring (with its sensors beside it)."""
+publishing (bundle and promotion), monitoring (reference data and prediction batches) and
+reports (a batch's drift report, its checks and its metrics row). The sensors that drive
+them are in ``studperf_assets.sensors``."""
 
 import warnings
 

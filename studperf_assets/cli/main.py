@@ -28,7 +28,7 @@ def deployment() -> Deployment:
 
 def prepare_dagster_home(home: Path | None = None) -> Path:
     """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded from the
-    package's instance templates (``local_dagster``). This command's own environment then
+    package's instance templates (``local.instance``). This command's own environment then
     names it, for the processes it starts."""
     from studperf_assets.local.instance import seed_instance
 

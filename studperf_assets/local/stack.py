@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -100,18 +99,6 @@ class Stack:
         ]
         path.write_text("\n".join(lines) + "\n")
         return path
-
-
-def sourced_environment(env_file: Path, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment a shell with ``base`` has after ``source env_file`` (for tools and
-    tests that follow the README's instructions literally)."""
-    script = 'source "$1" && env -0'
-    result = subprocess.run(
-        ["bash", "-c", script, "bash", str(env_file)],
-        env=dict(base), capture_output=True, check=True, timeout=30,
-    )  # fmt: skip
-    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
-    return {name: value for name, value in pairs if name not in ("_", "SHLVL", "PWD", "OLDPWD")}
 
 
 def port_free(port: int) -> bool:

@@ -3,7 +3,10 @@
 ``local_resources``: folders and SQLite under the deployment's home, no server needed.
 ``aws_resources``: S3 stores, databases and MLflow named by URL. Each resource is a
 ``ConfigurableResource`` with one interface and a local and an S3 implementation where
-storage is involved (model store, object store, the IO manager on top of it).
+storage is involved (model store, object store, the IO manager on top of it), except
+``mlflow``: dagster-mlflow's ``MlFlow`` is a function-style ``@resource`` whose
+``mlflow_run_id`` API the training assets use, and ``tracking.mlflow_tracking`` wraps it
+(lazily, see ``LazyMlFlow``) rather than re-implement it.
 """
 
 from __future__ import annotations

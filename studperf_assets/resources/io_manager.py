@@ -73,14 +73,6 @@ class SafeIOManager(ConfigurableIOManager):
         return json.loads(read("value.json"))
 
 
-def _all_frames(obj: Any) -> bool:
-    return (
-        isinstance(obj, dict)
-        and bool(obj)
-        and all(isinstance(v, pd.DataFrame) for v in obj.values())
-    )
-
-
 def _parquet(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer)

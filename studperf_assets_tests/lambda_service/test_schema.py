@@ -35,7 +35,24 @@ def test_valid_record_in_schema_order_with_extra_keys_ignored() -> None:
 
 def test_numeric_strings_are_accepted() -> None:
     record = {k: str(v) for k, v in VALID.items()}
-    assert parse_record(record)[1] == 12.5
+    assert parse_record(record) == [float(VALID[name]) for name in FEATURE_NAMES]
+
+
+def test_the_schema_is_the_dataset_without_demographics_and_outcomes() -> None:
+    """The input schema is the shipped dataset's columns less the demographics (dropped on
+    purpose), the id and the outcomes; each feature's range is the data's own."""
+    import csv
+
+    from studperf_assets.lib.data import bundled_dataset_path
+
+    with bundled_dataset_path().open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    dropped = {"StudentID", "Age", "Gender", "Ethnicity", "GPA", "GradeClass"}
+    assert tuple(c for c in rows[0] if c not in dropped) == FEATURE_NAMES
+    for feature in FEATURES:
+        values = [float(row[feature.name]) for row in rows]
+        assert feature.minimum <= min(values) and max(values) <= feature.maximum, feature.name
+        assert max(values) > feature.maximum - (feature.maximum - feature.minimum) / 4
 
 
 @pytest.mark.parametrize(

@@ -342,10 +342,15 @@ def test_pinned_bundle_is_not_swapped(
 ) -> None:
     clock = Clock()
     folder, manifest = trained_bundle
-    provider = ModelProvider(str(folder), tmp_path / "cache", refresh_seconds=0, clock=clock)
-    store.promote(_second_bundle(store, tmp_path), {}, replacing=manifest.version)
+    pinned = ModelProvider(str(folder), tmp_path / "pinned", refresh_seconds=0, clock=clock)
+    following = ModelProvider(store.root_uri, tmp_path / "following", refresh_seconds=0)
+    assert following.predictor.version == pinned.predictor.version == manifest.version
+    second = _second_bundle(store, tmp_path)
+    store.promote(second, {}, replacing=manifest.version)
     clock.now = 100
-    assert not provider.follows_pointer and provider.predictor.version == manifest.version
+    assert following.refresh() and following.predictor.version == second  # the pointer moved
+    assert not pinned.refresh()  # ...and a pinned bundle stays what it was
+    assert pinned.predictor.version == manifest.version
 
 
 def test_missing_or_corrupt_bundle_at_cold_start_names_the_uri(

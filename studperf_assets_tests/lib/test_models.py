@@ -48,9 +48,19 @@ def test_ordinal_needs_gpa() -> None:
         models.GPAOrdinalClassifier().fit(np.zeros((3, 1)), np.zeros(3))
 
 
-def test_search_space_covers_several_families() -> None:
-    families = {spec.family for spec in models.search_space()}
-    assert families == {"gpa_ordinal", "logistic_regression", "hist_gradient_boosting"}
+def test_search_space_is_distinct_seeded_and_sized_by_its_sample() -> None:
+    """Every candidate is a model of its own (a duplicate would waste a fit and tie the
+    ranking), the same seed gives the same search, and the tree sample is what was asked."""
+    first = list(models.search_space(seed=3, boosting_samples=6))
+    names = [spec.name for spec in first]
+    assert len(set(names)) == len(names)
+    assert [s.name for s in models.search_space(seed=3, boosting_samples=6)] == names
+    trees = [s for s in first if s.family == "hist_gradient_boosting"]
+    assert len(trees) == 6
+    other_seed = [s.params for s in models.search_space(seed=4, boosting_samples=6)]
+    assert [s.params for s in trees] != other_seed[-6:]
+    for spec in first:
+        assert spec.build().get_params()  # each builds an estimator of its family
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,8 @@ from dagster import (
 
 from studperf_assets.local.demo import as_text
 from studperf_assets.local.moto import free_port, sent_emails
-from studperf_assets.local.stack import sourced_environment
 from studperf_assets.local.supervisor import processes_with
+from studperf_assets_tests.shell import sourced_environment
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,20 @@
+"""A shell's view of ``studperf up``'s environment file, for tests and benchmarks that follow
+the README's instructions literally (``source $STUDPERF_HOME/stack.env``)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def sourced_environment(env_file: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a shell with ``base`` has after ``source env_file`` (for tools and
+    tests that follow the README's instructions literally)."""
+    script = 'source "$1" && env -0'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(env_file)],
+        env=dict(base), capture_output=True, check=True, timeout=30,
+    )  # fmt: skip
+    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
+    return {name: value for name, value in pairs if name not in ("_", "SHLVL", "PWD", "OLDPWD")}
