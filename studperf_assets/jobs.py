@@ -3,8 +3,9 @@
 Both run in process: every step process of the multiprocess executor starts Python and
 loads the code location again, and the heavy libraries each step needs (Evidently for a
 report, scikit-learn and MLflow for training) on top. Measured under the daemon on the
-project's 2-core machine (``benchmarks/live_loop.py --executors``; README, "Running it"),
-in process is faster for both: the graphs are chains, so there is little to run in parallel.
+project's 2-core machine (``benchmarks/live_loop.py``, which compares the executors unless
+given ``--no-executors``; docs/benchmarks.md#the-live-loop-make-up), in process is faster
+for both: the graphs are chains, so there is little to run in parallel.
 """
 
 from typing import Any

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def sourced_environment(env_file: Path, base: Mapping[str, str]) -> dict[str, str]:
     """The environment a shell with ``base`` has after ``source env_file`` (for tools and
-    tests that follow the README's instructions literally)."""
+    tests that follow docs/operations.md's instructions literally)."""
     script = 'source "$1" && env -0'
     result = subprocess.run(
         ["bash", "-c", script, "bash", str(env_file)],

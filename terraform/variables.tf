@@ -211,7 +211,7 @@ variable "db_backup_retention_days" {
 
 variable "db_password_version" {
   type        = number
-  description = "Bump to rotate the database password (then roll the ECS services; README)."
+  description = "Bump to rotate the database password (then roll the ECS services; docs/infrastructure.md)."
   default     = 1
 }
 

@@ -7,7 +7,8 @@ import warnings
 
 from dagster import BetaWarning, PreviewWarning
 
-# Partitioned asset checks are a preview feature and dagster-mlflow is beta (README, "Known
-# limits"); the notices would otherwise open every run, sensor tick and CLI call.
+# Partitioned asset checks are a preview feature and dagster-mlflow is beta
+# (docs/architecture.md#known-limits); the notices would otherwise open every run, sensor
+# tick and CLI call.
 warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)

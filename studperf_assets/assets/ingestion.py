@@ -147,7 +147,8 @@ def raw_label_consistency(
     raw_student_data: pd.DataFrame, training_settings: TrainingSettings
 ) -> AssetCheckResult:
     """Disagreeing rows are label noise: they stay in val/test (honest, comparable scores)
-    and are left out when fitting the classifier families (see README)."""
+    and are left out when fitting the classifier families (see
+    docs/training.md#label-noise-what-training-does-with-it)."""
     consistent = data.label_consistent(raw_student_data)
     disagreeing = int((~consistent).sum())
     share = disagreeing / max(len(raw_student_data), 1)

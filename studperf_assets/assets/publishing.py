@@ -118,8 +118,9 @@ def _register(
     with tempfile.TemporaryDirectory() as code, warnings.catch_warnings():
         # Two warnings about choices made on purpose, kept out of every training log: the
         # integer columns stay integers in the signature (strict: cast before scoring; see
-        # README), and the pipeline, fitted on arrays as the Lambda scores them, is handed
-        # the input example as a DataFrame whose column order the signature enforces.
+        # docs/training.md#the-bundle), and the pipeline, fitted on arrays as the Lambda
+        # scores them, is handed the input example as a DataFrame whose column order the
+        # signature enforces.
         warnings.filterwarnings("ignore", r"\s*Hint: Inferred schema contains integer column")
         warnings.filterwarnings("ignore", r"\s*X has feature names, but MinMaxScaler was fitted")
         info = mlflow_sklearn.log_model(

@@ -35,7 +35,8 @@ FAILED = "FAIL"  # a test's status (a str enum, public only through the legacy p
 @dataclass(frozen=True)
 class Thresholds:
     """Scores above which Evidently calls a column drifted (set from measured
-    batch-to-batch noise: up to 0.16 for the continuous features; see README)."""
+    batch-to-batch noise: up to 0.16 for the continuous features; see
+    docs/monitoring.md#checks-and-thresholds)."""
 
     numerical: float = 0.2
     categorical: float = 0.15

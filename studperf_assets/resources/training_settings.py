@@ -31,8 +31,8 @@ class TrainingSettings(ConfigurableResource):
         default=0.02, description="Smallest share of rows any GradeClass may have."
     )
     max_training_rows: int = Field(
-        # measured (README, Training): by 50,000 rows every family's test f1 is within
-        # 0.002 of its score on 200,000; a run on a 1,000,000-row CSV then takes 69 s
+        # measured (docs/benchmarks.md#how-many-rows-pay): by 50,000 rows every family's test
+        # f1 is within 0.002 of its score on 200,000; a run on a 1,000,000-row CSV then takes 69 s
         default=50_000,
         ge=1_000,
         description="Most rows a training run fits (the CSV's plus labelled production rows); "

@@ -241,7 +241,8 @@ def test_the_registered_champion_stands_alone(trained_home: Path, tmp_path: Path
     rows = pd.read_csv(bundled_dataset_path()).head(20)[list(FEATURE_NAMES)]
     labels, _ = predictor.predict_matrix(rows.to_numpy())
     assert loaded["labels"] == labels.tolist()
-    # MLflow enforces the signature: integer columns refuse float64 (README says to cast)
+    # MLflow enforces the signature: integer columns refuse float64 (docs/training.md#the-bundle
+    # says to cast)
     assert "float64 to int64" in loaded["floats"]
     assert "studperf" not in loaded["requirements"] and "scikit-learn==" in loaded["requirements"]
     assert "input_example.json" in loaded["files"]

@@ -91,8 +91,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def start_reading(process: subprocess.Popen[str], home: Path) -> dict[str, Any]:
     """Wait for `ready`; keep reading what the stack prints after it, as the terminal would
-    show it (so that the pipe never fills); the environment of another shell, as the README
-    has it: `source stack.env`, then `studperf …` by name."""
+    show it (so that the pipe never fills); the environment of another shell, as
+    docs/operations.md has it: `source stack.env`, then `studperf …` by name."""
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 300

@@ -1,5 +1,5 @@
 # One-time, per AWS account: the S3 bucket that holds Terraform state for every environment.
-# Applied with local state (see README, "Remote state"); S3-native locking (use_lockfile)
+# Applied with local state (see docs/infrastructure.md#remote-state-step-by-step-once-per-aws-account); S3-native locking (use_lockfile)
 # needs no DynamoDB table.
 terraform {
   required_version = ">= 1.10.0"

@@ -80,7 +80,7 @@ resource "aws_db_instance" "this" {
 }
 
 resource "aws_secretsmanager_secret" "master" {
-  #checkov:skip=CKV2_AWS_57:Rotation is bumping var.password_version and rolling the services (README); an automatic rotation would change the password under running tasks that read it once at start.
+  #checkov:skip=CKV2_AWS_57:Rotation is bumping var.password_version and rolling the services (docs/infrastructure.md); an automatic rotation would change the password under running tasks that read it once at start.
   name                    = "${var.name}/postgres"
   description             = "Master credentials of ${var.name}: JSON with username and password."
   kms_key_id              = var.kms_key_arn
