@@ -1,5 +1,5 @@
 """A shell's view of ``studperf up``'s environment file, for tests and benchmarks that follow
-the README's instructions literally (``source $STUDPERF_HOME/stack.env``)."""
+docs/operations.md literally (``source $STUDPERF_HOME/stack.env``)."""
 
 from __future__ import annotations
 
