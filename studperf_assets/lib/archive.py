@@ -418,9 +418,13 @@ def _read_duckdb(
                 ", ".join(source.uri(k) for k in keys), f"DuckDB could not read them: {exc}"
             ) from exc
     missing = frame[TIME_FIELDS[kind]].isna()
-    if missing.any():
-        index = int(missing.to_numpy().nonzero()[0][0])
-        raise _missing_time(source.uri(keys[int(frame["_object"].iloc[index])]), kind)
+    if missing.any():  # name the object and the line
+        key = keys[int(frame["_object"][missing].iloc[0])]
+        data = source.get_bytes(key)
+        for number, record in enumerate(_decode_object(source.uri(key), data), start=1):
+            if record.get(TIME_FIELDS[kind]) is None:
+                raise _missing_time(source.uri(key), kind, number)
+        raise _missing_time(source.uri(key), kind)
     frame = frame.drop(columns="_object")
     return _finish(frame, kind, t0, t1)
 
