@@ -203,3 +203,87 @@ def test_writes_to_the_model_store_bucket_are_audited() -> None:
         p["identifiers"] for _, _, doc in kms for s in doc["statement"] for p in s["principals"]
     ]
     assert ["cloudtrail.amazonaws.com"] in principals
+
+
+# --- The predictions archive: Firehose from the output streams into the monitoring bucket ---
+
+
+def test_archive_delivery_streams_copy_each_output_stream_into_the_monitoring_bucket() -> None:
+    from studperf_assets.lib.archive import ARCHIVE_PREFIX, KINDS
+
+    archive = root_modules()["archive"]
+    assert archive["source_stream_arns"] == {
+        kind: f'${{module.kinesis.arns["{kind}"]}}' for kind in KINDS
+    }
+    assert archive["bucket_arn"] == "${module.s3.bucket_arn}"
+    assert archive["archive_prefix"] == "${local.archive_prefix}"
+    main = locals_of([TERRAFORM / "main.tf"])
+    # the monitoring store is s3://bucket/<reports_prefix>: the reader's archive/ is under it
+    assert main["archive_prefix"] == f"${{var.reports_prefix}}/{ARCHIVE_PREFIX}"
+    dagster = root_modules()["dagster"]["studperf_environment"]
+    assert dagster["STUDPERF_MONITORING_STORE"].endswith("/${var.reports_prefix}")
+
+    files = module_files("archive")
+    ((_, _, stream),) = blocks("resource", "aws_kinesis_firehose_delivery_stream", files)
+    assert stream["for_each"] == "${local.names}"
+    assert stream["destination"] == "extended_s3"
+    (source,) = stream["kinesis_source_configuration"]
+    assert source["kinesis_stream_arn"] == "${var.source_stream_arns[each.key]}"
+    (s3,) = stream["extended_s3_configuration"]
+    assert s3["bucket_arn"] == "${var.bucket_arn}"
+    assert s3["prefix"] == "${var.archive_prefix}/${each.key}/!{timestamp:yyyy/MM/dd/HH}/"
+    assert "!{firehose:error-output-type}" in s3["error_output_prefix"]
+    assert s3["error_output_prefix"].startswith("${var.archive_prefix}/failed/")  # not read
+    assert s3["compression_format"] == "GZIP"
+    assert s3["kms_key_arn"] == "${var.kms_key_arn}"
+    assert s3["buffering_interval"] == "${var.buffer_seconds}"
+    assert s3["buffering_size"] == "${var.buffer_mb}"
+    (processing,) = s3["processing_configuration"]
+    assert processing["enabled"] is True
+    assert [p["type"] for p in processing["processors"]] == ["AppendDelimiterToRecord"]
+    (logging_options,) = s3["cloudwatch_logging_options"]
+    assert logging_options["enabled"] is True
+    ((_, _, group),) = blocks("resource", "aws_cloudwatch_log_group", files)
+    assert group["kms_key_id"] == "${var.kms_key_arn}"
+    assert group["retention_in_days"] == "${var.log_retention_days}"
+
+
+def test_archive_role_reads_only_the_source_streams_and_writes_only_the_archive() -> None:
+    files = module_files("archive")
+    documents = {name: body for _, name, body in blocks("data", "aws_iam_policy_document", files)}
+    statements = {s["sid"]: s for s in documents["firehose"]["statement"]}
+    assert statements["ReadTheSourceStreams"]["resources"] == "${values(var.source_stream_arns)}"
+    assert all(a.startswith("kinesis:") for a in statements["ReadTheSourceStreams"]["actions"])
+    assert statements["WriteTheArchive"]["resources"] == [
+        "${var.bucket_arn}/${var.archive_prefix}/*"
+    ]
+    assert statements["FindTheBucket"]["resources"] == ["${var.bucket_arn}"]
+    assert not {"s3:PutObject", "s3:GetObject"} & set(statements["FindTheBucket"]["actions"])
+    for sid in ("DecryptTheStreams", "EncryptTheArchive"):
+        conditions = {c["variable"] for c in statements[sid]["condition"]}
+        assert "kms:ViaService" in conditions, sid
+    for statement in statements.values():  # a list, or one expression naming the ARNs
+        resources = statement["resources"]
+        assert resources != "*" and (isinstance(resources, str) or "*" not in resources)
+        assert "*" not in statement["actions"]
+    (assume,) = documents["assume"]["statement"]
+    assert assume["principals"][0]["identifiers"] == ["firehose.amazonaws.com"]
+
+
+def test_archive_expires_after_a_configurable_number_of_days() -> None:
+    s3 = root_modules()["s3"]
+    assert s3["archive_prefix"] == "${local.archive_prefix}"
+    assert s3["archive_retention_days"] == "${var.archive_retention_days}"
+    root = {name: body for _, name, body in blocks("variable", files=[TERRAFORM / "variables.tf"])}
+    for name in ("archive_retention_days", "archive_buffer_seconds", "archive_buffer_mb"):
+        assert root[name].get("validation"), f"{name} must be bounded by a validation"
+    ((_, _, lifecycle),) = blocks(
+        "resource", "aws_s3_bucket_lifecycle_configuration", module_files("s3")
+    )
+    rules = {rule["id"]: rule for rule in lifecycle["rule"]}
+    archive = rules["expire-archive"]
+    assert archive["status"] == "Enabled"
+    assert archive["filter"][0]["prefix"] == "${var.archive_prefix}/"
+    assert archive["expiration"][0]["days"] == "${var.archive_retention_days}"
+    (precondition,) = lifecycle["lifecycle"][0]["precondition"]
+    assert "var.archive_retention_days <= var.report_retention_days" in precondition["condition"]

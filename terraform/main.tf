@@ -20,6 +20,8 @@ locals {
   compute_logs_prefix   = "dagster/compute-logs"
   mlflow_prefix         = "mlflow"
   databases             = { dagster = "dagster", mlflow = "mlflow", monitoring = "monitoring" }
+  # The predictions archive, in the monitoring store (studperf_assets.lib.archive.ARCHIVE_PREFIX).
+  archive_prefix = "${var.reports_prefix}/archive"
 
   # An existing VPC when vpc_id is set, else the network module's.
   vpc_id             = var.vpc_id != "" ? var.vpc_id : module.network[0].vpc_id
@@ -34,10 +36,12 @@ module "kms" {
 }
 
 module "s3" {
-  source         = "./modules/s3"
-  bucket_name    = local.bucket_name
-  kms_key_arn    = module.kms.key_arn
-  reports_prefix = var.reports_prefix
+  source                 = "./modules/s3"
+  bucket_name            = local.bucket_name
+  kms_key_arn            = module.kms.key_arn
+  reports_prefix         = var.reports_prefix
+  archive_prefix         = local.archive_prefix
+  archive_retention_days = var.archive_retention_days
 }
 
 module "audit" {
@@ -59,6 +63,23 @@ module "kinesis" {
   }
   retention_hours = var.stream_retention_hours
   kms_key_arn     = module.kms.key_arn
+}
+
+# Every prediction and error record, by time, in the monitoring bucket: monitoring reads
+# windows of it, not the streams (whose retention is stream_retention_hours).
+module "archive" {
+  source      = "./modules/archive"
+  name_prefix = local.name
+  source_stream_arns = {
+    predictions = module.kinesis.arns["predictions"]
+    errors      = module.kinesis.arns["errors"]
+  }
+  bucket_arn         = module.s3.bucket_arn
+  archive_prefix     = local.archive_prefix
+  kms_key_arn        = module.kms.key_arn
+  buffer_seconds     = var.archive_buffer_seconds
+  buffer_mb          = var.archive_buffer_mb
+  log_retention_days = var.log_retention_days
 }
 
 module "ecr" {

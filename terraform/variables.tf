@@ -285,3 +285,38 @@ variable "audit_retention_days" {
     error_message = "Keep audit logs at least 90 days."
   }
 }
+
+# --- The predictions archive (modules/archive): Firehose into the monitoring bucket ---
+
+variable "archive_buffer_seconds" {
+  type        = number
+  description = "Firehose buffer interval: the longest a record waits before its archive object is written, so how long after a monitoring window closes its rows are all readable. 60 s: well inside a 5-minute window, and one object a minute per stream (1,440 a day) at low traffic."
+  default     = 60
+
+  validation {
+    condition     = var.archive_buffer_seconds >= 0 && var.archive_buffer_seconds <= 900
+    error_message = "archive_buffer_seconds must be 0-900 (Firehose's range)."
+  }
+}
+
+variable "archive_buffer_mb" {
+  type        = number
+  description = "Firehose buffer size (MB, before compression): 64 MB holds about 100,000 predictions, so the interval decides below about 1,500 predictions/s and objects stay few and large above it."
+  default     = 64
+
+  validation {
+    condition     = var.archive_buffer_mb >= 1 && var.archive_buffer_mb <= 128
+    error_message = "archive_buffer_mb must be 1-128 (Firehose's range)."
+  }
+}
+
+variable "archive_retention_days" {
+  type        = number
+  description = "Days archived prediction and error records are kept (an S3 lifecycle rule expires them)."
+  default     = 90
+
+  validation {
+    condition     = var.archive_retention_days >= 1
+    error_message = "archive_retention_days must be at least 1."
+  }
+}

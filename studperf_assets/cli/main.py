@@ -210,6 +210,82 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def archive_source(store: str) -> Any:
+    """The archive of a monitoring store: a folder, or s3://bucket/prefix (boto3's client)."""
+    from studperf_assets.lib.archive import FolderArchive, S3Archive
+
+    if store.startswith("s3://"):
+        import boto3
+
+        from lambda_service.bundle import split_s3_uri
+
+        bucket, prefix = split_s3_uri(store)
+        return S3Archive(boto3.client("s3"), bucket, prefix)
+    return FolderArchive(Path(store).resolve())
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    import functools
+    import signal
+
+    import boto3
+
+    from studperf_assets.local.firehose import ArchiveStats, FirehoseStandIn, run
+    from studperf_assets.local.leases import ShardLeases
+    from studperf_assets.local.poller import Checkpoints, OutageTooLong, start_riding_outages
+
+    home = deployment().home
+    store = args.store or deployment().monitoring_store or str(home / "monitoring")
+    archive = archive_source(store)
+    state = home / "archive"
+    client = boto3.client("kinesis")
+    stats = ArchiveStats()
+    pairs = [item.partition("=")[::2] for item in args.stream]
+
+    def standin(stream: str, kind: str) -> FirehoseStandIn:
+        return FirehoseStandIn(
+            client, stream, kind, archive, Checkpoints(state / f"{stream}.checkpoints.json"),
+            leases=ShardLeases(state, stream, "studperf archive"),
+            buffer_seconds=args.buffer_seconds,
+            buffer_bytes=int(args.buffer_mb * 1024 * 1024),
+            stats=stats,
+        )  # fmt: skip
+
+    try:  # an endpoint that is away at the start is waited for, as later on
+        standins = [
+            start_riding_outages(functools.partial(standin, s, k), s, args.outage_budget)
+            for s, k in pairs
+        ]
+    except OutageTooLong as outage:
+        print(f"studperf archive: {outage}; nothing was read", file=sys.stderr)
+        return 1
+    stop = {"now": False}
+
+    def on_signal(_signum: int, _frame: object) -> None:  # write what is buffered, then stop
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logging.getLogger("studperf.archive").info(
+        "archiving %s into %s (buffer %.0f s / %.1f MB; a stand-in for Kinesis Data Firehose)",
+        ", ".join(f"{s} as {k}" for s, k in pairs), archive.uri(""), args.buffer_seconds,
+        args.buffer_mb,
+    )  # fmt: skip
+    try:
+        run(standins, until_idle=args.until_idle, outage_budget=args.outage_budget,
+            stopping=lambda: stop["now"])  # fmt: skip
+    except OutageTooLong as outage:
+        print(
+            f"studperf archive: {outage}; the checkpoint holds, restart to resume", file=sys.stderr
+        )
+        return 1
+    print(
+        f"{stats.records} records archived in {stats.objects} objects "
+        f"({stats.recovered_objects} written again after a crash); {stats.per_kind}"
+    )
+    return 0
+
+
 def cmd_init_aws(args: argparse.Namespace) -> int:
     """Create the bucket and streams the stack uses and verify the alert sender (moto
     locally; Terraform does it in AWS)."""
@@ -418,6 +494,25 @@ def _add_stream_commands(sub: Subparsers) -> None:
         help="seconds of endpoint failure to ride out before exiting non-zero",
     )
     stream.set_defaults(func=cmd_stream)
+    archive = sub.add_parser(
+        "archive",
+        help="copy the predictions and errors streams to the archive (a Firehose stand-in)",
+    )
+    archive.add_argument(
+        "--stream",
+        action="append",
+        required=True,
+        metavar="STREAM=KIND",
+        help="a stream and its archive kind (predictions or errors); repeat for each",
+    )
+    archive.add_argument(
+        "--store", help="folder or s3://bucket/prefix (default: the monitoring store)"
+    )
+    archive.add_argument("--buffer-seconds", type=float, default=60.0)
+    archive.add_argument("--buffer-mb", type=float, default=5.0)
+    archive.add_argument("--until-idle", type=int, default=None, help="stop after N empty polls")
+    archive.add_argument("--outage-budget", type=float, default=300.0)
+    archive.set_defaults(func=cmd_archive)
     simulate = sub.add_parser("simulate", help="send synthetic students to the input stream")
     simulate.add_argument("--stream", default="studperf-input")
     simulate.add_argument("--count", type=int, default=1000)

@@ -151,9 +151,13 @@ class Checkpoints:
         return self.data.get(stream, {}).get(shard)
 
     def set(self, stream: str, shard: str, sequence: str) -> None:
+        self.update(stream, {shard: sequence})
+
+    def update(self, stream: str, values: dict[str, str]) -> None:
+        """Set several keys of a stream in one write (all or none reach the file)."""
         with self._locked():
             self._load()
-            self.data.setdefault(stream, {})[shard] = sequence
+            self.data.setdefault(stream, {}).update(values)
             self._save()
 
     def _locked(self) -> AbstractContextManager[object]:

@@ -2,7 +2,9 @@
 
 moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daemon (sensors
 running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
-stream, hot-swapping); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives under
+stream, hot-swapping); the archive (``local.firehose``, Firehose's stand-in: the predictions
+and errors streams into the monitoring store's ``archive/``); the Evidently UI on
+``STUDPERF_EVIDENTLY_PORT``. State lives under
 ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
 SIGTERM stops every process it started (see ``serving.supervisor``). One stack per home
 (``serving.home_lock``): a second start is refused while the first lives; a start after a
@@ -38,6 +40,9 @@ STREAMS = {
 }
 RECIPIENTS = "ml-oncall@example.org"
 MODEL_REFRESH_SECONDS = 10  # the consumer re-reads the production pointer this often
+# The archive stand-in (local/firehose.py) writes an object per shard this often: short, so
+# that a 60-second monitoring window is archived soon after it closes (Firehose: terraform).
+ARCHIVE_BUFFER_SECONDS = 10
 
 
 @dataclass
@@ -224,6 +229,19 @@ def _run_owned(stack: Stack) -> int:
                     "--model", str(stack.home / "model_store"),
                 ],
                 {**env, "MODEL_REFRESH_SECONDS": str(MODEL_REFRESH_SECONDS)},
+            )  # fmt: skip
+            # Firehose's part: every prediction and error record into the monitoring store's
+            # archive. Its own process, as Firehose is its own service: a scorer that dies
+            # or restarts does not stop the archive, and the two do not share a GIL.
+            supervisor.start(
+                "archive",
+                [
+                    *studperf, "archive",
+                    "--stream", f"{STREAMS['predictions']}=predictions",
+                    "--stream", f"{STREAMS['errors']}=errors",
+                    "--buffer-seconds", str(ARCHIVE_BUFFER_SECONDS),
+                ],
+                env,
             )  # fmt: skip
             (stack.home / "evidently").mkdir(parents=True, exist_ok=True)
             supervisor.start(

@@ -38,6 +38,13 @@ resource "aws_s3_bucket_public_access_block" "this" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
+  lifecycle {
+    precondition {
+      condition     = var.archive_retention_days <= var.report_retention_days
+      error_message = "archive_retention_days must not exceed report_retention_days: the reports rule covers the archive's prefix and would expire it first."
+    }
+  }
+
   rule {
     id     = "expire-old-reports"
     status = "Enabled"
@@ -48,6 +55,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
     expiration {
       days = var.report_retention_days
+    }
+  }
+
+  # The archive lies under the reports prefix too: where two rules expire an object, S3
+  # applies the sooner, so the archive's own rule decides only if it is the shorter.
+  rule {
+    id     = "expire-archive"
+    status = "Enabled"
+
+    filter {
+      prefix = "${var.archive_prefix}/"
+    }
+
+    expiration {
+      days = var.archive_retention_days
     }
   }
 

@@ -24,3 +24,13 @@ variable "noncurrent_version_days" {
   description = "Days an overwritten object version is kept (e.g. an old production pointer)."
   default     = 90
 }
+
+variable "archive_prefix" {
+  type        = string
+  description = "Prefix of the predictions archive (Firehose's objects), expired after archive_retention_days."
+}
+
+variable "archive_retention_days" {
+  type        = number
+  description = "Days archived records are kept."
+}
