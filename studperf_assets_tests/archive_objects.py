@@ -13,7 +13,10 @@ from lambda_service.schema import FEATURE_NAMES
 
 
 def prediction(
-    n: int, version: str = "v20261127T130346Z-2cb339a3", grade: int = 2, **student: float
+    n: int,
+    version: str = "v20261127T130346Z-2cb339a3",
+    grade: int = 2,
+    student: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """A prediction record as the Lambda writes it."""
     return {
@@ -24,7 +27,7 @@ def prediction(
         "grade_class": grade,
         "grade": "ABCDF"[grade],
         "probabilities": {"A": 0.1, "B": 0.2, "C": 0.5, "D": 0.1, "F": 0.1},
-        "student": {name: student.get(name, 1) for name in FEATURE_NAMES},
+        "student": {name: (student or {}).get(name, 1) for name in FEATURE_NAMES},
         "idempotency_key": f"shardId-000000000000:{n}",
         "predicted_at": "2026-12-01T10:00:00Z",
     }
@@ -52,5 +55,5 @@ def write_predictions(
     store: Any, at: datetime, count: int, first: int = 0, **student: float
 ) -> str:
     return write_object(
-        store, "predictions", at, [prediction(first + i, **student) for i in range(count)]
+        store, "predictions", at, [prediction(first + i, student=student) for i in range(count)]
     )

@@ -52,7 +52,8 @@ def object_time(key: str) -> datetime | None:
     match = _NAME.search(key.rsplit("/", 1)[-1])
     if match is None:
         return None
-    return datetime(*(int(g) for g in match.groups()), tzinfo=UTC)  # type: ignore[misc]
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
