@@ -17,7 +17,7 @@ writes it up to one buffer interval later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -200,3 +200,11 @@ def psi(
 def _shares_in_bins(values: pd.Series, edges: np.ndarray) -> np.ndarray:
     bins = np.searchsorted(edges, values.to_numpy(dtype=float), side="right")
     return np.bincount(bins, minlength=len(edges) + 1) / len(values)
+
+
+def expired_windows(keys: Sequence[str], now: datetime, retention_days: int) -> list[str]:
+    """The window keys whose window started more than ``retention_days`` before ``now``
+    (other keys, not windows, are never expired), oldest first. Their partitions and files
+    go; the daily rollup keeps their summary."""
+    cutoff = now - timedelta(days=retention_days)
+    return sorted(k for k in keys if is_window_key(k) and window_start(k) < cutoff)

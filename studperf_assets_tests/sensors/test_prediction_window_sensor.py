@@ -135,3 +135,15 @@ def test_an_empty_archive_makes_no_partition(
     result, cursor = tick(instance, store)
     assert isinstance(result, SkipReason) and "no window open" in str(result.skip_message)
     assert json.loads(str(cursor)) == {"open": None, "counts": {}}
+
+
+def test_windows_past_retention_are_deleted_and_nothing_else(instance: DagsterInstance) -> None:
+    from studperf_assets.sensors.window_retention import PARTITIONS, delete_expired_windows
+
+    now = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+    old = [window_key(now - timedelta(days=7, minutes=m)) for m in (1, 5)]
+    kept = [window_key(now - timedelta(days=6, hours=23)), window_key(now)]
+    instance.add_dynamic_partitions(PARTITIONS, [*old, *kept, "not-a-window"])
+    assert delete_expired_windows(instance, retention_days=7, now=now) == sorted(old)
+    assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([*kept, "not-a-window"])
+    assert delete_expired_windows(instance, retention_days=7, now=now) == []
