@@ -10,11 +10,16 @@ TRAINING_JOB = "training_job"
 MONITORING_JOB = "monitoring_job"
 
 PREDICTION_BATCH_SENSOR = "prediction_batch_sensor"
+PREDICTION_WINDOW_SENSOR = "prediction_window_sensor"
 LATE_LABELS_SENSOR = "late_labels_sensor"
 MONITORING_ALERT_SENSOR = "monitoring_alert_sensor"
 RETRAINING_SENSOR = "retraining_sensor"
 
 PARTITION_TAG = "dagster/partition"  # Dagster's tag of a partitioned run
+PRIORITY_TAG = "dagster/priority"  # the run queue starts higher first (QueuedRunCoordinator)
+WINDOW_END_TAG = "studperf/window_end"
+WINDOW_ROWS_TAG = "studperf/window_rows"
+WINDOW_SMALL_TAG = "studperf/window_small"
 
 # The checks of a monitoring run that an alert e-mail reports, and those that can trigger
 # retraining.

@@ -85,6 +85,8 @@ def drift_report(
         "rows": summary.rows,
         "labelled_rows": summary.labelled_rows,
         **{f"drift_score/{c}": round(v, 4) for c, v in summary.feature_scores.items()},
+        **{f"psi/{c}": v for c, v in summary.psi.items()},
+        "rows_compared": summary.rows_compared,
     }
     if summary.f1_macro is not None:
         numbers["f1_macro"] = summary.f1_macro
@@ -165,6 +167,8 @@ def data_drift(
                 {k: round(v, 4) for k, v in summary.feature_scores.items()}
             ),
             "feature_thresholds": MetadataValue.json(summary.feature_thresholds),
+            "feature_psi": MetadataValue.json(summary.psi),
+            "rows_compared": summary.rows_compared,
             **_batch_facts(drift_report),
         },
     )

@@ -26,6 +26,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS
 from studperf_assets.lib.drift_summary import ACTUAL, DEFAULT_MAX_ROWS, PREDICTION, DriftSummary
 from studperf_assets.lib.models import batch_quality
+from studperf_assets.lib.windows import psi
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
 NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
@@ -138,6 +139,12 @@ def _quality_report(
     return quality, column_drifts(quality, {ACTUAL: target})[ACTUAL].score
 
 
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    if ACTUAL not in frame:
+        return pd.DataFrame({PREDICTION: [], ACTUAL: []}, dtype=np.int64)
+    return frame.loc[frame[ACTUAL].notna(), [PREDICTION, ACTUAL]].astype(np.int64)
+
+
 @dataclass
 class DriftResult:
     summary: DriftSummary
@@ -151,8 +158,10 @@ def drift_report(
     max_rows: int = DEFAULT_MAX_ROWS,
     thresholds: Thresholds = Thresholds(),
 ) -> DriftResult:
-    """Data and prediction drift over the whole batch; target drift and classification
-    quality over its labelled rows (``target`` not null), if any."""
+    """Data and prediction drift (distances, Evidently's verdicts, and PSI) on a bounded
+    seeded sample of the batch (``max_rows``; ``rows_compared`` says how many); f1-macro and
+    accuracy over every labelled row (``target`` not null), target drift and Evidently's
+    classification page over the sample's labelled rows."""
     compared = sample_rows(current, max_rows)
     columns = [*FEATURE_NAMES, PREDICTION]
     metrics = {
@@ -189,13 +198,20 @@ def drift_report(
         prediction_drift=verdicts[PREDICTION].score,
         prediction_drifted=verdicts[PREDICTION].drifted,
     )
-    labelled = compared[compared[ACTUAL].notna()] if ACTUAL in compared else compared.iloc[:0]
+    summary.psi = {
+        c: round(psi(reference[c], compared[c], categorical=c not in NUMERICAL), 4)
+        for c in [*FEATURE_NAMES, PREDICTION]
+    }
+    # quality over every labelled row; Evidently's page over the sample's labelled rows
+    everything = _labelled(current)
     quality = None
-    if len(labelled):
-        view = labelled[[PREDICTION, ACTUAL]].astype(np.int64)
-        scores = batch_quality(view[ACTUAL].to_numpy(), view[PREDICTION].to_numpy())
+    if len(everything):
+        scores = batch_quality(everything[ACTUAL].to_numpy(), everything[PREDICTION].to_numpy())
+        view = _labelled(compared)
+        if not len(view):  # a sample without labelled rows: the page shows them all
+            view = everything
         quality, target_drift = _quality_report(view, reference, thresholds, summary)
-        summary.labelled_rows = len(view)
+        summary.labelled_rows = len(everything)
         summary.target_drift = target_drift
         summary.f1_macro = scores["f1_macro"]
         summary.accuracy = scores["accuracy"]

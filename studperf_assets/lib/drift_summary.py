@@ -30,6 +30,7 @@ class DriftSummary:
     f1_macro: float | None = None
     accuracy: float | None = None
     per_class_f1: dict[str, float | None] = field(default_factory=dict)  # None: grade absent
+    psi: dict[str, float] = field(default_factory=dict)  # per feature and the prediction
     quality_report: str = ""  # what Evidently's quality page holds ("complete", or why not)
 
     def to_json(self) -> dict[str, Any]:

@@ -17,10 +17,30 @@ from studperf_assets.lib.prediction_records import (
     UnreadablePrediction,
     decode_prediction,
 )
+from studperf_assets.lib.windows import WindowRules
 
 
 class MonitoringSettings(ConfigurableResource):
     batch_size: int = Field(default=200, description="Predictions per monitoring partition.")
+    window_seconds: int = Field(
+        default=300, description="A monitoring window's length (60 in the local stack)."
+    )
+    min_window_rows: int = Field(
+        default=200, description="A window grows by whole lengths until it holds this many rows."
+    )
+    max_window_wait_seconds: int = Field(
+        default=1800, description="After this long a smaller window closes, marked small."
+    )
+    window_settle_seconds: int = Field(
+        default=90,
+        description="A window closes this long after its end (Firehose's buffer + margin).",
+    )
+    window_retention_days: int = Field(
+        default=7, description="Per-window partitions and their files are deleted after this."
+    )
+    drift_sample_rows: int = Field(
+        default=5000, description="Rows of a window the drift tests compare (seeded sample)."
+    )
     max_rows: int = Field(
         default=DEFAULT_MAX_ROWS,
         description="Rows compared per report; larger batches are sampled.",
@@ -59,6 +79,14 @@ class MonitoringSettings(ConfigurableResource):
     evidently_workspace: str = Field(
         default=".studperf/evidently", description="Evidently UI workspace folder."
     )
+
+    def window_rules(self) -> WindowRules:
+        return WindowRules(
+            window_seconds=self.window_seconds,
+            min_window_rows=self.min_window_rows,
+            max_window_wait_seconds=self.max_window_wait_seconds,
+            settle_seconds=self.window_settle_seconds,
+        )
 
 
 class AlertSender(ConfigurableResource):

@@ -57,6 +57,8 @@ def test_no_drift_passes_and_a_shifted_batch_fails() -> None:
     assert set(shifted.drifted_features) == {"StudyTimeWeekly", "Absences"}
     assert shifted.prediction_drift > calm.prediction_drift
     assert calm.f1_macro == pytest.approx(1.0) and calm.labelled_rows == 400
+    assert max(calm.psi.values()) < 0.25  # PSI: stable below 0.1-0.25, a shift above
+    assert shifted.psi["Absences"] > 0.25 and shifted.psi["StudyTimeWeekly"] > 0.25
 
 
 def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:
@@ -68,7 +70,7 @@ def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:
     ) % 5
     result = drift.drift_report(reference, batch, max_rows=300)
     assert result.summary.rows == 600 and result.summary.rows_compared == 300
-    assert 0 < result.summary.labelled_rows < 300
+    assert result.summary.labelled_rows == 400  # quality over every labelled row
     assert result.summary.f1_macro is not None and result.summary.f1_macro < 1.0
     assert result.quality is not None
 

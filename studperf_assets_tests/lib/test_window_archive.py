@@ -1,0 +1,83 @@
+"""Reading a window of the predictions archive by key time, in a folder and on moto's S3."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from studperf_assets.lib.prediction_records import UNREADABLE
+from studperf_assets.lib.window_archive import (
+    UnreadableObject,
+    count_rows,
+    object_time,
+    objects_between,
+    read_window,
+)
+from studperf_assets.resources.object_store import LocalObjectStore, S3ObjectStore
+from studperf_assets_tests.archive_objects import prediction, write_object, write_predictions
+
+T0 = datetime(2026, 12, 1, 10, 59, tzinfo=UTC)  # windows across an hour's prefix
+
+
+def store_of(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    if backend == "s3":
+        request.getfixturevalue("moto_server")
+        bucket = f"archive-{tmp_path.name[-8:].lower().replace('_', '-')}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        from dagster_aws.s3 import S3Resource
+
+        return S3ObjectStore(bucket=bucket, prefix="monitoring", s3=S3Resource())
+    return LocalObjectStore(root=str(tmp_path))
+
+
+@pytest.mark.parametrize("backend", ["folder", "s3"])
+def test_a_window_reads_exactly_the_objects_named_in_it(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = store_of(backend, tmp_path, request)
+    before = write_predictions(store, T0 - timedelta(seconds=1), 5, first=0)
+    inside = [
+        write_predictions(store, T0, 3, first=10),
+        write_predictions(store, T0 + timedelta(seconds=70), 4, first=20),  # the next hour
+    ]
+    after = write_predictions(store, T0 + timedelta(seconds=120), 6, first=30)
+    write_object(store, "errors", T0 + timedelta(seconds=5), [{"error": "x"}] * 2)
+    start, end = T0, T0 + timedelta(seconds=120)
+    assert objects_between(store, "predictions", start, end) == inside
+    assert before not in objects_between(store, "predictions", T0, end)
+    assert after in objects_between(store, "predictions", end, end + timedelta(seconds=60))
+    assert [count_rows(store, k) for k in inside] == [3, 4]
+    window = read_window(store, start, end)
+    assert [r["request_id"] for r in window.predictions] == [
+        f"r-{n}" for n in (10, 11, 12, 20, 21, 22, 23)
+    ]
+    assert window.errors == 2 and len(window.objects) == 3
+
+
+def test_records_that_are_not_predictions_are_named_not_dropped(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path))
+    key = write_object(store, "predictions", T0, [prediction(1), b"not json", {"grade_class": 1}])
+    records = read_window(store, T0, T0 + timedelta(seconds=60)).predictions
+    assert [UNREADABLE in r for r in records] == [False, True, True]
+    assert (records[1]["_shard"], records[1]["_sequence"]) == (key, "2")
+
+
+def test_an_object_that_cannot_be_read_fails_the_window_naming_it(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path))
+    key = "archive/predictions/2026/12/01/10/s-1-2026-12-01-10-59-10-abc.gz"
+    store.put_bytes(key, b"not gzip")
+    with pytest.raises(UnreadableObject, match=f"{key}.*not readable GZIP"):
+        read_window(store, T0, T0 + timedelta(seconds=60))
+    store.put_bytes("archive/predictions/2026/12/01/10/stray.gz", b"")
+    with pytest.raises(UnreadableObject, match=r"stray\.gz: its name holds no Firehose time"):
+        objects_between(store, "predictions", T0, T0 + timedelta(seconds=60))
+
+
+def test_the_key_time_is_firehoses() -> None:
+    name = "archive/predictions/2026/12/01/10/studperf-predictions-1-2026-12-01-10-05-09-0f3e-4a.gz"
+    assert object_time(name) == datetime(2026, 12, 1, 10, 5, 9, tzinfo=UTC)
+    assert object_time("archive/predictions/x.gz") is None

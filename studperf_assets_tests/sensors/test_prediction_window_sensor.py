@@ -1,0 +1,149 @@
+"""prediction_window_sensor's decisions, fast: one tick with ``build_sensor_context`` over
+archive objects in a folder, named relative to the present."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from studperf_assets.constants import PRIORITY_TAG, WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
+from studperf_assets.lib.windows import WindowRules, window_key
+from studperf_assets.resources.monitoring import MonitoringSettings
+from studperf_assets.resources.object_store import LocalObjectStore
+from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
+from studperf_assets_tests.archive_objects import write_predictions
+
+SETTINGS = MonitoringSettings(
+    window_seconds=60, min_window_rows=20, max_window_wait_seconds=180, window_settle_seconds=5
+)
+RULES: WindowRules = SETTINGS.window_rules()
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(root=str(tmp_path))
+
+
+def grid_ago(lengths: int) -> datetime:
+    """The grid point ``lengths`` window lengths before the current one."""
+    return RULES.floor(datetime.now(UTC)) - lengths * RULES.length
+
+
+def tick(
+    instance: DagsterInstance, store: LocalObjectStore, cursor: str | None = None
+) -> tuple[Any, str | None]:
+    with build_sensor_context(instance=instance, cursor=cursor) as context:
+        result = prediction_window_sensor(context, store, SETTINGS)
+        after = context.cursor
+    if isinstance(result, SensorResult) and result.cursor is not None:
+        after = result.cursor
+    return result, after
+
+
+def test_a_closed_window_becomes_a_partition_and_a_run(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    start = grid_ago(3)
+    write_predictions(store, start + timedelta(seconds=5), 15)
+    write_predictions(store, start + timedelta(seconds=30), 10)
+    write_predictions(store, start + timedelta(seconds=70), 30)  # the next window
+    result, cursor = tick(instance, store)
+    assert isinstance(result, SensorResult)
+    requests = list(result.run_requests or [])
+    keys = [r.partition_key for r in requests]
+    assert keys == [window_key(start), window_key(start + RULES.length)]
+    (added,) = result.dynamic_partitions_requests or []
+    assert list(getattr(added, "partition_keys", [])) == keys
+    first = requests[0]
+    assert first.run_key == first.partition_key  # never run twice by the sensor
+    assert first.tags[WINDOW_ROWS_TAG] == "25" and first.tags[WINDOW_SMALL_TAG] == "false"
+    config = first.run_config["ops"]["prediction_windows"]["config"]
+    assert config == {"end": window_key(start + RULES.length), "small": False}
+    assert json.loads(str(cursor))["open"] == window_key(start + 2 * RULES.length)
+    again, _ = tick(instance, store, cursor)
+    assert isinstance(again, SkipReason)  # nothing new: nothing requested twice
+
+
+def test_a_backlog_runs_the_newest_window_first(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    for lengths in range(11, 1, -1):  # the current grid point may not have settled yet
+        write_predictions(store, grid_ago(lengths) + timedelta(seconds=1), 25)
+    result, _ = tick(instance, store)
+    requests = result.run_requests
+    assert len(requests) == 10
+    priorities = [int(r.tags[PRIORITY_TAG]) for r in requests]
+    assert priorities == sorted(priorities) and priorities[-1] == 0
+    newest = max(requests, key=lambda r: int(r.tags[PRIORITY_TAG]))
+    assert newest.partition_key == max(r.partition_key for r in requests)
+
+
+def test_a_window_short_of_rows_waits_then_closes_small(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    start = grid_ago(1)
+    write_predictions(store, start + timedelta(seconds=1), 5)
+    waiting, cursor = tick(instance, store)
+    assert isinstance(waiting, SkipReason) and "5 rows" in str(waiting.skip_message)
+    assert json.loads(str(cursor)) == {
+        "open": window_key(start),
+        "counts": {k: 5 for k in json.loads(str(cursor))["counts"]},
+    }  # the object is counted once and remembered
+    old = grid_ago(6)
+    store2 = LocalObjectStore(root=store.root + "-old")
+    write_predictions(store2, old + timedelta(seconds=1), 5)
+    small, _ = tick(instance, store2)
+    (request,) = small.run_requests
+    assert request.partition_key == window_key(old)
+    assert request.tags[WINDOW_SMALL_TAG] == "true"
+    assert request.run_config["ops"]["prediction_windows"]["config"]["end"] == window_key(
+        old + 3 * RULES.length
+    )
+
+
+def test_objects_not_yet_settled_are_not_counted(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    now = datetime.now(UTC)
+    write_predictions(store, now - timedelta(seconds=2), 50)  # within settle_seconds
+    result, cursor = tick(instance, store)
+    assert isinstance(result, SkipReason)
+    assert json.loads(str(cursor))["counts"] == {}
+
+
+def test_an_empty_archive_makes_no_partition(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    result, cursor = tick(instance, store)
+    assert isinstance(result, SkipReason) and "no window open" in str(result.skip_message)
+    assert json.loads(str(cursor)) == {"open": None, "counts": {}}
+
+
+def test_windows_past_retention_are_deleted_and_nothing_else(instance: DagsterInstance) -> None:
+    from studperf_assets.sensors.window_retention import PARTITIONS, delete_expired_windows
+
+    now = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+    old = [window_key(now - timedelta(days=7, minutes=m)) for m in (1, 5)]
+    kept = [window_key(now - timedelta(days=6, hours=23)), window_key(now)]
+    instance.add_dynamic_partitions(PARTITIONS, [*old, *kept, "not-a-window"])
+    assert delete_expired_windows(instance, retention_days=7, now=now) == sorted(old)
+    assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([*kept, "not-a-window"])
+    assert delete_expired_windows(instance, retention_days=7, now=now) == []
