@@ -90,6 +90,12 @@ CODE_LOCATION: dict[str, tuple[str | None, str]] = {
         None,
         "seconds between sensor ticks (`late_labels_sensor`, `retraining_sensor`: twice that)",
     ),
+    "STUDPERF_MONITORING": (
+        "none",
+        "`MonitoringSettings` fields as a JSON object, over their defaults (`studperf up` sets "
+        '`{"window_seconds": 60, "min_window_rows": 200, …}`; see '
+        "[Monitoring windows](monitoring.md#monitoring-windows))",
+    ),
     "DAGSTER_HOME": (
         "`$STUDPERF_HOME/dagster`",
         "Dagster instance folder, seeded from the package (`studperf_assets/instance/dagster.yaml`,"

@@ -9,7 +9,6 @@ MONITORING_GROUP = "monitoring"
 TRAINING_JOB = "training_job"
 MONITORING_JOB = "monitoring_job"
 
-PREDICTION_BATCH_SENSOR = "prediction_batch_sensor"
 PREDICTION_WINDOW_SENSOR = "prediction_window_sensor"
 LATE_LABELS_SENSOR = "late_labels_sensor"
 MONITORING_ALERT_SENSOR = "monitoring_alert_sensor"

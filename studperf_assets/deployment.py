@@ -17,6 +17,7 @@ starts, so they are never shown in the Dagster UI. This module imports nothing h
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -47,6 +48,7 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_DAGSTER_URL",
     "STUDPERF_SENSORS",
     "STUDPERF_SENSOR_INTERVAL",
+    "STUDPERF_MONITORING",
     # the CLI (studperf_assets.cli) and studperf up (studperf_assets.local.stack)
     "DAGSTER_HOME",
     "STUDPERF_DAGSTER_STORAGE",
@@ -111,6 +113,12 @@ class Deployment:
         if sensors not in ("running", "stopped"):
             raise DeploymentError(f"STUDPERF_SENSORS must be running or stopped, not {sensors!r}")
         recipients = env.get("STUDPERF_ALERT_RECIPIENTS", ",".join(DEFAULT_RECIPIENTS))
+        try:
+            monitoring = json.loads(env.get("STUDPERF_MONITORING") or "{}")
+        except ValueError as exc:
+            raise DeploymentError(f"STUDPERF_MONITORING is not JSON: {exc}") from None
+        if not isinstance(monitoring, dict):
+            raise DeploymentError("STUDPERF_MONITORING must be a JSON object of settings")
         secrets: dict[str, Any] = {
             name: FromEnv(var) if env.get(var) else "" for name, var in SECRET_URLS.items()
         }
@@ -129,6 +137,7 @@ class Deployment:
             dagster_url=env.get("STUDPERF_DAGSTER_URL", "http://127.0.0.1:3000"),
             sensors_running=sensors == "running",
             sensor_interval_seconds=int(env.get("STUDPERF_SENSOR_INTERVAL", "15")),
+            monitoring=monitoring,
             **secrets,
         )
 

@@ -13,11 +13,11 @@ from typing import Any
 from dagster import AssetSelection, define_asset_job, multi_or_in_process_executor
 
 from studperf_assets.constants import MONITORING_JOB, TRAINING_GROUP, TRAINING_JOB
-from studperf_assets.partitions import prediction_batch_partitions
+from studperf_assets.partitions import monitoring_window_partitions
 
 # The executor can still be chosen per run (run config ``execution: {config: {multiprocess:
 # {}}}``). In process is the default; a partitioned job ignores its default config when a
-# run request brings its own, so the batch sensor names it in its requests too.
+# run request brings its own, so the window sensor names it in its requests too.
 IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 training_job = define_asset_job(
@@ -29,9 +29,10 @@ training_job = define_asset_job(
 )
 monitoring_job = define_asset_job(
     MONITORING_JOB,
-    selection=AssetSelection.assets("prediction_batches", "drift_report", "batch_metrics"),
-    partitions_def=prediction_batch_partitions,
-    description="One prediction batch: archive, labels, drift report, metrics and checks.",
+    selection=AssetSelection.assets("prediction_windows", "drift_report", "batch_metrics"),
+    partitions_def=monitoring_window_partitions,
+    description="One monitoring window: its archived predictions, labels, drift report, "
+    "metrics and checks.",
     executor_def=multi_or_in_process_executor,
     config=IN_PROCESS,
 )

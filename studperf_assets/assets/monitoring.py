@@ -1,11 +1,10 @@
-"""Monitoring: reference data and prediction batches (dynamic partitions), with the checks
-that guard them. The drift report of a batch is ``reports``; sensors are beside them in
+"""Monitoring: reference data and prediction windows (dynamic partitions, one per closed time
+window of the predictions archive), with the checks that guard them. The drift report of a
+window is ``reports``; sensors are beside them in
 ``studperf_assets.sensors``. onnxruntime loads inside the step that uses it.
 """
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,28 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
+    RunsFilter,
     asset,
     asset_check,
 )
 from pydantic import Field
 
-from lambda_service.schema import FEATURE_NAMES, FEATURES
-from studperf_assets.constants import MONITORING_GROUP
+from lambda_service.schema import FEATURES
+from studperf_assets.constants import (
+    MONITORING_GROUP,
+    MONITORING_JOB,
+    PARTITION_TAG,
+    WINDOW_END_TAG,
+)
 from studperf_assets.lib import data
+from studperf_assets.lib.archive import UnreadableArchiveObject, read_window
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
-from studperf_assets.lib.prediction_records import unreadable
-from studperf_assets.partitions import prediction_batch_partitions
+from studperf_assets.lib.windows import window_key, window_start
+from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
-from studperf_assets.resources.monitoring import PredictionStream, flatten
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
@@ -88,67 +93,89 @@ def _shares(column: pd.Series) -> dict[str, float]:
     }
 
 
-class BatchConfig(Config):
-    after: dict[str, str] = Field(
-        default={}, description="Per shard: the batch starts after this sequence number."
+class WindowConfig(Config):
+    end: str = Field(
+        default="",
+        description="The window's end (UTC, written as a window key); empty: the end its "
+        "sensor's run recorded (a re-run for late labels).",
     )
-    until: dict[str, str] = Field(
-        default={}, description="Per shard: the batch ends at this sequence number."
+    small: bool = Field(
+        default=False, description="Closed after the maximum wait with fewer rows than wanted."
     )
 
 
 @asset(
     group_name=GROUP,
-    partitions_def=prediction_batch_partitions,
-    kinds={"kinesis", "parquet"},
+    partitions_def=monitoring_window_partitions,
+    kinds={"s3", "pandas"},
     check_specs=[
         AssetCheckSpec(
             "batch_records",
-            asset="prediction_batches",
-            partitions_def=prediction_batch_partitions,
-            description="Every record in the batch's stream range is a prediction.",
+            asset="prediction_windows",
+            partitions_def=monitoring_window_partitions,
+            description="Every record in the window's archive objects is a prediction.",
         ),
         AssetCheckSpec(
             "batch_labels",
-            asset="prediction_batches",
-            partitions_def=prediction_batch_partitions,
+            asset="prediction_windows",
+            partitions_def=monitoring_window_partitions,
             description="Ground truth usable: no label files rejected, no conflicting labels.",
         ),
     ],
 )
-def prediction_batches(
+def prediction_windows(
     context: AssetExecutionContext,
-    config: BatchConfig,
-    prediction_stream: PredictionStream,
+    config: WindowConfig,
     object_store: ObjectStore,
     ground_truth: GroundTruth,
 ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
-    """One batch of production predictions (inputs included), archived as Parquet, with the
-    ground truth that has arrived joined by ``request_id`` (re-materialize to pick up later
-    labels). New label files are ingested here, once; one that cannot be used fails the
-    ``batch_labels`` check, naming the file and the problem."""
+    """One monitoring window of production predictions (inputs included): the records of
+    the archive objects whose key time is in [start, end) (``lib.archive.read_window``), a
+    record delivered twice kept once, with the ground truth that has arrived joined by
+    ``request_id`` (re-materialize to pick up later labels). New label files are ingested
+    here, once; one that cannot be used fails the ``batch_labels`` check, naming the file
+    and the problem. A record that is not a prediction is named by ``batch_records``; an
+    archive object that cannot be read fails the run, naming it."""
     key = context.partition_key
-    archived = _archived_predictions(key, config, prediction_stream, object_store)
-    predictions = archived.predictions
+    start, end = window_start(key), _window_end(context, key, config)
+    try:
+        window = read_window(object_store.archive(), start, end)
+    except UnreadableArchiveObject as error:
+        raise Failure(f"window {key}: {error}") from error
+    predictions = window.predictions
+    if predictions.empty:
+        first = window.unreadable[0] if window.unreadable else None
+        why = (
+            f"none of its {len(window.unreadable)} records is a prediction (first: "
+            f"{first['object']} line {first['line']}: {first['reason']})"
+            if first
+            else f"no prediction in the archive objects named in [{key}, {window_key(end)})"
+        )
+        raise Failure(f"window {key}: {why}")
     try:
         intake, labels = _join_labels(key, predictions, ground_truth)
         unavailable = ""
     except MonitoringDatabaseError as error:  # drift can still be judged without labels
-        context.log.warning(f"{error}; the batch goes on without its labels")
+        context.log.warning(f"{error}; the window goes on without its labels")
         intake, labels, unavailable = LabelIntake(), _no_labels(), str(error)
     usable = labels[~labels["conflict"]].set_index(REQUEST_ID)[data.TARGET]
     batch = predictions.assign(**{ACTUAL: predictions[REQUEST_ID].map(usable)})
     conflicting = sorted(labels.loc[labels["conflict"], REQUEST_ID])
     labelled = int(batch[ACTUAL].notna().sum())
+    model_version = str(batch["model_version"].mode().iloc[0])
     yield Output(
         batch,
         metadata={
             "rows": len(batch),
             "labelled_rows": labelled,
-            "duplicates_removed": archived.duplicates,
-            "unreadable_records": len(archived.unreadable),
+            "window_start": key,
+            "window_end": window_key(end),
+            "small": config.small,
+            "duplicates_removed": window.duplicates,
+            "unreadable_records": len(window.unreadable),
+            "error_records": window.errors,
+            "archive_objects": len(window.objects),
             "model_versions": MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
-            "archive": MetadataValue.path(object_store.uri(_archive_key(key))),
             "label_files_ingested": len(intake.ingested),
             "labels_ingested": intake.new_labels,
         },
@@ -156,12 +183,13 @@ def prediction_batches(
     yield AssetCheckResult(
         check_name="batch_records",
         severity=AssetCheckSeverity.WARN,
-        passed=not archived.unreadable,
+        passed=not window.unreadable,
         metadata={
-            "unreadable_records": len(archived.unreadable),
-            "first_unreadable": MetadataValue.json(archived.unreadable[:20]),
+            "unreadable_records": len(window.unreadable),
+            "first_unreadable": MetadataValue.json(window.unreadable[:20]),
+            "error_records": window.errors,
             "rows": len(batch),
-            "model_version": str(batch["model_version"].mode().iloc[0]),
+            "model_version": model_version,
         },
     )
     yield AssetCheckResult(
@@ -175,15 +203,33 @@ def prediction_batches(
             "duplicate_labels_ignored": intake.duplicates,
             "labels_unavailable": unavailable or "no",
             "rows": len(batch),
-            "model_version": str(batch["model_version"].mode().iloc[0]),
+            "model_version": model_version,
         },
+    )
+
+
+def _window_end(context: AssetExecutionContext, key: str, config: WindowConfig) -> datetime:
+    """The window's end: from the run config (the window sensor's run), else from the tags of
+    the sensor's run of this window (a re-run for late labels, or from the UI)."""
+    if config.end:
+        return window_start(config.end)
+    records = context.instance.get_run_records(
+        RunsFilter(tags={PARTITION_TAG: key}, job_name=MONITORING_JOB), limit=20
+    )
+    for record in records:
+        end = record.dagster_run.tags.get(WINDOW_END_TAG)
+        if end:
+            return window_start(end)
+    raise Failure(
+        f"window {key}: its end is neither configured (ops.prediction_windows.config.end) "
+        "nor recorded by the window sensor's run"
     )
 
 
 def _join_labels(
     key: str, predictions: pd.DataFrame, ground_truth: GroundTruth
 ) -> tuple[LabelIntake, pd.DataFrame]:
-    """Index the batch's predictions, ingest new label files, read the batch's labels."""
+    """Index the window's predictions, ingest new label files, read the batch's labels."""
     database = ground_truth.database
     database.index_predictions(key, predictions[REQUEST_ID])
     intake = ground_truth.ingest_new()
@@ -200,88 +246,23 @@ def _no_labels() -> pd.DataFrame:
     )
 
 
-def _archive_key(partition: str) -> str:
-    return f"batches/{partition}/predictions.parquet"
-
-
-def _unreadable_key(partition: str) -> str:
-    return f"batches/{partition}/unreadable.json"
-
-
-@dataclass
-class ArchivedBatch:
-    predictions: pd.DataFrame
-    duplicates: int  # rows removed: the same idempotency key twice
-    unreadable: list[dict[str, str]]  # records in the range that were not predictions
-
-
-def _archived_predictions(
-    key: str, config: BatchConfig, stream: PredictionStream, store: ObjectStore
-) -> ArchivedBatch:
-    """The batch's predictions, archived on first read; duplicates (a record delivered
-    twice, or archived twice) removed by idempotency key; records that are not predictions
-    listed beside the archive, so that a re-materialization reports them too."""
-    archive = _archive_key(key)
-    unreadable_key = _unreadable_key(key)
-    if store.exists(archive):
-        try:
-            predictions = store.get_frame(archive)
-        except Exception as exc:
-            raise Failure(
-                f"batch {key}: the archive {store.uri(archive)} is not a readable Parquet "
-                f"file ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from exc
-        missing = {"idempotency_key", "model_version", *FEATURE_NAMES} - set(predictions.columns)
-        if missing:
-            raise Failure(
-                f"batch {key}: the archive {store.uri(archive)} lacks column(s) "
-                f"{', '.join(sorted(missing))}"
-            )
-        skipped = (
-            json.loads(store.get_bytes(unreadable_key)) if store.exists(unreadable_key) else []
-        )
-        fresh = False
-    else:
-        if not config.until:
-            raise Failure(f"batch {key} is not archived and its stream range is not configured")
-        records, _ = stream.read(config.after, limit=10**9, until=config.until)
-        if not records:
-            raise Failure(f"batch {key}: no predictions in {config.after} .. {config.until}")
-        skipped = [entry.as_dict() for entry in unreadable(records)]
-        if len(skipped) == len(records):
-            first = skipped[0]
-            raise Failure(
-                f"batch {key}: none of its {len(records)} records is a prediction (first: "
-                f"shard {first['shard']}, sequence {first['sequence']}: {first['reason']})"
-            )
-        predictions, fresh = pd.DataFrame(flatten(records)), True
-    if REQUEST_ID not in predictions.columns:  # archived before predictions had request IDs
-        predictions[REQUEST_ID] = predictions["idempotency_key"]
-    unique = predictions.drop_duplicates("idempotency_key").reset_index(drop=True)
-    if fresh:
-        if skipped:
-            store.put_bytes(unreadable_key, json.dumps(skipped).encode(), "application/json")
-        store.put_frame(archive, unique)
-    return ArchivedBatch(unique, len(predictions) - len(unique), skipped)
-
-
 @asset_check(
-    asset=prediction_batches,
-    partitions_def=prediction_batch_partitions,
-    description="No missing or out-of-range inputs in the batch.",
+    asset=prediction_windows,
+    partitions_def=monitoring_window_partitions,
+    description="No missing or out-of-range inputs in the window.",
 )
-def batch_data_quality(prediction_batches: pd.DataFrame) -> AssetCheckResult:
+def batch_data_quality(prediction_windows: pd.DataFrame) -> AssetCheckResult:
     problems = {}
     for feature in FEATURES:
-        column = pd.to_numeric(prediction_batches[feature.name], errors="coerce")
+        column = pd.to_numeric(prediction_windows[feature.name], errors="coerce")
         bad = int((column.isna() | (column < feature.minimum) | (column > feature.maximum)).sum())
         if bad:
             problems[feature.name] = bad
     return AssetCheckResult(
         passed=not problems,
         metadata={
-            "rows": len(prediction_batches),
-            "model_version": str(prediction_batches["model_version"].mode().iloc[0]),
+            "rows": len(prediction_windows),
+            "model_version": str(prediction_windows["model_version"].mode().iloc[0]),
             "bad_values": MetadataValue.json(problems),
         },
     )

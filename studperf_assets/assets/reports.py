@@ -1,5 +1,5 @@
-"""Drift reports: the Evidently report of a batch, the checks that judge it, and its row in
-the monitoring database.
+"""Drift reports: the Evidently report of a monitoring window, the checks that judge it, and
+its row in the monitoring database.
 
 ``drift_report`` writes no SQL: the checks are evaluated from the report whether the
 database answers or not, and ``batch_metrics`` writes the row in its own step, retried
@@ -25,7 +25,7 @@ from dagster import (
 
 from studperf_assets.assets.monitoring import GROUP, load_reference
 from studperf_assets.lib.drift_summary import DriftSummary
-from studperf_assets.partitions import prediction_batch_partitions
+from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.monitoring import MonitoringSettings
@@ -35,28 +35,29 @@ from studperf_assets.resources.training_settings import TrainingSettings
 
 @asset(
     group_name=GROUP,
-    partitions_def=prediction_batch_partitions,
+    partitions_def=monitoring_window_partitions,
     kinds={"evidently"},
     deps=["reference_data"],
 )
 def drift_report(
     context: AssetExecutionContext,
-    prediction_batches: pd.DataFrame,
+    prediction_windows: pd.DataFrame,
     object_store: ObjectStore,
     model_store: ModelStore,
     monitoring_settings: MonitoringSettings,
     training_settings: TrainingSettings,
 ) -> Output[dict[str, Any]]:
-    """Evidently data, prediction and target drift plus classification quality of one batch,
+    """Evidently data, prediction and target drift plus classification quality of one window,
     against the reference of the model version that served it (read from its bundle: a
     home or deployment that never built ``reference_data`` monitors all the same).
 
-    The HTML goes to the object store, the key numbers to Dagster metadata (plotted across
-    partitions) and to the Evidently workspace (the dashboard). The checks judge this
+    The key numbers go to Dagster metadata (plotted across partitions) and to the Evidently
+    workspace (the dashboard, its snapshots bounded); the HTML pages to the object store only
+    for a window that fails a drift or performance check (``check_outcomes``). The checks judge this
     report; the SQL row is ``batch_metrics``'s, so a database outage cannot hide drift."""
     from studperf_assets.lib import drift as drift_math
 
-    serving = str(prediction_batches["model_version"].mode().iloc[0])
+    serving = str(prediction_windows["model_version"].mode().iloc[0])
     reference = load_reference(model_store, serving, training_settings)
 
     key = context.partition_key
@@ -67,17 +68,23 @@ def drift_report(
         prediction=settings.prediction_drift_score,
     )
     result = drift_math.drift_report(
-        reference.frame, prediction_batches, settings.max_rows, thresholds
+        reference.frame, prediction_windows, settings.max_rows, thresholds
     )
     summary = result.summary
-    report_key = f"reports/{key}/drift.html"
-    report_uri = object_store.put_bytes(report_key, _html(result.drift), content_type="text/html")
-    links = {"drift_report": MetadataValue.url(object_store.browse_url(report_key))}
-    if result.quality is not None:
-        quality_key = f"reports/{key}/quality.html"
-        object_store.put_bytes(quality_key, _html(result.quality), content_type="text/html")
-        links["quality_report"] = MetadataValue.url(object_store.browse_url(quality_key))
-    model_version = str(prediction_batches["model_version"].mode().iloc[0])
+    failing = sorted(name for name, ok in check_outcomes(summary, settings).items() if not ok)
+    report_key, report_uri = "", ""
+    links: dict[str, Any] = {}
+    if failing:  # the HTML only for a window that fails a check: per-window bytes stay small
+        report_key = f"reports/{key}/drift.html"
+        report_uri = object_store.put_bytes(
+            report_key, _html(result.drift), content_type="text/html"
+        )
+        links["drift_report"] = MetadataValue.url(object_store.browse_url(report_key))
+        if result.quality is not None:
+            quality_key = f"reports/{key}/quality.html"
+            object_store.put_bytes(quality_key, _html(result.quality), content_type="text/html")
+            links["quality_report"] = MetadataValue.url(object_store.browse_url(quality_key))
+    model_version = str(prediction_windows["model_version"].mode().iloc[0])
     _add_to_dashboard(monitoring_settings.evidently_workspace, key, result)
     numbers: dict[str, Any] = {
         "drift_share": summary.drift_share,
@@ -133,12 +140,25 @@ def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
 
 
 def _batch_facts(report: dict[str, Any]) -> dict[str, Any]:
-    """What an alert about this batch says besides the check's own numbers."""
-    return {
+    """What an alert about this window says besides the check's own numbers."""
+    facts = {
         "rows": report["rows"],
         "model_version": report["model_version"],
         "report_key": report.get("report_key", ""),
-        "report": MetadataValue.path(str(report["report_uri"])),
+    }
+    if report.get("report_uri"):
+        facts["report"] = MetadataValue.path(str(report["report_uri"]))
+    return facts
+
+
+def check_outcomes(summary: DriftSummary, settings: MonitoringSettings) -> dict[str, bool]:
+    """Whether each check of the drift report passes: what the checks below report, and what
+    decides whether the window keeps its HTML report."""
+    judged = summary.f1_macro is not None and summary.labelled_rows >= settings.min_labelled_for_f1
+    return {
+        "data_drift": summary.drift_share < settings.data_drift_share,
+        "prediction_drift": not summary.prediction_drifted,  # Evidently's verdict
+        "performance": not judged or float(summary.f1_macro or 0.0) >= settings.f1_floor,
     }
 
 
@@ -149,7 +169,7 @@ def _summary(report: dict[str, Any]) -> DriftSummary:
 
 @asset_check(
     asset=drift_report,
-    partitions_def=prediction_batch_partitions,
+    partitions_def=monitoring_window_partitions,
     description="Share of drifted features below the threshold.",
 )
 def data_drift(
@@ -157,7 +177,7 @@ def data_drift(
 ) -> AssetCheckResult:
     summary = _summary(drift_report)
     return AssetCheckResult(
-        passed=summary.drift_share < monitoring_settings.data_drift_share,
+        passed=check_outcomes(summary, monitoring_settings)["data_drift"],
         severity=monitoring_settings.drift_severity,
         metadata={
             "drift_share": summary.drift_share,
@@ -176,7 +196,7 @@ def data_drift(
 
 @asset_check(
     asset=drift_report,
-    partitions_def=prediction_batch_partitions,
+    partitions_def=monitoring_window_partitions,
     description="Prediction distribution close to the reference's.",
 )
 def prediction_drift(
@@ -184,7 +204,7 @@ def prediction_drift(
 ) -> AssetCheckResult:
     summary = _summary(drift_report)
     return AssetCheckResult(
-        passed=not summary.prediction_drifted,  # Evidently's verdict, at the same threshold
+        passed=check_outcomes(summary, monitoring_settings)["prediction_drift"],
         severity=monitoring_settings.drift_severity,
         metadata={
             "prediction_drift": summary.prediction_drift,
@@ -196,7 +216,7 @@ def prediction_drift(
 
 @asset_check(
     asset=drift_report,
-    partitions_def=prediction_batch_partitions,
+    partitions_def=monitoring_window_partitions,
     description="f1-macro above the floor once enough labels arrived.",
 )
 def performance(
@@ -207,9 +227,8 @@ def performance(
         summary.f1_macro is not None
         and summary.labelled_rows >= monitoring_settings.min_labelled_for_f1
     )
-    passed = not judged or float(summary.f1_macro or 0.0) >= monitoring_settings.f1_floor
     return AssetCheckResult(
-        passed=passed,
+        passed=check_outcomes(summary, monitoring_settings)["performance"],
         severity=monitoring_settings.performance_severity,
         metadata={
             "f1_macro": float(summary.f1_macro) if summary.f1_macro is not None else float("nan"),
@@ -227,14 +246,14 @@ SQL_RETRIES = RetryPolicy(max_retries=3, delay=3, backoff=Backoff.EXPONENTIAL)
 
 @asset(
     group_name=GROUP,
-    partitions_def=prediction_batch_partitions,
+    partitions_def=monitoring_window_partitions,
     kinds={"sql"},
     retry_policy=SQL_RETRIES,
 )
 def batch_metrics(
     context: AssetExecutionContext, drift_report: dict[str, Any], metrics_database: MetricsDatabase
 ) -> Output[dict[str, Any]]:
-    """The batch's row in ``batch_metrics`` (SQLite or PostgreSQL), for SQL and Grafana."""
+    """The window's row in ``batch_metrics`` (SQLite or PostgreSQL), for SQL and Grafana."""
     row = {
         "model_version": drift_report["model_version"],
         **{k: drift_report[k] for k in METRIC_COLUMNS},

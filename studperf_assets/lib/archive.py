@@ -19,6 +19,12 @@ Lambda's retries). ``read_archive`` reads those objects and keeps exactly the ro
 [t0, t1). An object that cannot be read is an ``UnreadableArchiveObject`` naming it: a
 window is never read short.
 
+Monitoring windows select objects by KEY time instead (``objects_between``,
+``read_window``): a window is the objects whose key time is in [start, end), so every
+object, and every record in it, is in exactly one window, and the window sensor counts rows
+(``count_rows``) without parsing them. Firehose delivers at least once: ``read_window``
+drops a record seen twice (same ``idempotency_key``) and counts it.
+
 Pure: no Dagster. ``FolderArchive`` and ``S3Archive`` are the two places an archive lives;
 ``ObjectStore.archive()`` (resources) gives the one of a monitoring store.
 """
@@ -38,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from studperf_assets.lib.prediction_records import UnreadablePrediction, decode_prediction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -218,19 +226,12 @@ def hour_prefixes(kind: str, start: datetime, end: datetime) -> list[str]:
     return prefixes
 
 
-def window_objects(
-    source: ArchiveSource,
-    kind: str,
-    t0: datetime,
-    t1: datetime,
-    early: timedelta = DEFAULT_EARLY,
-    late: timedelta = DEFAULT_LATE,
-) -> list[str]:
-    """The keys of ``kind`` that may hold rows of [t0, t1): named in [t0 - early, t1 + late).
-    A key under the hour prefixes whose name has no time is an UnreadableArchiveObject: it
-    cannot be placed, so it is not left out silently."""
-    start, end = _utc(t0) - early, _utc(t1) + late
-    keys = []
+def objects_between(source: ArchiveSource, kind: str, start: datetime, end: datetime) -> list[str]:
+    """The keys of ``kind`` whose key time is in [start, end), oldest first. A key under
+    those hours whose name has no time is an UnreadableArchiveObject: it cannot be placed,
+    so it is not left out silently."""
+    start, end = _utc(start), _utc(end)
+    keys: list[tuple[datetime, str]] = []
     for prefix in hour_prefixes(kind, start, end):
         for key in source.list_keys(prefix):
             at = object_time(key)
@@ -239,8 +240,70 @@ def window_objects(
                     source.uri(key), "its name has no Firehose time (…-yyyy-MM-dd-HH-mm-ss-…)"
                 )
             if start <= at < end:
-                keys.append(key)
-    return keys
+                keys.append((at, key))
+    return [key for _, key in sorted(keys)]
+
+
+def window_objects(
+    source: ArchiveSource,
+    kind: str,
+    t0: datetime,
+    t1: datetime,
+    early: timedelta = DEFAULT_EARLY,
+    late: timedelta = DEFAULT_LATE,
+) -> list[str]:
+    """The keys of ``kind`` that may hold rows whose own time is in [t0, t1): named in
+    [t0 - early, t1 + late)."""
+    return objects_between(source, kind, _utc(t0) - early, _utc(t1) + late)
+
+
+def count_rows(source: ArchiveSource, key: str) -> int:
+    """Records in one object: its lines, none parsed."""
+    return len(_lines(source.uri(key), _get(source, key)))
+
+
+@dataclass
+class WindowRows:
+    """A monitoring window read by key time: its predictions (flat rows as
+    ``flatten_prediction`` gives them, a record delivered twice kept once), the records
+    that are not predictions (``object``, ``line``, ``reason``: named, not used), the error
+    records counted, and the objects read."""
+
+    predictions: pd.DataFrame
+    errors: int = 0
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    duplicates: int = 0  # records dropped: an idempotency key seen before
+    objects: list[str] = field(default_factory=list)
+
+
+def read_window(
+    source: ArchiveSource, start: datetime, end: datetime, threads: int = 8
+) -> WindowRows:
+    """Every prediction record in the objects whose key time is in [start, end), and the
+    number of error records in those of the errors. Each record is checked as monitoring
+    needs it (``prediction_records.decode_prediction``): one that is not a prediction is
+    named and left out; an object that cannot be read at all (corrupt GZIP) raises
+    UnreadableArchiveObject naming it, so a window is never read short."""
+    import pandas as pd
+
+    keys = objects_between(source, "predictions", start, end)
+    rows: list[dict[str, Any]] = []
+    unreadable: list[dict[str, str]] = []
+    for key, data in zip(keys, _fetch(source, keys, threads), strict=True):
+        uri = source.uri(key)
+        for number, line in _numbered_lines(uri, data):
+            try:
+                rows.append(flatten_prediction(decode_prediction(line)))
+            except UnreadablePrediction as problem:
+                unreadable.append({"object": uri, "line": str(number), "reason": str(problem)})
+    error_keys = objects_between(source, "errors", start, end)
+    errors = sum(
+        len(_lines(source.uri(k), data))
+        for k, data in zip(error_keys, _fetch(source, error_keys, threads), strict=True)
+    )
+    frame = pd.DataFrame(rows).drop(columns=["grade", "model_name"], errors="ignore")
+    unique = frame.drop_duplicates("idempotency_key").reset_index(drop=True) if rows else frame
+    return WindowRows(unique, errors, unreadable, len(frame) - len(unique), keys + error_keys)
 
 
 @dataclass
@@ -283,31 +346,38 @@ def read_archive(
     return ArchiveRows(frames["predictions"], frames["errors"], objects)
 
 
+def _get(source: ArchiveSource, key: str) -> bytes:
+    try:
+        return source.get_bytes(key)
+    except Exception as exc:
+        raise UnreadableArchiveObject(source.uri(key), f"{type(exc).__name__}: {exc}") from exc
+
+
 def _fetch(source: ArchiveSource, keys: Sequence[str], threads: int) -> list[bytes]:
     """The objects' bytes, fetched in parallel (S3 latency, not bandwidth, bounds a window)."""
-
-    def get(key: str) -> bytes:
-        try:
-            return source.get_bytes(key)
-        except Exception as exc:
-            raise UnreadableArchiveObject(source.uri(key), f"{type(exc).__name__}: {exc}") from exc
-
     if len(keys) < 2 or threads < 2:
-        return [get(k) for k in keys]
+        return [_get(source, k) for k in keys]
     with ThreadPoolExecutor(max_workers=min(threads, len(keys))) as pool:
-        return list(pool.map(get, keys))
+        return list(pool.map(lambda key: _get(source, key), keys))
 
 
-def _decode_object(uri: str, data: bytes) -> list[dict[str, Any]]:
-    """An object's records, or UnreadableArchiveObject (corrupt GZIP, a line not a JSON object)."""
+def _numbered_lines(uri: str, data: bytes) -> list[tuple[int, bytes]]:
+    """An object's non-blank lines with their numbers, or UnreadableArchiveObject (not GZIP)."""
     try:
         text = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableArchiveObject(uri, f"not readable GZIP ({exc})") from None
+    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def _lines(uri: str, data: bytes) -> list[bytes]:
+    return [line for _, line in _numbered_lines(uri, data)]
+
+
+def _decode_object(uri: str, data: bytes) -> list[dict[str, Any]]:
+    """An object's records, or UnreadableArchiveObject (corrupt GZIP, a line not a JSON object)."""
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in _numbered_lines(uri, data):
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as exc:

@@ -1,22 +1,19 @@
-"""Reading the predictions stream: what a record must hold before monitoring uses it.
+"""What a prediction record must hold before monitoring uses it.
 
-The Lambda writes these records, but the stream is the monitoring half's input, and one
-record that cannot be read must not stop every batch after it. A record that is not a
-prediction becomes an ``Unreadable`` entry naming its position and the problem: it still
-counts towards its batch (so batch ranges stay exact and the sensor moves on), is left out
-of the batch's rows, and is reported by the batch's ``batch_records`` check.
+The Lambda writes these records, but the archive of them is the monitoring half's input,
+and one record that cannot be read must not stop its window. ``lib.archive.read_window``
+leaves a record that is not a prediction out of the window's rows and names it (object,
+line and the problem given here); the window's ``batch_records`` check reports it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from lambda_service.bundle import BundleError, check_version
 from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS, InvalidRecord, parse_id
 
-UNREADABLE = "_unreadable"  # the key that marks a record that is not a prediction
 # field -> the JSON type it must have, as the Lambda writes it (service._prediction)
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "student": dict,
@@ -31,16 +28,6 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 class UnreadablePrediction(ValueError):
     """A predictions-stream record that monitoring cannot use; the message says why."""
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    shard: str
-    sequence: str
-    reason: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"shard": self.shard, "sequence": self.sequence, "reason": self.reason}
 
 
 def decode_prediction(data: bytes) -> dict[str, Any]:
@@ -81,12 +68,3 @@ def _check_identifiers(body: dict[str, Any]) -> None:
         check_version(body["model_version"], "model_version")
     except BundleError:
         raise UnreadablePrediction("'model_version' is not a bundle version") from None
-
-
-def unreadable(records: list[dict[str, Any]]) -> list[Unreadable]:
-    """The entries of ``records`` that were not predictions, in stream order."""
-    return [
-        Unreadable(str(r["_shard"]), str(r["_sequence"]), str(r[UNREADABLE]))
-        for r in records
-        if UNREADABLE in r
-    ]

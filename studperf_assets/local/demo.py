@@ -4,6 +4,14 @@ moto server (started and stopped here) is the local AWS for Kinesis and SES; Dag
 MLflow, the model store and the monitoring store are the embedded defaults under the
 demo's home. Sensors are evaluated by the demo itself, one tick each, as the daemon would
 evaluate them; every run lands in the Dagster instance that ``studperf ui`` opens later.
+
+Monitoring reads the predictions archive, which Kinesis Data Firehose writes in AWS and
+``studperf archive`` (``local.firehose``, a STAND-IN for that managed service) writes under
+``studperf up``. The demo runs the same stand-in in process, once each burst of traffic is
+scored, so the archive is written before the window sensor ticks. Its windows are one
+second long and close at ``batch_size`` rows, with no settle time (everything is flushed
+before the tick): each burst of traffic is one window, so the tour takes seconds, not the
+minutes that real windows (60 s under ``studperf up``, 5 min in production) would.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +34,15 @@ from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
+from studperf_assets.lib.archive import read_window
 from studperf_assets.lib.simulation import Drift
+from studperf_assets.local.firehose import FirehoseStandIn
+from studperf_assets.local.firehose import run as run_archive
 from studperf_assets.local.moto import ensure_stream, moto_server, sent_emails
 from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.local.training_run import TrainingOutcome, outcome_of, quiet, run_training
-from studperf_assets.resources.monitoring import PredictionStream, flatten
 
 STREAMS = {
     "input": "studperf-input",
@@ -39,6 +50,7 @@ STREAMS = {
     "errors": "studperf-errors",
 }
 DRIFT = Drift(absences_added=8, study_time_factor=0.5)
+WINDOW_SECONDS = 1  # the demo's window length: each burst is one window (see above)
 
 
 @dataclass
@@ -66,7 +78,13 @@ class Demo:
         self.deployment = Deployment(
             home=home,
             predictions_stream=STREAMS["predictions"],
-            monitoring={"batch_size": batch_size, "min_new_labels_for_retraining": batch_size},
+            monitoring={
+                "window_seconds": WINDOW_SECONDS,
+                "min_window_rows": batch_size,
+                "max_window_wait_seconds": 60,
+                "window_settle_seconds": 0,
+                "min_new_labels_for_retraining": batch_size,
+            },
         )
         self.definitions = make_definitions(self.deployment)
         self.resources = dict(self.definitions.resources or {})
@@ -153,31 +171,49 @@ class Demo:
             checkpoints=Checkpoints(self.home / "stream" / "checkpoints.json"),
             sleep=lambda _s: None,
         )
+        archive = self.resources["object_store"].archive()
+        self.archivers = [
+            FirehoseStandIn(
+                self.kinesis,
+                STREAMS[kind],
+                kind,
+                archive,
+                Checkpoints(self.home / "archive" / f"{STREAMS[kind]}.checkpoints.json"),
+            )
+            for kind in ("predictions", "errors")
+        ]
+        self.started = datetime.now(UTC).replace(microsecond=0)  # key times are in seconds
+
+    def score_and_archive(self) -> Any:
+        """Score what is on the input stream, then archive it (the Firehose stand-in, in
+        process); then wait out the window, so that the next burst is a window of its own."""
+        stats = self.poller.run(until_idle=1, poll_interval=0)
+        run_archive(self.archivers, until_idle=1, poll_interval=0, sleep=lambda _s: None)
+        time.sleep(WINDOW_SECONDS + 0.1)
+        return stats
 
     def stream_traffic(self, calm: int, drifted: int) -> None:
         with self.step("stream simulated traffic through the Lambda handler (studperf stream)"):
             store = self.resources["object_store"]
-            for _ in range(calm):
-                simulate(self.kinesis, STREAMS["input"], store, self.generator, self.batch_size)
-            for _ in range(drifted):
+            for drift in [None] * calm + [DRIFT] * drifted:
                 simulate(
-                    self.kinesis, STREAMS["input"], store, self.generator, self.batch_size, DRIFT
+                    self.kinesis, STREAMS["input"], store, self.generator, self.batch_size, drift
                 )
+                stats = self.score_and_archive()  # the poller's counts since it started
             self.echo(
                 f"      {calm * self.batch_size} students from the training population, then "
                 f"{drifted * self.batch_size} drifted (8 more absences, half the study time)"
             )
-            stats = self.poller.run(until_idle=1, poll_interval=0)
             self.echo(
-                f"      {stats.records} records -> {STREAMS['predictions']} "
-                f"in {stats.batches} Lambda batches"
+                f"      {stats.records} records -> {STREAMS['predictions']} in {stats.batches} "
+                "Lambda batches, archived by the Firehose stand-in (in process)"
             )
 
     def monitor(self) -> None:
-        with self.step("materialize the monitoring partitions (drift reports, checks)"):
-            batches = self.tick("prediction_batch_sensor")
+        with self.step("materialize the monitoring windows (drift reports, checks)"):
+            batches = self.tick("prediction_window_sensor")
             if not batches.run_requests:
-                raise RuntimeError("the batch sensor found no complete batch")
+                raise RuntimeError(f"no window closed: {batches.skip_message}")
             for request, run in self.run_requested(batches):
                 checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
                 report = run.output_for_node("drift_report")
@@ -225,9 +261,10 @@ class Demo:
         with self.step("more traffic: the Lambda hot-swaps to the promoted bundle"):
             store = self.resources["object_store"]
             simulate(self.kinesis, STREAMS["input"], store, self.generator, 50, labels=False)
-            self.poller.run(until_idle=1, poll_interval=0)
-            records, _ = PredictionStream(stream_name=STREAMS["predictions"]).read({}, limit=10**7)
-            self.summary.versions_served = [r["model_version"] for r in flatten(records)]
+            self.score_and_archive()
+            archive = self.resources["object_store"].archive()
+            served = read_window(archive, self.started, datetime.now(UTC)).predictions
+            self.summary.versions_served = served["model_version"].tolist()
             seen = list(dict.fromkeys(self.summary.versions_served))
             self.echo(f"      versions in the output records, in order: {' -> '.join(seen)}")
 
@@ -268,7 +305,7 @@ def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> 
             f"  {batch['partition']}: drift share {batch['drift_share']:.2f} ({drifted}), "
             f"f1-macro {batch['f1_macro']:.3f}"
         )
-    echo(f"  alert e-mails sent: {len(summary.emails)} (one per batch with failed checks)")
+    echo(f"  alert e-mails sent: {len(summary.emails)} (one per window with failed checks)")
     echo(f"  retraining run: {summary.retraining_run}")
     echo(f"  HTML reports: {summary.reports}")
     dashboard = summary.home / "evidently"

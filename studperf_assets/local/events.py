@@ -1,7 +1,7 @@
 """What ``studperf up`` prints after ``ready``: the loop's events, one line each, taken from
 the parts' logs (each part keeps its full log in ``$STUDPERF_HOME/logs``).
 
-A batch monitored, an alert sent, a retraining requested, a bundle promoted, the consumer
+A window monitored, an alert sent, a retraining requested, a bundle promoted, the consumer
 swapping to it, its summary of each minute with traffic, and any run that failed: what an
 operator watching the terminal wants to see without opening the UI.
 """
@@ -18,7 +18,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ALERTS = " - monitoring_alert_sensor - "
 # (log file, pattern, label): the first group of the pattern follows the label.
 EVENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("dagster.log", re.compile(r" - drift_report - (batch-\d+: .*)$"), "monitored"),
+    (
+        "dagster.log",
+        re.compile(r" - drift_report - (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: .*)$"),
+        "monitored",
+    ),
     ("dagster.log", re.compile(ALERTS + r"alert sent for (.*)$"), "alert sent"),
     ("dagster.log", re.compile(ALERTS + r"not monitored: (.*)$"), "not monitored"),
     ("dagster.log", re.compile(ALERTS + r"(incident \w+: .*)$"), "alert sent"),

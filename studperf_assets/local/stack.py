@@ -43,6 +43,16 @@ MODEL_REFRESH_SECONDS = 10  # the consumer re-reads the production pointer this 
 # The archive stand-in (local/firehose.py) writes an object per shard this often: short, so
 # that a 60-second monitoring window is archived soon after it closes (Firehose: terraform).
 ARCHIVE_BUFFER_SECONDS = 10
+# Monitoring windows on the local stack (production defaults: 300 s windows, 90 s settle,
+# 30 min maximum wait): a minute long, closed 15 s after their end (the stand-in's 10 s
+# buffer plus a margin), and a window short of 200 rows waits at most 90 s, so that a
+# 400-row `studperf simulate` burst is monitored within about a minute and a half.
+LOCAL_MONITORING = {
+    "window_seconds": 60,
+    "min_window_rows": 200,
+    "max_window_wait_seconds": 90,
+    "window_settle_seconds": 15,
+}
 
 
 @dataclass
@@ -90,6 +100,7 @@ class Stack:
             "STUDPERF_ALERT_SENDER": DEFAULT_SENDER,
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
             "STUDPERF_DAGSTER_URL": self.ui_url,
+            "STUDPERF_MONITORING": json.dumps(LOCAL_MONITORING, separators=(",", ":")),
             **self.settings,
         }
 

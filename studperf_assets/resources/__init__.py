@@ -22,7 +22,7 @@ from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.model_store import LocalModelStore, ModelStore, S3ModelStore
-from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings, PredictionStream
+from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from studperf_assets.resources.tracking import mlflow_tracking
 from studperf_assets.resources.training_settings import TrainingSettings
@@ -111,7 +111,6 @@ def _shared(
         "alert_sender": AlertSender(
             sender=d.alert_sender, recipients=list(d.alert_recipients), dagster_url=d.dagster_url
         ),
-        "prediction_stream": PredictionStream(stream_name=d.predictions_stream),
         "io_manager": SafeIOManager(store=io_store, prefix="assets"),
         "training_settings": TrainingSettings(work_dir=str(d.home / "work"), **d.training),
         "mlflow": mlflow_tracking.configured(

@@ -120,8 +120,14 @@ def _find(state: Any) -> Any:
     return None
 
 
-def add_snapshots(workspace: str, runs: Sequence[tuple[str, Any]]) -> None:
-    """Store Evidently ``Snapshot`` objects, each under its name, in the project."""
+MAX_SNAPSHOTS = 2000  # the newest kept (two per window: a week of 5-minute windows)
+
+
+def add_snapshots(
+    workspace: str, runs: Sequence[tuple[str, Any]], keep: int = MAX_SNAPSHOTS
+) -> None:
+    """Store Evidently ``Snapshot`` objects, each under its name, in the project; then delete
+    the oldest beyond ``keep``, so the workspace does not grow with traffic or time."""
     from evidently.legacy.core import new_id
     from evidently.ui.storage.local.base import LocalState
 
@@ -130,3 +136,8 @@ def add_snapshots(workspace: str, runs: Sequence[tuple[str, Any]]) -> None:
     for name, snapshot in runs:
         snapshot.set_name(name)
         state.write_snapshot(project, new_id(), snapshot.to_snapshot_model())
+    folder = Path(workspace) / str(project) / "snapshots"
+    with _locked(Path(workspace)):
+        stored = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in stored[: max(0, len(stored) - keep)]:
+            old.unlink(missing_ok=True)

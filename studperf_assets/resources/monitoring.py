@@ -1,9 +1,9 @@
-"""Monitoring resources: thresholds, SES alerts, the predictions stream.
+"""Monitoring resources: thresholds and windows, SES alerts. Monitoring reads the predictions
+archive (``lib.archive``, through ``ObjectStore.archive()``), never the stream.
 
 The monitoring database (metrics, alerts, ground-truth index) is ``metrics_db``.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -12,16 +12,10 @@ from pydantic import Field
 
 from studperf_assets.deployment import DEFAULT_RECIPIENTS, DEFAULT_SENDER
 from studperf_assets.lib.drift_summary import DEFAULT_MAX_ROWS
-from studperf_assets.lib.prediction_records import (
-    UNREADABLE,
-    UnreadablePrediction,
-    decode_prediction,
-)
 from studperf_assets.lib.windows import WindowRules
 
 
 class MonitoringSettings(ConfigurableResource):
-    batch_size: int = Field(default=200, description="Predictions per monitoring partition.")
     window_seconds: int = Field(
         default=300, description="A monitoring window's length (60 in the local stack)."
     )
@@ -43,7 +37,7 @@ class MonitoringSettings(ConfigurableResource):
     )
     max_rows: int = Field(
         default=DEFAULT_MAX_ROWS,
-        description="Rows compared per report; larger batches are sampled.",
+        description="Rows compared per report; larger windows are sampled.",
     )
     data_drift_share: float = Field(
         default=0.2, description="Data drift check fails at this share of drifted features."
@@ -113,90 +107,3 @@ class AlertSender(ConfigurableResource):
             Message={"Subject": {"Data": subject, "Charset": "UTF-8"}, "Body": body},
         )
         return str(response["MessageId"])
-
-
-class PredictionStream(ConfigurableResource):
-    """Reads the Lambda's predictions stream by shard positions."""
-
-    stream_name: str = Field(default="studperf-predictions", description="Predictions stream.")
-
-    def identity(self) -> str:
-        """The stream's ARN and creation time: a recreated stream (a restarted local stack,
-        a replaced resource) restarts its sequence numbers, so positions must too."""
-        summary = boto3.client("kinesis").describe_stream_summary(StreamName=self.stream_name)
-        description = summary["StreamDescriptionSummary"]
-        created = description["StreamCreationTimestamp"].timestamp()
-        return f"{description['StreamARN']}@{created:.0f}"
-
-    def shards(self) -> list[str]:
-        client = boto3.client("kinesis")
-        return [s["ShardId"] for s in client.list_shards(StreamName=self.stream_name)["Shards"]]
-
-    def read(
-        self, after: dict[str, str], limit: int, until: dict[str, str] | None = None
-    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """Records after the given sequence numbers (per shard; absent = from the start),
-        at most ``limit`` in all, or exactly up to ``until``. Returns (records, positions)."""
-        client = boto3.client("kinesis")
-        positions = dict(after)
-        records: list[dict[str, Any]] = []
-        for shard in sorted(until) if until is not None else self.shards():
-            end = int(until[shard]) if until is not None else None
-            if end is not None and shard in after and int(after[shard]) >= end:
-                continue
-            iterator: str | None = self._iterator(client, shard, after.get(shard))
-            for _ in range(10_000):  # bounded: a shard is finite at any moment
-                if not iterator or len(records) >= limit:
-                    break
-                response = client.get_records(
-                    ShardIterator=iterator, Limit=min(1000, limit - len(records))
-                )
-                batch = response["Records"]
-                if end is not None:
-                    batch = [r for r in batch if int(r["SequenceNumber"]) <= end]
-                for record in batch[: limit - len(records)]:
-                    try:
-                        body = decode_prediction(record["Data"])
-                    except UnreadablePrediction as problem:  # counted, reported, not used
-                        body = {UNREADABLE: str(problem)}
-                    body["_shard"], body["_sequence"] = shard, record["SequenceNumber"]
-                    records.append(body)
-                    positions[shard] = record["SequenceNumber"]
-                reached_end = end is not None and int(positions.get(shard, "-1")) >= end
-                caught_up = not response["Records"] and not response.get("MillisBehindLatest")
-                if reached_end or caught_up:
-                    break
-                iterator = response.get("NextShardIterator")
-        return records, positions
-
-    def _iterator(self, client: Any, shard: str, after: str | None) -> str:
-        if after is None:
-            kwargs = {"ShardIteratorType": "TRIM_HORIZON"}
-        else:
-            kwargs = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
-        response = client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard, **kwargs)
-        return str(response["ShardIterator"])
-
-
-def flatten(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prediction records as flat rows: features, prediction, version, ids (records that
-    were unreadable are left out; ``prediction_records.unreadable`` lists them)."""
-    rows = []
-    for r in records:
-        if UNREADABLE in r:
-            continue
-        row = {
-            **r["student"],
-            "prediction": r["grade_class"],
-            "student_id": r["student_id"],
-            # records from before request IDs: the idempotency key identified them
-            "request_id": str(r.get("request_id") or r["idempotency_key"]),
-        }
-        row.update({f"prob_{k}": v for k, v in r["probabilities"].items()})
-        row.update(
-            model_version=r["model_version"],
-            idempotency_key=r["idempotency_key"],
-            predicted_at=r["predicted_at"],
-        )
-        rows.append(row)
-    return rows

@@ -15,6 +15,7 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from studperf_assets.lib.archive import ArchiveSource, FolderArchive, S3Archive
 from studperf_assets.lib.labels import ObjectTooLarge
 
 
@@ -55,6 +56,15 @@ class ObjectStore(ConfigurableResource):
 
     def share_url(self, key: str, seconds: int = 7 * 24 * 3600) -> str:
         """A link for a recipient (alert e-mails): a file URL, or a presigned S3 URL."""
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` (retention); returns how many."""
+        raise NotImplementedError
+
+    def archive(self) -> ArchiveSource:
+        """The predictions archive in this store (``lib.archive``): a FolderArchive of a
+        folder, an S3Archive of a bucket and prefix."""
         raise NotImplementedError
 
     def put_frame(self, key: str, frame: pd.DataFrame) -> str:
@@ -128,6 +138,15 @@ class LocalObjectStore(ObjectStore):
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        return len(keys)
+
+    def archive(self) -> ArchiveSource:
+        return FolderArchive(self._path(""))
+
     def browse_url(self, key: str) -> str:
         return self._path(key).as_uri()
 
@@ -194,6 +213,17 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        client = self._client()
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys at most
+            chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        return len(keys)
+
+    def archive(self) -> ArchiveSource:
+        return S3Archive(self._client(), self.bucket, self.prefix)
 
     def browse_url(self, key: str) -> str:
         from urllib.parse import quote

@@ -1,7 +1,7 @@
-"""The code location's sensors, one module each, named after the sensor: new batches
-(``prediction_batch_sensor``), late labels (``late_labels_sensor``), alerts and incidents
-(``monitoring_alert_sensor``, with ``incidents`` and ``runs``) and retraining
-(``retraining_sensor``).
+"""The code location's sensors, one module each, named after the sensor: closed monitoring
+windows of the predictions archive (``prediction_window_sensor``, with ``window_retention``),
+late labels (``late_labels_sensor``), alerts and incidents (``monitoring_alert_sensor``, with
+``incidents`` and ``runs``) and retraining (``retraining_sensor``).
 
 ``build_sensors`` makes them with the deployment's default status (running wherever the
 platform is deployed, unless a setting says otherwise) and tick interval.
@@ -15,7 +15,7 @@ from studperf_assets import constants
 from studperf_assets.jobs import monitoring_job, training_job
 from studperf_assets.sensors.late_labels_sensor import late_labels_sensor
 from studperf_assets.sensors.monitoring_alert_sensor import monitoring_alert_sensor
-from studperf_assets.sensors.prediction_batch_sensor import prediction_batch_sensor
+from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
 from studperf_assets.sensors.retraining_sensor import retraining_sensor
 
 
@@ -29,12 +29,12 @@ def build_sensors(running: bool = True, interval_seconds: int = 15) -> list[Sens
     status = DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED
     return [
         sensor(
-            name=constants.PREDICTION_BATCH_SENSOR,
+            name=constants.PREDICTION_WINDOW_SENSOR,
             job=monitoring_job,
             minimum_interval_seconds=interval_seconds,
             default_status=status,
-            description=_summary(prediction_batch_sensor),
-        )(prediction_batch_sensor),
+            description=_summary(prediction_window_sensor),
+        )(prediction_window_sensor),
         sensor(
             name=constants.LATE_LABELS_SENSOR,
             job=monitoring_job,

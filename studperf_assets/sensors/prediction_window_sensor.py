@@ -5,7 +5,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason
+from dagster import (
+    ResourceParam,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+)
 
 from studperf_assets.constants import (
     PRIORITY_TAG,
@@ -14,7 +20,7 @@ from studperf_assets.constants import (
     WINDOW_SMALL_TAG,
 )
 from studperf_assets.jobs import IN_PROCESS
-from studperf_assets.lib.window_archive import PREDICTIONS, count_rows, object_time, objects_between
+from studperf_assets.lib.archive import count_rows, object_time, objects_between
 from studperf_assets.lib.windows import (
     Window,
     close_windows,
@@ -23,8 +29,13 @@ from studperf_assets.lib.windows import (
     window_start,
 )
 from studperf_assets.partitions import monitoring_window_partitions
+from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
+from studperf_assets.sensors.window_retention import (
+    RETENTION_EVERY_SECONDS,
+    retire_expired_windows,
+)
 
 MAX_WINDOWS_PER_TICK = 100
 PARTITIONS_NAME = str(monitoring_window_partitions.name)
@@ -51,6 +62,7 @@ def prediction_window_sensor(
     context: SensorEvaluationContext,
     object_store: ObjectStore,
     monitoring_settings: MonitoringSettings,
+    io_manager: ResourceParam[SafeIOManager],
 ) -> SensorResult | SkipReason:
     """Closes the windows of the predictions archive that can close (their length passed,
     ``min_window_rows`` reached or the maximum wait over, and settled) and requests a
@@ -58,7 +70,9 @@ def prediction_window_sensor(
 
     The cursor holds the open window's start and the row counts of the objects already
     counted in it: an object is read once to count its rows, however many ticks it waits.
-    Without a cursor the sensor looks back ``window_retention_days``."""
+    Without a cursor the sensor looks back ``window_retention_days``. Every
+    ``RETENTION_EVERY_SECONDS`` it also deletes the windows past ``window_retention_days``
+    and their files (``window_retention``)."""
     rules = monitoring_settings.window_rules()
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     now = datetime.now(UTC)
@@ -68,22 +82,35 @@ def prediction_window_sensor(
         now - timedelta(days=monitoring_settings.window_retention_days)
     )
     counts: dict[str, int] = dict(state.get("counts", {}))
-    for key in objects_between(object_store, PREDICTIONS, look_from, settled):
+    archive = object_store.archive()
+    for key in objects_between(archive, "predictions", look_from, settled):
         if key not in counts:
-            counts[key] = count_rows(object_store, key)
+            counts[key] = count_rows(archive, key)
     rows_by_time: dict[datetime, int] = {}
     for key, rows in counts.items():
         at = object_time(key)
         if at is not None and at < settled:
             rows_by_time[at] = rows_by_time.get(at, 0) + rows
     windows, left_open = close_windows(open_start, now, rows_by_time, rules, MAX_WINDOWS_PER_TICK)
+    retired_at = float(state.get("retired_at", 0.0))
+    if now.timestamp() - retired_at >= RETENTION_EVERY_SECONDS:
+        retired = retire_expired_windows(
+            context.instance, monitoring_settings.window_retention_days, object_store, io_manager
+        )
+        if retired:
+            context.log.info(f"{len(retired)} windows past retention deleted ({retired[0]} ..)")
+        retired_at = now.timestamp()
     kept = {
         k: n
         for k, n in counts.items()
         if left_open is not None and (at := object_time(k)) is not None and at >= left_open
     }
     cursor = json.dumps(
-        {"open": window_key(left_open) if left_open else None, "counts": dict(sorted(kept.items()))}
+        {
+            "open": window_key(left_open) if left_open else None,
+            "counts": dict(sorted(kept.items())),
+            "retired_at": retired_at,
+        }
     )
     if not windows:
         waiting = sum(kept.values())

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,28 @@ from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.simulation import Drift, StudentGenerator
+from studperf_assets.lib.windows import is_window_key, window_key
+from studperf_assets.local.firehose import FirehoseStandIn
+from studperf_assets.local.firehose import run as run_archive
 from studperf_assets.local.moto import sent_emails
-from studperf_assets.local.poller import KinesisPoller
+from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.local.training_run import run_training
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
+from studperf_assets_tests.archive_objects import write_object
 from studperf_assets_tests.conftest import PG_URL
 from studperf_assets_tests.kinesis_fakes import create_stream
+
+# Windows of one second, closed at 200 rows with no settle time: each 200-record burst of
+# traffic, scored and archived (the Firehose stand-in, in process) before the next, is one
+# window, as in the demo (studperf_assets/local/demo.py).
+WINDOWS = {
+    "window_seconds": 1,
+    "min_window_rows": 200,
+    "max_window_wait_seconds": 60,
+    "window_settle_seconds": 0,
+}
 
 
 def _reference_and_train() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -229,7 +244,7 @@ def stack(
         alert_sender="alerts@studperf.test",
         alert_recipients=("oncall@studperf.test",),
         monitoring={
-            "batch_size": 200,
+            **WINDOWS,
             "min_new_labels_for_retraining": 100,
             "retraining_cooldown_seconds": 0,
         },
@@ -241,15 +256,6 @@ def stack(
         assert outcome.success, outcome.failures
         generator = training_generator(seed=7)
         store = resources["object_store"]
-        simulate(kinesis, streams["input"], store, generator, 400)
-        simulate(
-            kinesis,
-            streams["input"],
-            store,
-            generator,
-            400,
-            drift=Drift(absences_added=8, study_time_factor=0.5),
-        )
         provider = ModelProvider(str(home / "model_store"), home / "cache")
         service = PredictionService(
             provider, KinesisSink(kinesis), streams["predictions"], streams["errors"]
@@ -261,7 +267,27 @@ def stack(
             batch_size=500,
             sleep=lambda _s: None,
         )
-        assert poller.run(until_idle=1, poll_interval=0).records == 800
+        archivers = [
+            FirehoseStandIn(
+                kinesis,
+                streams[kind],
+                kind,
+                store.archive(),
+                Checkpoints(home / "archive" / f"{streams[kind]}.json"),
+            )
+            for kind in ("predictions", "errors")
+        ]
+
+        def score_and_archive() -> int:
+            scored = poller.run(until_idle=1, poll_interval=0).records
+            run_archive(archivers, until_idle=1, poll_interval=0, sleep=lambda _s: None)
+            time.sleep(1.1)  # the next burst is in a window of its own
+            return scored
+
+        for drift in [None, None, *[Drift(absences_added=8, study_time_factor=0.5)] * 2]:
+            simulate(kinesis, streams["input"], store, generator, 200, drift=drift)
+            scored = score_and_archive()  # the poller's count since it started
+        assert scored == 800
         yield {
             "home": home,
             "deployment": deployment,
@@ -271,6 +297,7 @@ def stack(
             "moto": moto_server,
             "streams": streams,
             "poller": poller,
+            "score_and_archive": score_and_archive,
         }
 
 
@@ -286,37 +313,42 @@ def _run(stack: dict[str, Any], requested: Tick) -> list[tuple[RunRequest, Any]]
 
 @pytest.fixture(scope="module")
 def monitored(stack: dict[str, Any]) -> dict[str, Any]:
-    """The batch sensor cuts partitions; each is materialized with the monitoring job."""
-    batches = _tick(stack, "prediction_batch_sensor")
+    """The window sensor closes windows; each is materialized with the monitoring job."""
+    batches = _tick(stack, "prediction_window_sensor")
     assert isinstance(batches.result, SensorResult)
     (added,) = batches.result.dynamic_partitions_requests or []
     keys = [r.partition_key for r in batches.run_requests]
-    assert keys == list(added.partition_keys) == [f"batch-00000{i}" for i in (1, 2, 3, 4)]
-    outcomes = {}
+    assert keys == list(added.partition_keys) and len(keys) == 4
+    assert all(is_window_key(str(k)) for k in keys)
+    outcomes: dict[str, dict[str, bool]] = {}
     for request, run in _run(stack, batches):  # as the daemon would: add partitions, then run
         assert run.job_def.name == "monitoring_job"
-        outcomes[request.partition_key] = {
+        outcomes[str(request.partition_key)] = {
             e.check_name: e.passed for e in run.get_asset_check_evaluations()
         }
-    again = _tick(stack, "prediction_batch_sensor", cursor=batches.cursor)
-    return {"outcomes": outcomes, "no_more": again, "cursor": batches.cursor}
+    again = _tick(stack, "prediction_window_sensor", cursor=batches.cursor)
+    calm, drifted = sorted(outcomes)[:2], sorted(outcomes)[2:]
+    return {
+        "outcomes": outcomes,
+        "no_more": again,
+        "cursor": batches.cursor,
+        "calm": calm,
+        "drifted": drifted,
+    }
 
 
 @pytest.mark.integration
-def test_batches_reports_checks_and_metrics(
+def test_windows_reports_checks_and_metrics(
     stack: dict[str, Any], monitored: dict[str, Any], metrics_db: str
 ) -> None:
-    outcomes = monitored["outcomes"]
-    assert all(outcomes[k]["data_drift"] for k in ("batch-000001", "batch-000002"))
-    assert not any(outcomes[k]["data_drift"] for k in ("batch-000003", "batch-000004"))
-    assert all(o["batch_data_quality"] for o in outcomes.values())
-    assert all(
-        outcomes[k]["performance"] and outcomes[k]["prediction_drift"]
-        for k in ("batch-000001", "batch-000002")
-    )
-    assert not any(outcomes[k]["prediction_drift"] for k in ("batch-000003", "batch-000004"))
-    no_more = monitored["no_more"]  # nothing left: batches do not overlap
-    assert not no_more.run_requests and "fewer than 200" in str(no_more.skip_message)
+    outcomes, calm, drifted = monitored["outcomes"], monitored["calm"], monitored["drifted"]
+    assert all(outcomes[k]["data_drift"] for k in calm)
+    assert not any(outcomes[k]["data_drift"] for k in drifted)
+    assert all(o["batch_data_quality"] and o["batch_records"] for o in outcomes.values())
+    assert all(outcomes[k]["performance"] and outcomes[k]["prediction_drift"] for k in calm)
+    assert not any(outcomes[k]["prediction_drift"] for k in drifted)
+    no_more = monitored["no_more"]  # nothing left: every object is in exactly one window
+    assert not no_more.run_requests and "0 rows" in str(no_more.skip_message)
     with sa.create_engine(metrics_db).connect() as db:
         rows = db.execute(
             sa.text(
@@ -328,13 +360,13 @@ def test_batches_reports_checks_and_metrics(
     assert all(r.rows == 200 and r.labelled_rows == 200 for r in rows)
     assert rows[0].drift_share < 0.2 <= rows[3].drift_share
     assert Path(rows[3].report_uri).read_text().count("<html") >= 1
-    archive = stack["home"] / "monitoring" / "batches" / "batch-000001" / "predictions.parquet"
-    assert len(pd.read_parquet(archive)) == 200
+    assert rows[0].report_uri == ""  # the HTML only for a window that failed a check
+    assert not (stack["home"] / "monitoring" / "reports" / calm[0]).exists()
     from evidently.ui.workspace import Workspace
 
     workspace = Workspace(str(stack["home"] / "evidently"))
     (project,) = workspace.search_project("studperf")
-    assert len(workspace.list_runs(project.id)) == 8  # drift + quality per batch
+    assert len(workspace.list_runs(project.id)) == 8  # drift + quality per window
     dashboard = project.dashboard.model()  # the panels across batches, created with the project
     titles: dict[str, list[str]] = {}
     by_id = {panel.id: panel for panel in dashboard.panels}
@@ -365,8 +397,9 @@ GARBAGE = [
 def test_records_that_are_not_predictions_are_counted_not_fatal(
     stack: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Garbage on the predictions stream must not stop every batch after it: each record is
-    counted in its batch, left out of its rows, and named by the batch_records check."""
+    """Garbage in the predictions archive must not stop a window: each record is left out
+    of its window's rows and named (object and line) by the batch_records check; a window
+    of garbage only fails its run, naming the first record."""
     kinesis = boto3.client("kinesis")
     source = stack["streams"]["predictions"]
     shard = kinesis.list_shards(StreamName=source)["Shards"][0]["ShardId"]
@@ -376,33 +409,32 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
     good = [r["Data"] for r in kinesis.get_records(ShardIterator=iterator, Limit=40)["Records"]]
     wrong_grade = json.loads(good[0]) | {"grade_class": 9}
     garbage = [*GARBAGE, json.dumps(wrong_grade).encode()]
-    stream = f"mon-garbage-{uuid.uuid4().hex[:6]}"
-    create_stream(kinesis, stream)
-    # 20 + 20 + 20 records: two batches with 3 bad records each, then one of garbage only
-    sequence = [*good[:17], *garbage[:3], *garbage[3:], *good[17:34], *garbage * 3, *garbage[:2]]
-    for record in sequence:
-        kinesis.put_record(StreamName=stream, Data=record, PartitionKey="p")
-    deployment = Deployment(home=tmp_path, predictions_stream=stream, monitoring={"batch_size": 20})
+    deployment = Deployment(home=tmp_path)
     definitions = make_definitions(deployment)
     resources = dict(definitions.resources or {})
+    store = resources["object_store"]
+    # three windows of 20 records: two with 3 bad records each, then one of garbage only
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    windows = [start + timedelta(minutes=m) for m in range(4)]
+    write_object(store, "predictions", windows[0], [*good[:17], *garbage[:3]])
+    write_object(store, "predictions", windows[1], [*garbage[3:], *good[17:34]])
+    write_object(store, "predictions", windows[2], [*garbage * 3, *garbage[:2]])
+    keys = [window_key(w) for w in windows[:3]]
     with instance_for_test() as instance:
-        cut = tick(definitions, instance, resources, "prediction_batch_sensor")
-        keys = [str(r.partition_key) for r in cut.run_requests]
-        assert keys == ["batch-000001", "batch-000002", "batch-000003"]  # nothing stalled
-        instance.add_dynamic_partitions("prediction_batches", keys)
-        prediction_batches = definitions.resolve_assets_def("prediction_batches")
+        instance.add_dynamic_partitions("monitoring_windows", keys)
+        prediction_windows = definitions.resolve_assets_def("prediction_windows")
         results = {
-            str(request.partition_key): materialize(
-                [prediction_batches],
-                partition_key=request.partition_key,
-                run_config={"ops": request.run_config["ops"]},
+            key: materialize(
+                [prediction_windows],
+                partition_key=key,
+                run_config=window_config(window_key(end)),
                 instance=instance,
                 raise_on_error=False,
             )
-            for request in cut.run_requests
+            for key, end in zip(keys, windows[1:], strict=True)
         }
     reasons = set()
-    for key in ("batch-000001", "batch-000002"):
+    for key in keys[:2]:
         result = results[key]
         assert result.success
         (materialized,) = result.get_asset_materialization_events()
@@ -416,7 +448,7 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
         ]
         named: list[dict[str, str]] = check.metadata["first_unreadable"].value  # type: ignore[assignment]
         assert not check.passed and check.metadata["unreadable_records"].value == 3
-        assert len(named) == 3 and all(u["shard"] and u["sequence"] for u in named)
+        assert len(named) == 3 and all(u["object"] and u["line"] for u in named)
         reasons |= {u["reason"] for u in named}
     assert reasons == {
         "not JSON (JSONDecodeError)",
@@ -426,17 +458,19 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
         "not JSON (RecursionError)",
         "grade_class 9 is not a grade",
     }
-    failed = results["batch-000003"]
+    failed = results[keys[2]]
     assert not failed.success
-    message = str(failed.failure_data_for_node("prediction_batches").error)  # type: ignore[union-attr]
-    assert "batch-000003: none of its 20 records is a prediction" in message
-    archive = tmp_path / "monitoring" / "batches" / "batch-000001"
-    assert len(json.loads((archive / "unreadable.json").read_text())) == 3
-    assert len(pd.read_parquet(archive / "predictions.parquet")) == 17
+    message = str(failed.failure_data_for_node("prediction_windows").error)  # type: ignore[union-attr]
+    assert f"window {keys[2]}: none of its 20 records is a prediction" in message
+    assert "archive/predictions/2026/12/01/10/" in message  # the object is named
+
+
+def window_config(end: str) -> dict[str, Any]:
+    return {"ops": {"prediction_windows": {"config": {"end": end, "small": False}}}}
 
 
 @pytest.mark.integration
-def test_one_alert_per_batch_once_and_surviving_send_failures(
+def test_one_alert_per_window_once_and_surviving_send_failures(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
     sender = stack["resources"]["alert_sender"]
@@ -453,13 +487,13 @@ def test_one_alert_per_batch_once_and_surviving_send_failures(
         p: sorted(c for c, ok in o.items() if not ok) for p, o in monitored["outcomes"].items()
     }
     failing = {p: checks for p, checks in failing.items() if checks}
-    assert sorted(failing) == ["batch-000003", "batch-000004"]
-    assert len(emails) == len(failing)  # one e-mail per batch, every failed check in it
-    by_batch = {e["subject"].split(":")[0].removeprefix("[studperf] "): e for e in emails}
+    assert sorted(failing) == monitored["drifted"]
+    assert len(emails) == len(failing)  # one e-mail per window, every failed check in it
+    by_batch = {e["subject"].split(": ")[0].removeprefix("[studperf] "): e for e in emails}
     for partition, checks in failing.items():
         subject = by_batch[partition]["subject"]
         assert all(check in subject for check in checks), subject
-    html = by_batch["batch-000004"]["body"]  # moto keeps the HTML part
+    html = by_batch[monitored["drifted"][1]]["body"]  # moto keeps the HTML part
     assert "share of features drifted" in html and "<table" in html
     assert "StudyTimeWeekly" in html and "predictions in the batch: 200" in html
     assert "/runs/" in html and "drift.html" in html  # links to the run and the report
@@ -506,11 +540,9 @@ def test_retraining_sensor_requests_a_run_with_the_labelled_batches(
 
 
 @pytest.mark.integration
-def test_late_labels_rerun_the_batch_that_missed_them(
+def test_late_labels_rerun_the_window_that_missed_them(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     from studperf_assets.lib.labels import REQUEST_ID, write_labels
     from studperf_assets.lib.simulation import request_id_for
     from studperf_assets.local.traffic import reserve_ids, send
@@ -521,10 +553,10 @@ def test_late_labels_rerun_the_batch_that_missed_them(
     write_labels(store, rows, datetime.now(UTC) + timedelta(minutes=30))  # not arrived yet
     streams = stack["streams"]
     send(boto3.client("kinesis"), streams["input"], rows)
-    stack["poller"].run(until_idle=1, poll_interval=0)
-    batch = _tick(stack, "prediction_batch_sensor", cursor=monitored["cursor"])
+    stack["score_and_archive"]()
+    batch = _tick(stack, "prediction_window_sensor", cursor=monitored["cursor"])
     ((request, _),) = _run(stack, batch)
-    assert request.partition_key == "batch-000005"
+    assert str(request.partition_key) > max(monitored["outcomes"])  # a new, later window
     database = stack["resources"]["metrics_database"]
     latest = {b["partition"]: b for b in database.batches()}[request.partition_key]
     assert latest["labelled_rows"] == 0
@@ -552,9 +584,10 @@ def test_a_database_outage_does_not_hide_drift(
     deployment = stack["deployment"].with_(metrics_db_url=down)
     definitions = make_definitions(deployment)
     started = time.time()
+    drifted = monitored["drifted"][1]
     run = definitions.resolve_job_def("monitoring_job").execute_in_process(
-        partition_key="batch-000004", instance=stack["instance"], raise_on_error=False
-    )
+        partition_key=drifted, instance=stack["instance"], raise_on_error=False
+    )  # no end configured: a re-run finds it in the tags of the sensor's run
     assert not run.success  # the SQL step failed, after its retries...
     checks = {e.check_name: e for e in run.get_asset_check_evaluations()}
     assert not checks["data_drift"].passed  # ...but the drift was judged from the report
@@ -582,16 +615,16 @@ def test_a_database_outage_does_not_hide_drift(
         cursor=str(started),
     )
     subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
-    assert any(s.startswith("[studperf] batch-000004:") and "data_drift" in s for s in subjects)
+    assert any(s.startswith(f"[studperf] {drifted}:") and "data_drift" in s for s in subjects)
 
 
 @pytest.mark.integration
-def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
-    stack: dict[str, Any],
+def test_an_over_long_identifier_in_the_archive_blinds_no_window_on_postgresql(
+    stack: dict[str, Any], tmp_path: Path
 ) -> None:
     """Field fault: one prediction record with a 200-character request_id failed its whole
     batch in the PostgreSQL prediction index (StringDataRightTruncation). Now such records
-    are unreadable, counted and named, and the batch is monitored."""
+    are unreadable, counted and named, and the window is monitored."""
     kinesis = boto3.client("kinesis")
     source = stack["streams"]["predictions"]
     shard = kinesis.list_shards(StreamName=source)["Shards"][0]["ShardId"]
@@ -604,18 +637,22 @@ def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
     ]
     long_request = good[0] | {"request_id": "r" * 200, "idempotency_key": "k:long-1"}
     long_version = good[1] | {"model_version": "v" * 150, "idempotency_key": "k:long-2"}
-    stream = f"mon-long-{uuid.uuid4().hex[:6]}"
-    create_stream(kinesis, stream)
-    for record in [*good, long_request, long_version]:
-        kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey="p")
-    deployment = stack["deployment"].with_(
-        predictions_stream=stream, monitoring={**stack["deployment"].monitoring, "batch_size": 20}
-    )
+    deployment = stack["deployment"].with_(monitoring_store=str(tmp_path / "monitoring"))
     definitions = make_definitions(deployment)
     resources = dict(definitions.resources or {})
-    cut = tick(definitions, stack["instance"], resources, "prediction_batch_sensor")
-    ((request, run),) = list(run_requested(definitions, stack["instance"], cut))
-    assert run.success  # the batch is monitored, on PostgreSQL
+    start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    write_object(
+        resources["object_store"], "predictions", start, [*good, long_request, long_version]
+    )
+    key = window_key(start)
+    stack["instance"].add_dynamic_partitions("monitoring_windows", [key])
+    run = definitions.resolve_job_def("monitoring_job").execute_in_process(
+        run_config=window_config(window_key(start + timedelta(minutes=1))),
+        partition_key=key,
+        instance=stack["instance"],
+        raise_on_error=False,
+    )
+    assert run.success  # the window is monitored, on PostgreSQL
     (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "batch_records"]
     named: list[dict[str, str]] = check.metadata["first_unreadable"].value  # type: ignore[assignment]
     assert not check.passed and check.metadata["unreadable_records"].value == 2
@@ -623,7 +660,7 @@ def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
     assert version == "'model_version' is not a bundle version"
     assert request_id.startswith("'request_id' must be an integer 0..10^18-1 or 1-128 of A-Z")
     indexed = resources["metrics_database"].partitions_for({str(g["request_id"]) for g in good})
-    assert request.partition_key in indexed  # (the same requests sit in batch 1 of the stack)
+    assert key in indexed  # (the same requests sit in the stack's first window)
 
 
 @pytest.mark.integration
@@ -635,13 +672,13 @@ def test_a_fresh_home_over_a_served_store_monitors_from_the_bundle(
     deployment = Deployment(
         home=tmp_path,  # a new home: new IO store, no reference_data materialized in it
         model_store=str(stack["home"] / "model_store"),
-        predictions_stream=stack["streams"]["predictions"],
-        monitoring={"batch_size": 200},
+        monitoring_store=str(stack["home"] / "monitoring"),  # the served traffic's archive
+        monitoring=WINDOWS,
     )
     definitions = make_definitions(deployment)
     resources = dict(definitions.resources or {})
     with instance_for_test() as instance:
-        cut = tick(definitions, instance, resources, "prediction_batch_sensor")
+        cut = tick(definitions, instance, resources, "prediction_window_sensor")
         _request, run = next(iter(run_requested(definitions, instance, cut)))
     assert run.success
     (report,) = run.asset_materializations_for_node("drift_report")

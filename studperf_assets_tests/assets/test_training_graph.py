@@ -36,14 +36,14 @@ def test_definitions_load() -> None:
         "model_bundle",
         "production_model",
         "reference_data",
-        "prediction_batches",
+        "prediction_windows",
         "drift_report",
         "batch_metrics",
     }
     assert definitions.resolve_job_def("training_job").name == "training_job"
     assert definitions.resolve_job_def("monitoring_job").partitions_def is not None
     for sensor in (
-        "prediction_batch_sensor",
+        "prediction_window_sensor",
         "late_labels_sensor",
         "monitoring_alert_sensor",
         "retraining_sensor",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from studperf_assets.lib.windows import is_window_key
 from studperf_assets.local.demo import DemoSummary, print_summary, run_demo
 
 pytestmark = pytest.mark.integration
@@ -31,25 +32,23 @@ def test_two_bundles_both_promoted(demo: DemoSummary) -> None:
     assert pointer["version"] == second["version"]
 
 
-def test_drift_check_fails_on_the_drifted_batches_only(demo: DemoSummary) -> None:
-    failing = {b["partition"]: "data_drift" in b["failed_checks"] for b in demo.batches}
-    assert failing == {
-        "batch-000001": False,
-        "batch-000002": False,
-        "batch-000003": True,
-        "batch-000004": True,
-    }
-    for batch in demo.batches:
-        assert (demo.reports / batch["partition"] / "drift.html").is_file()
+def test_drift_check_fails_on_the_drifted_windows_only(demo: DemoSummary) -> None:
+    """Each burst of traffic is one window (see local/demo.py): two calm, then two drifted."""
+    windows = sorted(demo.batches, key=lambda b: b["partition"])
+    assert all(is_window_key(b["partition"]) for b in windows)
+    assert ["data_drift" in b["failed_checks"] for b in windows] == [False, False, True, True]
+    for window in windows:  # the HTML only for a window that failed a check
+        report = demo.reports / window["partition"] / "drift.html"
+        assert report.is_file() == bool(window["failed_checks"]), window
 
 
-def test_one_email_per_failing_batch_naming_its_checks(demo: DemoSummary) -> None:
+def test_one_email_per_failing_window_naming_its_checks(demo: DemoSummary) -> None:
     failed = sorted((b["partition"], c) for b in demo.batches for c in b["failed_checks"])
     batches = sorted({p for p, _ in failed})
     subjects = sorted(e["subject"] for e in demo.emails)
-    assert batches and [s.split(":")[0].removeprefix("[studperf] ") for s in subjects] == batches
-    for subject in subjects:  # one e-mail per batch, naming every check that failed in it
-        partition = subject.split(":")[0].removeprefix("[studperf] ")
+    assert batches and [s.split(": ")[0].removeprefix("[studperf] ") for s in subjects] == batches
+    for subject in subjects:  # one e-mail per window, naming every check that failed in it
+        partition = subject.split(": ")[0].removeprefix("[studperf] ")
         assert all(check in subject for p, check in failed if p == partition)
 
 

@@ -8,13 +8,14 @@ from studperf_assets.local.events import EventFollower, event_of
 
 RUN_ID = "959ac2f5-9854-41e9-ba43-fa56275d3518"
 RUN = f"2026-11-27 22:38:19 +0000 - dagster - INFO - monitoring_job - {RUN_ID}"
+WINDOW = "2026-11-27T22:37:00Z"  # a monitoring window's key
 SENSOR = "\x1b[32m2026-11-27 22:39:06 +0000\x1b[0m - dagster - INFO - __repository__"
 
 
 def test_each_event_is_one_line_and_the_rest_is_quiet() -> None:
     assert (
-        event_of("dagster.log", f"{RUN} - drift_report - batch-000003: drift share 0.22 (Absences)")
-        == "monitored: batch-000003: drift share 0.22 (Absences)"
+        event_of("dagster.log", f"{RUN} - drift_report - {WINDOW}: drift share 0.22 (Absences)")
+        == f"monitored: {WINDOW}: drift share 0.22 (Absences)"
     )
     alert = "alert sent for batch-000003: data_drift"
     assert event_of("dagster.log", f"{SENSOR} - monitoring_alert_sensor - {alert}") == (
@@ -55,7 +56,7 @@ def test_each_event_is_one_line_and_the_rest_is_quiet() -> None:
         ("dagster.log", f"{RUN} - 4242 - drift_report - STEP_SUCCESS - Finished"),
         ("dagster.log", f"{SENSOR} - dagster.daemon.SensorDaemon - Sensor skipped: 0 alerts sent"),
         ("stream.log", "22:40:01 INFO    batch: 100 records, 100 predicted, 0 errors"),
-        ("stream.log", f"{RUN} - drift_report - batch-000003: in the wrong log"),
+        ("stream.log", f"{RUN} - drift_report - {WINDOW}: in the wrong log"),
     ]
     assert [event_of(log, line) for log, line in quiet] == [None] * len(quiet)
 
@@ -70,14 +71,12 @@ def test_the_follower_starts_at_the_end_and_waits_for_whole_lines(tmp_path: Path
     follower.poll()
     with stream.open("a") as log:
         log.write(" -> v3\n")
-    (tmp_path / "dagster.log").write_text(
-        f"{RUN} - drift_report - batch-000001: drift share 0.00\n"
-    )
+    (tmp_path / "dagster.log").write_text(f"{RUN} - drift_report - {WINDOW}: drift share 0.00\n")
     follower.poll()
     follower.poll()  # nothing new: nothing said twice
     assert [line.split(" ", 1)[1] for line in said] == [
         "consumer swapped: v1 -> v2",
-        "monitored: batch-000001: drift share 0.00",  # the logs are read in name order
+        f"monitored: {WINDOW}: drift share 0.00",  # the logs are read in name order
         "consumer swapped: v2 -> v3",
     ]
     stream.write_text("22:10:00 INFO    hot swap v3 -> v4\n")  # a new, shorter log

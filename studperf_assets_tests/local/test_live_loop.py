@@ -26,6 +26,7 @@ from dagster import (
     RunsFilter,
 )
 
+from studperf_assets.constants import WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
 from studperf_assets.local.demo import as_text
 from studperf_assets.local.moto import free_port, sent_emails
 from studperf_assets.local.supervisor import processes_with
@@ -161,44 +162,65 @@ def kinesis_of(env: dict[str, str]) -> Any:
     )
 
 
-def send_calm_a_stray_record_and_drifted(live: dict[str, Any], kinesis: Any) -> None:
-    """400 calm students, then a record written on the predictions stream by hand (not by
-    the Lambda: it opens the first drifted batch), then 400 drifted students."""
+def window_runs(instance: DagsterInstance) -> dict[str, Any]:
+    """The monitoring runs the window sensor launched, by window, once they all succeeded."""
+    launched = [
+        r
+        for r in runs(instance, "monitoring_job")
+        if r.tags.get("dagster/sensor_name") == "prediction_window_sensor"
+    ]
+    if any(r.status != DagsterRunStatus.SUCCESS for r in launched):
+        return {}
+    return {r.tags["dagster/partition"]: r for r in launched}
+
+
+def rows_monitored(instance: DagsterInstance, at_least: int) -> dict[str, Any]:
+    done = window_runs(instance)
+    rows = sum(int(r.tags[WINDOW_ROWS_TAG]) for r in done.values())
+    return done if rows >= at_least else {}
+
+
+def send_calm_a_stray_record_and_drifted(
+    live: dict[str, Any], kinesis: Any, instance: DagsterInstance
+) -> list[str]:
+    """400 calm students, monitored (so the drifted traffic starts a window of its own), then
+    a record written on the predictions stream by hand (not by the Lambda: it opens the first
+    drifted window), then 400 drifted students. Returns the calm windows."""
     studperf(live, "simulate", "--count", "400", "--seed", "1")
-    wait_for(
-        "the calm traffic scored",
-        lambda: len(_all_records(kinesis, "studperf-predictions")) >= 400,
-        120,
+    calm = wait_for(
+        "the calm traffic monitored (windows of 60 s, 15 s to settle)",
+        lambda: rows_monitored(instance, 400),
+        300,
     )
     kinesis.put_record(StreamName="studperf-predictions", Data=NOT_A_PREDICTION, PartitionKey="x")
     studperf(live, "simulate", "--count", "400", "--seed", "2", "--drift", DRIFT)
+    return sorted(calm)
 
 
-def assert_one_email_per_drifted_batch(live: dict[str, Any]) -> None:
-    """Read back from moto's SES: one e-mail per drifted batch naming every check it
-    failed (the stray record's batch_records with the first), none for the calm ones."""
+def assert_one_email_per_failing_window(
+    live: dict[str, Any], calm: list[str], failing: list[str], stray: str
+) -> None:
+    """Read back from moto's SES: one e-mail per drifted window that failed checks, naming
+    every check it failed (the stray record's batch_records with the first), none for the
+    calm ones."""
     ses = live["fields"]["aws"]
+
+    def window_of(subject: str) -> str:
+        return subject.split(": ", maxsplit=1)[0].removeprefix("[studperf] ")
 
     def drift_emails() -> list[dict[str, Any]]:
         emails = sent_emails(ses)
-        batches = {e["subject"].split(":")[0].removeprefix("[studperf] ") for e in emails}
-        return emails if {"batch-000003", "batch-000004"} <= batches else []
+        return emails if set(failing) <= {window_of(e["subject"]) for e in emails} else []
 
-    wait_for("an e-mail per drifted batch", drift_emails, 120)
+    wait_for("an e-mail per failing window", drift_emails, 120)
     time.sleep(10)  # a second e-mail for the same checks would come at the next tick
     emails = sent_emails(ses)
     subjects = [e["subject"] for e in emails]
-    drift_subjects = sorted(
-        s
-        for s in subjects
-        if s.startswith(("[studperf] batch-000003:", "[studperf] batch-000004:"))
-    )
-    assert len(drift_subjects) == 2, subjects  # exactly one e-mail per drifted batch
-    assert all("data_drift" in s and "prediction_drift" in s for s in drift_subjects), (
-        drift_subjects
-    )
-    assert ["batch_records" in s for s in drift_subjects] == [True, False]
-    assert not [s for s in subjects if "batch-000001" in s or "batch-000002" in s], subjects
+    drift_subjects = sorted(s for s in subjects if window_of(s) in failing)
+    assert len(drift_subjects) == len(failing), subjects  # exactly one per failing window
+    assert all("data_drift" in s for s in drift_subjects), drift_subjects
+    assert [window_of(s) for s in subjects if "batch_records" in s] == [stray]
+    assert not [s for s in subjects if window_of(s) in calm], subjects
     assert f"{live['fields']['dagster']}/runs/" in emails[0]["body"]  # a link to the run
 
 
@@ -208,31 +230,30 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     assert env["AWS_ENDPOINT_URL"] == live["fields"]["aws"]
     first_bundle = production_version(home)  # `up` trained one: the store had none
     kinesis = kinesis_of(env)
-    send_calm_a_stray_record_and_drifted(live, kinesis)
-
     instance = DagsterInstance.from_config(str(home / "dagster"))
+    calm = send_calm_a_stray_record_and_drifted(live, kinesis, instance)
 
-    def four_batches_done() -> list[Any]:
-        done = runs(instance, "monitoring_job", DagsterRunStatus.SUCCESS)
-        first_runs = [
-            r for r in done if r.tags.get("dagster/sensor_name") == "prediction_batch_sensor"
-        ]
-        return first_runs if len(first_runs) == 4 else []
-
-    monitoring = wait_for("four monitoring runs launched by the daemon", four_batches_done, 300)
-    by_batch = {r.tags["dagster/partition"]: r for r in monitoring}
-    assert sorted(by_batch) == ["batch-000001", "batch-000002", "batch-000003", "batch-000004"]
-    checks = {batch: check_results(instance, run.run_id) for batch, run in by_batch.items()}
-    for calm in ("batch-000001", "batch-000002"):
-        assert checks[calm] and all(checks[calm].values()), (calm, checks[calm])
-    for drifted in ("batch-000003", "batch-000004"):
-        assert not checks[drifted]["data_drift"] and not checks[drifted]["prediction_drift"]
-    assert not checks["batch-000003"]["batch_records"]  # named, counted, and not fatal
-    assert checks["batch-000004"]["batch_records"]
-    for run in monitoring:  # one process per run: the executor that fits the job
+    monitoring = wait_for(
+        "every record monitored, in windows, by runs the daemon launched",
+        lambda: rows_monitored(instance, 801),  # 800 predictions and the stray record
+        300,
+    )
+    drifted = sorted(set(monitoring) - set(calm))
+    assert drifted and min(drifted) > max(calm)
+    checks = {window: check_results(instance, run.run_id) for window, run in monitoring.items()}
+    for window in calm:
+        assert checks[window] and all(checks[window].values()), (window, checks[window])
+    stray = drifted[0]  # the stray record was written before the drifted traffic
+    assert not checks[stray]["batch_records"]  # named, counted, and not fatal
+    assert all(checks[w]["batch_records"] for w in drifted[1:])
+    large = [w for w in drifted if monitoring[w].tags[WINDOW_SMALL_TAG] == "false"]
+    assert large, {w: monitoring[w].tags for w in drifted}
+    for window in large:
+        assert not checks[window]["data_drift"] and not checks[window]["prediction_drift"]
+    for run in monitoring.values():  # one process per run: the executor that fits the job
         assert in_process(instance, run.run_id)
-
-    assert_one_email_per_drifted_batch(live)
+    failing = [w for w in drifted if not all(checks[w].values())]
+    assert_one_email_per_failing_window(live, calm, failing, stray)
 
     def retrained() -> list[Any]:
         done = runs(instance, "training_job", DagsterRunStatus.SUCCESS)
@@ -241,7 +262,7 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     (retraining,) = wait_for("the retraining run", retrained, 300)
     assert in_process(instance, retraining.run_id)
     trigger = retraining.tags["studperf/trigger"]
-    assert trigger.split("@")[1] in ("batch-000003", "batch-000004"), trigger
+    assert trigger.split("@")[1] in drifted, trigger
     promoted = production_version(home)
     assert promoted != first_bundle
 
@@ -260,46 +281,56 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     assert switch >= 800 and set(versions[:switch]) == {first_bundle}
     assert set(versions[switch:]) == {promoted}  # hot-swapped once, without a restart
 
+    told = {"monitoring": monitoring, "failing": failing, "trigger": trigger}
+    assert_the_terminal_told(live, told, promoted, first_bundle)
+
+
+def assert_the_terminal_told(
+    live: dict[str, Any], told: dict[str, Any], promoted: str, first_bundle: str
+) -> None:
+    """The terminal `up` runs in told the same story, one line per event."""
+
     def printed(label: str) -> list[str]:
         return [line for line in live["lines"] if f" {label}: " in line]
 
-    # the terminal `up` runs in told the same story, one line per event
-    batches = [line.split(": ", 1)[1].split(":")[0] for line in printed("monitored")]
-    assert sorted(batches) == ["batch-000001", "batch-000002", "batch-000003", "batch-000004"]
+    windows = [line.split(" monitored: ", 1)[1].split(": ")[0] for line in printed("monitored")]
+    assert sorted(told["monitoring"]) == sorted(windows)
     alerted = sorted(line.split(" alert sent: ")[1] for line in printed("alert sent"))
-    assert [a.split(":")[0] for a in alerted] == ["batch-000003", "batch-000004"]
-    assert all("data_drift" in a and "prediction_drift" in a for a in alerted)
+    assert [a.split(": ")[0] for a in alerted] == sorted(told["failing"])
+    assert all("data_drift" in a for a in alerted)
     (retraining_line,) = printed("retraining")
-    assert f"retraining: {trigger.replace('@', ' failed on ')};" in retraining_line
+    assert f"retraining: {told['trigger'].replace('@', ' failed on ')};" in retraining_line
     assert printed("promoted")[-1].endswith(f"production -> {promoted}")
     assert printed("consumer swapped")[-1].endswith(f"{first_bundle} -> {promoted}")
     assert not printed("run FAILED")
 
 
-def test_a_batch_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, Any]) -> None:
-    """Field fault: a monitoring run that failed alerted nobody. A whole batch of records
+def test_a_window_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, Any]) -> None:
+    """Field fault: a monitoring run that failed alerted nobody. A whole window of records
     that are not predictions fails its run; through the daemon, the on-call gets one e-mail
-    naming the job, the batch, the step and the error, the terminal says the batch was not
+    naming the job, the window, the step and the error, the terminal says the window was not
     monitored, and the monitoring database holds it as failed."""
     import sqlalchemy as sa
 
     kinesis = kinesis_of(live["env"])
-    # whatever is left of a batch is closed with garbage, then a batch of garbage only
-    leftover = len(_all_records(kinesis, "studperf-predictions")) % 200
-    for count in (200 - leftover, 200):
-        entries = [{"Data": NOT_A_PREDICTION, "PartitionKey": str(i)} for i in range(count)]
-        kinesis.put_records(StreamName="studperf-predictions", Records=entries)
+    instance = DagsterInstance.from_config(str(live["home"] / "dagster"))
+    # whatever is on the stream is monitored first (a small window closes after 90 s), so
+    # that the garbage makes a window of its own
+    total = len(_all_records(kinesis, "studperf-predictions"))
+    wait_for("the traffic so far monitored", lambda: rows_monitored(instance, total), 300)
+    entries = [{"Data": NOT_A_PREDICTION, "PartitionKey": str(i)} for i in range(200)]
+    kinesis.put_records(StreamName="studperf-predictions", Records=entries)
 
     def failure_email() -> list[dict[str, Any]]:
         return [
             e
             for e in sent_emails(live["fields"]["aws"])
             if e["subject"].startswith(
-                "[studperf] OPEN: monitoring_job failed at prediction_batches"
+                "[studperf] OPEN: monitoring_job failed at prediction_windows"
             )
         ]
 
-    (email,) = wait_for("the failure e-mail", failure_email, 180)
+    (email,) = wait_for("the failure e-mail", failure_email, 300)
     batch = email["subject"].split("(")[1].split(")")[0]
     assert "none of its 200 records is a prediction" in email["subject"]
     assert "window(s)  " + batch in as_text(email["body"])  # the HTML part, as a table
@@ -310,7 +341,7 @@ def test_a_batch_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, An
         status = connection.execute(
             sa.text("SELECT status, step FROM monitoring_status WHERE partition = :p"), {"p": batch}
         ).one()
-    assert tuple(status) == ("failed", "prediction_batches")
+    assert tuple(status) == ("failed", "prediction_windows")
     time.sleep(10)  # the next ticks send nothing more about it
     assert len(failure_email()) == 1
 

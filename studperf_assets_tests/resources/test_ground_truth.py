@@ -231,53 +231,61 @@ def test_a_batch_still_on_its_way_is_left_to_its_own_run(truth: GroundTruth) -> 
     assert [r.partition_key for r in result.run_requests] == ["batch-000003"]
 
 
-def _materialize_batch(tmp_path: Path, archive: bytes) -> Any:
+WINDOW = "2026-12-01T10:00:00Z"
+
+
+def _materialize_window(tmp_path: Path, objects: list[list[Any]]) -> Any:
+    """prediction_windows over archive objects named inside the window ``WINDOW``."""
+    from datetime import timedelta
+
     from dagster import DagsterInstance, materialize
 
-    from studperf_assets.assets.monitoring import prediction_batches
+    from studperf_assets.assets.monitoring import prediction_windows
     from studperf_assets.deployment import Deployment
+    from studperf_assets.lib.windows import window_start
     from studperf_assets.resources import resources_for
+    from studperf_assets_tests.archive_objects import write_object
 
     resources = resources_for(Deployment(home=tmp_path))
-    resources["object_store"].put_bytes("batches/batch-000001/predictions.parquet", archive)
+    start = window_start(WINDOW)
+    for n, lines in enumerate(objects):
+        write_object(resources["object_store"], "predictions", start + timedelta(seconds=n), lines)
     instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("prediction_batches", ["batch-000001"])
+    instance.add_dynamic_partitions("monitoring_windows", [WINDOW])
+    config = {"end": "2026-12-01T10:01:00Z", "small": False}
     return materialize(
-        [prediction_batches],
-        partition_key="batch-000001",
+        [prediction_windows],
+        partition_key=WINDOW,
         resources=resources,
         instance=instance,
+        run_config={"ops": {"prediction_windows": {"config": config}}},
         raise_on_error=False,
     )
 
 
-def _archive(rows: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    rows.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+def test_records_archived_twice_count_once(tmp_path: Path) -> None:
+    from studperf_assets_tests.archive_objects import prediction
 
-
-def test_rows_archived_twice_count_once(tmp_path: Path) -> None:
-    from lambda_service.schema import FEATURE_NAMES
-
-    rows = students(4, 12_000_000)[[REQUEST_ID, *FEATURE_NAMES]].assign(
-        prediction=1, model_version="v1", idempotency_key=[f"shard:{i}" for i in range(4)]
-    )
-    repeated = pd.concat([rows, rows.iloc[[0, 0]], rows.iloc[[2]]], ignore_index=True)
-    result = _materialize_batch(tmp_path, _archive(repeated))
+    records = [prediction(n) for n in range(4)]
+    result = _materialize_window(tmp_path, [records, [records[0], records[0], records[2]]])
     assert result.success
-    (materialization,) = result.asset_materializations_for_node("prediction_batches")
+    (materialization,) = result.asset_materializations_for_node("prediction_windows")
     assert materialization.metadata["rows"].value == 4
     assert materialization.metadata["duplicates_removed"].value == 3
 
 
-def test_a_corrupt_archive_fails_the_run_naming_the_file(tmp_path: Path) -> None:
-    result = _materialize_batch(tmp_path, b"PAR1 truncated")
+def test_a_corrupt_archive_object_fails_the_run_naming_it(tmp_path: Path) -> None:
+    from studperf_assets.deployment import Deployment
+    from studperf_assets.resources import resources_for
+
+    store = resources_for(Deployment(home=tmp_path))["object_store"]
+    key = "archive/predictions/2026/12/01/10/s-1-2026-12-01-10-00-30-abc.gz"
+    store.put_bytes(key, b"not gzip")
+    result = _materialize_window(tmp_path, [])
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = str(failure.step_failure_data.error)
-    assert "batches/batch-000001/predictions.parquet" in message
-    assert "not a readable Parquet file" in message
+    assert f"window {WINDOW}" in message and key in message and "not readable GZIP" in message
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -20,6 +20,7 @@ from dagster import (
 
 from studperf_assets.constants import PRIORITY_TAG, WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
 from studperf_assets.lib.windows import WindowRules, window_key
+from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
@@ -51,7 +52,8 @@ def tick(
     instance: DagsterInstance, store: LocalObjectStore, cursor: str | None = None
 ) -> tuple[Any, str | None]:
     with build_sensor_context(instance=instance, cursor=cursor) as context:
-        result = prediction_window_sensor(context, store, SETTINGS)
+        io_manager = SafeIOManager(store=LocalObjectStore(root=store.root + "-io"))
+        result = prediction_window_sensor(context, store, SETTINGS, io_manager)
         after = context.cursor
     if isinstance(result, SensorResult) and result.cursor is not None:
         after = result.cursor
@@ -103,10 +105,9 @@ def test_a_window_short_of_rows_waits_then_closes_small(
     write_predictions(store, start + timedelta(seconds=1), 5)
     waiting, cursor = tick(instance, store)
     assert isinstance(waiting, SkipReason) and "5 rows" in str(waiting.skip_message)
-    assert json.loads(str(cursor)) == {
-        "open": window_key(start),
-        "counts": {k: 5 for k in json.loads(str(cursor))["counts"]},
-    }  # the object is counted once and remembered
+    state = json.loads(str(cursor))
+    assert (state["open"], list(state["counts"].values())) == (window_key(start), [5])
+    # the object is counted once and remembered
     old = grid_ago(6)
     store2 = LocalObjectStore(root=store.root + "-old")
     write_predictions(store2, old + timedelta(seconds=1), 5)
@@ -134,7 +135,8 @@ def test_an_empty_archive_makes_no_partition(
 ) -> None:
     result, cursor = tick(instance, store)
     assert isinstance(result, SkipReason) and "no window open" in str(result.skip_message)
-    assert json.loads(str(cursor)) == {"open": None, "counts": {}}
+    state = json.loads(str(cursor))
+    assert (state["open"], state["counts"]) == (None, {})
 
 
 def test_windows_past_retention_are_deleted_and_nothing_else(instance: DagsterInstance) -> None:
@@ -147,3 +149,24 @@ def test_windows_past_retention_are_deleted_and_nothing_else(instance: DagsterIn
     assert delete_expired_windows(instance, retention_days=7, now=now) == sorted(old)
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([*kept, "not-a-window"])
     assert delete_expired_windows(instance, retention_days=7, now=now) == []
+
+
+def test_a_tick_retires_expired_windows_and_their_files(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    from studperf_assets.sensors.window_retention import PARTITIONS
+
+    old = window_key(RULES.floor(datetime.now(UTC)) - timedelta(days=8))
+    recent = window_key(grid_ago(2))
+    instance.add_dynamic_partitions(PARTITIONS, [old, recent])
+    io_store = LocalObjectStore(root=store.root + "-io")
+    for key in (old, recent):
+        store.put_bytes(f"reports/{key}/drift.html", b"<html>")
+        io_store.put_bytes(f"assets/drift_report/{key}/_value.json", b"{}")
+    _, cursor = tick(instance, store)
+    assert instance.get_dynamic_partitions(PARTITIONS) == [recent]
+    assert store.list_keys("reports/") == [f"reports/{recent}/drift.html"]
+    assert io_store.list_keys("assets/") == [f"assets/drift_report/{recent}/_value.json"]
+    instance.add_dynamic_partitions(PARTITIONS, [old])
+    tick(instance, store, cursor)  # not again before RETENTION_EVERY_SECONDS
+    assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([old, recent])

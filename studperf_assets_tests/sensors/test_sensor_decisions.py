@@ -1,5 +1,5 @@
 """Each sensor's decisions, fast: one tick with ``build_sensor_context``, small fakes for the
-stream, the label files and the monitoring database, and real Dagster runs in a test instance
+label files and the monitoring database, and real Dagster runs in a test instance
 for the sensors that read runs. The integration tests (test_monitoring, test_live_loop) run
 the same sensors against moto, PostgreSQL and the daemon."""
 
@@ -35,14 +35,7 @@ from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.late_labels_sensor import late_labels_sensor
 from studperf_assets.sensors.monitoring_alert_sensor import monitoring_alert_sensor
-from studperf_assets.sensors.prediction_batch_sensor import (
-    MAX_BATCHES_PER_TICK,
-    PARTITIONS_NAME,
-    prediction_batch_sensor,
-)
 from studperf_assets.sensors.retraining_sensor import retraining_sensor
-
-BATCH = 10
 
 
 @pytest.fixture
@@ -61,86 +54,6 @@ def evaluate(
     if isinstance(result, SensorResult) and result.cursor is not None:
         after = result.cursor
     return result, after
-
-
-# --- prediction_batch_sensor -----------------------------------------------------------------
-
-
-class FakeStream:
-    """One shard of ``records`` predictions; positions are record counts."""
-
-    def __init__(self, records: int, name: str = "stream-a") -> None:
-        self.records, self.name = records, name
-
-    def identity(self) -> str:
-        return self.name
-
-    def read(self, after: dict[str, str], limit: int) -> tuple[list[int], dict[str, str]]:
-        start = int(after.get("shard-0", 0))
-        end = min(self.records, start + limit)
-        return list(range(start, end)), {"shard-0": str(end)}
-
-
-def cut(
-    instance: DagsterInstance, stream: FakeStream, cursor: str | None = None
-) -> tuple[Any, str | None]:
-    settings = MonitoringSettings(batch_size=BATCH)
-    return evaluate(
-        prediction_batch_sensor,
-        instance,
-        cursor,
-        prediction_stream=stream,
-        monitoring_settings=settings,
-    )
-
-
-def test_whole_batches_become_partitions_and_the_rest_waits(instance: DagsterInstance) -> None:
-    result, cursor = cut(instance, FakeStream(25))
-    assert isinstance(result, SensorResult)
-    keys = [r.partition_key for r in result.run_requests or []]
-    assert keys == ["batch-000001", "batch-000002"]
-    (added,) = result.dynamic_partitions_requests or []
-    assert list(getattr(added, "partition_keys", [])) == keys
-    ranges = [
-        r.run_config["ops"]["prediction_batches"]["config"] for r in result.run_requests or []
-    ]
-    assert ranges == [
-        {"after": {}, "until": {"shard-0": "10"}},
-        {"after": {"shard-0": "10"}, "until": {"shard-0": "20"}},
-    ]  # back to back: no overlap, no gap
-    waiting, same = cut(instance, FakeStream(25), cursor)
-    assert isinstance(waiting, SkipReason) and "fewer than 10 new predictions" in str(
-        waiting.skip_message
-    )
-    assert json.loads(str(same))["positions"] == {"shard-0": "20"}
-    instance.add_dynamic_partitions(PARTITIONS_NAME, [str(k) for k in keys])
-    later, _ = cut(instance, FakeStream(31), cursor)
-    assert [r.run_config["ops"]["prediction_batches"]["config"] for r in later.run_requests] == [
-        {"after": {"shard-0": "20"}, "until": {"shard-0": "30"}}
-    ]
-    assert [r.partition_key for r in later.run_requests] == ["batch-000003"]
-
-
-def test_a_tick_cuts_at_most_its_share_of_a_backlog(instance: DagsterInstance) -> None:
-    backlog = FakeStream(BATCH * (MAX_BATCHES_PER_TICK + 5))
-    first, cursor = cut(instance, backlog)
-    second, _ = cut(instance, backlog, cursor)
-    assert len(first.run_requests) == MAX_BATCHES_PER_TICK
-    assert [r.partition_key for r in second.run_requests] == [
-        f"batch-0000{n}" for n in range(21, 26)
-    ]
-
-
-def test_numbering_survives_a_lost_cursor_and_a_new_stream_starts_over(
-    instance: DagsterInstance,
-) -> None:
-    instance.add_dynamic_partitions(PARTITIONS_NAME, ["batch-000007", "not-a-batch"])
-    result, cursor = cut(instance, FakeStream(10))
-    assert [r.partition_key for r in result.run_requests] == ["batch-000008"]
-    recreated, _ = cut(instance, FakeStream(10, name="stream-b"), cursor)
-    (request,) = recreated.run_requests
-    assert request.partition_key == "batch-000009"  # a new key, never a reused one
-    assert request.run_config["ops"]["prediction_batches"]["config"]["after"] == {}
 
 
 # --- late_labels_sensor ------------------------------------------------------------------------
@@ -230,11 +143,19 @@ def late_labels_world() -> tuple[FakeLabels, FakeDatabase, dict[str, str]]:
     files = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}, keys["bad"]: {"r4"}}
     labels = FakeLabels(files, database)
     database.labelled_by = {keys["late"]: {"r1"}, keys["seen"]: {"r2"}, keys["fresh"]: {"r3"}}
-    database.partition_of = {"r1": "batch-000001", "r2": "batch-000002", "r3": "batch-000003"}
+    database.partition_of = {
+        "r1": "2026-12-01T10:01:00Z",
+        "r2": "2026-12-01T10:02:00Z",
+        "r3": "2026-12-01T10:03:00Z",
+    }
     database.joins = {
-        "batch-000001": {"labelled": 0, "rows": 10, "joined_at": NOW - timedelta(minutes=9)},
-        "batch-000002": {"labelled": 3, "rows": 10, "joined_at": NOW},
-        "batch-000003": {"labelled": 10, "rows": 10, "joined_at": NOW - timedelta(hours=1)},
+        "2026-12-01T10:01:00Z": {
+            "labelled": 0,
+            "rows": 10,
+            "joined_at": NOW - timedelta(minutes=9),
+        },
+        "2026-12-01T10:02:00Z": {"labelled": 3, "rows": 10, "joined_at": NOW},
+        "2026-12-01T10:03:00Z": {"labelled": 10, "rows": 10, "joined_at": NOW - timedelta(hours=1)},
     }
     database.file_states = {
         keys["late"]: ("ingested", NOW - timedelta(minutes=5)),
@@ -261,7 +182,7 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
     result, cursor = late(instance, labels, database, None)
     assert isinstance(result, SensorResult)
     assert [(r.partition_key, r.run_key) for r in result.run_requests or []] == [
-        ("batch-000001", f"batch-000001@{keys['late']}")
+        ("2026-12-01T10:01:00Z", f"2026-12-01T10:01:00Z@{keys['late']}")
     ]  # batch 2 already saw its file; batch 3 is complete; the rejected file reruns nothing
     state = json.loads(str(cursor))
     assert set(state["seen"]) == {keys["late"], keys["seen"], keys["bad"]}
@@ -272,9 +193,9 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
         again.skip_reason.skip_message
     )
     database.file_states[keys["fresh"]] = ("ingested", NOW)
-    database.joins["batch-000003"]["labelled"] = 9  # a label of batch 3 came in that file
+    database.joins["2026-12-01T10:03:00Z"]["labelled"] = 9  # a label of batch 3 came in that file
     settled, final = late(instance, labels, database, after)
-    assert [r.partition_key for r in settled.run_requests] == ["batch-000003"]
+    assert [r.partition_key for r in settled.run_requests] == ["2026-12-01T10:03:00Z"]
     assert keys["fresh"] in json.loads(str(final))["seen"]
     quiet, _ = late(instance, labels, database, final)
     assert not quiet.run_requests
@@ -366,20 +287,20 @@ def alerts(
 def test_one_email_per_run_listing_its_failed_checks_once(
     instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    monitoring_run(instance, "batch-000001", {})
+    monitoring_run(instance, "2026-12-01T10:01:00Z", {})
     run_id = monitoring_run(
-        instance, "batch-000002", {"data_drift": DRIFT, "batch_labels": {"missing": 5}}
+        instance, "2026-12-01T10:02:00Z", {"data_drift": DRIFT, "batch_labels": {"missing": 5}}
     )
     sender, database = FakeSender(), FakeDatabase()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
     assert result.skip_message == "1 alerts sent, 0 to retry; 0 incident e-mails sent"
     ((subject, text),) = sender.sent
-    assert subject.startswith("[studperf] batch-000002:")
+    assert subject.startswith("[studperf] 2026-12-01T10:02:00Z:")
     assert "data_drift" in subject and "batch_labels" in subject
     assert f"http://dagster.test/runs/{run_id}" in text and "v1" in text
     assert set(database.alerts) == {
-        ("batch-000002", "data_drift"),
-        ("batch-000002", "batch_labels"),
+        ("2026-12-01T10:02:00Z", "data_drift"),
+        ("2026-12-01T10:02:00Z", "batch_labels"),
     }
     alerts(instance, cursor, sender, database, tmp_path)  # nothing new
     alerts(instance, None, sender, database, tmp_path)  # cursor lost: the database remembers
@@ -389,7 +310,7 @@ def test_one_email_per_run_listing_its_failed_checks_once(
 def test_a_failed_send_is_retried_and_an_outage_does_not_silence(
     instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
+    monitoring_run(instance, "2026-12-01T10:01:00Z", {"data_drift": DRIFT})
     database = FakeDatabase()
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
     assert result.skip_message == "0 alerts sent, 1 to retry; 0 incident e-mails sent"
@@ -432,10 +353,10 @@ def retrain(
 def test_retraining_needs_a_trigger_new_labels_and_the_cooldown_passed(
     instance: DagsterInstance,
 ) -> None:
-    monitoring_run(instance, "batch-000001", {"batch_labels": {"missing": 3}})  # no trigger
+    monitoring_run(instance, "2026-12-01T10:01:00Z", {"batch_labels": {"missing": 3}})  # no trigger
     quiet, _ = retrain(instance, None, FakeGroundTruth(500))
     assert "no drift or performance failure" in str(quiet.skip_message)
-    monitoring_run(instance, "batch-000002", {"data_drift": DRIFT})
+    monitoring_run(instance, "2026-12-01T10:02:00Z", {"data_drift": DRIFT})
     starved, kept = retrain(instance, None, FakeGroundTruth(60))
     assert starved.skip_message == "60 new labelled rows; 100 needed" and kept is None
     down, kept = retrain(instance, None, FakeGroundTruth(500, down=True))
@@ -447,7 +368,7 @@ def test_retraining_needs_a_trigger_new_labels_and_the_cooldown_passed(
     assert isinstance(fired, SensorResult)
     (request,) = fired.run_requests or []
     assert isinstance(request, RunRequest)
-    assert request.tags["studperf/trigger"] == "data_drift@batch-000002"
+    assert request.tags["studperf/trigger"] == "data_drift@2026-12-01T10:02:00Z"
     assert request.tags["studperf/new_labels"] == "500"
     assert request.run_config["ops"]["raw_student_data"]["config"] == {
         "include_production_labels": True
@@ -460,7 +381,7 @@ def test_retraining_needs_a_trigger_new_labels_and_the_cooldown_passed(
 def test_each_sensor_targets_its_job() -> None:
     targets = {s.name: s.job_name for s in sensors.build_sensors() if s.has_jobs}
     assert targets == {
-        "prediction_batch_sensor": "monitoring_job",
+        "prediction_window_sensor": "monitoring_job",
         "late_labels_sensor": "monitoring_job",
         "retraining_sensor": "training_job",
     }
@@ -502,29 +423,33 @@ def test_a_failed_monitoring_run_reaches_the_on_call_once(
 ) -> None:
     """Field fault: the alert sensor read only failed checks; a monitoring run that failed
     (the window never monitored) alerted nobody."""
-    first = failing_run(instance, "monitoring_job", "batch-000003", "batch batch-000003: no\nmore")
+    first = failing_run(
+        instance, "monitoring_job", "2026-12-01T10:03:00Z", "batch 2026-12-01T10:03:00Z: no\nmore"
+    )
     sender = FakeSender()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
     ((subject, text),) = sender.sent
     assert subject == (
-        "[studperf] OPEN: monitoring_job failed at drift_report (batch-000003): "
-        "batch batch-000003: no"
+        "[studperf] OPEN: monitoring_job failed at drift_report (2026-12-01T10:03:00Z): "
+        "batch 2026-12-01T10:03:00Z: no"
     )
-    for fact in ("job: monitoring_job", "step: drift_report", "window(s): batch-000003"):
+    for fact in ("job: monitoring_job", "step: drift_report", "window(s): 2026-12-01T10:03:00Z"):
         assert fact in text
     assert f"http://dagster.test/runs/{first}" in text and "more" not in text  # first line only
-    assert database.statuses()["batch-000003"]["status"] == "failed"  # not just missing
+    assert database.statuses()["2026-12-01T10:03:00Z"]["status"] == "failed"  # not just missing
     assert "1 incident e-mails sent" in str(result.skip_message)
     # the same fault on the next window is the same incident: no second e-mail
-    failing_run(instance, "monitoring_job", "batch-000004", "batch batch-000004: no\nmore")
+    failing_run(
+        instance, "monitoring_job", "2026-12-01T10:04:00Z", "batch 2026-12-01T10:04:00Z: no\nmore"
+    )
     _, cursor = alerts(instance, cursor, sender, database, tmp_path)
     alerts(instance, cursor, sender, database, tmp_path)
     alerts(instance, None, sender, database, tmp_path)  # a lost cursor sends nothing again
     assert len(sender.sent) == 1
     (incident,) = database.incidents(status="open")
-    assert incident.occurrences >= 2 and incident.last_partition == "batch-000004"
+    assert incident.occurrences >= 2 and incident.last_partition == "2026-12-01T10:04:00Z"
     # both windows monitored again: resolved, said once
-    for partition in ("batch-000003", "batch-000004"):
+    for partition in ("2026-12-01T10:03:00Z", "2026-12-01T10:04:00Z"):
         database.record_status(partition, "monitored", "rerun")
     alerts(instance, cursor, sender, database, tmp_path)
     alerts(instance, cursor, sender, database, tmp_path)
@@ -549,12 +474,12 @@ def test_with_the_database_down_a_failed_run_is_told_at_once(
     from studperf_assets.resources.metrics_db import MetricsDatabase
 
     gone = MetricsDatabase(url="postgresql+psycopg2://nobody@127.0.0.1:9/none")
-    failing_run(instance, "monitoring_job", "batch-000007", "archive unreadable")
+    failing_run(instance, "monitoring_job", "2026-12-01T10:07:00Z", "archive unreadable")
     sender = FakeSender()
     alerts(instance, None, sender, gone, tmp_path)
     ((subject, text),) = sender.sent
     assert "monitoring_job failed at drift_report" in subject
-    assert "window: batch-000007" in text and "not recorded as an incident" in text
+    assert "window: 2026-12-01T10:07:00Z" in text and "not recorded as an incident" in text
 
 
 def test_a_sensor_that_keeps_failing_is_an_incident_until_it_ticks_again(

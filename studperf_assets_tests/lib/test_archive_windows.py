@@ -1,4 +1,5 @@
-"""Reading a window of the predictions archive by key time, in a folder and on moto's S3."""
+"""Reading a monitoring window of the archive by KEY time (``lib.archive.read_window``), in a
+folder and on moto's S3, through the monitoring store's bridge (``ObjectStore.archive()``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from studperf_assets.lib.prediction_records import UNREADABLE
-from studperf_assets.lib.window_archive import (
-    UnreadableObject,
+from studperf_assets.lib.archive import (
+    FolderArchive,
+    S3Archive,
+    UnreadableArchiveObject,
     count_rows,
     object_time,
     objects_between,
@@ -39,6 +41,8 @@ def test_a_window_reads_exactly_the_objects_named_in_it(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     store = store_of(backend, tmp_path, request)
+    archive = store.archive()
+    assert isinstance(archive, S3Archive if backend == "s3" else FolderArchive)
     before = write_predictions(store, T0 - timedelta(seconds=1), 5, first=0)
     inside = [
         write_predictions(store, T0, 3, first=10),
@@ -47,37 +51,60 @@ def test_a_window_reads_exactly_the_objects_named_in_it(
     after = write_predictions(store, T0 + timedelta(seconds=120), 6, first=30)
     write_object(store, "errors", T0 + timedelta(seconds=5), [{"error": "x"}] * 2)
     start, end = T0, T0 + timedelta(seconds=120)
-    assert objects_between(store, "predictions", start, end) == inside
-    assert before not in objects_between(store, "predictions", T0, end)
-    assert after in objects_between(store, "predictions", end, end + timedelta(seconds=60))
-    assert [count_rows(store, k) for k in inside] == [3, 4]
-    window = read_window(store, start, end)
-    assert [r["request_id"] for r in window.predictions] == [
+    assert objects_between(archive, "predictions", start, end) == inside
+    assert before not in objects_between(archive, "predictions", T0, end)
+    assert after in objects_between(archive, "predictions", end, end + timedelta(seconds=60))
+    assert [count_rows(archive, k) for k in inside] == [3, 4]
+    window = read_window(archive, start, end)
+    assert window.predictions["request_id"].tolist() == [
         f"r-{n}" for n in (10, 11, 12, 20, 21, 22, 23)
     ]
     assert window.errors == 2 and len(window.objects) == 3
+    assert window.duplicates == 0 and window.unreadable == []
 
 
-def test_records_that_are_not_predictions_are_named_not_dropped(tmp_path: Path) -> None:
+def test_a_record_delivered_twice_is_kept_once(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path))
+    write_object(store, "predictions", T0, [prediction(1), prediction(2)])
+    write_object(store, "predictions", T0 + timedelta(seconds=9), [prediction(2), prediction(3)])
+    window = read_window(store.archive(), T0, T0 + timedelta(seconds=60))
+    assert window.predictions["request_id"].tolist() == ["r-1", "r-2", "r-3"]
+    assert window.duplicates == 1
+
+
+def test_records_that_are_not_predictions_are_named_not_used(tmp_path: Path) -> None:
     store = LocalObjectStore(root=str(tmp_path))
     key = write_object(store, "predictions", T0, [prediction(1), b"not json", {"grade_class": 1}])
-    records = read_window(store, T0, T0 + timedelta(seconds=60)).predictions
-    assert [UNREADABLE in r for r in records] == [False, True, True]
-    assert (records[1]["_shard"], records[1]["_sequence"]) == (key, "2")
+    window = read_window(store.archive(), T0, T0 + timedelta(seconds=60))
+    assert window.predictions["request_id"].tolist() == ["r-1"]
+    assert [(u["object"], u["line"]) for u in window.unreadable] == [
+        (store.uri(key), "2"),
+        (store.uri(key), "3"),
+    ]
+    assert "not JSON" in window.unreadable[0]["reason"]
 
 
 def test_an_object_that_cannot_be_read_fails_the_window_naming_it(tmp_path: Path) -> None:
     store = LocalObjectStore(root=str(tmp_path))
     key = "archive/predictions/2026/12/01/10/s-1-2026-12-01-10-59-10-abc.gz"
     store.put_bytes(key, b"not gzip")
-    with pytest.raises(UnreadableObject, match=f"{key}.*not readable GZIP"):
-        read_window(store, T0, T0 + timedelta(seconds=60))
+    with pytest.raises(UnreadableArchiveObject, match=f"{key}.*not readable GZIP"):
+        read_window(store.archive(), T0, T0 + timedelta(seconds=60))
     store.put_bytes("archive/predictions/2026/12/01/10/stray.gz", b"")
-    with pytest.raises(UnreadableObject, match=r"stray\.gz: its name holds no Firehose time"):
-        objects_between(store, "predictions", T0, T0 + timedelta(seconds=60))
+    with pytest.raises(UnreadableArchiveObject, match=r"stray\.gz: its name has no Firehose time"):
+        objects_between(store.archive(), "predictions", T0, T0 + timedelta(seconds=60))
 
 
 def test_the_key_time_is_firehoses() -> None:
     name = "archive/predictions/2026/12/01/10/studperf-predictions-1-2026-12-01-10-05-09-0f3e-4a.gz"
     assert object_time(name) == datetime(2026, 12, 1, 10, 5, 9, tzinfo=UTC)
     assert object_time("archive/predictions/x.gz") is None
+
+
+def test_the_store_deletes_a_prefix(tmp_path: Path) -> None:
+    store = LocalObjectStore(root=str(tmp_path))
+    store.put_bytes("reports/w1/drift.html", b"x")
+    store.put_bytes("reports/w1/quality.html", b"x")
+    store.put_bytes("reports/w2/drift.html", b"x")
+    assert store.delete_prefix("reports/w1/") == 2
+    assert store.list_keys("reports/") == ["reports/w2/drift.html"]
