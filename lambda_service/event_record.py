@@ -28,5 +28,11 @@ CONSUMER_SWAPPED_FIELDS = ("from_version", "to_version")
 
 def event_line(name: str, **fields: Any) -> str:
     """The record as one line: the marker key first, then the fields; never a newline
-    (JSON escapes them), values JSON cannot hold written as strings."""
-    return json.dumps({MARKER: name, **fields}, default=str)
+    (JSON escapes them). A numpy scalar is written as the number it holds, anything else
+    JSON cannot hold as its string."""
+    return json.dumps({MARKER: name, **fields}, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars: float64, int64, bool_
+    return item() if callable(item) and getattr(value, "shape", None) == () else str(value)
