@@ -28,6 +28,7 @@ from studperf_assets.lib.incidents import (
     run_failure_key,
     sensor_failure_key,
 )
+from studperf_assets.lib.loop_events import INCIDENT, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender
 
@@ -207,7 +208,7 @@ def send_due_notices(
             failed += 1
             continue
         database.mark_notified(incident.id, notice)
-        context.log.info(f"incident {notice}: {incident.title}")
+        emit(context.log.info, INCIDENT, notice=notice, kind=incident.kind, title=incident.title)
         sent += 1
     return sent, failed
 

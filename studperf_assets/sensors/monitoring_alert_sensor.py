@@ -7,6 +7,7 @@ from dagster import SensorEvaluationContext, SkipReason
 
 from studperf_assets.constants import MONITORING_ALERT_SENSOR, MONITORING_JOB
 from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
+from studperf_assets.lib.loop_events import ALERT_SENT, NOT_MONITORED, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
@@ -76,7 +77,7 @@ def monitoring_alert_sensor(
                 context.log.error(f"alert for {run.partition} not sent, will retry: {exc}")
                 failed_sends += 1
                 continue
-            context.log.info(f"alert sent for {run.partition}: {', '.join(pending)}")
+            emit(context.log.info, ALERT_SENT, window=run.partition, checks=list(pending))
             for check in pending:
                 try:
                     metrics_database.record_alert(run.partition, check, message_id)
@@ -106,12 +107,17 @@ def _record_failure(
     """A failed run as an incident occurrence (or, the database being down, an e-mail at
     once); False if neither could be done (the cursor then waits for it)."""
     assert run.failure is not None
-    what = f"{run.partition}: " if run.partition else ""
-    context.log.info(
-        f"not monitored: {what}{run.job} failed at {run.failure.step}: {run.failure.error}"
-        if run.job == MONITORING_JOB
-        else f"run failed: {run.job} at {run.failure.step}: {run.failure.error}"
-    )
+    if run.job == MONITORING_JOB:
+        emit(
+            context.log.info,
+            NOT_MONITORED,
+            window=run.partition,
+            job=run.job,
+            step=run.failure.step,
+            error=run.failure.error,
+        )
+    else:
+        context.log.info(f"run failed: {run.job} at {run.failure.step}: {run.failure.error}")
     try:
         record_failed_run(
             database, run.job, run.run_id, run.partition, run.failure, sender.run_url(run.run_id)

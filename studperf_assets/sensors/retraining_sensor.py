@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason
 
 from studperf_assets.constants import MONITORING_ALERT_SENSOR, RETRAINING_CHECKS
+from studperf_assets.lib.loop_events import RETRAINING, emit
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
@@ -52,7 +53,7 @@ def retraining_sensor(
         return SkipReason(f"{new_labels} new labelled rows; {needed} needed")
     updated, partition, check = triggers[-1]
     state = {"after": updated, "last_retrain": now, "labels": labels}
-    context.log.info(f"retraining: {check} failed on {partition}; {new_labels} new labelled rows")
+    emit(context.log.info, RETRAINING, check=check, window=partition, new_labels=new_labels)
     request = RunRequest(
         run_key=f"retrain-{int(now)}",
         run_config={"ops": {"raw_student_data": {"config": {"include_production_labels": True}}}},
