@@ -379,3 +379,75 @@ def test_a_value_the_database_refuses_rejects_the_file_not_the_run(
     intake = truth.ingest_new()
     assert list(intake.rejected) == [refused]
     assert "the database refused it (value too long" in intake.rejected[refused]
+
+
+def _raw_file(truth: GroundTruth, frame: pd.DataFrame) -> str:
+    """A label file written as any Parquet writer would, values exactly as given."""
+    key = label_key(soon())
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    truth.store.put_bytes(key, buffer.getvalue())
+    return key
+
+
+BAD_COLUMNS: dict[str, tuple[str, Any, str]] = {
+    # name: (column, values for rows 0..2, what the problem must say)
+    "unparseable available_at": ("available_at", ["garbage", "2026-01-01", "x"], "available_at"),
+    "list available_at": ("available_at", [[1], [2], [3]], "available_at"),
+    "integer available_at": ("available_at", [1, 2, 3], "available_at"),
+    "available_at out of range": ("available_at", ["1500-01-01"] * 3, "available_at"),
+    "list feature": ("StudyTimeWeekly", [[1.0], [2.0], [3.0]], "StudyTimeWeekly"),
+    "boolean feature": ("Absences", [True, False, True], "Absences"),
+    "text grade": ("GradeClass", ["A", "B", "C"], "GradeClass"),
+    "infinite GPA": ("GPA", [float("inf"), 1.0, 2.0], "GPA"),
+    "list request_id": ("request_id", [["a"], ["b"], ["c"]], "request_id"),
+    "boolean request_id": ("request_id", [True, False, True], "request_id"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COLUMNS))
+def test_a_label_file_with_any_unusable_value_is_rejected_once_by_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: an available_at of "garbage" (or a list) failed every monitoring run
+    (DateParseError / TypeError in the database insert), on SQLite and PostgreSQL. Every
+    column is validated before anything reaches the database."""
+    truth = any_truth
+    column, values, named = BAD_COLUMNS[case]
+    rows = students(3, 18_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    rows[column] = pd.Series(values, dtype=object)
+    bad = _raw_file(truth, rows)
+    good = write_labels(truth.store, students(2, 18_000_100), soon())
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [bad], intake.rejected
+    assert named in intake.rejected[bad]
+    assert [f.key for f in intake.ingested] == [good]
+    again = truth.ingest_new()
+    assert again.rejected == {} and again.ingested == [] and truth.unseen_files() == []
+
+
+def test_ingesting_a_file_raises_nothing_but_a_rejection(
+    any_truth: GroundTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong storing one file's labels (a bug, a value no check foresaw), the
+    file is rejected with the error named; only an unreachable database stays loud."""
+    from studperf_assets.resources import metrics_db
+
+    truth = any_truth
+    broken = write_labels(truth.store, students(2, 19_000_000), soon())
+
+    def resolve(*_args: Any) -> Any:
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(metrics_db, "resolve", resolve)
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [broken]
+    assert "TypeError: unhashable type" in intake.rejected[broken]
+
+    def outage(*_args: Any) -> Any:
+        raise metrics_db.MonitoringDatabaseError("monitoring database x unreachable: down")
+
+    write_labels(truth.store, students(2, 19_000_100), soon())
+    monkeypatch.setattr(type(truth.database), "_ingest", outage)
+    with pytest.raises(metrics_db.MonitoringDatabaseError):
+        truth.ingest_new()
