@@ -451,3 +451,41 @@ def test_ingesting_a_file_raises_nothing_but_a_rejection(
     monkeypatch.setattr(type(truth.database), "_ingest", outage)
     with pytest.raises(metrics_db.MonitoringDatabaseError):
         truth.ingest_new()
+
+
+UNSTORABLE_NAMES = {
+    "not UTF-8": b"labels/a/bad\xff.parquet",
+    "a control character": b"labels/a/bad\x07bell.parquet",
+    "a bidi override": "labels/a/\u202etxt.parquet".encode(),
+    "over-long": ("labels/" + "deep-export-folder/" * 17 + "labels.parquet").encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE_NAMES))
+def test_a_file_whose_name_cannot_be_stored_is_rejected_once_by_an_escaped_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: a label file named ``bad\\xff.parquet`` on a local store failed every
+    monitoring run and the late-labels sensor with UnicodeEncodeError (surrogates). A name
+    the ledger cannot keep as it is is stored escaped and hashed, and the file rejected."""
+    import os
+
+    truth = any_truth
+    name = UNSTORABLE_NAMES[case]
+    path = os.fsencode(truth.store.root) + b"/" + name
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rows = students(2, 20_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    with open(path, "wb") as fh:
+        fh.write(buffer.getvalue())
+    good = write_labels(truth.store, students(2, 20_000_100), soon())
+    _, cursor = _late_labels_tick(truth, None)  # the sensor lists it too
+    intake = truth.ingest_new()
+    assert [f.key for f in intake.ingested] == [good]
+    ((shown, problem),) = intake.rejected.items()
+    shown.encode("utf-8")  # printable: e-mails, logs and metadata can carry it
+    assert all(ch.isprintable() for ch in shown), shown
+    assert "name" in problem and "rename" in problem
+    assert truth.ingest_new().rejected == {} and truth.unseen_files() == []
+    _late_labels_tick(truth, cursor)
