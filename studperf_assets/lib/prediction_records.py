@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from lambda_service.bundle import BundleError, check_version
 from lambda_service.schema import (
     FEATURE_NAMES,
@@ -155,3 +157,19 @@ def unreadable(records: list[dict[str, Any]]) -> list[Unreadable]:
         for r in records
         if UNREADABLE in r
     ]
+
+
+# Columns of a predictions frame that hold identifiers or text: the Lambda accepts a student
+# ID as an integer or as text, and a Parquet column holds one type, so they are text in every
+# frame that is written (the archive, the batch) whatever a record or an older archive held.
+TEXT_COLUMNS = ("student_id", "request_id", "idempotency_key", "model_version", "predicted_at")
+
+
+def with_text_identifiers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its TEXT_COLUMNS as text (missing values stay missing)."""
+    frame = frame.copy()
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            values = frame[column]
+            frame[column] = values.where(values.isna(), values.astype(str)).astype(object)
+    return frame

@@ -489,3 +489,69 @@ def test_a_file_whose_name_cannot_be_stored_is_rejected_once_by_an_escaped_name(
     assert "name" in problem and "rename" in problem
     assert truth.ingest_new().rejected == {} and truth.unseen_files() == []
     _late_labels_tick(truth, cursor)
+
+
+def _prediction(student_id: Any, n: int) -> dict[str, Any]:
+    from lambda_service.schema import FEATURE_NAMES
+
+    return {
+        "model_name": "studperf-grade-class",
+        "model_version": "v20261127T130346Z-2cb339a3",
+        "student_id": student_id,
+        "request_id": f"r-{n}",
+        "grade_class": 2,
+        "grade": "C",
+        "probabilities": {"A": 0.1, "B": 0.2, "C": 0.5, "D": 0.1, "F": 0.1},
+        "student": {name: 1 for name in FEATURE_NAMES},
+        "idempotency_key": f"shardId-000000000000:{n}",
+        "predicted_at": "2026-11-27T20:00:00Z",
+    }
+
+
+def test_mixed_integer_and_text_student_ids_are_monitored(tmp_path: Path) -> None:
+    """Field fault: the Lambda accepts integer and text student IDs; a batch holding both
+    stopped monitoring (ArrowInvalid writing the archive and the batch's Parquet)."""
+    import json as json_module
+
+    from dagster import DagsterInstance, materialize
+
+    from studperf_assets.assets.monitoring import prediction_batches
+    from studperf_assets.deployment import Deployment
+    from studperf_assets.lib.prediction_records import decode_prediction
+    from studperf_assets.resources import resources_for
+    from studperf_assets.resources.monitoring import PredictionStream
+
+    bodies = [_prediction(1001, 1), _prediction("stu-ab12", 2), _prediction(42, 3)]
+    records = []
+    for n, body in enumerate(bodies):
+        record = decode_prediction(json_module.dumps(body).encode())
+        records.append({**record, "_shard": "shardId-000000000000", "_sequence": str(n + 1)})
+
+    class Stream(PredictionStream):
+        def read(self, after: Any, limit: int, until: Any = None) -> Any:
+            return records, {"shardId-000000000000": "3"}
+
+    resources = resources_for(Deployment(home=tmp_path))
+    resources["prediction_stream"] = Stream()
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("prediction_batches", ["batch-000001"])
+    result = materialize(
+        [prediction_batches],
+        partition_key="batch-000001",
+        resources=resources,
+        instance=instance,
+        run_config={
+            "ops": {
+                "prediction_batches": {
+                    "config": {"after": {}, "until": {"shardId-000000000000": "3"}}
+                }
+            }
+        },
+        raise_on_error=False,
+    )
+    assert result.success, [
+        str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure
+    ]
+    archived = resources["object_store"].get_frame("batches/batch-000001/predictions.parquet")
+    assert archived["student_id"].tolist() == ["1001", "stu-ab12", "42"]
+    assert archived["request_id"].map(type).eq(str).all()
