@@ -301,5 +301,18 @@ def as_training_rows(labels: pd.DataFrame) -> pd.DataFrame:
     return latest[list(RAW_COLUMNS)].reset_index(drop=True)
 
 
+def without_superseded(file_rows: pd.DataFrame, production: pd.DataFrame) -> pd.DataFrame:
+    """The file's rows without those of students a production label covers.
+
+    A StudentID names one student wherever the row comes from, and the training data holds
+    each student once (``raw_unique_student_ids``: a student on both sides of the split
+    would leak). A production label is the newer observation of that student, so it wins,
+    as the latest label wins among production labels (``as_training_rows``); giving it an ID
+    of its own would keep the same student twice. The caller counts what was dropped."""
+    if production.empty:
+        return file_rows
+    return file_rows[~file_rows["StudentID"].isin(production["StudentID"])]
+
+
 def request_ids(frames: Iterable[pd.DataFrame]) -> set[str]:
     return {str(r) for frame in frames for r in frame[REQUEST_ID]}
