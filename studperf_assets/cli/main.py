@@ -93,6 +93,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     for row, reason in report.errors:
         print(f"row {row}: {reason}", file=sys.stderr)
+    for name in report.cleaned:
+        print(f"removed {name}, left half-written by an earlier run that was killed")
+    if report.neutralised:
+        print(
+            f"{report.neutralised} StudentID cells started like a spreadsheet formula "
+            "(= + - @, tab, carriage return): written with a leading ' so they stay text"
+        )
     print(
         f"scored {report.scored} of {report.rows} rows with {predictor.version}; "
         f"{len(report.errors)} failed -> {args.output}"
