@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.lib.prediction_records import UnreadablePrediction, decode_prediction
 
+STUDENT: dict[str, object] = {name: 1 for name in FEATURE_NAMES}
 RECORD = {
     "model_name": "studperf-grade-class",
     "model_version": "v20261127T130346Z-2cb339a3",
@@ -49,10 +50,10 @@ def test_a_prediction_as_the_lambda_writes_it_is_read() -> None:
         ({"model_version": "../../etc/passwd"}, "'model_version' is not a bundle version"),
         # every field as the Lambda's schema reads it (field fault: StudyTimeWeekly "abc"
         # stopped monitoring of its whole batch with ArrowInvalid)
-        ({"student": {**RECORD["student"], "StudyTimeWeekly": "abc"}}, "StudyTimeWeekly: not a"),
-        ({"student": {**RECORD["student"], "Absences": True}}, "Absences: not a number"),
-        ({"student": {**RECORD["student"], "Absences": 400}}, "Absences: 400 outside"),
-        ({"student": {**RECORD["student"], "Tutoring": [1]}}, "Tutoring: not a number"),
+        ({"student": {**STUDENT, "StudyTimeWeekly": "abc"}}, "StudyTimeWeekly: not a"),
+        ({"student": {**STUDENT, "Absences": True}}, "Absences: not a number"),
+        ({"student": {**STUDENT, "Absences": 400}}, "Absences: 400 outside"),
+        ({"student": {**STUDENT, "Tutoring": [1]}}, "Tutoring: not a number"),
         ({"student_id": "stu dent"}, "'student_id' must be"),
         ({"student_id": -3}, "'student_id' must be"),
         ({"grade": "E"}, "'grade' 'E' is not the letter of grade_class 2"),
@@ -99,7 +100,7 @@ def test_a_read_prediction_has_one_type_per_field() -> None:
     """Numbers the Lambda could have written as text or integers come out as floats, ids
     as text: a batch of them is one Parquet column each (field fault: ArrowInvalid)."""
     body = decode_prediction(
-        json.dumps(RECORD | {"student": {**RECORD["student"], "StudyTimeWeekly": "2.5"}}).encode()
+        json.dumps(RECORD | {"student": {**STUDENT, "StudyTimeWeekly": "2.5"}}).encode()
     )
     assert body["student"]["StudyTimeWeekly"] == 2.5
     assert all(type(v) is float for v in body["student"].values())

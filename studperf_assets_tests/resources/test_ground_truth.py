@@ -472,6 +472,7 @@ def test_a_file_whose_name_cannot_be_stored_is_rejected_once_by_an_escaped_name(
 
     truth = any_truth
     name = UNSTORABLE_NAMES[case]
+    assert isinstance(truth.store, LocalObjectStore)
     path = os.fsencode(truth.store.root) + b"/" + name
     os.makedirs(os.path.dirname(path), exist_ok=True)
     rows = students(2, 20_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
