@@ -30,7 +30,7 @@ from studperf_assets.constants import MONITORING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
-from studperf_assets.lib.prediction_records import unreadable
+from studperf_assets.lib.prediction_records import unreadable, with_text_identifiers
 from studperf_assets.partitions import prediction_batch_partitions
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
@@ -257,6 +257,7 @@ def _archived_predictions(
         predictions, fresh = pd.DataFrame(flatten(records)), True
     if REQUEST_ID not in predictions.columns:  # archived before predictions had request IDs
         predictions[REQUEST_ID] = predictions["idempotency_key"]
+    predictions = with_text_identifiers(predictions)  # one type per Parquet column
     unique = predictions.drop_duplicates("idempotency_key").reset_index(drop=True)
     if fresh:
         if skipped:

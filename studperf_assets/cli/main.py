@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
@@ -93,6 +94,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     for row, reason in report.errors:
         print(f"row {row}: {reason}", file=sys.stderr)
+    for name in report.cleaned:
+        print(f"removed {name}, left half-written by an earlier run that was killed")
+    if report.neutralised:
+        print(
+            f"{report.neutralised} StudentID cells started like a spreadsheet formula "
+            "(= + - @, tab, carriage return): written with a leading ' so they stay text"
+        )
     print(
         f"scored {report.scored} of {report.rows} rows with {predictor.version}; "
         f"{len(report.errors)} failed -> {args.output}"
@@ -358,6 +366,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def label_delay(text: str) -> float:
+    """``--label-delay``, checked before anything is sent: labels named in the past cannot
+    be written, and a file named further ahead than ``SCHEDULE_HORIZON`` is read at once
+    (a clock that is wrong), so only 0 to the horizon delivers labels when it says."""
+    from studperf_assets.lib.labels import SCHEDULE_HORIZON
+
+    horizon = SCHEDULE_HORIZON.total_seconds()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= horizon:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: labels can be delayed 0 to {horizon:g} seconds"
+        )
+    return seconds
+
+
 def needs_local_aws(command: str) -> bool:
     """``demo`` and ``up`` start a moto server: say how to get it, rather than fail."""
     try:
@@ -523,7 +549,11 @@ def _add_stream_commands(sub: Subparsers) -> None:
         "--drift", default="", help="e.g. absences=8,study=0.5 or raw:StudyTimeWeekly=5"
     )
     simulate.add_argument(
-        "--label-delay", type=float, default=0.0, help="seconds until labels arrive"
+        "--label-delay",
+        type=label_delay,
+        default=0.0,
+        help="seconds until labels arrive (0 to 3600: monitoring holds a label file back "
+        "at most an hour)",
     )
     simulate.add_argument("--no-labels", action="store_true", help="send no ground truth")
     simulate.add_argument("--seed", type=int, default=0)

@@ -20,7 +20,11 @@ SENSOR_FAILING = "sensor_failing"
 # A sensor whose last ticks failed this many times in a row is an incident (one failed
 # tick is often a passing outage the next tick rides out).
 SENSOR_FAILURES_FOR_INCIDENT = 3
-_NUMBERS = re.compile(r"\d+")
+# What varies between occurrences of one failure, masked in its signature: quoted values
+# ('stu-ab12cd', "…", `…`), then words holding a digit (batch-000012's numbers, ab12cd, a
+# run ID's parts) and long hexadecimal words (deadbeefcafe); the words around them stay.
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`")
+_VARYING = re.compile(r"\b(?=[A-Za-z_]*\d)\w+\b|\b[0-9A-Fa-f]{8,}\b")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,19 @@ def first_line(message: str, limit: int = 300) -> str:
     return "(no message)"
 
 
+def error_signature(error: str) -> str:
+    """An error's first line with what varies from window to window masked: quoted values
+    become ``'…'``, words holding a digit and long hexadecimal words ``#``
+    (``KeyError: 'stu-ab12' in batch-000012`` -> ``KeyError: '…' in batch-#``)."""
+    quoted = _QUOTED.sub(lambda m: f"{m.group()[0]}…{m.group()[0]}", first_line(error))
+    return _VARYING.sub("#", quoted)
+
+
 def run_failure_key(job: str, step: str, error: str) -> str:
-    """The incident a failed run belongs to: the job, the step and the error's first line
-    with its numbers masked (``batch-000012`` and ``batch-000013`` failing the same way are
-    one incident, not two)."""
-    signature = _NUMBERS.sub("#", first_line(error))
+    """The incident a failed run belongs to: the job, the step and the error's signature
+    (``error_signature``: ``batch-000012`` and ``batch-000013`` failing the same way, or an
+    error quoting one student's ID and then another's, are one incident, not two)."""
+    signature = error_signature(error)
     digest = hashlib.sha256(signature.encode()).hexdigest()[:12]
     return f"{RUN_FAILED}:{job}:{step}:{digest}"[:200]
 

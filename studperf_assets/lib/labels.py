@@ -132,26 +132,108 @@ def read_label_file(
         raw = store.get_bytes(key, max_bytes=max_bytes)
     except ObjectTooLarge as exc:
         raise LabelFileError(key, str(exc).rsplit(": ", 1)[-1]) from exc
+    except (PermissionError, IsADirectoryError) as exc:  # the file's fault, not the store's
+        raise LabelFileError(key, f"cannot be read ({type(exc).__name__})") from exc
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:
         raise LabelFileError(key, f"not a readable Parquet file ({type(exc).__name__})") from exc
+    try:
+        return validated_labels(key, frame)
+    except LabelFileError:
+        raise
+    except Exception as exc:  # a value no check foresaw: the file's problem
+        raise LabelFileError(key, f"unreadable values ({_first_line(exc)})") from exc
+
+
+def validated_labels(key: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The label columns of ``frame`` with every value checked (types, ranges, times) and
+    typed as the database stores them; LabelFileError naming the columns and rows if not."""
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise LabelFileError(key, f"missing column(s) {', '.join(missing)}")
     if frame.empty:
         raise LabelFileError(key, "no rows")
-    problems = schema_problems(frame[list(RAW_COLUMNS)])
+    frame = frame[list(LABEL_COLUMNS)].reset_index(drop=True)
+    problems = [p for c in RAW_COLUMNS if (p := _not_numbers(c, frame[c]))]
+    problems += schema_problems(frame[list(RAW_COLUMNS)])
     problems += request_id_problems(frame[REQUEST_ID])
-    if frame[AVAILABLE_AT].isna().any():
-        problems.append(f"{int(frame[AVAILABLE_AT].isna().sum())} rows without available_at")
+    times, time_problems = label_times(frame[AVAILABLE_AT])
+    problems += time_problems
     if problems:
-        raise LabelFileError(key, "; ".join(problems[:5]))
+        raise LabelFileError(key, "; ".join(dict.fromkeys(problems[:5])))
     frame[REQUEST_ID] = frame[REQUEST_ID].astype(str)
+    frame[AVAILABLE_AT] = times
     for column in RAW_COLUMNS:
-        if column != GPA:
-            frame[column] = frame[column].astype("int64")
-    return frame[list(LABEL_COLUMNS)]
+        frame[column] = frame[column].astype("float64" if column == GPA else "int64")
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _rows_of(mask: pd.Series) -> str:
+    rows = [str(i + 1) for i in mask.to_numpy().nonzero()[0][:5]]
+    more = int(mask.sum()) - len(rows)
+    return ", ".join(rows) + (f" and {more} more" if more > 0 else "")
+
+
+def _not_numbers(column: str, values: pd.Series) -> str:
+    """A numeric column holding something other than numbers (true/false, lists, bytes):
+    ``pd.to_numeric`` would read True as 1, so types are checked first."""
+    if pd.api.types.is_bool_dtype(values):
+        return f"column {column}: true/false values, not numbers"
+    if pd.api.types.is_numeric_dtype(values):
+        return ""
+    odd = values.map(lambda v: v is not None and not isinstance(v, (int, float, str)))
+    odd |= values.map(lambda v: isinstance(v, bool))
+    if odd.any():
+        return f"column {column}: not a number in row {_rows_of(odd)}"
+    return ""
+
+
+# A label's time must be plausible: a writer's epoch number or a year-1500 date is a bug.
+EARLIEST_LABEL = pd.Timestamp("2000-01-01", tz="UTC")
+LATEST_LABEL = pd.Timestamp("2100-01-01", tz="UTC")
+
+
+def label_times(values: pd.Series) -> tuple[pd.Series, list[str]]:
+    """``available_at`` as UTC timestamps (a zone-less time is UTC), and what is wrong with
+    it: a timestamp column, or ISO 8601 text; not numbers, lists or unparseable text."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        times = values.dt.tz_localize("UTC") if values.dt.tz is None else values
+        times = times.dt.tz_convert("UTC")
+        bad = pd.Series(False, index=values.index)
+    elif values.dtype == object:
+        text = values.map(lambda v: isinstance(v, str))
+        stamp = values.map(lambda v: isinstance(v, (datetime, pd.Timestamp)))
+        parsed = pd.to_datetime(
+            values.where(text | stamp), utc=True, errors="coerce", format="ISO8601"
+        )
+        times = parsed
+        bad = (text | stamp) & parsed.isna()
+        bad |= ~(text | stamp) & values.notna()
+    else:
+        kind = "numbers" if pd.api.types.is_numeric_dtype(values) else str(values.dtype)
+        return pd.Series(pd.NaT, index=values.index), [
+            f"column {AVAILABLE_AT}: {kind}, not timestamps (write a timestamp or ISO 8601 text)"
+        ]
+    problems = []
+    blank = values.isna()
+    if blank.any():
+        problems.append(f"{int(blank.sum())} rows without available_at")
+    if bad.any():
+        problems.append(f"column {AVAILABLE_AT}: not a timestamp in row {_rows_of(bad)}")
+    known = times.notna()
+    outside = known & ((times < EARLIEST_LABEL) | (times >= LATEST_LABEL))
+    if outside.any():
+        problems.append(
+            f"column {AVAILABLE_AT}: outside [{EARLIEST_LABEL.date()}, {LATEST_LABEL.date()}) "
+            f"in row {_rows_of(outside)}"
+        )
+    return times, problems
 
 
 def request_id_problems(ids: pd.Series) -> list[str]:
@@ -159,6 +241,10 @@ def request_id_problems(ids: pd.Series) -> list[str]:
     and writes (``lambda_service.schema.REQUEST_ID_PATTERN``: at most 128 characters), or
     they could never match a prediction, and could not be stored."""
     missing = ids.isna()
+    if not pd.api.types.is_string_dtype(ids) and not pd.api.types.is_integer_dtype(ids):
+        odd = ids.map(lambda v: isinstance(v, bool) or not isinstance(v, (str, int)))
+        if (odd & ids.notna()).any():
+            return [f"column {REQUEST_ID}: not text in row {_rows_of(odd & ids.notna())}"]
     text = ids[~missing].astype(str)
     bad = text[~text.str.fullmatch(REQUEST_ID_PATTERN.pattern)]
     problems = [f"{int(missing.sum())} rows without a request_id"] if missing.any() else []
@@ -213,6 +299,19 @@ def as_training_rows(labels: pd.DataFrame) -> pd.DataFrame:
     if problems:
         raise DataValidationError("labelled production rows: " + "; ".join(problems[:5]))
     return latest[list(RAW_COLUMNS)].reset_index(drop=True)
+
+
+def without_superseded(file_rows: pd.DataFrame, production: pd.DataFrame) -> pd.DataFrame:
+    """The file's rows without those of students a production label covers.
+
+    A StudentID names one student wherever the row comes from, and the training data holds
+    each student once (``raw_unique_student_ids``: a student on both sides of the split
+    would leak). A production label is the newer observation of that student, so it wins,
+    as the latest label wins among production labels (``as_training_rows``); giving it an ID
+    of its own would keep the same student twice. The caller counts what was dropped."""
+    if production.empty:
+        return file_rows
+    return file_rows[~file_rows["StudentID"].isin(production["StudentID"])]
 
 
 def request_ids(frames: Iterable[pd.DataFrame]) -> set[str]:

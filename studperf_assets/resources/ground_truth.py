@@ -23,6 +23,7 @@ from studperf_assets.lib.labels import (
     read_label_file,
 )
 from studperf_assets.resources.metrics_db import IngestedFile, LabelFileRefused, MetricsDatabase
+from studperf_assets.resources.monitoring_schema import key_problem, printable_key
 from studperf_assets.resources.object_store import ObjectStore
 
 # Label files one run reads at most (each up to 128 MiB): a backlog is worked off over runs.
@@ -64,11 +65,15 @@ class GroundTruth(ConfigurableResource):
         intake = LabelIntake()
         for key in self.unseen_files(now)[:limit]:
             try:
+                if unstorable := key_problem(key):
+                    if not key.endswith(".parquet"):
+                        unstorable = f"not a .parquet file; {unstorable}"
+                    raise LabelFileError(printable_key(key), unstorable)
                 frame = read_label_file(self.store, key)
                 done = self.database.ingest_labels(key, frame)
             except (LabelFileError, LabelFileRefused) as error:
                 if self.database.reject_label_file(key, error.problem):
-                    intake.rejected[key] = error.problem
+                    intake.rejected[printable_key(key)] = error.problem
                 continue
             if done is not None:
                 intake.ingested.append(done)

@@ -267,6 +267,13 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             except sa.exc.DataError as exc:  # a value the database will not hold
                 reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
                 raise LabelFileRefused(f"the database refused it ({reason[:200]})") from None
+            except MonitoringDatabaseError:
+                raise  # an outage is loud: the file waits for the next run
+            except Exception as exc:  # one file never fails a run
+                text = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise LabelFileRefused(
+                    f"could not be stored ({type(exc).__name__}: {text})"
+                ) from exc
         return None
 
     def _ingest(self, key: str, frame: pd.DataFrame) -> IngestedFile:

@@ -188,14 +188,14 @@ def flatten(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row = {
             **r["student"],
             "prediction": r["grade_class"],
-            "student_id": r["student_id"],
+            "student_id": str(r["student_id"]),  # an integer or text: text in every row
             # records from before request IDs: the idempotency key identified them
             "request_id": str(r.get("request_id") or r["idempotency_key"]),
         }
         row.update({f"prob_{k}": v for k, v in r["probabilities"].items()})
         row.update(
             model_version=r["model_version"],
-            idempotency_key=r["idempotency_key"],
+            idempotency_key=str(r["idempotency_key"]),
             predicted_at=r["predicted_at"],
         )
         rows.append(row)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,14 +137,48 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK = 0x5354_5544_5045_5246  # "STUDPERF": one schema migration at a time
 
 
+_UNPRINTABLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def printable_key(key: str) -> str:
+    """A key as messages, e-mails and the database can carry it: the key itself when it is
+    printable text; else bytes that were not UTF-8 (a local file name, decoded by Python as
+    surrogates) as ``\\xff`` and control, format or invisible characters as ``\\u202e``."""
+    out: list[str] = []
+    for char in key:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif unicodedata.category(char) in _UNPRINTABLE:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def key_problem(key: str, limit: int = LABEL_KEY_LENGTH) -> str | None:
+    """Why a label file's key cannot be kept as it is (then the file is rejected, by its
+    ``printable_key``, and recorded under its ``stored_key``), or None."""
+    if printable_key(key) != key:
+        return (
+            "its name holds bytes that are not UTF-8 text, or control or invisible "
+            "characters (shown escaped): rename it"
+        )
+    if len(key) > limit:
+        return f"its name is {len(key)} characters, over the {limit} the ledger keeps: rename it"
+    return None
+
+
 def stored_key(key: str, limit: int = LABEL_KEY_LENGTH) -> str:
-    """A label file's key as the database keeps it: the key itself when it fits its column,
-    else a prefix and the sha256 of the whole key (unique, and the same on every run, so a
-    file with an over-long name is recorded once and never met again)."""
-    if len(key) <= limit:
+    """A label file's key as the database keeps it: the key itself when it is printable and
+    fits its column, else its escaped form (``printable_key``), cut, and the sha256 of the
+    whole key (unique, and the same on every run, so such a file is recorded once and
+    never met again)."""
+    shown = printable_key(key)
+    if shown == key and len(key) <= limit:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{key[: limit - len(digest) - 3]}...{digest}"
+    return f"{shown[: limit - len(digest) - 3]}...{digest}"
 
 
 def _alembic_config(connection: sa.Connection) -> object:

@@ -580,3 +580,17 @@ def test_a_port_another_program_holds_is_named_with_its_holder(tmp_path: Path) -
     assert f"port(s) {port} on 127.0.0.1 in use by PID {os.getpid()} (" in result.stdout
     assert f"not by a stack of {home.resolve()}" in result.stdout
     assert not (home / "logs").exists()
+
+
+@pytest.mark.parametrize("delay", ["-600", "7200", "nan", "inf", "soon"])
+def test_a_label_delay_labels_could_not_keep_is_refused_before_anything_is_sent(
+    tmp_path: Path, delay: str
+) -> None:
+    """Field fault: --label-delay -600 printed a traceback after the students were sent
+    (their labels lost); 7200 said "due in 7200s" while the labels were read at once (a name
+    over an hour ahead is a clock that is wrong: SCHEDULE_HORIZON). Both are refused first,
+    naming the range, with no AWS set up at all (nothing is sent)."""
+    result = _simulate(_without_aws(tmp_path), "--label-delay", delay)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--label-delay" in result.stderr and "0 to 3600 seconds" in result.stderr
+    assert "region" not in result.stderr  # refused before any AWS call

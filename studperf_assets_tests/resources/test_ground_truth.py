@@ -379,3 +379,180 @@ def test_a_value_the_database_refuses_rejects_the_file_not_the_run(
     intake = truth.ingest_new()
     assert list(intake.rejected) == [refused]
     assert "the database refused it (value too long" in intake.rejected[refused]
+
+
+def _raw_file(truth: GroundTruth, frame: pd.DataFrame) -> str:
+    """A label file written as any Parquet writer would, values exactly as given."""
+    key = label_key(soon())
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    truth.store.put_bytes(key, buffer.getvalue())
+    return key
+
+
+BAD_COLUMNS: dict[str, tuple[str, Any, str]] = {
+    # name: (column, values for rows 0..2, what the problem must say)
+    "unparseable available_at": ("available_at", ["garbage", "2026-01-01", "x"], "available_at"),
+    "list available_at": ("available_at", [[1], [2], [3]], "available_at"),
+    "integer available_at": ("available_at", [1, 2, 3], "available_at"),
+    "available_at out of range": ("available_at", ["1500-01-01"] * 3, "available_at"),
+    "list feature": ("StudyTimeWeekly", [[1.0], [2.0], [3.0]], "StudyTimeWeekly"),
+    "boolean feature": ("Absences", [True, False, True], "Absences"),
+    "text grade": ("GradeClass", ["A", "B", "C"], "GradeClass"),
+    "infinite GPA": ("GPA", [float("inf"), 1.0, 2.0], "GPA"),
+    "list request_id": ("request_id", [["a"], ["b"], ["c"]], "request_id"),
+    "boolean request_id": ("request_id", [True, False, True], "request_id"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COLUMNS))
+def test_a_label_file_with_any_unusable_value_is_rejected_once_by_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: an available_at of "garbage" (or a list) failed every monitoring run
+    (DateParseError / TypeError in the database insert), on SQLite and PostgreSQL. Every
+    column is validated before anything reaches the database."""
+    truth = any_truth
+    column, values, named = BAD_COLUMNS[case]
+    rows = students(3, 18_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    rows[column] = pd.Series(values, dtype=object)
+    bad = _raw_file(truth, rows)
+    good = write_labels(truth.store, students(2, 18_000_100), soon())
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [bad], intake.rejected
+    assert named in intake.rejected[bad]
+    assert [f.key for f in intake.ingested] == [good]
+    again = truth.ingest_new()
+    assert again.rejected == {} and again.ingested == [] and truth.unseen_files() == []
+
+
+def test_ingesting_a_file_raises_nothing_but_a_rejection(
+    any_truth: GroundTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong storing one file's labels (a bug, a value no check foresaw), the
+    file is rejected with the error named; only an unreachable database stays loud."""
+    from studperf_assets.resources import metrics_db
+
+    truth = any_truth
+    broken = write_labels(truth.store, students(2, 19_000_000), soon())
+
+    def resolve(*_args: Any) -> Any:
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(metrics_db, "resolve", resolve)
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [broken]
+    assert "TypeError: unhashable type" in intake.rejected[broken]
+
+    def outage(*_args: Any) -> Any:
+        raise metrics_db.MonitoringDatabaseError("monitoring database x unreachable: down")
+
+    write_labels(truth.store, students(2, 19_000_100), soon())
+    monkeypatch.setattr(type(truth.database), "_ingest", outage)
+    with pytest.raises(metrics_db.MonitoringDatabaseError):
+        truth.ingest_new()
+
+
+UNSTORABLE_NAMES = {
+    "not UTF-8": b"labels/a/bad\xff.parquet",
+    "a control character": b"labels/a/bad\x07bell.parquet",
+    "a bidi override": "labels/a/\u202etxt.parquet".encode(),
+    "over-long": ("labels/" + "deep-export-folder/" * 17 + "labels.parquet").encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE_NAMES))
+def test_a_file_whose_name_cannot_be_stored_is_rejected_once_by_an_escaped_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: a label file named ``bad\\xff.parquet`` on a local store failed every
+    monitoring run and the late-labels sensor with UnicodeEncodeError (surrogates). A name
+    the ledger cannot keep as it is is stored escaped and hashed, and the file rejected."""
+    import os
+
+    truth = any_truth
+    name = UNSTORABLE_NAMES[case]
+    assert isinstance(truth.store, LocalObjectStore)
+    path = os.fsencode(truth.store.root) + b"/" + name
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rows = students(2, 20_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    with open(path, "wb") as fh:
+        fh.write(buffer.getvalue())
+    good = write_labels(truth.store, students(2, 20_000_100), soon())
+    _, cursor = _late_labels_tick(truth, None)  # the sensor lists it too
+    intake = truth.ingest_new()
+    assert [f.key for f in intake.ingested] == [good]
+    ((shown, problem),) = intake.rejected.items()
+    shown.encode("utf-8")  # printable: e-mails, logs and metadata can carry it
+    assert all(ch.isprintable() for ch in shown), shown
+    assert "name" in problem and "rename" in problem
+    assert truth.ingest_new().rejected == {} and truth.unseen_files() == []
+    _late_labels_tick(truth, cursor)
+
+
+def _prediction(student_id: Any, n: int) -> dict[str, Any]:
+    from lambda_service.schema import FEATURE_NAMES
+
+    return {
+        "model_name": "studperf-grade-class",
+        "model_version": "v20261127T130346Z-2cb339a3",
+        "student_id": student_id,
+        "request_id": f"r-{n}",
+        "grade_class": 2,
+        "grade": "C",
+        "probabilities": {"A": 0.1, "B": 0.2, "C": 0.5, "D": 0.1, "F": 0.1},
+        "student": {name: 1 for name in FEATURE_NAMES},
+        "idempotency_key": f"shardId-000000000000:{n}",
+        "predicted_at": "2026-11-27T20:00:00Z",
+    }
+
+
+def test_mixed_integer_and_text_student_ids_are_monitored(tmp_path: Path) -> None:
+    """Field fault: the Lambda accepts integer and text student IDs; a batch holding both
+    stopped monitoring (ArrowInvalid writing the archive and the batch's Parquet)."""
+    import json as json_module
+
+    from dagster import DagsterInstance, materialize
+
+    from studperf_assets.assets.monitoring import prediction_batches
+    from studperf_assets.deployment import Deployment
+    from studperf_assets.lib.prediction_records import decode_prediction
+    from studperf_assets.resources import resources_for
+    from studperf_assets.resources.monitoring import PredictionStream
+
+    bodies = [_prediction(1001, 1), _prediction("stu-ab12", 2), _prediction(42, 3)]
+    records = []
+    for n, body in enumerate(bodies):
+        record = decode_prediction(json_module.dumps(body).encode())
+        records.append({**record, "_shard": "shardId-000000000000", "_sequence": str(n + 1)})
+
+    class Stream(PredictionStream):
+        def read(self, after: Any, limit: int, until: Any = None) -> Any:
+            return records, {"shardId-000000000000": "3"}
+
+    resources = resources_for(Deployment(home=tmp_path))
+    resources["prediction_stream"] = Stream()
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("prediction_batches", ["batch-000001"])
+    result = materialize(
+        [prediction_batches],
+        partition_key="batch-000001",
+        resources=resources,
+        instance=instance,
+        run_config={
+            "ops": {
+                "prediction_batches": {
+                    "config": {"after": {}, "until": {"shardId-000000000000": "3"}}
+                }
+            }
+        },
+        raise_on_error=False,
+    )
+    assert result.success, [
+        str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure
+    ]
+    archived = resources["object_store"].get_frame("batches/batch-000001/predictions.parquet")
+    assert archived["student_id"].tolist() == ["1001", "stu-ab12", "42"]
+    assert archived["request_id"].map(type).eq(str).all()

@@ -4,6 +4,7 @@ the tables the code queries are the tables the migrations make; older databases 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,3 +118,19 @@ def test_an_over_long_label_key_is_stored_under_a_stable_unique_name() -> None:
     assert stored_key(short) == short
     assert len(stored_key(long_a)) == LABEL_KEY_LENGTH
     assert stored_key(long_a) == stored_key(long_a) != stored_key(long_b)
+
+
+def test_a_label_key_that_is_not_printable_text_is_stored_escaped_and_hashed() -> None:
+    """Field fault: ``stored_key`` returned short keys unchanged, surrogates included, and
+    the database refused to encode them (UnicodeEncodeError on every run)."""
+    from studperf_assets.resources.monitoring_schema import key_problem, printable_key
+
+    undecodable = os.fsdecode(b"labels/a/bad\xff.parquet")
+    for key in (undecodable, "labels/a/bell\x07.parquet", "labels/a/\u202etxt.parquet"):
+        stored = stored_key(key)
+        stored.encode("utf-8")
+        assert stored.isprintable() and len(stored) <= LABEL_KEY_LENGTH
+        assert stored.startswith(printable_key(key)) and key_problem(key)
+    assert printable_key(undecodable) == "labels/a/bad\\xff.parquet"
+    assert stored_key(undecodable) != stored_key(os.fsdecode(b"labels/a/bad\xfe.parquet"))
+    assert key_problem("labels/2026-12-01T10/x.parquet") is None
