@@ -17,9 +17,11 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
+from studperf_assets.constants import PARTITION_TAG
 from studperf_assets.lib.alert_email import IncidentNotice
 from studperf_assets.lib.incidents import (
     RUN_FAILED,
+    RUN_STUCK,
     SENSOR_FAILING,
     SENSOR_FAILURES_FOR_INCIDENT,
     Incident,
@@ -27,6 +29,7 @@ from studperf_assets.lib.incidents import (
     notice_due,
     run_failure_key,
     sensor_failure_key,
+    stuck_run_key,
 )
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender
@@ -114,6 +117,54 @@ def resolve_repaired(database: MetricsDatabase, succeeded_jobs: set[str]) -> lis
     return resolved
 
 
+UNFINISHED = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
+
+
+def watch_stuck_runs(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    jobs: tuple[str, ...],
+    threshold_seconds: float,
+    run_url: Any,
+) -> list[Incident]:
+    """A run of ``jobs`` not finished ``threshold_seconds`` after it was queued (or
+    started) is an incident, one per job and status; resolved once none is stuck so. The
+    daemon's run monitoring ends hung runs; this tells the on-call when it does not (two
+    hung runs hold both run slots, and no other run ever starts)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    now = datetime.now(UTC).timestamp()
+    records = context.instance.get_run_records(
+        filters=RunsFilter(job_name=None, statuses=[DagsterRunStatus(s) for s in UNFINISHED]),
+        limit=500,
+    )
+    stuck: dict[str, Incident] = {}
+    for record in sorted(records, key=lambda r: r.create_timestamp.timestamp()):
+        run = record.dagster_run
+        since = record.start_time or record.create_timestamp.timestamp()
+        if run.job_name not in jobs or now - since < threshold_seconds:
+            continue
+        status, partition = run.status.value, run.tags.get(PARTITION_TAG, "")
+        minutes = int((now - since) // 60)
+        stuck[stuck_run_key(run.job_name, status)] = database.record_occurrence(
+            stuck_run_key(run.job_name, status),
+            RUN_STUCK,
+            f"{run.job_name} run stuck in {status} for over {int(threshold_seconds)} s",
+            partition or None,
+            {
+                "job": run.job_name,
+                "status": status,
+                "error": f"run {run.run_id} {status.lower()} for {minutes} min, not finished",
+                "last_run_id": run.run_id,
+                "last_run_url": run_url(run.run_id),
+            },
+        )
+    for incident in database.incidents(status="open", kind=RUN_STUCK):
+        if incident.key not in stuck:
+            database.resolve_incidents(incident.key)
+    return list(stuck.values())
+
+
 def watch_sensors(
     context: SensorEvaluationContext,
     database: MetricsDatabase,
@@ -179,7 +230,11 @@ def notice_for(incident: Incident, notice: str, dagster_url: str) -> IncidentNot
     facts.append(("error", str(d.get("error", ""))))
     if notice == "resolved" and incident.resolved_at:
         facts.append(("resolved", incident.resolved_at.isoformat(timespec="seconds")))
-    links = {"Last failed run": str(d.get("last_run_url", ""))}
+    links = {
+        ("Stuck run" if incident.kind == RUN_STUCK else "Last failed run"): str(
+            d.get("last_run_url", "")
+        )
+    }
     if incident.kind == SENSOR_FAILING:
         links = {"Sensors": f"{dagster_url.rstrip('/')}/automation"}
     return IncidentNotice(notice, incident.title, facts, links)

@@ -17,8 +17,9 @@ from studperf_assets.sensors.incidents import (
     send_due_notices,
     tell_directly,
     watch_sensors,
+    watch_stuck_runs,
 )
-from studperf_assets.sensors.runs import MonitoringRun, finished_runs
+from studperf_assets.sensors.runs import WATCHED_JOBS, MonitoringRun, finished_runs
 
 
 def batch_alert(
@@ -136,6 +137,9 @@ def _incidents(
     try:
         resolve_repaired(database, succeeded)
         watch_sensors(context, database, exclude=MONITORING_ALERT_SENSOR)
+        watch_stuck_runs(
+            context, database, WATCHED_JOBS, settings.stuck_run_seconds, sender.run_url
+        )
         reminder = timedelta(seconds=settings.incident_reminder_seconds)
         return send_due_notices(context, database, sender, reminder)
     except MonitoringDatabaseError as error:

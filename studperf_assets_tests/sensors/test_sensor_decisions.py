@@ -351,6 +351,7 @@ def alerts(
     sender: FakeSender,
     database: Any,
     tmp_path: Path,
+    settings: MonitoringSettings | None = None,
 ) -> tuple[Any, str | None]:
     return evaluate(
         monitoring_alert_sensor,
@@ -359,7 +360,7 @@ def alerts(
         alert_sender=sender,
         metrics_database=database,
         object_store=LocalObjectStore(root=str(tmp_path)),
-        monitoring_settings=MonitoringSettings(),
+        monitoring_settings=settings or MonitoringSettings(),
     )
 
 
@@ -614,3 +615,55 @@ def _tick(instance: DagsterInstance, sensor: Any, status: str, error: str | None
             error=SerializableErrorInfo(error, [], "Exception") if error else None,
         )
     )
+
+
+def test_a_run_stuck_started_or_queued_is_an_incident_until_it_ends(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: a hung run was never detected; two of them (the 2 run slots) stopped all
+    monitoring and nobody was told. A run of a watched job still queued or started after
+    ``stuck_run_seconds`` is an incident, resolved once no run of that kind is stuck."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    hung = create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: "batch-000005"},
+    )  # fmt: skip
+    create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.QUEUED,
+        remote_job_origin=_job_origin("monitoring_job"),
+    )  # fmt: skip
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)  # not stuck yet: 15 minutes by default
+    assert not sender.sent
+    quick = MonitoringSettings(stuck_run_seconds=0)
+    _, cursor = alerts(instance, None, sender, database, tmp_path, quick)
+    subjects = sorted(s for s, _ in sender.sent)
+    assert subjects == [
+        "[studperf] OPEN: monitoring_job run stuck in QUEUED for over 0 s",
+        "[studperf] OPEN: monitoring_job run stuck in STARTED for over 0 s",
+    ]
+    started = next(text for subject, text in sender.sent if "STARTED" in subject)
+    assert f"http://dagster.test/runs/{hung.run_id}" in started and "batch-000005" in started
+    alerts(instance, cursor, sender, database, tmp_path, quick)
+    assert len(sender.sent) == 2  # one incident each, not one e-mail per tick
+    for run in instance.get_runs():
+        instance.report_run_failed(run, "Exceeded maximum runtime of 600 seconds.")
+    alerts(instance, cursor, sender, database, tmp_path, quick)
+    resolved = sorted(s for s, _ in sender.sent if "RESOLVED" in s and "stuck" in s)
+    assert resolved == [s.replace("OPEN", "RESOLVED", 1) for s in subjects]
+
+
+def _job_origin(job: str) -> Any:
+    """Where a queued run's job would be loaded from (Dagster requires one)."""
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(module_name="studperf_assets.definitions", attribute="defs")
+    location = InProcessCodeLocationOrigin(target)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job)
