@@ -26,7 +26,7 @@ def test_every_instance_template_fails_hung_runs(storage: str) -> None:
     assert monitoring["poll_interval_seconds"] <= 60
     ceiling = monitoring["max_runtime_seconds"]
     for job, at_most in ((monitoring_job, 900), (training_job, 3600)):
-        limit = int(job.tags["dagster/max_runtime"])
+        limit = int((job.tags or {})["dagster/max_runtime"])
         assert 120 <= limit <= min(at_most, ceiling), job.name
 
 
