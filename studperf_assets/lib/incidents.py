@@ -18,6 +18,9 @@ from typing import Any
 RUN_FAILED = "run_failed"
 SENSOR_FAILING = "sensor_failing"
 RUN_STUCK = "run_stuck"
+# E-mails SES keeps refusing (a deleted identity, the sandbox): one incident, itself shown
+# in the logs, the terminal and the UI, since it may not be e-mailed until SES is back.
+ALERTS_UNDELIVERED = "alerts_undelivered"
 # A sensor whose last ticks failed this many times in a row is an incident (one failed
 # tick is often a passing outage the next tick rides out).
 SENSOR_FAILURES_FOR_INCIDENT = 3

@@ -22,6 +22,7 @@ EVENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("dagster.log", re.compile(ALERTS + r"alert sent for (.*)$"), "alert sent"),
     ("dagster.log", re.compile(ALERTS + r"not monitored: (.*)$"), "not monitored"),
     ("dagster.log", re.compile(ALERTS + r"(incident \w+: .*)$"), "alert sent"),
+    ("dagster.log", re.compile(ALERTS + r"alert not sent: (.*)$"), "alert not sent"),
     ("dagster.log", re.compile(r" - retraining_sensor - retraining: (.*)$"), "retraining"),
     ("dagster.log", re.compile(r" - production_model - (production -> \S+)"), "promoted"),
     ("dagster.log", re.compile(r" - (\w+_job - [0-9a-f-]+) - \d+ - RUN_FAILURE\b"), "run FAILED"),

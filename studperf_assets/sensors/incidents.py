@@ -11,6 +11,8 @@ from that record, so a refused send is retried on the next tick.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 from studperf_assets.constants import PARTITION_TAG
 from studperf_assets.lib.alert_email import IncidentNotice
 from studperf_assets.lib.incidents import (
+    ALERTS_UNDELIVERED,
     RUN_FAILED,
     RUN_STUCK,
     SENSOR_FAILING,
@@ -35,6 +38,64 @@ from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringData
 from studperf_assets.resources.monitoring import AlertSender
 
 MONITORING_JOB = "monitoring_job"
+
+
+class AlertsUndelivered(RuntimeError):
+    """E-mails refused for longer than the threshold: the alert sensor's tick fails."""
+
+
+@dataclass
+class SendFailures:
+    """The e-mails a tick owed and could not send: how many, since when the oldest has been
+    owed (a timestamp), and the last error's first line."""
+
+    count: int = 0
+    oldest: float | None = None
+    error: str = ""
+
+    def add(self, owed_since: float, error: Exception) -> None:
+        self.count += 1
+        self.oldest = owed_since if self.oldest is None else min(self.oldest, owed_since)
+        self.error = first_line(f"{type(error).__name__}: {error}")
+
+
+def escalate_undelivered(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    failures: SendFailures,
+    threshold_seconds: float,
+    advanced: bool,
+) -> None:
+    """E-mails refused for ``threshold_seconds`` or more are an incident (resolved by a tick
+    that sent everything it owed), logged at ERROR as "alert not sent: ...", and fail the
+    tick (``AlertsUndelivered``) unless the tick moved its cursor (the next one fails
+    then, so that no progress is lost with a failed tick)."""
+    if not failures.count or failures.oldest is None:
+        with contextlib.suppress(MonitoringDatabaseError):  # else by a later tick
+            database.resolve_incidents(ALERTS_UNDELIVERED)
+        return
+    age = time.time() - failures.oldest
+    if age < threshold_seconds:
+        return
+    plural = "s" if failures.count != 1 else ""
+    message = (
+        f"alert not sent: {failures.count} e-mail{plural} owed, the oldest for {age:.0f} s: "
+        f"{failures.error}"
+    )
+    context.log.error(message)
+    try:
+        database.record_occurrence(
+            ALERTS_UNDELIVERED,
+            ALERTS_UNDELIVERED,
+            f"alerts not sent: {failures.count} e-mail{plural} refused for over "
+            f"{int(threshold_seconds)} s",
+            None,
+            {"error": failures.error, "owed": failures.count},
+        )
+    except MonitoringDatabaseError as error:
+        context.log.error(f"{message}; not recorded: {error}")
+    if not advanced:
+        raise AlertsUndelivered(message)
 
 
 @dataclass(frozen=True)
@@ -245,6 +306,7 @@ def send_due_notices(
     database: MetricsDatabase,
     sender: AlertSender,
     reminder: timedelta,
+    failures: SendFailures | None = None,
 ) -> tuple[int, int]:
     """Send every e-mail incidents are owed (opened, reminder, resolved); returns (sent,
     failed). A failed send leaves the incident as it was: the next tick tries again."""
@@ -260,6 +322,9 @@ def send_due_notices(
         except Exception as exc:  # noqa: BLE001 - retried next tick
             context.log.error(f"incident e-mail not sent, will retry: {email.subject}: {exc}")
             failed += 1
+            if failures is not None:
+                owed = incident.opened_at if notice == "opened" else incident.last_seen_at
+                failures.add(owed.timestamp(), exc)
             continue
         database.mark_notified(incident.id, notice)
         context.log.info(f"incident {notice}: {incident.title}")
@@ -273,6 +338,8 @@ def tell_directly(
     title: str,
     facts: list[tuple[str, str]],
     error: MonitoringDatabaseError,
+    failures: SendFailures | None = None,
+    owed_since: float = 0.0,
 ) -> bool:
     """With the monitoring database down there is no incident to record: the on-call is
     told at once (an outage must not silence a failure). True if the e-mail went out."""
@@ -282,6 +349,8 @@ def tell_directly(
         sender.send(email.subject, email.text(), email.html())
     except Exception as exc:  # noqa: BLE001 - retried next tick
         context.log.error(f"failure e-mail not sent, will retry: {exc}")
+        if failures is not None:
+            failures.add(owed_since or time.time(), exc)
         return False
     return True
 

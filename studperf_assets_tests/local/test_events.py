@@ -83,3 +83,9 @@ def test_the_follower_starts_at_the_end_and_waits_for_whole_lines(tmp_path: Path
     stream.write_text("22:10:00 INFO    hot swap v3 -> v4\n")  # a new, shorter log
     follower.poll()
     assert said[-1].endswith("consumer swapped: v3 -> v4")
+
+
+def test_undelivered_alerts_reach_the_terminal() -> None:
+    """Field fault: SES refusing every alert was shown nowhere."""
+    line = "alert not sent: 2 e-mails owed for 300 s: MessageRejected: Email address not verified"
+    assert event_of("dagster.log", f"{SENSOR} - monitoring_alert_sensor - {line}") == line

@@ -348,7 +348,7 @@ DRIFT = {"drift_share": 0.5, "rows": 200, "model_version": "v1", "report_key": "
 def alerts(
     instance: DagsterInstance,
     cursor: str | None,
-    sender: FakeSender,
+    sender: Any,
     database: Any,
     tmp_path: Path,
     settings: MonitoringSettings | None = None,
@@ -667,3 +667,68 @@ def _job_origin(job: str) -> Any:
     target = LoadableTargetOrigin(module_name="studperf_assets.definitions", attribute="defs")
     location = InProcessCodeLocationOrigin(target)
     return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job)
+
+
+def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
+    instance: DagsterInstance, tmp_path: Path, database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field fault: with SES refusing every message (its identity deleted), the alert
+    sensor's ticks were skipped "0 alerts sent, 2 to retry" for ever and nobody was told.
+    Refusals for longer than ``alert_failure_seconds`` are an incident of their own, logged
+    at ERROR as "alert not sent: ..." (the line ``studperf up`` prints), and the tick fails
+    (the UI shows it; the retraining sensor's watch of this sensor takes it up)."""
+    import boto3
+    from moto import mock_aws
+
+    from studperf_assets.lib.incidents import ALERTS_UNDELIVERED
+    from studperf_assets.resources.monitoring import AlertSender
+    from studperf_assets.sensors.incidents import AlertsUndelivered
+
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
+    failing_run(instance, "monitoring_job", "batch-000002", "archive unreadable")
+    with mock_aws():
+        ses = boto3.client("ses")
+        ses.verify_email_identity(EmailAddress="alerts@example.org")
+        sender = AlertSender(sender="alerts@example.org", dagster_url="http://dagster.test")
+        sender.send("works", "before the identity is deleted")
+        ses.delete_identity(Identity="alerts@example.org")
+        patient = MonitoringSettings(alert_failure_seconds=3600)
+        result, cursor = alerts(instance, None, sender, database, tmp_path, patient)
+        assert result.skip_message == (
+            "0 alerts sent, 1 to retry; 0 incident e-mails sent, 1 to retry"
+        )  # not yet a problem
+        assert not database.incidents(kind=ALERTS_UNDELIVERED)
+        urgent = MonitoringSettings(alert_failure_seconds=0)
+        with build_sensor_context(instance=instance, cursor=cursor) as context:
+            owed = r"alert not sent: 2 e-mails owed, the oldest for \d+ s: .*MessageRejected"
+            with pytest.raises(AlertsUndelivered, match=owed):
+                monitoring_alert_sensor(
+                    context,
+                    alert_sender=sender,
+                    metrics_database=database,
+                    object_store=LocalObjectStore(root=str(tmp_path)),
+                    monitoring_settings=urgent,
+                )
+            assert context.cursor == cursor  # nothing is skipped for the failed tick
+        (incident,) = database.incidents(status="open", kind=ALERTS_UNDELIVERED)
+        assert "MessageRejected" in incident.details["error"]
+        assert incident.title.startswith("alerts not sent: 2 e-mails refused")
+        ses.verify_email_identity(EmailAddress="alerts@example.org")  # SES repaired
+        result, cursor = alerts(instance, cursor, sender, database, tmp_path, urgent)
+        assert "1 alerts sent, 0 to retry" in str(result.skip_message)
+        alerts(instance, cursor, sender, database, tmp_path, urgent)
+        assert not database.incidents(status="open", kind=ALERTS_UNDELIVERED)
+        subjects = [m["Subject"] for m in _sent_by_moto()]
+        assert any(s.startswith("[studperf] RESOLVED: alerts not sent") for s in subjects)
+
+
+def _sent_by_moto() -> list[dict[str, Any]]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    return [{"Subject": m.subject} for m in backend.sent_messages]
