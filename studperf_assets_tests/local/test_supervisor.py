@@ -326,14 +326,6 @@ time.sleep(300)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_a_part_killed_with_sigkill_is_restarted_without_its_orphans(tmp_path: Path) -> None:
     """Field fault: SIGKILL of `dagster dev` left its webserver, daemon and code server
     running (parent 1), and the supervisor started a second `dagster dev` beside them: two
