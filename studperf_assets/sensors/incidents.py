@@ -117,9 +117,42 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
         while error is not None and error.cause is not None:
             error = error.cause  # the user's error, not Dagster's wrapper
         return RunFailure(event.step_key, first_line(error_text(error) if error else "unknown"))
+    step = running_step(instance, run_id) or "run"
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
-        return RunFailure("run", first_line(entry.message or "run failed"))
-    return RunFailure("run", "run failed before any step started")
+        message = first_line(entry.message or "run failed")
+        if message.startswith(MARKED_FROM_OUTSIDE):  # the worker vanished (SIGKILL, OOM)
+            message = f"the run worker process died ({message.rstrip('.')})"
+        return RunFailure(step, message)
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_CANCELED):
+        return RunFailure(step, f"canceled: {first_line(entry.message or 'run canceled')}")
+    return RunFailure(step, "run failed before any step started")
+
+
+# What Dagster says of a run whose worker died without reporting (killed, out of memory).
+MARKED_FROM_OUTSIDE = "This run has been marked as failed from outside the execution context"
+
+
+def running_step(instance: DagsterInstance, run_id: str) -> str | None:
+    """The step a run was in when it stopped: the last started step that neither
+    succeeded nor failed (None: none was running)."""
+    ended: set[str] = set()
+    started: list[str] = []
+    kinds = {
+        DagsterEventType.STEP_START,
+        DagsterEventType.STEP_SUCCESS,
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.STEP_SKIPPED,
+    }
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started.append(event.step_key)
+        else:
+            ended.add(event.step_key)
+    running = [step for step in started if step not in ended]
+    return running[-1] if running else None
 
 
 def error_text(error: Any) -> str:

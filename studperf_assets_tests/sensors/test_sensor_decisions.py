@@ -732,3 +732,59 @@ def _sent_by_moto() -> list[dict[str, Any]]:
 
     backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
     return [{"Subject": m.subject} for m in backend.sent_messages]
+
+
+def _run_cut_short(instance: DagsterInstance, partition: str, step: str | None) -> Any:
+    """A monitoring run that started ``step`` (if given) and never finished it."""
+    from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    run = create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: partition},
+    )  # fmt: skip
+    if step:
+        started = DagsterEvent(
+            DagsterEventType.STEP_START.value, job_name="monitoring_job", step_key=step
+        )
+        instance.report_dagster_event(started, run_id=run.run_id)
+    return run
+
+
+def test_a_canceled_monitoring_run_is_not_monitored_not_missing(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: a CANCELED monitoring run (canceled in the UI, or by run monitoring)
+    left its window silently missing: no status row, no e-mail, no terminal line. Any
+    finished run that did not succeed is "not monitored"."""
+    run = _run_cut_short(instance, "batch-000009", "drift_report")
+    instance.report_run_canceled(run, "Canceled due to exceeding maximum runtime of 600 seconds.")
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)
+    row = database.statuses()["batch-000009"]
+    assert (row["status"], row["step"]) == ("failed", "drift_report")
+    assert row["error"].startswith("canceled: ")
+    ((subject, text),) = sender.sent
+    assert subject.startswith(
+        "[studperf] OPEN: monitoring_job failed at drift_report (batch-000009): canceled"
+    )
+    assert "window(s): batch-000009" in text
+
+
+def test_a_killed_run_worker_names_the_step_it_was_running(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: the incident of a SIGKILLed run worker said only "failed at run: This
+    run has been marked as failed from outside the execution context."."""
+    from studperf_assets.sensors.incidents import run_failure
+
+    run = _run_cut_short(instance, "batch-000010", "drift_report")
+    instance.report_run_failed(run)  # what Dagster reports for a worker that vanished
+    failure = run_failure(instance, run.run_id)
+    assert failure.step == "drift_report"
+    assert failure.error.startswith("the run worker process died")
+    overrun = _run_cut_short(instance, "batch-000011", None)
+    instance.report_run_failed(overrun, "Exceeded maximum runtime of 600 seconds.")
+    assert run_failure(instance, overrun.run_id) == type(failure)(
+        "run", "Exceeded maximum runtime of 600 seconds."
+    )
