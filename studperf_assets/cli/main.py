@@ -112,7 +112,10 @@ def _serving_environment(args: argparse.Namespace) -> None:
     """Flags override the Lambda's own environment variables (see lambda_service.config)."""
     if args.model:
         os.environ["MODEL_BUNDLE_URI"] = args.model
-    os.environ.setdefault("MODEL_BUNDLE_URI", str(deployment().home / "model_store"))
+    settings = deployment()
+    os.environ.setdefault(
+        "MODEL_BUNDLE_URI", settings.model_store or str(settings.home / "model_store")
+    )
     os.environ.setdefault("MODEL_CACHE_DIR", str(deployment().home / "cache" / "bundles"))
 
 
@@ -460,10 +463,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     from studperf_assets.local.stack import Stack, StackPorts, run_stack
 
-    stack = Stack(
-        home=deployment().home,
-        ports=StackPorts.from_environment(os.environ),
-        echo=lambda line: print(line, flush=True),
+    stack = Stack.from_environment(
+        os.environ, StackPorts.from_environment(os.environ), lambda line: print(line, flush=True)
     )
     return run_stack(stack)
 

@@ -17,6 +17,10 @@ from typing import Any
 
 RUN_FAILED = "run_failed"
 SENSOR_FAILING = "sensor_failing"
+RUN_STUCK = "run_stuck"
+# E-mails SES keeps refusing (a deleted identity, the sandbox): one incident, itself shown
+# in the logs, the terminal and the UI, since it may not be e-mailed until SES is back.
+ALERTS_UNDELIVERED = "alerts_undelivered"
 # A sensor whose last ticks failed this many times in a row is an incident (one failed
 # tick is often a passing outage the next tick rides out).
 SENSOR_FAILURES_FOR_INCIDENT = 3
@@ -70,6 +74,11 @@ def run_failure_key(job: str, step: str, error: str) -> str:
     signature = error_signature(error)
     digest = hashlib.sha256(signature.encode()).hexdigest()[:12]
     return f"{RUN_FAILED}:{job}:{step}:{digest}"[:200]
+
+
+def stuck_run_key(job: str, status: str) -> str:
+    """Runs of one job stuck in one status (QUEUED, STARTED...) are one incident."""
+    return f"{RUN_STUCK}:{job}:{status}"[:200]
 
 
 def sensor_failure_key(sensor: str) -> str:

@@ -14,6 +14,8 @@ monitored          asset ``drift_report``                 window, drift_share,
 alert sent         ``monitoring_alert_sensor``            window, checks
 not monitored      ``monitoring_alert_sensor``            window ("" if none), job, step,
                                                           error
+alert not sent     ``monitoring_alert_sensor`` (SES has   owed, oldest_seconds, error
+                   refused e-mails past the threshold)
 incident           ``monitoring_alert_sensor``            notice (opened, reminder,
                    (an incident's e-mail went out)        resolved), kind, title
 retraining         ``retraining_sensor``                  check, window, new_labels
@@ -43,6 +45,7 @@ from lambda_service.event_record import (
 MONITORED = "monitored"
 ALERT_SENT = "alert sent"
 NOT_MONITORED = "not monitored"
+ALERT_NOT_SENT = "alert not sent"
 INCIDENT = "incident"
 RETRAINING = "retraining"
 PROMOTED = "promoted"
@@ -52,6 +55,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     MONITORED: ("window", "drift_share", "drifted_features", "prediction_drift", "f1_macro"),
     ALERT_SENT: ("window", "checks"),
     NOT_MONITORED: ("window", "job", "step", "error"),
+    ALERT_NOT_SENT: ("owed", "oldest_seconds", "error"),
     INCIDENT: ("notice", "kind", "title"),
     RETRAINING: ("check", "window", "new_labels"),
     PROMOTED: ("version", "replaced"),

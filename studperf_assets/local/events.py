@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studperf_assets.lib.loop_events import (
+    ALERT_NOT_SENT,
     ALERT_SENT,
     CONSUMER_MINUTE,
     CONSUMER_SWAPPED,
@@ -68,6 +69,10 @@ SAY: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     MONITORED: _monitored,
     ALERT_SENT: lambda f: f"alert sent: {f['window']}: {', '.join(f['checks'])}",
     NOT_MONITORED: _not_monitored,
+    ALERT_NOT_SENT: lambda f: (
+        f"alert not sent: {f['owed']} e-mail{'s' if f['owed'] != 1 else ''} owed, "
+        f"the oldest for {f['oldest_seconds']} s: {f['error']}"
+    ),
     INCIDENT: lambda f: f"alert sent: incident {f['notice']}: {f['title']}",
     RETRAINING: lambda f: (
         f"retraining: {f['check']} failed on {f['window']}; {f['new_labels']} new labelled rows"

@@ -6,6 +6,7 @@ prefix in Terraform); one interface, two implementations, like the model store.
 
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,20 @@ from studperf_assets.lib.labels import ObjectTooLarge
 def _check_size(uri: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise ObjectTooLarge(f"{uri}: {size:,} bytes, over the {max_bytes:,}-byte limit")
+
+
+def _kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"),
+    ]  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+class ObjectRefused(ObjectTooLarge):
+    """An object the store will not read: not a regular file (a FIFO, a device, a folder)
+    or outside the store's root. Refused like an oversize object, before it is opened: a
+    reader treats it as an unusable file, named, and is never blocked by it."""
 
 
 class ObjectStore(ConfigurableResource):
@@ -97,10 +112,24 @@ class LocalObjectStore(ObjectStore):
             os.unlink(tmp)
 
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
-        path = self._path(key)
-        if max_bytes is not None:
-            _check_size(self.uri(key), path.stat().st_size, max_bytes)
-        return path.read_bytes()
+        """A regular file under the root only. It is opened without blocking (a FIFO's open
+        would wait for a writer for ever) and judged by what was opened, not by a check
+        before the open that a swap could undo."""
+        root, path = self._path("").resolve(), self._path(key).resolve()
+        if not path.is_relative_to(root):
+            raise ObjectRefused(f"{self.uri(key)}: outside the store (it leads to {path})")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
+                raise ObjectRefused(f"{self.uri(key)}: not a regular file ({_kind(found.st_mode)})")
+            if max_bytes is not None:
+                _check_size(self.uri(key), found.st_size, max_bytes)
+        except BaseException:
+            os.close(fd)
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

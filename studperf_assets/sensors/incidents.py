@@ -11,15 +11,20 @@ from that record, so a refused send is retried on the next tick.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
+from studperf_assets.constants import PARTITION_TAG
 from studperf_assets.lib.alert_email import IncidentNotice
 from studperf_assets.lib.incidents import (
+    ALERTS_UNDELIVERED,
     RUN_FAILED,
+    RUN_STUCK,
     SENSOR_FAILING,
     SENSOR_FAILURES_FOR_INCIDENT,
     Incident,
@@ -27,12 +32,77 @@ from studperf_assets.lib.incidents import (
     notice_due,
     run_failure_key,
     sensor_failure_key,
+    stuck_run_key,
 )
-from studperf_assets.lib.loop_events import INCIDENT, emit
+from studperf_assets.lib.loop_events import ALERT_NOT_SENT, INCIDENT, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender
 
 MONITORING_JOB = "monitoring_job"
+
+
+class AlertsUndelivered(RuntimeError):
+    """E-mails refused for longer than the threshold: the alert sensor's tick fails."""
+
+
+@dataclass
+class SendFailures:
+    """The e-mails a tick owed and could not send: how many, since when the oldest has been
+    owed (a timestamp), and the last error's first line."""
+
+    count: int = 0
+    oldest: float | None = None
+    error: str = ""
+
+    def add(self, owed_since: float, error: Exception) -> None:
+        self.count += 1
+        self.oldest = owed_since if self.oldest is None else min(self.oldest, owed_since)
+        self.error = first_line(f"{type(error).__name__}: {error}")
+
+
+def escalate_undelivered(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    failures: SendFailures,
+    threshold_seconds: float,
+    advanced: bool,
+) -> None:
+    """E-mails refused for ``threshold_seconds`` or more are an incident (resolved by a tick
+    that sent everything it owed), logged at ERROR as "alert not sent: ...", and fail the
+    tick (``AlertsUndelivered``) unless the tick moved its cursor (the next one fails
+    then, so that no progress is lost with a failed tick)."""
+    if not failures.count or failures.oldest is None:
+        with contextlib.suppress(MonitoringDatabaseError):  # else by a later tick
+            database.resolve_incidents(ALERTS_UNDELIVERED)
+        return
+    age = time.time() - failures.oldest
+    if age < threshold_seconds:
+        return
+    plural = "s" if failures.count != 1 else ""
+    message = (
+        f"alert not sent: {failures.count} e-mail{plural} owed, the oldest for {age:.0f} s: "
+        f"{failures.error}"
+    )
+    emit(
+        context.log.error,
+        ALERT_NOT_SENT,
+        owed=failures.count,
+        oldest_seconds=round(age),
+        error=failures.error,
+    )
+    try:
+        database.record_occurrence(
+            ALERTS_UNDELIVERED,
+            ALERTS_UNDELIVERED,
+            f"alerts not sent: {failures.count} e-mail{plural} refused for over "
+            f"{int(threshold_seconds)} s",
+            None,
+            {"error": failures.error, "owed": failures.count},
+        )
+    except MonitoringDatabaseError as error:
+        context.log.error(f"{message}; not recorded: {error}")
+    if not advanced:
+        raise AlertsUndelivered(message)
 
 
 @dataclass(frozen=True)
@@ -54,9 +124,42 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
         while error is not None and error.cause is not None:
             error = error.cause  # the user's error, not Dagster's wrapper
         return RunFailure(event.step_key, first_line(error_text(error) if error else "unknown"))
+    step = running_step(instance, run_id) or "run"
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
-        return RunFailure("run", first_line(entry.message or "run failed"))
-    return RunFailure("run", "run failed before any step started")
+        message = first_line(entry.message or "run failed")
+        if message.startswith(MARKED_FROM_OUTSIDE):  # the worker vanished (SIGKILL, OOM)
+            message = f"the run worker process died ({message.rstrip('.')})"
+        return RunFailure(step, message)
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_CANCELED):
+        return RunFailure(step, f"canceled: {first_line(entry.message or 'run canceled')}")
+    return RunFailure(step, "run failed before any step started")
+
+
+# What Dagster says of a run whose worker died without reporting (killed, out of memory).
+MARKED_FROM_OUTSIDE = "This run has been marked as failed from outside the execution context"
+
+
+def running_step(instance: DagsterInstance, run_id: str) -> str | None:
+    """The step a run was in when it stopped: the last started step that neither
+    succeeded nor failed (None: none was running)."""
+    ended: set[str] = set()
+    started: list[str] = []
+    kinds = {
+        DagsterEventType.STEP_START,
+        DagsterEventType.STEP_SUCCESS,
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.STEP_SKIPPED,
+    }
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started.append(event.step_key)
+        else:
+            ended.add(event.step_key)
+    running = [step for step in started if step not in ended]
+    return running[-1] if running else None
 
 
 def error_text(error: Any) -> str:
@@ -113,6 +216,54 @@ def resolve_repaired(database: MetricsDatabase, succeeded_jobs: set[str]) -> lis
         if incident.details.get("job") == MONITORING_JOB and incident.key not in still_failed:
             resolved += database.resolve_incidents(incident.key)
     return resolved
+
+
+UNFINISHED = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
+
+
+def watch_stuck_runs(
+    context: SensorEvaluationContext,
+    database: MetricsDatabase,
+    jobs: tuple[str, ...],
+    threshold_seconds: float,
+    run_url: Any,
+) -> list[Incident]:
+    """A run of ``jobs`` not finished ``threshold_seconds`` after it was queued (or
+    started) is an incident, one per job and status; resolved once none is stuck so. The
+    daemon's run monitoring ends hung runs; this tells the on-call when it does not (two
+    hung runs hold both run slots, and no other run ever starts)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    now = datetime.now(UTC).timestamp()
+    records = context.instance.get_run_records(
+        filters=RunsFilter(job_name=None, statuses=[DagsterRunStatus(s) for s in UNFINISHED]),
+        limit=500,
+    )
+    stuck: dict[str, Incident] = {}
+    for record in sorted(records, key=lambda r: r.create_timestamp.timestamp()):
+        run = record.dagster_run
+        since = record.start_time or record.create_timestamp.timestamp()
+        if run.job_name not in jobs or now - since < threshold_seconds:
+            continue
+        status, partition = run.status.value, run.tags.get(PARTITION_TAG, "")
+        minutes = int((now - since) // 60)
+        stuck[stuck_run_key(run.job_name, status)] = database.record_occurrence(
+            stuck_run_key(run.job_name, status),
+            RUN_STUCK,
+            f"{run.job_name} run stuck in {status} for over {int(threshold_seconds)} s",
+            partition or None,
+            {
+                "job": run.job_name,
+                "status": status,
+                "error": f"run {run.run_id} {status.lower()} for {minutes} min, not finished",
+                "last_run_id": run.run_id,
+                "last_run_url": run_url(run.run_id),
+            },
+        )
+    for incident in database.incidents(status="open", kind=RUN_STUCK):
+        if incident.key not in stuck:
+            database.resolve_incidents(incident.key)
+    return list(stuck.values())
 
 
 def watch_sensors(
@@ -180,7 +331,11 @@ def notice_for(incident: Incident, notice: str, dagster_url: str) -> IncidentNot
     facts.append(("error", str(d.get("error", ""))))
     if notice == "resolved" and incident.resolved_at:
         facts.append(("resolved", incident.resolved_at.isoformat(timespec="seconds")))
-    links = {"Last failed run": str(d.get("last_run_url", ""))}
+    links = {
+        ("Stuck run" if incident.kind == RUN_STUCK else "Last failed run"): str(
+            d.get("last_run_url", "")
+        )
+    }
     if incident.kind == SENSOR_FAILING:
         links = {"Sensors": f"{dagster_url.rstrip('/')}/automation"}
     return IncidentNotice(notice, incident.title, facts, links)
@@ -191,6 +346,7 @@ def send_due_notices(
     database: MetricsDatabase,
     sender: AlertSender,
     reminder: timedelta,
+    failures: SendFailures | None = None,
 ) -> tuple[int, int]:
     """Send every e-mail incidents are owed (opened, reminder, resolved); returns (sent,
     failed). A failed send leaves the incident as it was: the next tick tries again."""
@@ -206,6 +362,9 @@ def send_due_notices(
         except Exception as exc:  # noqa: BLE001 - retried next tick
             context.log.error(f"incident e-mail not sent, will retry: {email.subject}: {exc}")
             failed += 1
+            if failures is not None:
+                owed = incident.opened_at if notice == "opened" else incident.last_seen_at
+                failures.add(owed.timestamp(), exc)
             continue
         database.mark_notified(incident.id, notice)
         emit(context.log.info, INCIDENT, notice=notice, kind=incident.kind, title=incident.title)
@@ -219,6 +378,8 @@ def tell_directly(
     title: str,
     facts: list[tuple[str, str]],
     error: MonitoringDatabaseError,
+    failures: SendFailures | None = None,
+    owed_since: float = 0.0,
 ) -> bool:
     """With the monitoring database down there is no incident to record: the on-call is
     told at once (an outage must not silence a failure). True if the e-mail went out."""
@@ -228,6 +389,8 @@ def tell_directly(
         sender.send(email.subject, email.text(), email.html())
     except Exception as exc:  # noqa: BLE001 - retried next tick
         context.log.error(f"failure e-mail not sent, will retry: {exc}")
+        if failures is not None:
+            failures.add(owed_since or time.time(), exc)
         return False
     return True
 

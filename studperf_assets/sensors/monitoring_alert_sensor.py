@@ -12,14 +12,17 @@ from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringData
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.sensors.incidents import (
+    SendFailures,
     describe,
+    escalate_undelivered,
     record_failed_run,
     resolve_repaired,
     send_due_notices,
     tell_directly,
     watch_sensors,
+    watch_stuck_runs,
 )
-from studperf_assets.sensors.runs import MonitoringRun, finished_runs
+from studperf_assets.sensors.runs import WATCHED_JOBS, MonitoringRun, finished_runs
 
 
 def batch_alert(
@@ -56,11 +59,12 @@ def monitoring_alert_sensor(
     (the cursor alone keeps it once): an outage must not silence drift, nor a failure."""
     after = float(context.cursor or 0)
     sent, failed_sends = 0, 0
+    failures = SendFailures()  # SES refusing for too long: an incident, and the tick fails
     safe_until = after
     succeeded: set[str] = set()
     for run in finished_runs(context, after):
         if run.failure is not None:
-            if not _record_failure(context, run, alert_sender, metrics_database):
+            if not _record_failure(context, run, alert_sender, metrics_database, failures):
                 failed_sends += 1
         else:
             succeeded.add(run.job)
@@ -75,6 +79,7 @@ def monitoring_alert_sensor(
                 message_id = alert_sender.send(alert.subject, alert.text(), alert.html())
             except Exception as exc:  # noqa: BLE001 - retried next tick
                 context.log.error(f"alert for {run.partition} not sent, will retry: {exc}")
+                failures.add(run.updated, exc)
                 failed_sends += 1
                 continue
             emit(context.log.info, ALERT_SENT, window=run.partition, checks=list(pending))
@@ -90,7 +95,14 @@ def monitoring_alert_sensor(
             safe_until = max(safe_until, run.updated)
     context.update_cursor(str(safe_until))
     told, untold = _incidents(
-        context, alert_sender, metrics_database, monitoring_settings, succeeded
+        context, alert_sender, metrics_database, monitoring_settings, succeeded, failures
+    )
+    escalate_undelivered(
+        context,
+        metrics_database,
+        failures,
+        monitoring_settings.alert_failure_seconds,
+        advanced=safe_until > after,
     )
     return SkipReason(
         f"{sent} alerts sent, {failed_sends} to retry; {told} incident e-mails sent"
@@ -103,6 +115,7 @@ def _record_failure(
     run: MonitoringRun,
     sender: AlertSender,
     database: MetricsDatabase,
+    failures: SendFailures,
 ) -> bool:
     """A failed run as an incident occurrence (or, the database being down, an e-mail at
     once); False if neither could be done (the cursor then waits for it)."""
@@ -124,9 +137,8 @@ def _record_failure(
         )
     except MonitoringDatabaseError as error:
         title = f"{run.job} failed at {run.failure.step}"
-        return tell_directly(
-            context, sender, title, describe(run.failure, run.job, run.partition), error
-        )
+        facts = describe(run.failure, run.job, run.partition)
+        return tell_directly(context, sender, title, facts, error, failures, run.updated)
     return True
 
 
@@ -136,14 +148,18 @@ def _incidents(
     database: MetricsDatabase,
     settings: MonitoringSettings,
     succeeded: set[str],
+    failures: SendFailures,
 ) -> tuple[int, int]:
     """Resolve what was repaired, watch the other sensors, send the e-mails incidents are
     owed. A database outage postpones all of it to the next tick."""
     try:
         resolve_repaired(database, succeeded)
         watch_sensors(context, database, exclude=MONITORING_ALERT_SENSOR)
+        watch_stuck_runs(
+            context, database, WATCHED_JOBS, settings.stuck_run_seconds, sender.run_url
+        )
         reminder = timedelta(seconds=settings.incident_reminder_seconds)
-        return send_due_notices(context, database, sender, reminder)
+        return send_due_notices(context, database, sender, reminder, failures)
     except MonitoringDatabaseError as error:
         context.log.warning(f"{error}: incidents wait for the next tick")
         return 0, 0

@@ -12,6 +12,7 @@ from dagster import (
     RunsFilter,
     SensorEvaluationContext,
 )
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from studperf_assets.constants import MONITORING_CHECKS, MONITORING_JOB, PARTITION_TAG, TRAINING_JOB
 from studperf_assets.sensors.incidents import RunFailure, run_failure
@@ -31,6 +32,8 @@ class MonitoringRun:
 
 
 WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB)
+# Every way a run can finish without succeeding: the window it was for is not monitored.
+NOT_SUCCEEDED = [s for s in FINISHED_STATUSES if s != DagsterRunStatus.SUCCESS]
 
 
 def finished_runs(
@@ -39,7 +42,7 @@ def finished_runs(
     """Runs of ``jobs`` finished after ``after`` (a timestamp), oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+            statuses=[DagsterRunStatus.SUCCESS, *NOT_SUCCEEDED],
             updated_after=datetime.fromtimestamp(after, UTC),
         ),
         order_by="update_timestamp",
@@ -50,7 +53,7 @@ def finished_runs(
         dagster_run = record.dagster_run
         if dagster_run.job_name not in jobs:
             continue
-        failed = dagster_run.status == DagsterRunStatus.FAILURE
+        failed = dagster_run.status in NOT_SUCCEEDED  # not monitored, whatever ended it
         run = MonitoringRun(
             updated=record.update_timestamp.timestamp(),
             partition=dagster_run.tags.get(PARTITION_TAG, ""),

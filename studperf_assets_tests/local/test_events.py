@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, build_asset_context, instance_for_test
+from dagster import DagsterInstance, build_asset_context, build_sensor_context, instance_for_test
 
 from lambda_service import model_provider
 from lambda_service.bundle import MANIFEST_FILE
@@ -332,3 +333,33 @@ def test_the_follower_starts_at_the_end_and_waits_for_whole_lines(tmp_path: Path
     stream.write_text(swap("v3", "v4") + "\n")  # a new, shorter log
     follower.poll()
     assert said_[-1].endswith("consumer swapped: v3 -> v4")
+
+
+class OccurrenceLog:
+    """The one call escalation makes on the monitoring database."""
+
+    def __init__(self) -> None:
+        self.occurrences: list[tuple[Any, ...]] = []
+
+    def record_occurrence(self, *args: Any) -> None:
+        self.occurrences.append(args)
+
+
+def test_alert_not_sent(capfd: pytest.CaptureFixture[str]) -> None:
+    """Field fault: SES refusing every alert was shown nowhere."""
+    from studperf_assets.sensors.incidents import (
+        AlertsUndelivered,
+        SendFailures,
+        escalate_undelivered,
+    )
+
+    failures = SendFailures()
+    failures.add(time.time() - 400, RuntimeError("MessageRejected: Email address not verified"))
+    failures.add(time.time() - 10, RuntimeError("MessageRejected: Email address not verified"))
+    context = build_sensor_context()
+    with pytest.raises(AlertsUndelivered):
+        database: Any = OccurrenceLog()
+        escalate_undelivered(context, database, failures, 300, advanced=False)
+    (line,) = said(capfd)
+    assert line.startswith("alert not sent: 2 e-mails owed, the oldest for 40")
+    assert line.endswith(" s: RuntimeError: MessageRejected: Email address not verified")

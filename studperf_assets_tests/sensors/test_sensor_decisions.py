@@ -348,9 +348,10 @@ DRIFT = {"drift_share": 0.5, "rows": 200, "model_version": "v1", "report_key": "
 def alerts(
     instance: DagsterInstance,
     cursor: str | None,
-    sender: FakeSender,
+    sender: Any,
     database: Any,
     tmp_path: Path,
+    settings: MonitoringSettings | None = None,
 ) -> tuple[Any, str | None]:
     return evaluate(
         monitoring_alert_sensor,
@@ -359,7 +360,7 @@ def alerts(
         alert_sender=sender,
         metrics_database=database,
         object_store=LocalObjectStore(root=str(tmp_path)),
-        monitoring_settings=MonitoringSettings(),
+        monitoring_settings=settings or MonitoringSettings(),
     )
 
 
@@ -613,4 +614,177 @@ def _tick(instance: DagsterInstance, sensor: Any, status: str, error: str | None
             selector_id=sensor.selector_id,
             error=SerializableErrorInfo(error, [], "Exception") if error else None,
         )
+    )
+
+
+def test_a_run_stuck_started_or_queued_is_an_incident_until_it_ends(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: a hung run was never detected; two of them (the 2 run slots) stopped all
+    monitoring and nobody was told. A run of a watched job still queued or started after
+    ``stuck_run_seconds`` is an incident, resolved once no run of that kind is stuck."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    hung = create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: "batch-000005"},
+    )  # fmt: skip
+    create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.QUEUED,
+        remote_job_origin=_job_origin("monitoring_job"),
+    )  # fmt: skip
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)  # not stuck yet: 15 minutes by default
+    assert not sender.sent
+    quick = MonitoringSettings(stuck_run_seconds=0)
+    _, cursor = alerts(instance, None, sender, database, tmp_path, quick)
+    subjects = sorted(s for s, _ in sender.sent)
+    assert subjects == [
+        "[studperf] OPEN: monitoring_job run stuck in QUEUED for over 0 s",
+        "[studperf] OPEN: monitoring_job run stuck in STARTED for over 0 s",
+    ]
+    started = next(text for subject, text in sender.sent if "STARTED" in subject)
+    assert f"http://dagster.test/runs/{hung.run_id}" in started and "batch-000005" in started
+    alerts(instance, cursor, sender, database, tmp_path, quick)
+    assert len(sender.sent) == 2  # one incident each, not one e-mail per tick
+    for run in instance.get_runs():
+        instance.report_run_failed(run, "Exceeded maximum runtime of 600 seconds.")
+    alerts(instance, cursor, sender, database, tmp_path, quick)
+    resolved = sorted(s for s, _ in sender.sent if "RESOLVED" in s and "stuck" in s)
+    assert resolved == [s.replace("OPEN", "RESOLVED", 1) for s in subjects]
+
+
+def _job_origin(job: str) -> Any:
+    """Where a queued run's job would be loaded from (Dagster requires one)."""
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(module_name="studperf_assets.definitions", attribute="defs")
+    location = InProcessCodeLocationOrigin(target)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job)
+
+
+def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
+    instance: DagsterInstance, tmp_path: Path, database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Field fault: with SES refusing every message (its identity deleted), the alert
+    sensor's ticks were skipped "0 alerts sent, 2 to retry" for ever and nobody was told.
+    Refusals for longer than ``alert_failure_seconds`` are an incident of their own, logged
+    at ERROR as "alert not sent: ..." (the line ``studperf up`` prints), and the tick fails
+    (the UI shows it; the retraining sensor's watch of this sensor takes it up)."""
+    import boto3
+    from moto import mock_aws
+
+    from studperf_assets.lib.incidents import ALERTS_UNDELIVERED
+    from studperf_assets.resources.monitoring import AlertSender
+    from studperf_assets.sensors.incidents import AlertsUndelivered
+
+    for name, value in (("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "test")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
+    failing_run(instance, "monitoring_job", "batch-000002", "archive unreadable")
+    with mock_aws():
+        ses = boto3.client("ses")
+        ses.verify_email_identity(EmailAddress="alerts@example.org")
+        sender = AlertSender(sender="alerts@example.org", dagster_url="http://dagster.test")
+        sender.send("works", "before the identity is deleted")
+        ses.delete_identity(Identity="alerts@example.org")
+        patient = MonitoringSettings(alert_failure_seconds=3600)
+        result, cursor = alerts(instance, None, sender, database, tmp_path, patient)
+        assert result.skip_message == (
+            "0 alerts sent, 1 to retry; 0 incident e-mails sent, 1 to retry"
+        )  # not yet a problem
+        assert not database.incidents(kind=ALERTS_UNDELIVERED)
+        urgent = MonitoringSettings(alert_failure_seconds=0)
+        with build_sensor_context(instance=instance, cursor=cursor) as context:
+            owed = r"alert not sent: 2 e-mails owed, the oldest for \d+ s: .*MessageRejected"
+            with pytest.raises(AlertsUndelivered, match=owed):
+                monitoring_alert_sensor(
+                    context,
+                    alert_sender=sender,
+                    metrics_database=database,
+                    object_store=LocalObjectStore(root=str(tmp_path)),
+                    monitoring_settings=urgent,
+                )
+            assert context.cursor == cursor  # nothing is skipped for the failed tick
+        (incident,) = database.incidents(status="open", kind=ALERTS_UNDELIVERED)
+        assert "MessageRejected" in incident.details["error"]
+        assert incident.title.startswith("alerts not sent: 2 e-mails refused")
+        ses.verify_email_identity(EmailAddress="alerts@example.org")  # SES repaired
+        result, cursor = alerts(instance, cursor, sender, database, tmp_path, urgent)
+        assert "1 alerts sent, 0 to retry" in str(result.skip_message)
+        alerts(instance, cursor, sender, database, tmp_path, urgent)
+        assert not database.incidents(status="open", kind=ALERTS_UNDELIVERED)
+        subjects = [m["Subject"] for m in _sent_by_moto()]
+        assert any(s.startswith("[studperf] RESOLVED: alerts not sent") for s in subjects)
+
+
+def _sent_by_moto() -> list[dict[str, Any]]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    return [{"Subject": m.subject} for m in backend.sent_messages]
+
+
+def _run_cut_short(instance: DagsterInstance, partition: str, step: str | None) -> Any:
+    """A monitoring run that started ``step`` (if given) and never finished it."""
+    from dagster import DagsterEvent, DagsterEventType, DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    run = create_run_for_test(
+        instance, "monitoring_job", status=DagsterRunStatus.STARTED,
+        tags={PARTITION_TAG: partition},
+    )  # fmt: skip
+    if step:
+        started = DagsterEvent(
+            DagsterEventType.STEP_START.value, job_name="monitoring_job", step_key=step
+        )
+        instance.report_dagster_event(started, run_id=run.run_id)
+    return run
+
+
+def test_a_canceled_monitoring_run_is_not_monitored_not_missing(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: a CANCELED monitoring run (canceled in the UI, or by run monitoring)
+    left its window silently missing: no status row, no e-mail, no terminal line. Any
+    finished run that did not succeed is "not monitored"."""
+    run = _run_cut_short(instance, "batch-000009", "drift_report")
+    instance.report_run_canceled(run, "Canceled due to exceeding maximum runtime of 600 seconds.")
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)
+    row = database.statuses()["batch-000009"]
+    assert (row["status"], row["step"]) == ("failed", "drift_report")
+    assert row["error"].startswith("canceled: ")
+    ((subject, text),) = sender.sent
+    assert subject.startswith(
+        "[studperf] OPEN: monitoring_job failed at drift_report (batch-000009): canceled"
+    )
+    assert "window(s): batch-000009" in text
+
+
+def test_a_killed_run_worker_names_the_step_it_was_running(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault: the incident of a SIGKILLed run worker said only "failed at run: This
+    run has been marked as failed from outside the execution context."."""
+    from studperf_assets.sensors.incidents import run_failure
+
+    run = _run_cut_short(instance, "batch-000010", "drift_report")
+    instance.report_run_failed(run)  # what Dagster reports for a worker that vanished
+    failure = run_failure(instance, run.run_id)
+    assert failure.step == "drift_report"
+    assert failure.error.startswith("the run worker process died")
+    overrun = _run_cut_short(instance, "batch-000011", None)
+    instance.report_run_failed(overrun, "Exceeded maximum runtime of 600 seconds.")
+    assert run_failure(instance, overrun.run_id) == type(failure)(
+        "run", "Exceeded maximum runtime of 600 seconds."
     )
