@@ -56,6 +56,12 @@ class MonitoringSettings(ConfigurableResource):
     incident_reminder_seconds: int = Field(
         default=3600, description="At most one reminder e-mail per open incident this often."
     )
+    incident_resolve_after_passing: int = Field(
+        default=3,
+        ge=1,
+        description="A failed-checks incident is resolved after this many consecutive "
+        "monitored windows passed its checks.",
+    )
     evidently_workspace: str = Field(
         default=".studperf/evidently", description="Evidently UI workspace folder."
     )
