@@ -16,8 +16,8 @@ RETRAINING_SENSOR = "retraining_sensor"
 
 PARTITION_TAG = "dagster/partition"  # Dagster's tag of a partitioned run
 
-# The checks of a monitoring run that an alert e-mail reports, and those that can trigger
-# retraining.
+# The checks of a monitoring run that alerts report (grouped into incidents, and those that
+# trigger retraining chosen, by ``lib.incidents.CHECK_GROUPS``).
 MONITORING_CHECKS = (
     "batch_records",
     "batch_labels",
@@ -26,4 +26,3 @@ MONITORING_CHECKS = (
     "prediction_drift",
     "performance",
 )
-RETRAINING_CHECKS = ("data_drift", "prediction_drift", "performance")
