@@ -98,7 +98,8 @@ def _record_checks(
     store: ObjectStore,
 ) -> str:
     """A window's check verdicts, recorded ("recorded"); with the database down, its failed
-    checks e-mailed at once ("told"), or not ("untold": the cursor waits for it)."""
+    checks e-mailed at once ("told"), or not ("untold": the cursor waits for it), and its
+    passed checks not kept ("lost": the incident resolves a window later)."""
     finished = datetime.fromtimestamp(run.updated, UTC)
     try:
         database.record_verdicts(
@@ -108,7 +109,7 @@ def _record_checks(
     except MonitoringDatabaseError as error:
         if not run.failed:
             context.log.warning(f"{error}: the passed checks of {run.partition} are not kept")
-            return "recorded"
+            return "lost"
         context.log.warning(f"{error}: alerting {run.partition} without an incident")
     alert = batch_alert(run, run.failed, sender, store)
     try:
