@@ -479,7 +479,7 @@ def test_retraining_sensor_requests_a_run_with_the_labelled_batches(
     _tick(stack, "monitoring_alert_sensor")  # the drift incident (once, whoever ticked first)
     decision = _tick(stack, "retraining_sensor")
     (request,) = decision.run_requests
-    assert request.run_key.startswith("retrain-incident-")
+    assert str(request.run_key).startswith("retrain-incident-")
     assert (
         request.run_config["ops"]["raw_student_data"]["config"]["include_production_labels"] is True
     )
