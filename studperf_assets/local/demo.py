@@ -195,7 +195,7 @@ class Demo:
                 )
 
     def alert(self) -> None:
-        with self.step("alert: failing checks e-mail the on-call (monitoring_alert_sensor, SES)"):
+        with self.step("alert: failing checks open an incident, e-mailed to the on-call (SES)"):
             before = len(sent_emails(self.moto_url))
             self.tick("monitoring_alert_sensor")
             self.summary.emails = sent_emails(self.moto_url)[before:]
@@ -268,7 +268,10 @@ def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> 
             f"  {batch['partition']}: drift share {batch['drift_share']:.2f} ({drifted}), "
             f"f1-macro {batch['f1_macro']:.3f}"
         )
-    echo(f"  alert e-mails sent: {len(summary.emails)} (one per batch with failed checks)")
+    echo(
+        f"  alert e-mails sent: {len(summary.emails)} (one per incident opened: checks failing "
+        "on consecutive batches are one incident)"
+    )
     echo(f"  retraining run: {summary.retraining_run}")
     echo(f"  HTML reports: {summary.reports}")
     dashboard = summary.home / "evidently"

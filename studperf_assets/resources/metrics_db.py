@@ -1,4 +1,4 @@
-"""The monitoring database: per-batch metrics, sent alerts, and the ground-truth index.
+"""The monitoring database: per-batch metrics, incidents, and the ground-truth index.
 
 SQLite by default, PostgreSQL in production; the schema is migrated by
 ``monitoring_schema.ensure_schema`` (once, under a lock) before first use. Labels
@@ -26,7 +26,6 @@ from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
 from studperf_assets.resources.incident_records import IncidentRecords
 from studperf_assets.resources.monitoring_schema import (
-    ALERTS_SENT,
     BATCH_METRICS,
     LABEL_FILES,
     LABEL_JOINS,
@@ -95,9 +94,9 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
 
 
 class MetricsDatabase(IncidentRecords, ConfigurableResource):
-    """Per-batch metrics, sent alerts, the ground-truth index, incidents and every
-    partition's monitoring status, in SQL (SQLite by default, PostgreSQL in production);
-    the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
+    """Per-batch metrics, the ground-truth index, incidents, each window's check verdicts
+    and every partition's monitoring status, in SQL (SQLite by default, PostgreSQL in
+    production); the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
 
@@ -122,7 +121,7 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                 f"monitoring database {self.display_url} unreachable: {reason[:300]}"
             ) from None
 
-    # ---- metrics and alerts -------------------------------------------------------------
+    # ---- metrics ---------------------------------------------------------------------
     def record_batch(self, partition: str, row: dict[str, Any]) -> None:
         values = {
             **row,
@@ -145,26 +144,6 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             query = query.where(BATCH_METRICS.c.partition.in_(list(partitions)))
         with self.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
-
-    def alert_sent(self, partition: str, check_name: str) -> bool:
-        with self.connect() as db:
-            found = db.execute(
-                sa.select(ALERTS_SENT.c.message_id).where(
-                    ALERTS_SENT.c.partition == partition, ALERTS_SENT.c.check_name == check_name
-                )
-            ).first()
-        return found is not None
-
-    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
-        with self.connect() as db:
-            db.execute(
-                sa.insert(ALERTS_SENT).values(
-                    partition=partition,
-                    check_name=check_name,
-                    message_id=message_id,
-                    sent_at=datetime.now(UTC),
-                )
-            )
 
     # ---- predictions and their ground truth ---------------------------------------------
     def index_predictions(self, partition: str, request_ids: Iterable[str]) -> None:

@@ -86,6 +86,12 @@ class MonitoringSettings(ConfigurableResource):
         description="A monitoring or training run still queued or started (not finished) "
         "this long is an incident (a safety net under the daemon's run monitoring).",
     )
+    incident_resolve_after_passing: int = Field(
+        default=3,
+        ge=1,
+        description="A failed-checks incident is resolved after this many consecutive "
+        "monitored windows passed its checks.",
+    )
     evidently_workspace: str = Field(
         default=".studperf/evidently", description="Evidently UI workspace folder."
     )

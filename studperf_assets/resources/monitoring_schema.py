@@ -44,6 +44,8 @@ BATCH_METRICS = sa.Table(
     sa.Column("report_uri", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+# One row per batch and check e-mailed, written until alerts became incidents (migration
+# 0003); kept, no longer written.
 ALERTS_SENT = sa.Table(
     "alerts_sent",
     METADATA,
@@ -132,6 +134,21 @@ INCIDENTS = sa.Table(
         sqlite_where=OPEN,
     ),
     sa.Index("ix_incidents_status", "status"),
+)
+# Each monitored window's verdict per group of checks (``lib.incidents.CHECK_GROUPS``):
+# the newest run of the window decides it, and a failing window belongs to one incident
+# (``incident_id``, kept when the window is re-run), so re-reading runs opens nothing twice.
+CHECK_VERDICTS = sa.Table(
+    "check_verdicts",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("check_group", sa.String(100), primary_key=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed", sa.Text, nullable=False),  # JSON: failed check -> its metadata
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("run_finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("incident_id", sa.Integer),
+    sa.Index("ix_check_verdicts_incident", "incident_id"),
 )
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK = 0x5354_5544_5045_5246  # "STUDPERF": one schema migration at a time

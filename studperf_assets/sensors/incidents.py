@@ -12,7 +12,7 @@ from that record, so a refused send is retried on the next tick.
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,19 +20,25 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
 from studperf_assets.constants import PARTITION_TAG
-from studperf_assets.lib.alert_email import IncidentNotice
+from studperf_assets.lib.alert_email import IncidentNotice, Table, sig
 from studperf_assets.lib.incidents import (
     ALERTS_UNDELIVERED,
+    CHECK_GROUPS,
+    CHECKS_FAILED,
     RUN_FAILED,
     RUN_STUCK,
     SENSOR_FAILING,
     SENSOR_FAILURES_FOR_INCIDENT,
     Incident,
+    check_incident_details,
+    check_incident_key,
     first_line,
     notice_due,
+    passes_to_resolve,
     run_failure_key,
     sensor_failure_key,
     stuck_run_key,
+    window_order,
 )
 from studperf_assets.lib.loop_events import ALERT_NOT_SENT, INCIDENT, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
@@ -75,7 +81,7 @@ def escalate_undelivered(
         with contextlib.suppress(MonitoringDatabaseError):  # else by a later tick
             database.resolve_incidents(ALERTS_UNDELIVERED)
         return
-    age = time.time() - failures.oldest
+    age = clock().timestamp() - failures.oldest
     if age < threshold_seconds:
         return
     plural = "s" if failures.count != 1 else ""
@@ -103,6 +109,11 @@ def escalate_undelivered(
         context.log.error(f"{message}; not recorded: {error}")
     if not advanced:
         raise AlertsUndelivered(message)
+
+
+def clock() -> datetime:
+    """Now, as the incidents see it (the tests move it)."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -314,8 +325,15 @@ def _root(error: Any) -> Any:
     return error
 
 
-def notice_for(incident: Incident, notice: str, dagster_url: str) -> IncidentNotice:
+def notice_for(
+    incident: Incident,
+    notice: str,
+    dagster_url: str,
+    share: Callable[[str], str] | None = None,
+) -> IncidentNotice:
     """The e-mail of an incident: what failed, where, since when, how often."""
+    if incident.kind == CHECKS_FAILED:
+        return _checks_notice(incident, notice, dagster_url, share)
     d = incident.details
     facts = [
         ("what", incident.kind.replace("_", " ")),
@@ -341,22 +359,125 @@ def notice_for(incident: Incident, notice: str, dagster_url: str) -> IncidentNot
     return IncidentNotice(notice, incident.title, facts, links)
 
 
+def _checks_notice(
+    incident: Incident, notice: str, dagster_url: str, share: Callable[[str], str] | None
+) -> IncidentNotice:
+    """A failed-checks incident's e-mail: the checks, the windows so far, the drifted
+    features ranked by score, the last failing window's figures, links to its run and
+    report."""
+    d = incident.details
+    count = int(d.get("windows", incident.occurrences))
+    span = incident.first_partition or ""
+    if incident.last_partition and incident.last_partition != incident.first_partition:
+        span = f"{incident.first_partition} .. {incident.last_partition}"
+    facts = [
+        ("what", f"checks failed ({d.get('group', '')})"),
+        ("failed checks", ", ".join(d.get("checks", []))),
+        ("since", incident.opened_at.isoformat(timespec="seconds")),
+        ("window(s)", f"{span} ({count} failing)"),
+    ]
+    if count > 1:
+        facts.append(("failing windows", ", ".join(d.get("listed_windows", []))))
+    if d.get("model_version"):
+        facts.append(("model version", str(d["model_version"])))
+    last = dict(d.get("last_failed", {}))
+    for check, measure, bound in (
+        ("data_drift", "drift_share", "threshold"),
+        ("prediction_drift", "prediction_drift", "threshold"),
+        ("performance", "f1_macro", "floor"),
+    ):
+        if check in last and measure in last[check]:
+            figure = f"{sig(last[check][measure])} (threshold {sig(last[check].get(bound))})"
+            facts.append((f"{measure} in {d.get('last_partition', '')}", figure))
+    if notice == "resolved" and incident.resolved_at:
+        facts.append(("resolved", incident.resolved_at.isoformat(timespec="seconds")))
+        through = (
+            f"{d.get('passing_windows')} consecutive windows, through {d.get('resolved_through')}"
+        )
+        facts.append(("passed", through))
+    tables = []
+    features = d.get("drifted_features", [])
+    if features:
+        thresholds = d.get("feature_thresholds", {})
+        rows: list[tuple[str, ...]] = [
+            (str(f), sig(score), sig(thresholds.get(f, ""))) for f, score in features
+        ]
+        title = "Drifted features, highest score first"
+        tables.append((title, Table(("feature", "highest score", "threshold"), rows)))
+    links = {"Last failed run": f"{dagster_url.rstrip('/')}/runs/{d.get('last_run_id', '')}"}
+    if share is not None and d.get("report_key"):
+        links["Drift report"] = share(str(d["report_key"]))
+    return IncidentNotice(notice, incident.title, facts, links, tables)
+
+
+def check_incident_title(group: str, windows: list[tuple[str, str, dict[str, Any]]]) -> str:
+    checks = sorted({c for _, _, failed in windows for c in failed})
+    first = min((w[0] for w in windows), key=window_order)
+    return f"{group} incident: {', '.join(checks)} failed on {first}"
+
+
+def settle_check_incidents(
+    database: MetricsDatabase, resolve_after: int, now: datetime
+) -> list[Incident]:
+    """Failed checks as incidents, one open incident per group of checks
+    (``lib.incidents.CHECK_GROUPS``). A failing window that belongs to no incident joins
+    the group's open incident, or opens one. An incident that was told (its OPEN e-mail
+    sent) is resolved once the ``resolve_after`` windows after the group's latest failing
+    window all passed. Everything is computed from the windows' verdicts, so settling
+    twice is settling once. Returns the open incidents."""
+    open_now = {i.key: i for i in database.incidents(status="open", kind=CHECKS_FAILED)}
+    still_open = []
+    for group in sorted(set(CHECK_GROUPS.values())):
+        key = check_incident_key(group)
+        incident = open_now.get(key)
+        new = database.unassigned_failures(group)
+        if new:
+            if incident is None:
+                first = min((w[0] for w in new), key=window_order)
+                title = check_incident_title(group, new)
+                incident = database.open_incident(key, CHECKS_FAILED, title, first, now)
+            database.assign_windows(incident.id, group, [w[0] for w in new])
+        if incident is None:
+            continue
+        windows = database.incident_windows(incident.id)
+        if windows:
+            details = {**incident.details, **check_incident_details(group, windows)}
+            partitions = sorted((w[0] for w in windows), key=window_order)
+            if details != incident.details or new:
+                incident = database.update_incident(
+                    incident.id, partitions[0], partitions[-1], len(windows), details,
+                    last_seen_at=now if new else None,
+                )  # fmt: skip
+        if incident.notified_at is not None:  # never resolved before it was told
+            start = database.latest_failure(group) or incident.last_partition or ""
+            after = database.verdicts_after(group, start, resolve_after)
+            through = passes_to_resolve(after, resolve_after)
+            if through is not None:
+                resolved = {"resolved_through": through, "passing_windows": resolve_after}
+                database.resolve_incident(incident.id, now, resolved)
+                continue
+        still_open.append(incident)
+    return still_open
+
+
 def send_due_notices(
     context: SensorEvaluationContext,
     database: MetricsDatabase,
     sender: AlertSender,
     reminder: timedelta,
+    now: datetime | None = None,
+    share: Callable[[str], str] | None = None,
     failures: SendFailures | None = None,
 ) -> tuple[int, int]:
     """Send every e-mail incidents are owed (opened, reminder, resolved); returns (sent,
     failed). A failed send leaves the incident as it was: the next tick tries again."""
     sent = failed = 0
-    now = datetime.now(UTC)
+    now = now or clock()
     for incident in database.unsettled_incidents():
         notice = notice_due(incident, now, reminder)
         if notice is None:
             continue
-        email = notice_for(incident, notice, sender.dagster_url)
+        email = notice_for(incident, notice, sender.dagster_url, share)
         try:
             sender.send(email.subject, email.text(), email.html())
         except Exception as exc:  # noqa: BLE001 - retried next tick
@@ -366,7 +487,7 @@ def send_due_notices(
                 owed = incident.opened_at if notice == "opened" else incident.last_seen_at
                 failures.add(owed.timestamp(), exc)
             continue
-        database.mark_notified(incident.id, notice)
+        database.mark_notified(incident.id, notice, now)
         emit(context.log.info, INCIDENT, notice=notice, kind=incident.kind, title=incident.title)
         sent += 1
     return sent, failed
@@ -390,7 +511,7 @@ def tell_directly(
     except Exception as exc:  # noqa: BLE001 - retried next tick
         context.log.error(f"failure e-mail not sent, will retry: {exc}")
         if failures is not None:
-            failures.add(owed_since or time.time(), exc)
+            failures.add(owed_since or clock().timestamp(), exc)
         return False
     return True
 

@@ -1,7 +1,7 @@
 """Finished runs as the alert and retraining sensors read them: what failed in each."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ class MonitoringRun:
     failed: dict[str, dict[str, Any]]  # check name -> its metadata
     job: str = "monitoring_job"
     failure: RunFailure | None = None  # None: the run succeeded
+    passed: set[str] = field(default_factory=set)  # checks judged and passed
 
 
 WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB)
@@ -66,14 +67,13 @@ def finished_runs(
             run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
         ):
             evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
-            if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
+            if not isinstance(evaluation, AssetCheckEvaluation):
                 continue
-            if evaluation.check_name in MONITORING_CHECKS:
-                metadata = {k: v.value for k, v in evaluation.metadata.items()}
+            if evaluation.check_name not in MONITORING_CHECKS:
+                continue
+            metadata = {k: v.value for k, v in evaluation.metadata.items()}
+            if not evaluation.passed:
                 run.failed[evaluation.check_name] = metadata
+            elif metadata.get("judged") is not False:  # not judged is not a pass
+                run.passed.add(evaluation.check_name)
         yield run
-
-
-def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
-    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
-    return finished_runs(context, after, jobs=(MONITORING_JOB,))

@@ -25,6 +25,7 @@ from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
+from studperf_assets.lib.incidents import check_group
 from studperf_assets.lib.simulation import Drift, StudentGenerator
 from studperf_assets.local.moto import sent_emails
 from studperf_assets.local.poller import KinesisPoller
@@ -436,44 +437,51 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
 
 
 @pytest.mark.integration
-def test_one_alert_per_batch_once_and_surviving_send_failures(
+def test_one_alert_per_incident_once_and_surviving_send_failures(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
     sender = stack["resources"]["alert_sender"]
     before = len(sent_emails(stack["moto"]))
-    # an unverified sender: SES rejects, the sensor logs, keeps its cursor, and does not crash
-    unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
-    refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
-    assert "0 alerts sent, 2 to retry" in str(refused.skip_message)
-    assert len(sent_emails(stack["moto"])) == before
-    # the cursor stops before the first run whose alert could not be sent
-    _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
-    emails = sent_emails(stack["moto"])[before:]
     failing = {
         p: sorted(c for c, ok in o.items() if not ok) for p, o in monitored["outcomes"].items()
     }
     failing = {p: checks for p, checks in failing.items() if checks}
     assert sorted(failing) == ["batch-000003", "batch-000004"]
-    assert len(emails) == len(failing)  # one e-mail per batch, every failed check in it
-    by_batch = {e["subject"].split(":")[0].removeprefix("[studperf] "): e for e in emails}
-    for partition, checks in failing.items():
-        subject = by_batch[partition]["subject"]
-        assert all(check in subject for check in checks), subject
-    html = by_batch["batch-000004"]["body"]  # moto keeps the HTML part
-    assert "share of features drifted" in html and "<table" in html
-    assert "StudyTimeWeekly" in html and "predictions in the batch: 200" in html
+    groups = {check_group(c) for checks in failing.values() for c in checks}
+    assert "drift" in groups
+    # an unverified sender: SES rejects, the sensor logs, the incidents wait, no crash
+    unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
+    refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
+    assert f"0 incident e-mails sent, {len(groups)} to retry" in str(refused.skip_message)
+    assert len(sent_emails(stack["moto"])) == before
+    _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
+    emails = sent_emails(stack["moto"])[before:]
+    assert len(emails) == len(groups)  # one e-mail per incident, not per batch
+    (drift,) = [e for e in emails if "drift incident" in e["subject"]]
+    drift_checks = sorted(
+        {c for checks in failing.values() for c in checks if check_group(c) == "drift"}
+    )
+    assert drift["subject"] == (
+        f"[studperf] OPEN: drift incident: {', '.join(drift_checks)} failed on batch-000003"
+    )
+    html = drift["body"]  # moto keeps the HTML part
+    assert "batch-000003 .. batch-000004 (2 failing)" in html
+    assert "Drifted features, highest score first" in html and "<table" in html
+    assert "StudyTimeWeekly" in html
     assert "/runs/" in html and "drift.html" in html  # links to the run and the report
     assert emails[0]["destinations"]["ToAddresses"] == ["oncall@studperf.test"]
     _tick(stack, "monitoring_alert_sensor", cursor=None)  # even from scratch: de-duplicated
-    assert len(sent_emails(stack["moto"])) == before + len(failing)
+    assert len(sent_emails(stack["moto"])) == before + len(groups)
 
 
 @pytest.mark.integration
 def test_retraining_sensor_requests_a_run_with_the_labelled_batches(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
+    _tick(stack, "monitoring_alert_sensor")  # the drift incident (once, whoever ticked first)
     decision = _tick(stack, "retraining_sensor")
     (request,) = decision.run_requests
+    assert str(request.run_key).startswith("retrain-incident-")
     assert (
         request.run_config["ops"]["raw_student_data"]["config"]["include_production_labels"] is True
     )
@@ -572,7 +580,7 @@ def test_a_database_outage_does_not_hide_drift(
     assert "hunter2" not in message + unavailable
     retries = [e for e in run.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     assert len(retries) == 3
-    # the alert still goes out, though alerts_sent cannot be read or written
+    # the alert still goes out, though no incident can be recorded
     before = len(sent_emails(stack["moto"]))
     tick(
         definitions,

@@ -131,10 +131,25 @@ def test_a_failed_run_is_dagsters_own_line(
 def test_alert_sent(
     capfd: pytest.CaptureFixture[str], instance: DagsterInstance, tmp_path: Path
 ) -> None:
+    """With the monitoring database down there is no incident: the window's failed checks
+    are e-mailed at once, and said so."""
     monitoring_run(instance, "batch-000003", {"data_drift": DRIFT, "prediction_drift": {}})
     capfd.readouterr()
-    alerts(instance, None, FakeSender(), FakeDatabase(), tmp_path)
+    alerts(instance, None, FakeSender(), FakeDatabase(down=True), tmp_path)
     assert said(capfd) == ["alert sent: batch-000003: data_drift, prediction_drift"]
+
+
+def test_an_incident_opened_by_failed_checks(
+    capfd: pytest.CaptureFixture[str], instance: DagsterInstance, tmp_path: Path
+) -> None:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    database = MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}")
+    monitoring_run(instance, "batch-000003", {"data_drift": DRIFT, "prediction_drift": {}})
+    capfd.readouterr()
+    alerts(instance, None, FakeSender(), database, tmp_path)
+    (line,) = said(capfd)
+    assert line.startswith("alert sent: incident opened: ") and "batch-000003" in line
 
 
 def test_not_monitored_and_its_incident_opened_then_resolved(
@@ -156,10 +171,16 @@ def test_not_monitored_and_its_incident_opened_then_resolved(
     assert said(capfd) == [f"alert sent: incident resolved: {opened}"]
 
 
-def test_retraining(capfd: pytest.CaptureFixture[str], instance: DagsterInstance) -> None:
+def test_retraining(
+    capfd: pytest.CaptureFixture[str], instance: DagsterInstance, tmp_path: Path
+) -> None:
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    database = MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}")
     monitoring_run(instance, "batch-000004", {"data_drift": DRIFT})
+    alerts(instance, None, FakeSender(), database, tmp_path)  # opens the drift incident
     capfd.readouterr()
-    retrain(instance, None, FakeGroundTruth(800))
+    retrain(instance, None, FakeGroundTruth(800), database)
     assert said(capfd) == ["retraining: data_drift failed on batch-000004; 800 new labelled rows"]
 
 

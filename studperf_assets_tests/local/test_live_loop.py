@@ -174,32 +174,26 @@ def send_calm_a_stray_record_and_drifted(live: dict[str, Any], kinesis: Any) -> 
     studperf(live, "simulate", "--count", "400", "--seed", "2", "--drift", DRIFT)
 
 
-def assert_one_email_per_drifted_batch(live: dict[str, Any]) -> None:
-    """Read back from moto's SES: one e-mail per drifted batch naming every check it
-    failed (the stray record's batch_records with the first), none for the calm ones."""
+def assert_one_email_per_incident(live: dict[str, Any]) -> None:
+    """Read back from moto's SES: one e-mail for the drift of the two drifted batches (one
+    incident) naming both checks, one for the stray record's batch_records, none about the
+    calm batches."""
     ses = live["fields"]["aws"]
 
     def drift_emails() -> list[dict[str, Any]]:
-        emails = sent_emails(ses)
-        batches = {e["subject"].split(":")[0].removeprefix("[studperf] ") for e in emails}
-        return emails if {"batch-000003", "batch-000004"} <= batches else []
+        return [e for e in sent_emails(ses) if "OPEN: drift incident:" in e["subject"]]
 
-    wait_for("an e-mail per drifted batch", drift_emails, 120)
-    time.sleep(10)  # a second e-mail for the same checks would come at the next tick
+    (drift,) = wait_for("the drift incident's e-mail", drift_emails, 120)
+    time.sleep(10)  # a second e-mail for the same incident would come at the next tick
     emails = sent_emails(ses)
-    subjects = [e["subject"] for e in emails]
-    drift_subjects = sorted(
-        s
-        for s in subjects
-        if s.startswith(("[studperf] batch-000003:", "[studperf] batch-000004:"))
-    )
-    assert len(drift_subjects) == 2, subjects  # exactly one e-mail per drifted batch
-    assert all("data_drift" in s and "prediction_drift" in s for s in drift_subjects), (
-        drift_subjects
-    )
-    assert ["batch_records" in s for s in drift_subjects] == [True, False]
+    subjects = sorted(e["subject"] for e in emails)
+    assert len(drift_emails()) == 1, subjects  # one incident, not one e-mail per batch
+    assert "data_drift" in drift["subject"] and "prediction_drift" in drift["subject"], subjects
+    assert drift["subject"].endswith(("batch-000003", "batch-000004")), subjects
+    records = [s for s in subjects if "OPEN: records incident: batch_records" in s]
+    assert records == ["[studperf] OPEN: records incident: batch_records failed on batch-000003"]
     assert not [s for s in subjects if "batch-000001" in s or "batch-000002" in s], subjects
-    assert f"{live['fields']['dagster']}/runs/" in emails[0]["body"]  # a link to the run
+    assert f"{live['fields']['dagster']}/runs/" in drift["body"]  # a link to the run
 
 
 def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
@@ -232,7 +226,7 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     for run in monitoring:  # one process per run: the executor that fits the job
         assert in_process(instance, run.run_id)
 
-    assert_one_email_per_drifted_batch(live)
+    assert_one_email_per_incident(live)
 
     def retrained() -> list[Any]:
         done = runs(instance, "training_job", DagsterRunStatus.SUCCESS)
@@ -266,9 +260,9 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
     # the terminal `up` runs in told the same story, one line per event
     batches = [line.split(": ", 1)[1].split(":")[0] for line in printed("monitored")]
     assert sorted(batches) == ["batch-000001", "batch-000002", "batch-000003", "batch-000004"]
-    alerted = sorted(line.split(" alert sent: ")[1] for line in printed("alert sent"))
-    assert [a.split(":")[0] for a in alerted] == ["batch-000003", "batch-000004"]
-    assert all("data_drift" in a and "prediction_drift" in a for a in alerted)
+    alerted = [line.split(" alert sent: ")[1] for line in printed("alert sent")]
+    (drift,) = [a for a in alerted if a.startswith("incident opened: drift incident: ")]
+    assert "data_drift" in drift and "prediction_drift" in drift, alerted
     (retraining_line,) = printed("retraining")
     assert f"retraining: {trigger.replace('@', ' failed on ')};" in retraining_line
     assert printed("promoted")[-1].endswith(f"production -> {promoted}")

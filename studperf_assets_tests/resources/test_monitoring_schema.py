@@ -95,7 +95,9 @@ def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     old_tables = [
-        t for t in METADATA.sorted_tables if t.name not in ("incidents", "monitoring_status")
+        t
+        for t in METADATA.sorted_tables
+        if t.name not in ("incidents", "monitoring_status", "check_verdicts")  # 0002, 0003
     ]
     METADATA.create_all(engine, tables=old_tables)  # what the code did before migrations
     with engine.begin() as connection:

@@ -161,7 +161,7 @@ class FakeLabels:
 
 
 class FakeDatabase:
-    """The monitoring database's answers, and the alerts recorded in it."""
+    """The monitoring database's answers about labels (and an outage)."""
 
     def __init__(self, down: bool = False) -> None:
         self.down = down
@@ -169,7 +169,6 @@ class FakeDatabase:
         self.labelled_by: dict[str, set[str]] = {}
         self.partition_of: dict[str, str] = {}
         self.joins: dict[str, dict[str, Any]] = {}
-        self.alerts: dict[tuple[str, str], str] = {}
 
     def _up(self) -> None:
         if self.down:
@@ -193,20 +192,17 @@ class FakeDatabase:
     def label_joins(self, partitions: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {p: self.joins[p] for p in partitions if p in self.joins}
 
-    def alert_sent(self, partition: str, check_name: str) -> bool:
+    def record_verdicts(self, partition: str, run_id: str, at: datetime, verdicts: Any) -> None:
         self._up()
-        return (partition, check_name) in self.alerts
+        raise NotImplementedError("failed checks are incidents: use a real database")
 
-    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
-        self._up()
-        self.alerts[partition, check_name] = message_id
-
-    # no incidents in this world (test_failures_become_incidents uses a real database)
+    # no incidents in this world (the incident tests use a real database)
     def statuses(self) -> dict[str, dict[str, Any]]:
         self._up()
         return {}
 
     def incidents(self, status: str | None = None, kind: str | None = None) -> list[Any]:
+        self._up()
         return []
 
     def resolve_incidents(self, keys_like: str) -> list[Any]:
@@ -364,43 +360,283 @@ def alerts(
     )
 
 
-def test_one_email_per_run_listing_its_failed_checks_once(
-    instance: DagsterInstance, tmp_path: Path
+def test_failed_checks_of_real_runs_open_one_incident_per_group(
+    instance: DagsterInstance, tmp_path: Path, database: Any
 ) -> None:
+    """Dagster runs as the sensor reads them: their failed and passed checks become each
+    window's verdicts; drift and labels are separate incidents, each told once."""
     monitoring_run(instance, "batch-000001", {})
     run_id = monitoring_run(
         instance, "batch-000002", {"data_drift": DRIFT, "batch_labels": {"missing": 5}}
     )
-    sender, database = FakeSender(), FakeDatabase()
+    sender = FakeSender()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
-    assert result.skip_message == "1 alerts sent, 0 to retry; 0 incident e-mails sent"
-    ((subject, text),) = sender.sent
-    assert subject.startswith("[studperf] batch-000002:")
-    assert "data_drift" in subject and "batch_labels" in subject
-    assert f"http://dagster.test/runs/{run_id}" in text and "v1" in text
-    assert set(database.alerts) == {
-        ("batch-000002", "data_drift"),
-        ("batch-000002", "batch_labels"),
-    }
+    assert result.skip_message.startswith("2 windows' checks recorded; 2 incident e-mails sent")
+    subjects = sorted(s for s, _ in sender.sent)
+    assert subjects == [
+        "[studperf] OPEN: drift incident: data_drift failed on batch-000002",
+        "[studperf] OPEN: labels incident: batch_labels failed on batch-000002",
+    ]
+    (drift_text,) = [t for s, t in sender.sent if "drift incident" in s]
+    assert f"http://dagster.test/runs/{run_id}" in drift_text and "v1" in drift_text
+    assert "open: #1 checks:drift (1 occurrences, batch-000002); #2 checks:labels" in str(
+        result.skip_message
+    )
     alerts(instance, cursor, sender, database, tmp_path)  # nothing new
     alerts(instance, None, sender, database, tmp_path)  # cursor lost: the database remembers
-    assert len(sender.sent) == 1
+    assert len(sender.sent) == 2
 
 
-def test_a_failed_send_is_retried_and_an_outage_does_not_silence(
+def test_an_outage_does_not_silence_failed_checks(
     instance: DagsterInstance, tmp_path: Path
 ) -> None:
+    """With the monitoring database down there is no incident: the window's failed checks
+    are e-mailed at once, once (the cursor keeps it), and a refused send is retried."""
     monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
-    database = FakeDatabase()
+    database = FakeDatabase(down=True)
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert result.skip_message == "0 alerts sent, 1 to retry; 0 incident e-mails sent"
+    assert "0 alerts sent without the database, 1 to retry" in str(result.skip_message)
     assert float(str(cursor)) == 0  # held before the run whose alert failed
-    database.down = True  # alerts_sent unreadable: send anyway, the cursor keeps it once
     sender = FakeSender()
     _, cursor = alerts(instance, cursor, sender, database, tmp_path)
-    assert len(sender.sent) == 1 and not database.alerts
+    ((subject, _),) = sender.sent
+    assert subject.startswith("[studperf] batch-000001: 1 check(s) failed (data_drift)")
     alerts(instance, cursor, sender, database, tmp_path)
     assert len(sender.sent) == 1
+
+
+# --- failed checks on consecutive windows: incidents -------------------------------------------
+
+PASSING = ("batch_records", "batch_labels", "batch_data_quality", "data_drift", "prediction_drift")
+
+
+def drifted(scores: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """A window's failed drift checks: the features over 0.2 drifted."""
+    data_drift = {
+        "drift_share": 0.4,
+        "threshold": 0.2,
+        "drifted_features": sorted(f for f, v in scores.items() if v > 0.2),
+        "feature_scores": scores,
+        "feature_thresholds": dict.fromkeys(scores, 0.2),
+        "rows": 200,
+        "model_version": "v1",
+        "report_key": "reports/x/drift.html",
+    }
+    prediction_drift = {"prediction_drift": 0.3, "threshold": 0.15, "model_version": "v1"}
+    return {"data_drift": data_drift, "prediction_drift": prediction_drift}
+
+
+class Windows:
+    """Finished monitoring runs as the alert sensor reads them (no Dagster run behind them:
+    the sensor's decisions, fast), and the clock it reads."""
+
+    def __init__(self) -> None:
+        self.runs: list[Any] = []
+        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+    def finish(self, number: int, failed: dict[str, dict[str, Any]] | None = None) -> None:
+        from studperf_assets.sensors.runs import MonitoringRun
+
+        failed = failed or {}
+        self.runs.append(
+            MonitoringRun(
+                updated=1000.0 + len(self.runs),
+                partition=f"batch-{number:06d}",
+                run_id=f"run-{len(self.runs) + 1}",
+                failed=failed,
+                passed={c for c in PASSING if c not in failed},
+            )
+        )
+
+    def finished_runs(self, context: Any, after: float) -> Iterator[Any]:
+        return iter([r for r in self.runs if r.updated > after])
+
+
+@pytest.fixture
+def windows(monkeypatch: pytest.MonkeyPatch) -> Windows:
+    import sys
+
+    from studperf_assets.sensors import incidents
+
+    module = sys.modules["studperf_assets.sensors.monitoring_alert_sensor"]
+    world = Windows()
+    monkeypatch.setattr(module, "finished_runs", world.finished_runs)
+    monkeypatch.setattr(incidents, "clock", lambda: world.now)
+    return world
+
+
+def subjects(sender: FakeSender) -> list[str]:
+    return [s.removeprefix("[studperf] ") for s, _ in sender.sent]
+
+
+def test_failing_windows_in_a_row_are_one_incident_told_once(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    """Field fault: one e-mail per failing batch, about 5 a second for one drift at 1,000
+    predictions/s. Five failing windows are one incident and one e-mail."""
+    windows.finish(1)
+    windows.finish(2, drifted({"Absences": 0.9, "StudyTimeWeekly": 0.4, "Age": 0.01}))
+    windows.finish(3, drifted({"Absences": 0.5, "StudyTimeWeekly": 0.95, "Age": 0.02}))
+    sender = FakeSender()
+    result, cursor = alerts(instance, None, sender, database, tmp_path)
+    ((subject, text),) = sender.sent
+    assert subject == (
+        "[studperf] OPEN: drift incident: data_drift, prediction_drift failed on batch-000002"
+    )
+    assert "failed checks: data_drift, prediction_drift" in text
+    assert "window(s): batch-000002 .. batch-000003 (2 failing)" in text
+    table = text.split("Drifted features, highest score first")[1]
+    assert table.index("StudyTimeWeekly") < table.index("Absences")  # by the highest score
+    assert "StudyTimeWeekly  0.95" in text and "Age" not in text  # Age did not drift
+    assert "http://dagster.test/runs/run-3" in text  # the last failing window's run
+    assert "3 windows' checks recorded; 1 incident e-mails sent" in str(result.skip_message)
+    for number in (4, 5, 6):
+        windows.finish(number, drifted({"Absences": 0.7}))
+        result, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    assert len(sender.sent) == 1
+    assert "open: #1 checks:drift (5 occurrences, batch-000002 .. batch-000006)" in str(
+        result.skip_message
+    )
+    alerts(instance, cursor, sender, database, tmp_path)  # the same tick again
+    alerts(instance, None, sender, database, tmp_path)  # a restart that lost the cursor
+    assert len(sender.sent) == 1
+    (incident,) = database.incidents()
+    assert (incident.occurrences, incident.first_partition, incident.last_partition) == (
+        5,
+        "batch-000002",
+        "batch-000006",
+    )
+
+
+def test_a_reminder_once_per_period_while_open(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    windows.finish(1, drifted({"Absences": 0.9}))
+    sender = FakeSender()
+    _, cursor = alerts(instance, None, sender, database, tmp_path)
+    for minutes in (30, 59):
+        windows.now += timedelta(minutes=minutes - (windows.now.minute or 0))
+        windows.finish(1 + minutes, drifted({"Absences": 0.9}))
+        _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    assert len(sender.sent) == 1  # not before the hour
+    windows.now = datetime(2026, 12, 1, 11, 0, 1, tzinfo=UTC)
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, None, sender, database, tmp_path)
+    assert subjects(sender)[1:] == [
+        "STILL OPEN: drift incident: data_drift, prediction_drift failed on batch-000001"
+    ]
+    assert "window(s): batch-000001 .. batch-000060 (3 failing)" in sender.sent[1][1]
+    windows.now = datetime(2026, 12, 1, 12, 0, 2, tzinfo=UTC)
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert len(sender.sent) == 3  # one more after another hour
+
+
+def test_resolved_after_consecutive_passing_windows_then_a_new_incident(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    windows.finish(1, drifted({"Absences": 0.9}))
+    windows.finish(2, drifted({"Absences": 0.9}))
+    sender = FakeSender()
+    _, cursor = alerts(instance, None, sender, database, tmp_path)
+    for number in (3, 4):
+        windows.finish(number)
+    windows.finish(5, drifted({"Absences": 0.9}))  # not yet: the streak starts over
+    for number in (6, 7):
+        windows.finish(number)
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    assert len(sender.sent) == 1
+    windows.finish(8)  # the third in a row
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, None, sender, database, tmp_path)
+    assert subjects(sender)[1:] == [
+        "RESOLVED: drift incident: data_drift, prediction_drift failed on batch-000001"
+    ]
+    assert "passed: 3 consecutive windows, through batch-000008" in sender.sent[1][1]
+    assert "window(s): batch-000001 .. batch-000005 (3 failing)" in sender.sent[1][1]
+    windows.finish(9, drifted({"Absences": 0.8}))
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert subjects(sender)[2:] == [
+        "OPEN: drift incident: data_drift, prediction_drift failed on batch-000009"
+    ]
+    first, second = database.incidents()
+    assert (first.status, second.status, second.occurrences) == ("resolved", "open", 1)
+
+
+def test_windows_count_in_their_order_not_their_runs(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    """Windows are monitored out of order (the newest first, a backlog after): passing
+    windows before the last failing one do not resolve it, and an incident opened and
+    passed within one tick is still told before it is resolved."""
+    windows.finish(5, drifted({"Absences": 0.9}))
+    for number in (8, 7, 3, 2, 1):
+        windows.finish(number)
+    sender = FakeSender()
+    settings = MonitoringSettings(incident_resolve_after_passing=2)
+    _, cursor = evaluate(
+        monitoring_alert_sensor,
+        instance,
+        None,
+        alert_sender=sender,
+        metrics_database=database,
+        object_store=LocalObjectStore(root=str(tmp_path)),
+        monitoring_settings=settings,
+    )
+    assert subjects(sender) == [
+        "OPEN: drift incident: data_drift, prediction_drift failed on batch-000005"
+    ]  # told, not yet resolved, although 7 and 8 passed
+    windows.finish(6, drifted({"Absences": 0.9}))  # late, and failing: 7 and 8 still follow it
+    evaluate(
+        monitoring_alert_sensor,
+        instance,
+        cursor,
+        alert_sender=sender,
+        metrics_database=database,
+        object_store=LocalObjectStore(root=str(tmp_path)),
+        monitoring_settings=settings,
+    )
+    assert subjects(sender)[1:] == [
+        "RESOLVED: drift incident: data_drift, prediction_drift failed on batch-000005"
+    ]
+    assert "through batch-000008" in sender.sent[1][1]
+    assert "window(s): batch-000005 .. batch-000006 (2 failing)" in sender.sent[1][1]
+
+
+def test_drift_and_performance_are_separate_and_unjudged_is_not_passing(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    low = {"f1_macro": 0.31, "floor": 0.5, "labelled_rows": 80, "model_version": "v1"}
+    windows.finish(1, {"performance": low})
+    windows.finish(2, drifted({"Absences": 0.9}))
+    for number in (3, 4, 5, 6):  # drift passes; performance is not judged (no labels yet)
+        windows.finish(number)
+    sender = FakeSender()
+    _, cursor = alerts(instance, None, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert sorted(subjects(sender)) == [
+        "OPEN: drift incident: data_drift, prediction_drift failed on batch-000002",
+        "OPEN: performance incident: performance failed on batch-000001",
+        "RESOLVED: drift incident: data_drift, prediction_drift failed on batch-000002",
+    ]
+    (performance,) = [t for s, t in sender.sent if "performance incident" in s]
+    assert "f1_macro in batch-000001: 0.31 (threshold 0.5)" in performance
+    (still,) = database.incidents(status="open")
+    assert still.key == "checks:performance"
+
+
+def test_a_refused_incident_email_is_retried_and_not_resolved_untold(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    windows.finish(1, drifted({"Absences": 0.9}))
+    for number in (2, 3, 4):
+        windows.finish(number)
+    result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
+    assert "0 incident e-mails sent, 1 to retry" in str(result.skip_message)
+    sender = FakeSender()
+    alerts(instance, cursor, sender, database, tmp_path)
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert [s.split(":")[0] for s in subjects(sender)] == ["OPEN", "RESOLVED"]
 
 
 class FakeGroundTruth:
@@ -414,7 +650,11 @@ class FakeGroundTruth:
 
 
 def retrain(
-    instance: DagsterInstance, cursor: str | None, labels: FakeGroundTruth, cooldown: int = 0
+    instance: DagsterInstance,
+    cursor: str | None,
+    labels: FakeGroundTruth,
+    database: Any,
+    cooldown: int = 0,
 ) -> tuple[Any, str | None]:
     settings = MonitoringSettings(
         retraining_cooldown_seconds=cooldown, min_new_labels_for_retraining=100
@@ -426,36 +666,72 @@ def retrain(
         ground_truth=labels,
         monitoring_settings=settings,
         alert_sender=FakeSender(),
-        metrics_database=FakeDatabase(down=True),  # watching the alert sensor never blocks
+        metrics_database=database,
     )
 
 
-def test_retraining_needs_a_trigger_new_labels_and_the_cooldown_passed(
-    instance: DagsterInstance,
+def test_retraining_needs_an_incident_new_labels_and_the_cooldown_passed(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
 ) -> None:
-    monitoring_run(instance, "batch-000001", {"batch_labels": {"missing": 3}})  # no trigger
-    quiet, _ = retrain(instance, None, FakeGroundTruth(500))
-    assert "no drift or performance failure" in str(quiet.skip_message)
-    monitoring_run(instance, "batch-000002", {"data_drift": DRIFT})
-    starved, kept = retrain(instance, None, FakeGroundTruth(60))
+    windows.finish(1, {"batch_labels": {"missing": 3}})  # an incident, not a trigger
+    _, cursor = alerts(instance, None, FakeSender(), database, tmp_path)
+    quiet, _ = retrain(instance, None, FakeGroundTruth(500), database)
+    assert "no open drift or performance incident" in str(quiet.skip_message)
+    down, kept = retrain(instance, None, FakeGroundTruth(500), FakeDatabase(down=True))
+    assert "retraining waits for it" in str(down.skip_message) and kept is None
+    windows.finish(2, drifted({"Absences": 0.9}))
+    alerts(instance, cursor, FakeSender(), database, tmp_path)
+    starved, kept = retrain(instance, None, FakeGroundTruth(60), database)
     assert starved.skip_message == "60 new labelled rows; 100 needed" and kept is None
-    down, kept = retrain(instance, None, FakeGroundTruth(500, down=True))
+    down, kept = retrain(instance, None, FakeGroundTruth(500, down=True), database)
     assert "retraining waits for it" in str(down.skip_message) and kept is None
     recent = json.dumps({"after": 0, "last_retrain": time.time() - 60, "labels": 0})
-    held, kept = retrain(instance, recent, FakeGroundTruth(500), cooldown=3600)
+    held, kept = retrain(instance, recent, FakeGroundTruth(500), database, cooldown=3600)
     assert held.skip_message == "retraining cooldown" and kept == recent
-    fired, cursor = retrain(instance, None, FakeGroundTruth(500))
+    fired, cursor = retrain(instance, None, FakeGroundTruth(500), database)
     assert isinstance(fired, SensorResult)
     (request,) = fired.run_requests or []
     assert isinstance(request, RunRequest)
-    assert request.tags["studperf/trigger"] == "data_drift@batch-000002"
+    (drift,) = database.incidents(status="open", kind="checks_failed")[1:]
+    assert request.run_key == f"retrain-incident-{drift.id}"
+    assert request.tags["studperf/incident"] == str(drift.id)
+    assert request.tags["studperf/trigger"] == "data_drift,prediction_drift@batch-000002"
     assert request.tags["studperf/new_labels"] == "500"
     assert request.run_config["ops"]["raw_student_data"]["config"] == {
         "include_production_labels": True
     }
     assert json.loads(str(cursor))["labels"] == 500
-    again, _ = retrain(instance, cursor, FakeGroundTruth(900))
-    assert "no drift or performance failure" in str(again.skip_message)  # already acted on
+
+
+def test_retraining_once_per_incident_not_per_window(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    windows.finish(1, drifted({"Absences": 0.9}))
+    _, alert_cursor = alerts(instance, None, FakeSender(), database, tmp_path)
+    fired, cursor = retrain(instance, None, FakeGroundTruth(500), database)
+    (request,) = fired.run_requests
+    for number in (2, 3, 4):  # the same incident goes on, with labels to spare
+        windows.finish(number, drifted({"Absences": 0.9}))
+        _, alert_cursor = alerts(instance, alert_cursor, FakeSender(), database, tmp_path)
+        again, cursor = retrain(instance, cursor, FakeGroundTruth(500 + 500 * number), database)
+        assert "no open drift or performance incident" in str(again.skip_message)
+    # a lost cursor: the run requested for the incident is found by its tag
+    from dagster._core.test_utils import create_run_for_test
+
+    create_run_for_test(instance, job_name="training_job", tags=request.tags)
+    lost, _ = retrain(instance, None, FakeGroundTruth(5000), database)
+    assert "no open drift or performance incident" in str(lost.skip_message)
+    # resolved, then a new incident: a new retraining
+    for number in (5, 6, 7):
+        windows.finish(number)
+    _, alert_cursor = alerts(instance, alert_cursor, FakeSender(), database, tmp_path)
+    windows.finish(8, drifted({"Absences": 0.9}))
+    alerts(instance, alert_cursor, FakeSender(), database, tmp_path)
+    new, _ = retrain(instance, cursor, FakeGroundTruth(5000), database)
+    (second,) = new.run_requests
+    assert second.run_key != request.run_key and second.tags["studperf/trigger"].endswith(
+        "@batch-000008"
+    )
 
 
 def test_each_sensor_targets_its_job() -> None:
@@ -698,9 +974,8 @@ def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
         ses.delete_identity(Identity="alerts@example.org")
         patient = MonitoringSettings(alert_failure_seconds=3600)
         result, cursor = alerts(instance, None, sender, database, tmp_path, patient)
-        assert result.skip_message == (
-            "0 alerts sent, 1 to retry; 0 incident e-mails sent, 1 to retry"
-        )  # not yet a problem
+        assert "0 incident e-mails sent, 2 to retry" in str(result.skip_message)
+        # ...not yet a problem
         assert not database.incidents(kind=ALERTS_UNDELIVERED)
         urgent = MonitoringSettings(alert_failure_seconds=0)
         with build_sensor_context(instance=instance, cursor=cursor) as context:
@@ -719,7 +994,7 @@ def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
         assert incident.title.startswith("alerts not sent: 2 e-mails refused")
         ses.verify_email_identity(EmailAddress="alerts@example.org")  # SES repaired
         result, cursor = alerts(instance, cursor, sender, database, tmp_path, urgent)
-        assert "1 alerts sent, 0 to retry" in str(result.skip_message)
+        assert "3 incident e-mails sent" in str(result.skip_message)  # everything owed
         alerts(instance, cursor, sender, database, tmp_path, urgent)
         assert not database.incidents(status="open", kind=ALERTS_UNDELIVERED)
         subjects = [m["Subject"] for m in _sent_by_moto()]
