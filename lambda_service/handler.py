@@ -1,5 +1,10 @@
 """AWS Lambda entry point: Kinesis batches and HTTP (API Gateway / Function URL) events.
 
+The local consumer (``studperf stream``, ``up``, ``demo``) calls this same ``lambda_handler``
+with the event Lambda delivers, in its own long-lived process (``studperf_assets.local``:
+``poller``, ``lambda_runtime``), so the module-level service below serves it as it serves a
+warm Lambda: the bundle cache and the hot swap are the same.
+
 Configured by its environment (``config``). The model is loaded at cold start, outside
 the handler. If that fails, the error (naming the URI) is raised by every invocation, so
 Lambda retries the batch instead of losing it. Each Kinesis batch is one structured JSON
@@ -23,7 +28,12 @@ class _ColdStart:
     """The service built at import time, or the reason it could not be."""
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
-        self.environ = environ  # None: the process environment, as Lambda sets it
+        self.restart(environ)  # None: the process environment, as Lambda sets it
+
+    def restart(self, environ: dict[str, str] | None) -> None:
+        """The init phase with ``environ``, as a new execution environment would run it: for
+        a process that runs the handler locally on settings of its own (the demo)."""
+        self.environ = environ
         self.service: PredictionService | None = None
         self.error: Exception | None = None
         if (os.environ if environ is None else environ).get(ENV_MODEL_URI):
@@ -31,11 +41,18 @@ class _ColdStart:
 
     def load(self) -> None:
         try:
-            self.service = build_service(self.environ)
-            self.error = None
+            self.ready()
         except Exception as exc:  # noqa: BLE001 - reported by every invocation instead
             logger.error("cold start failed", extra={"error": str(exc)})
             self.error = exc
+
+    def ready(self) -> PredictionService:
+        """The service, built now if it is not yet; raises what stops it (a local consumer
+        waits for an endpoint that is away, and names any other cause in one line)."""
+        if self.service is None:
+            self.service = build_service(self.environ)
+            self.error = None
+        return self.service
 
     def get(self) -> PredictionService:
         if self.service is None:

@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_service.config import ENV_LOG_LEVEL
 from lambda_service.service import BatchOutcome
 
+BATCH_SCORED = "batch scored"  # the line per batch; studperf stream reports it by its fields
 NAMESPACE = "studperf"
 SERVICE = "studperf"  # also the root of the studperf.* loggers, which inherit its format
 METRIC_UNITS = {
@@ -47,7 +48,7 @@ def publish_batch(outcome: BatchOutcome) -> None:
         "ScoringMilliseconds": round(outcome.milliseconds, 2),
     }
     logger.info(
-        "batch scored",
+        BATCH_SCORED,
         # Records = Predictions + ErrorRecords + failed_records (user records to retry)
         extra={"model_version": outcome.model_version, "failed_records": outcome.failed, **values},
     )

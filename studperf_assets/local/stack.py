@@ -1,8 +1,9 @@
 """``studperf up``: the live local platform in the foreground, nothing to configure.
 
 moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daemon (sensors
-running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
-stream, hot-swapping); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives under
+running) on ``STUDPERF_UI_PORT``; the stream consumer (``studperf stream``: each batch of the
+input stream goes to ``lambda_handler`` in its process, whose service hot-swaps); the
+Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives under
 ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
 SIGTERM stops every process it started (see ``serving.supervisor``). One stack per home
 (``serving.home_lock``): a second start is refused while the first lives; a start after a
