@@ -11,6 +11,7 @@ model version.
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,12 +33,15 @@ METRIC_UNITS = {
 }
 
 logger = Logger(service=SERVICE, level=os.environ.get(ENV_LOG_LEVEL, "INFO"))
+# An HTTP invocation publishes no metrics by design: log_metrics' warning about it is noise.
+warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def publish_batch(outcome: BatchOutcome) -> None:
-    """One log line and one EMF record for a scored batch (flushed at once: one
-    invocation, one batch, one model version)."""
+    """One log line and the metrics of a scored batch: ``log_metrics`` on the handler
+    flushes them as one EMF record when the invocation returns (one invocation, one batch,
+    one model version)."""
     values = {
         "Records": outcome.records,
         "AggregatedRecords": outcome.aggregated,
@@ -55,4 +59,3 @@ def publish_batch(outcome: BatchOutcome) -> None:
     metrics.add_dimensions(service=SERVICE, ModelVersion=outcome.model_version)
     for name, value in values.items():
         metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
-    metrics.flush_metrics()

@@ -146,6 +146,8 @@ def test_a_failed_record_is_redelivered_through_lambda_handler(
     assert {p["idempotency_key"] for p in out} == keys
     scored = [r for r in caplog.records if r.name == "studperf" and r.msg == "batch scored"]
     assert [r.__dict__["BatchItemFailures"] for r in scored] == [3, 0]
+    ids = [r.__dict__["function_request_id"] for r in scored]  # set by the handler's decorator
+    assert ids == [c.aws_request_id for c in seen] and len(set(ids)) == 2
 
 
 @pytest.mark.integration
@@ -153,7 +155,8 @@ def test_studperf_stream_logs_the_handlers_lines_with_its_lambda_context(
     moto_server: str, trained_bundle: tuple[Path, Manifest], tmp_path: Path
 ) -> None:
     """Each batch goes through handler.py: its own line per batch (observability) is in the
-    consumer's JSON log."""
+    consumer's JSON log, with the keys Powertools' inject_lambda_context adds: the request
+    id of the stand-in context and the cold start, true for the first invocation only."""
     kinesis = boto3.client("kinesis")
     names = {k: f"ctx-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
     for name in names.values():
@@ -176,6 +179,10 @@ def test_studperf_stream_logs_the_handlers_lines_with_its_lambda_context(
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     scored = [line for line in lines if line["message"] == "batch scored"]
     assert [line["Records"] for line in scored] == [10, 10, 5]
+    assert [line["cold_start"] for line in scored] == [True, False, False]
+    ids = [line["function_request_id"] for line in scored]
+    assert all(i.startswith("local-") for i in ids) and len(set(ids)) == 3
+    assert {line["function_name"] for line in scored} == {"studperf-local"}
     report = [line for line in lines if line["message"].startswith("batch: ")]
     assert [line["records"] for line in report] == [10, 10, 5]
     assert "_aws" not in result.stdout  # the EMF records are not the command's output
