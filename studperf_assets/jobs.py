@@ -23,8 +23,8 @@ MAX_RUNTIME_TAG = "dagster/max_runtime"  # dagster._core.storage.tags.MAX_RUNTIM
 IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 # Longest a run may last before the daemon's run monitoring cancels it (dagster.yaml): far
 # over what either takes (a 200-row window 5-20 s, training 11-50 s, ~2x that under load;
-# README, "Running it"), so only a hung run meets it; a hung run would otherwise hold one
-# of the instance's 2 run slots for ever.
+# docs/benchmarks.md#the-live-loop-make-up), so only a hung run meets it; a hung run would
+# otherwise hold one of the instance's 2 run slots for ever.
 MONITORING_MAX_RUNTIME_SECONDS = 600
 TRAINING_MAX_RUNTIME_SECONDS = 1800
 

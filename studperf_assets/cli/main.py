@@ -143,11 +143,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    """Lambda's Kinesis path in this process: the handler module's init phase (its service
+    built from the environment set here), then ``lambda_handler`` per batch (``poller``)."""
     import signal
 
     import boto3
 
-    from lambda_service.config import build_service
+    from studperf_assets.local.lambda_runtime import init_handler, lambda_logs_here
     from studperf_assets.local.leases import ShardLeases
     from studperf_assets.local.poller import (
         Checkpoints,
@@ -163,23 +165,22 @@ def cmd_stream(args: argparse.Namespace) -> int:
     ):
         if value:
             os.environ[name] = value
-    from studperf_assets.local.stream_report import StreamReport
+    from studperf_assets.local.stream_report import BatchLines, StreamReport
 
     state = deployment().home / "stream"
     report = StreamReport(logging.getLogger("studperf.stream"))
+    lambda_logs_here()  # the handler logs through this command's log handlers
+    handler = init_handler()  # imports lambda_service.handler: its cold start, as in Lambda
+    logging.getLogger("studperf").addHandler(BatchLines(report))  # the handler's batch lines
     try:  # an endpoint that is away when the consumer starts is waited for, as later on
-        service = start_riding_outages(build_service, "loading the model", args.outage_budget)
-
-        def handle(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-            outcome = service.handle_kinesis(event["Records"])
-            report.batch(outcome)
-            return outcome.response()
-
+        service = start_riding_outages(
+            handler.COLD_START.ready, "loading the model", args.outage_budget
+        )
         poller = start_riding_outages(
             lambda: KinesisPoller(
                 boto3.client("kinesis"),
                 args.input_stream,
-                handle,
+                handler.lambda_handler,
                 batch_size=args.batch_size,
                 starting_position=args.starting_position,
                 checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
@@ -501,7 +502,10 @@ def _add_model_commands(sub: Subparsers) -> None:
 
 
 def _add_stream_commands(sub: Subparsers) -> None:
-    stream = sub.add_parser("stream", help="poll a Kinesis stream into the Lambda handler")
+    stream = sub.add_parser(
+        "stream",
+        help="poll a Kinesis stream and call lambda_handler with Lambda's event, in this process",
+    )
     stream.add_argument("--input-stream", required=True)
     stream.add_argument("--predictions-stream", help="default: $PREDICTIONS_STREAM_NAME")
     stream.add_argument("--errors-stream", help="default: $ERRORS_STREAM_NAME")

@@ -8,6 +8,7 @@ evaluate them; every run lands in the Dagster instance that ``studperf ui`` open
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -20,12 +21,10 @@ from typing import Any
 import boto3
 from dagster import DagsterInstance, RunRequest
 
-from lambda_service.model_provider import ModelProvider
-from lambda_service.service import PredictionService
-from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.simulation import Drift
+from studperf_assets.local.lambda_runtime import init_handler, lambda_logs_here
 from studperf_assets.local.moto import ensure_stream, moto_server, sent_emails
 from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
@@ -102,6 +101,13 @@ class Demo:
     def run(self, calm_batches: int, drifted_batches: int) -> DemoSummary:
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
+        undo = lambda_logs_here()  # the handler logs through this process's log handlers
+        try:
+            return self._run(dagster_home, calm_batches, drifted_batches)
+        finally:
+            undo()
+
+    def _run(self, dagster_home: Path, calm_batches: int, drifted_batches: int) -> DemoSummary:
         with (
             moto_server() as self.moto_url,
             DagsterInstance.from_config(str(dagster_home)) as self.instance,
@@ -139,23 +145,30 @@ class Demo:
             if not first.success:
                 raise RuntimeError(f"training failed: {first.failures}")
             self._record(first)
-        provider = ModelProvider(
-            str(self.home / "model_store"), self.home / "cache", refresh_seconds=0
+        # Lambda's init phase in this process, on the demo's settings: the handler module's
+        # service reads the store's production pointer before every batch (refresh 0)
+        handler = init_handler(
+            {
+                **os.environ,  # the moto server's endpoint and credentials
+                "MODEL_BUNDLE_URI": str(self.home / "model_store"),
+                "MODEL_CACHE_DIR": str(self.home / "cache"),
+                "MODEL_REFRESH_SECONDS": "0",
+                "PREDICTIONS_STREAM_NAME": STREAMS["predictions"],
+                "ERRORS_STREAM_NAME": STREAMS["errors"],
+            }
         )
-        service = PredictionService(
-            provider, KinesisSink(self.kinesis), STREAMS["predictions"], STREAMS["errors"]
-        )
+        handler.COLD_START.ready()  # the first bundle serves, or the demo stops here
         self.poller = KinesisPoller(
             self.kinesis,
             STREAMS["input"],
-            lambda event, _context: service.handle_kinesis(event["Records"]).response(),
+            handler.lambda_handler,  # what Lambda calls, with the event Lambda delivers
             batch_size=500,
             checkpoints=Checkpoints(self.home / "stream" / "checkpoints.json"),
             sleep=lambda _s: None,
         )
 
     def stream_traffic(self, calm: int, drifted: int) -> None:
-        with self.step("stream simulated traffic through the Lambda handler (studperf stream)"):
+        with self.step("stream simulated traffic through lambda_handler (as studperf stream)"):
             store = self.resources["object_store"]
             for _ in range(calm):
                 simulate(self.kinesis, STREAMS["input"], store, self.generator, self.batch_size)

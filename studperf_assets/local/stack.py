@@ -1,13 +1,13 @@
 """``studperf up``: the live local platform in the foreground, nothing to configure.
 
 moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daemon (sensors
-running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
-stream, hot-swapping); the archive (``local.firehose``, Firehose's stand-in: the predictions
-and errors streams into the monitoring store's ``archive/``); the Evidently UI on
-``STUDPERF_EVIDENTLY_PORT``. State lives under
-``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
-SIGTERM stops every process it started (see ``serving.supervisor``). One stack per home
-(``serving.home_lock``): a second start is refused while the first lives; a start after a
+running) on ``STUDPERF_UI_PORT``; the stream consumer (``studperf stream``: each batch of the
+input stream goes to ``lambda_handler`` in its process, whose service hot-swaps); the archive
+(``local.firehose``, Firehose's stand-in: the predictions and errors streams into the
+monitoring store's ``archive/``); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives
+under ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT
+or SIGTERM stops every process it started (see ``local.supervisor``). One stack per home
+(``local.home_lock``): a second start is refused while the first lives; a start after a
 crash stops what the crashed stack left running, then starts.
 """
 

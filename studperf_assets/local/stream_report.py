@@ -1,5 +1,9 @@
 """What ``studperf stream`` says while it runs: a line per batch and, every minute, a summary
-(the ``consumer minute`` event record, ``lib.loop_events``)."""
+(the ``consumer minute`` event record, ``lib.loop_events``).
+
+Both are read from the handler's own log line per batch (``observability.publish_batch``,
+``BATCH_SCORED``), by its fields: the consumer calls ``lambda_handler``, which returns only
+Lambda's partial batch response."""
 
 from __future__ import annotations
 
@@ -67,3 +71,30 @@ class StreamReport:
             retried_batches=stats.retried_batches, outage_retries=stats.outage_retries,
         )  # fmt: skip
         self.window, self.since = _Window(), self.clock()
+
+
+class BatchLines(logging.Handler):
+    """On the handler's logger (``studperf``): each of its ``BATCH_SCORED`` records, read by
+    its fields, is a batch of the report."""
+
+    def __init__(self, report: StreamReport) -> None:
+        # imported here: building the handler's logger is the caller's moment (lambda_runtime)
+        from lambda_service.observability import BATCH_SCORED, SERVICE
+
+        super().__init__()
+        self.report, self.logger, self.message = report, SERVICE, BATCH_SCORED
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != self.logger or record.msg != self.message:
+            return
+        fields = record.__dict__
+        self.report.batch(
+            BatchOutcome(
+                records=fields["Records"],
+                predictions=fields["Predictions"],
+                errors=fields["ErrorRecords"],
+                model_version=fields["model_version"],
+                milliseconds=fields["ScoringMilliseconds"],
+                failed=fields["failed_records"],
+            )
+        )
