@@ -498,26 +498,18 @@ def tell_directly(
     sender: AlertSender,
     title: str,
     facts: list[tuple[str, str]],
-    error: MonitoringDatabaseError,
+    links: dict[str, str] | None = None,
     failures: SendFailures | None = None,
     owed_since: float = 0.0,
 ) -> bool:
-    """With the monitoring database down there is no incident to record: the on-call is
-    told at once (an outage must not silence a failure). True if the e-mail went out."""
-    facts = [*facts, ("note", f"not recorded as an incident: {error}")]
-    email = IncidentNotice("opened", title, facts)
+    """An e-mail with no incident behind it (the monitoring database being down, there is
+    none to record): sent at once, the caller keeps it to one. True if it went out."""
+    email = IncidentNotice("opened", title, facts, links or {})
     try:
         sender.send(email.subject, email.text(), email.html())
     except Exception as exc:  # noqa: BLE001 - retried next tick
-        context.log.error(f"failure e-mail not sent, will retry: {exc}")
+        context.log.error(f"e-mail not sent, will retry: {email.subject}: {exc}")
         if failures is not None:
             failures.add(owed_since or clock().timestamp(), exc)
         return False
     return True
-
-
-def describe(failure: RunFailure, job: str, partition: str) -> list[tuple[str, str]]:
-    facts: list[tuple[str, Any]] = [("job", job), ("step", failure.step), ("error", failure.error)]
-    if partition:
-        facts.insert(1, ("window", partition))
-    return [(k, str(v)) for k, v in facts]

@@ -51,29 +51,41 @@ def finished_runs(
         limit=200,
     )
     for record in records:
-        dagster_run = record.dagster_run
-        if dagster_run.job_name not in jobs:
+        if record.dagster_run.job_name in jobs:
+            yield _monitoring_run(context, record)
+
+
+def runs_by_id(context: SensorEvaluationContext, run_ids: list[str]) -> list[MonitoringRun]:
+    """The finished runs among ``run_ids`` (runs deleted since are left out), oldest first."""
+    if not run_ids:
+        return []
+    records = context.instance.get_run_records(filters=RunsFilter(run_ids=run_ids))
+    runs = [_monitoring_run(context, r) for r in records if r.dagster_run.is_finished]
+    return sorted(runs, key=lambda run: run.updated)
+
+
+def _monitoring_run(context: SensorEvaluationContext, record: Any) -> MonitoringRun:
+    dagster_run = record.dagster_run
+    failed = dagster_run.status in NOT_SUCCEEDED  # not monitored, whatever ended it
+    run = MonitoringRun(
+        updated=record.update_timestamp.timestamp(),
+        partition=dagster_run.tags.get(PARTITION_TAG, ""),
+        run_id=dagster_run.run_id,
+        failed={},
+        job=dagster_run.job_name,
+        failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
+    )
+    for entry in context.instance.all_logs(
+        run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ):
+        evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        if not isinstance(evaluation, AssetCheckEvaluation):
             continue
-        failed = dagster_run.status in NOT_SUCCEEDED  # not monitored, whatever ended it
-        run = MonitoringRun(
-            updated=record.update_timestamp.timestamp(),
-            partition=dagster_run.tags.get(PARTITION_TAG, ""),
-            run_id=dagster_run.run_id,
-            failed={},
-            job=dagster_run.job_name,
-            failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
-        )
-        for entry in context.instance.all_logs(
-            run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-        ):
-            evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
-            if not isinstance(evaluation, AssetCheckEvaluation):
-                continue
-            if evaluation.check_name not in MONITORING_CHECKS:
-                continue
-            metadata = {k: v.value for k, v in evaluation.metadata.items()}
-            if not evaluation.passed:
-                run.failed[evaluation.check_name] = metadata
-            elif metadata.get("judged") is not False:  # not judged is not a pass
-                run.passed.add(evaluation.check_name)
-        yield run
+        if evaluation.check_name not in MONITORING_CHECKS:
+            continue
+        metadata = {k: v.value for k, v in evaluation.metadata.items()}
+        if not evaluation.passed:
+            run.failed[evaluation.check_name] = metadata
+        elif metadata.get("judged") is not False:  # not judged is not a pass
+            run.passed.add(evaluation.check_name)
+    return run

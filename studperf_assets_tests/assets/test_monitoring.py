@@ -589,8 +589,11 @@ def test_a_database_outage_does_not_hide_drift(
         "monitoring_alert_sensor",
         cursor=str(started),
     )
-    subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
-    assert any(s.startswith("[studperf] batch-000004:") and "data_drift" in s for s in subjects)
+    sent = sent_emails(stack["moto"])[before:]
+    (outage,) = [e for e in sent if e["subject"] == "[studperf] OPEN: monitoring database down"]
+    body = json.dumps(outage)  # text and HTML bodies
+    assert "batch-000004: monitoring_job failed at batch_metrics" in body
+    assert "checks failed: " in body and "data_drift" in body
 
 
 @pytest.mark.integration

@@ -391,16 +391,19 @@ def test_an_outage_does_not_silence_failed_checks(
     instance: DagsterInstance, tmp_path: Path
 ) -> None:
     """With the monitoring database down there is no incident: the window's failed checks
-    are e-mailed at once, once (the cursor keeps it), and a refused send is retried."""
+    are in the one "monitoring database down" e-mail, sent once (the cursor keeps it), and
+    a refused send is retried."""
     monitoring_run(instance, "batch-000001", {"data_drift": DRIFT})
     database = FakeDatabase(down=True)
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert "0 alerts sent without the database, 1 to retry" in str(result.skip_message)
-    assert float(str(cursor)) == 0  # held before the run whose alert failed
+    assert "1 runs wait for the monitoring database; its outage e-mail to retry" in str(
+        result.skip_message
+    )
     sender = FakeSender()
     _, cursor = alerts(instance, cursor, sender, database, tmp_path)
-    ((subject, _),) = sender.sent
-    assert subject.startswith("[studperf] batch-000001: 1 check(s) failed (data_drift)")
+    ((subject, text),) = sender.sent
+    assert subject == "[studperf] OPEN: monitoring database down"
+    assert "batch-000001: checks failed: data_drift" in text
     alerts(instance, cursor, sender, database, tmp_path)
     assert len(sender.sent) == 1
 
@@ -746,11 +749,13 @@ def test_each_sensor_targets_its_job() -> None:
 # --- failed runs and failing sensors: incidents ---------------------------------------------
 
 
-def failing_run(instance: DagsterInstance, job: str, partition: str, error: str) -> str:
-    """A finished run of ``job`` whose step ``drift_report`` raised ``error``."""
+def failing_run(
+    instance: DagsterInstance, job: str, partition: str, error: str, step: str = "drift_report"
+) -> str:
+    """A finished run of ``job`` whose step ``step`` raised ``error``."""
     from dagster import Failure
 
-    @asset(name="drift_report")
+    @asset(name=step)
     def report() -> int:
         raise Failure(error)
 
@@ -830,8 +835,184 @@ def test_with_the_database_down_a_failed_run_is_told_at_once(
     sender = FakeSender()
     alerts(instance, None, sender, gone, tmp_path)
     ((subject, text),) = sender.sent
-    assert "monitoring_job failed at drift_report" in subject
-    assert "window: batch-000007" in text and "not recorded as an incident" in text
+    assert subject == "[studperf] OPEN: monitoring database down"
+    assert "batch-000007: monitoring_job failed at drift_report: archive unreadable" in text
+    assert "127.0.0.1:9/none unreachable" in text
+
+
+class Outage:
+    """A real monitoring database that can be cut: while ``down`` every call raises what an
+    unreachable database raises."""
+
+    def __init__(self, database: Any) -> None:
+        self.database, self.down = database, False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.database, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise MonitoringDatabaseError("monitoring database sqlite:///cut unreachable: gone")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+DOWN = "monitoring database sqlite:///cut unreachable: gone"
+
+
+def test_an_outage_is_one_email_and_its_windows_are_recorded_when_back(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """Field fault (live, PostgreSQL behind a cut proxy): every window that failed at
+    batch_metrics during the outage sent its own identical "OPEN: monitoring_job failed at
+    batch_metrics" e-mail, never resolved, and once the database was back those windows
+    were in neither monitoring_status nor batch_metrics, and no incident was recorded: the
+    cursor had moved past them. Now an outage is one e-mail, the runs wait in the cursor,
+    and they are recorded (and de-duplicated, and resolved) once the database is back."""
+    cut = Outage(database)
+    cut.down = True
+    failing_run(instance, "monitoring_job", "batch-000001", DOWN, step="batch_metrics")
+    failing_run(instance, "monitoring_job", "batch-000002", DOWN, step="batch_metrics")
+    monitoring_run(instance, "batch-000003", {"data_drift": DRIFT})
+    sender = FakeSender()
+    result, cursor = alerts(instance, None, sender, cut, tmp_path)
+    ((subject, text),) = sender.sent
+    assert subject == "[studperf] OPEN: monitoring database down"
+    for line in (
+        "batch-000001: monitoring_job failed at batch_metrics",
+        "batch-000002: monitoring_job failed at batch_metrics",
+        "batch-000003: checks failed: data_drift",
+    ):
+        assert line in text
+    assert "3 runs wait for the monitoring database" in str(result.skip_message)
+    failing_run(instance, "monitoring_job", "batch-000004", DOWN, step="batch_metrics")
+    _, cursor = alerts(instance, cursor, sender, cut, tmp_path)
+    _, cursor = alerts(instance, cursor, sender, cut, tmp_path)
+    assert len(sender.sent) == 1  # one e-mail per outage
+    assert len(json.loads(str(cursor))["pending"]) == 4
+    cut.down = False
+    result, cursor = alerts(instance, cursor, sender, cut, tmp_path)
+    statuses = database.statuses()
+    for number in (1, 2, 4):
+        row = statuses[f"batch-00000{number}"]
+        assert (row["status"], row["step"]) == ("failed", "batch_metrics")
+    assert sorted(subjects(sender)[1:]) == [
+        "OPEN: drift incident: data_drift failed on batch-000003",
+        f"OPEN: monitoring_job failed at batch_metrics (batch-000001): {DOWN}",
+    ]  # the four windows: two incidents, each told once
+    assert not json.loads(str(cursor))["pending"]
+    alerts(instance, cursor, sender, cut, tmp_path)
+    assert len(sender.sent) == 3
+    for number in (1, 2, 4):  # re-run (late_labels_sensor) and monitored now
+        database.record_status(f"batch-00000{number}", "monitored", "rerun")
+    alerts(instance, cursor, sender, cut, tmp_path)
+    assert subjects(sender)[3:] == [
+        f"RESOLVED: monitoring_job failed at batch_metrics (batch-000001): {DOWN}"
+    ]
+    # a new outage is a new e-mail
+    cut.down = True
+    failing_run(instance, "monitoring_job", "batch-000005", DOWN, step="batch_metrics")
+    alerts(instance, cursor, sender, cut, tmp_path)
+    assert subjects(sender)[4:] == ["OPEN: monitoring database down"]
+
+
+@pytest.mark.integration
+def test_a_postgresql_outage_is_one_email_and_caught_up_when_back(
+    instance: DagsterInstance, tmp_path: Path, pg_databases: Any
+) -> None:
+    """The same on PostgreSQL, behind a proxy that is cut and restored (the live repro)."""
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+    from studperf_assets_tests.tcp_proxy import TcpProxy
+
+    url = pg_databases().replace("postgresql://", "postgresql+psycopg2://")
+    proxy = TcpProxy(int(url.rsplit(":", 1)[1].split("/")[0]))
+    through = url.replace(url.rsplit("@", 1)[1].split("/")[0], f"127.0.0.1:{proxy.port}")
+    database = MetricsDatabase(url=through)
+    database.migrate()
+    sender = FakeSender()
+    _, cursor = alerts(instance, None, sender, database, tmp_path)  # the pool is warm
+    proxy.down()
+    try:
+        for number in (1, 2):
+            failing_run(instance, "monitoring_job", f"batch-00000{number}", DOWN, "batch_metrics")
+            _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    finally:
+        proxy.up()
+    assert subjects(sender) == ["OPEN: monitoring database down"]
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    statuses = database.statuses()
+    assert {p: (r["status"], r["step"]) for p, r in statuses.items()} == {
+        "batch-000001": ("failed", "batch_metrics"),
+        "batch-000002": ("failed", "batch_metrics"),
+    }
+    assert subjects(sender)[1:] == [
+        f"OPEN: monitoring_job failed at batch_metrics (batch-000001): {DOWN}"
+    ]
+    (incident,) = database.incidents(status="open")
+    assert incident.occurrences == 2
+
+
+def test_the_runs_waiting_for_the_database_are_bounded(
+    instance: DagsterInstance, tmp_path: Path, database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    module = sys.modules["studperf_assets.sensors.monitoring_alert_sensor"]
+    monkeypatch.setattr(module, "MAX_PENDING_RUNS", 2)
+    ids = [
+        failing_run(instance, "monitoring_job", f"batch-00000{n}", DOWN, step="batch_metrics")
+        for n in (1, 2, 3)
+    ]
+    cut = Outage(database)
+    cut.down = True
+    _, cursor = alerts(instance, None, FakeSender(), cut, tmp_path)
+    assert json.loads(str(cursor))["pending"] == ids[1:]  # the newest kept
+
+
+def test_a_window_whose_metrics_write_failed_is_rerun_when_the_database_is_back(
+    instance: DagsterInstance, database: Any
+) -> None:
+    """Field fault: a window whose batch_metrics write failed in an outage was never
+    monitored again. Once the database is back (its status says so), late_labels_sensor
+    re-runs it, a bounded number of times, one request per failed run."""
+    from studperf_assets.sensors.late_labels_sensor import MAX_METRICS_RETRIES, RETRY_TAG
+
+    class NoLabels:
+        def unseen_files(self, now: datetime) -> list[str]:
+            return []
+
+    def tick(cursor: str | None = None) -> Any:
+        return evaluate(
+            late_labels_sensor,
+            instance,
+            cursor,
+            ground_truth=NoLabels(),
+            metrics_database=database,
+        )[0]
+
+    first = failing_run(instance, "monitoring_job", "batch-000001", DOWN, step="batch_metrics")
+    database.record_status("batch-000001", "failed", first, "batch_metrics", DOWN)
+    other = failing_run(instance, "monitoring_job", "batch-000002", "archive unreadable")
+    database.record_status("batch-000002", "failed", other, "drift_report", "archive unreadable")
+    database.record_status("batch-000003", "monitored", "run-3")
+    result = tick()
+    assert [(r.partition_key, r.run_key, r.tags) for r in result.run_requests] == [
+        ("batch-000001", "batch-000001@metrics-retry-1", {RETRY_TAG: "1"})
+    ]  # not the window that failed elsewhere, nor the monitored one
+    assert [r.run_key for r in tick().run_requests] == ["batch-000001@metrics-retry-1"]
+    for attempt in range(1, MAX_METRICS_RETRIES + 1):  # each retry fails in its turn
+        run_id = failing_run(instance, "monitoring_job", "batch-000001", DOWN, step="batch_metrics")
+        instance.add_run_tags(run_id, {RETRY_TAG: str(attempt)})
+        if attempt < MAX_METRICS_RETRIES:
+            assert tick().run_requests == []  # the retry not recorded yet: it is newer
+        database.record_status("batch-000001", "failed", run_id, "batch_metrics", DOWN)
+        requested = [r.run_key for r in tick().run_requests]
+        if attempt < MAX_METRICS_RETRIES:
+            assert requested == [f"batch-000001@metrics-retry-{attempt + 1}"]
+    assert requested == []  # bounded: the incident stays open for the on-call
 
 
 def test_a_sensor_that_keeps_failing_is_an_incident_until_it_ticks_again(
