@@ -36,3 +36,42 @@ def test_the_embedded_instance_runs_the_monitoring_daemon(tmp_path: Path) -> Non
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_runtime_seconds > 0
         assert instance.run_monitoring_cancel_timeout_seconds > 0
+
+
+FIRST_OPEN = """
+import sys, time
+from pathlib import Path
+from studperf_assets.cli.main import prepare_dagster_home
+home = prepare_dagster_home(Path(sys.argv[1]))
+from dagster import DagsterInstance
+while time.time() < float(sys.argv[2]):  # all start together
+    time.sleep(0.001)
+with DagsterInstance.get() as instance:
+    instance.get_runs(limit=1)
+"""
+
+
+def test_studperf_commands_at_once_on_a_fresh_home_create_one_instance(tmp_path: Path) -> None:
+    """Field fault: two `studperf train` at once on a fresh home crashed in
+    DagsterInstance.get() with `sqlite3.IntegrityError: UNIQUE constraint failed:
+    alembic_version.version_num` (both created Dagster's storage). The first creation of
+    the local instance is serialised under a file lock beside it."""
+    import subprocess
+    import sys
+    import time
+
+    for attempt in range(2):
+        home = tmp_path / f"dagster-{attempt}"
+        start = time.time() + 8  # after every process has imported dagster
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", FIRST_OPEN, str(home), str(start)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        outputs = [p.communicate(timeout=120)[0] for p in processes]
+        failed = [o for p, o in zip(processes, outputs, strict=True) if p.returncode]
+        assert not failed, failed[0][-2000:]
