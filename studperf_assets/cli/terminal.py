@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from studperf_assets.deployment import DeploymentError
+from studperf_assets.lib.progress import progress_enabled
 
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -79,11 +80,6 @@ def configure(fmt: str | None = None, level: str | None = None) -> str:
     root.setLevel(logging.WARNING)
     logging.getLogger("studperf").setLevel(level)
     return chosen
-
-
-def progress_enabled() -> bool:
-    """Progress bars on a terminal only (not in logs, CI or JSON mode)."""
-    return sys.stderr.isatty() and os.environ.get("STUDPERF_LOG_FORMAT", "human") != "json"
 
 
 class Progress:

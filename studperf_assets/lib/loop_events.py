@@ -11,7 +11,6 @@ event              emitted by                             fields
 monitored          asset ``drift_report``                 window, drift_share,
                                                           drifted_features, prediction_drift,
                                                           f1_macro (null: no labels yet)
-alert sent         ``monitoring_alert_sensor``            window, checks
 not monitored      ``monitoring_alert_sensor``            window ("" if none), job, step,
                                                           error
 alert not sent     ``monitoring_alert_sensor`` (SES has   owed, oldest_seconds, error
@@ -43,7 +42,6 @@ from lambda_service.event_record import (
 )
 
 MONITORED = "monitored"
-ALERT_SENT = "alert sent"
 NOT_MONITORED = "not monitored"
 ALERT_NOT_SENT = "alert not sent"
 INCIDENT = "incident"
@@ -53,7 +51,6 @@ CONSUMER_MINUTE = "consumer minute"
 
 FIELDS: dict[str, tuple[str, ...]] = {
     MONITORED: ("window", "drift_share", "drifted_features", "prediction_drift", "f1_macro"),
-    ALERT_SENT: ("window", "checks"),
     NOT_MONITORED: ("window", "job", "step", "error"),
     ALERT_NOT_SENT: ("owed", "oldest_seconds", "error"),
     INCIDENT: ("notice", "kind", "title"),

@@ -22,7 +22,6 @@ from typing import Any
 
 from studperf_assets.lib.loop_events import (
     ALERT_NOT_SENT,
-    ALERT_SENT,
     CONSUMER_MINUTE,
     CONSUMER_SWAPPED,
     INCIDENT,
@@ -67,7 +66,6 @@ def _consumer_minute(f: Mapping[str, Any]) -> str | None:
 # What the terminal says for each event, from its fields (None: nothing to say).
 SAY: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     MONITORED: _monitored,
-    ALERT_SENT: lambda f: f"alert sent: {f['window']}: {', '.join(f['checks'])}",
     NOT_MONITORED: _not_monitored,
     ALERT_NOT_SENT: lambda f: (
         f"alert not sent: {f['owed']} e-mail{'s' if f['owed'] != 1 else ''} owed, "
