@@ -44,10 +44,12 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     source = args.data or deployment().data_source
-    problem = _unreadable_training_file(source)
+    problem, notes = _unreadable_training_file(source)
     if problem:
         print(f"studperf train: {problem}", file=sys.stderr)
         return 2
+    for note in notes:  # what the reader ignored (invisible characters around a name)
+        print(f"studperf train: {note}")
     print("studperf train: loading the Dagster definitions…", flush=True)
     prepare_dagster_home()
     from studperf_assets.definitions import make_definitions
@@ -64,19 +66,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unreadable_training_file(source: str) -> str | None:
+def _unreadable_training_file(source: str) -> tuple[str | None, list[str]]:
     """Why a local training file cannot be read (encoding, delimiter, header: what
-    ``predict`` checks too), said before Dagster starts; its rows are the asset's to check."""
+    ``predict`` checks too), said before Dagster starts, and the reader's notes (what it
+    ignored, as ``predict`` says them too); its rows are the asset's to check."""
     from studperf_assets.lib.csv_input import CsvFileError, read_table
     from studperf_assets.lib.data import RAW_COLUMNS
 
     if not source or source.startswith("s3://"):
-        return None
+        return None, []
     try:
-        read_table(Path(source).read_bytes(), source, RAW_COLUMNS)
+        return None, read_table(Path(source).read_bytes(), source, RAW_COLUMNS).notes
     except (CsvFileError, OSError) as exc:
-        return str(exc)
-    return None
+        return str(exc), []
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -94,6 +96,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     for row, reason in report.errors:
         print(f"row {row}: {reason}", file=sys.stderr)
+    for note in report.notes:  # invisible characters ignored, no StudentID column
+        print(note)
     for name in report.cleaned:
         print(f"removed {name}, left half-written by an earlier run that was killed")
     if report.neutralised:

@@ -28,6 +28,7 @@ class ScoringReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (row number, reason)
     neutralised: int = 0  # copied cells a spreadsheet would have run as formulas
     cleaned: list[str] = field(default_factory=list)  # stale partial outputs removed
+    notes: list[str] = field(default_factory=list)  # one line each: what the reader ignored
 
 
 def neutralised(cell: str) -> str:
@@ -56,7 +57,11 @@ def score_table(
     writer.writerow(output_columns(predictor))
     features = [(f.name, table.positions[f.name]) for f in predictor.features]
     id_at = table.positions.get(ID)
-    report = ScoringReport()
+    report = ScoringReport(notes=list(table.notes))
+    if id_at is None:  # optional, and said: the output's column stays empty
+        report.notes.append(
+            f"{table.source}: no {ID} column: the output's {ID} column is left empty"
+        )
     while chunk := list(islice(table.rows, chunk_size)):
         errors: list[tuple[int, str]] = []
         lined_up: list[tuple[int, list[str]]] = []

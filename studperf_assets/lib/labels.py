@@ -48,17 +48,31 @@ class ObjectTooLarge(ValueError):
     """An object over the size its reader accepts; the message names it and both sizes."""
 
 
+class ObjectChanged(RuntimeError):
+    """An object that changed while it was read (a copy still being written): it is read
+    again, as a new version, once it has settled."""
+
+
 class FrameStore(Protocol):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]: ...
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
 
 
+class LabelStore(FrameStore, Protocol):
+    """A store that tells a file's version (S3's ETag; size and mtime_ns in a folder), so
+    that a file rewritten under the same key is read again and an unchanged one never."""
+
+    def list_versions(self, prefix: str) -> dict[str, str]: ...
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]: ...
+
+
 class LabelFileError(ValueError):
     """A label file that cannot be used; the message names the file and the problem."""
 
-    def __init__(self, key: str, problem: str) -> None:
+    def __init__(self, key: str, problem: str, version: str | None = None) -> None:
         self.key, self.problem = key, problem
+        self.version = version  # of the bytes judged, when they were read
         super().__init__(f"label file {key}: {problem}")
 
 
@@ -96,21 +110,22 @@ def write_labels(store: FrameStore, rows: pd.DataFrame, available_at: datetime) 
     return key
 
 
-def arrived_keys(store: FrameStore, now: datetime | None = None) -> list[str]:
-    """Every file under ``labels/`` that has arrived by ``now`` (sorted): files of any name,
-    not only well-named Parquet files (the others are rejected, by name, where they are
-    ingested); only a name in the near future postpones a file (``SCHEDULE_HORIZON``).
-    Temporary files (a name starting with ".") and folder markers are not files."""
+def arrived_files(store: LabelStore, now: datetime | None = None) -> dict[str, str]:
+    """Every file under ``labels/`` that has arrived by ``now``, key -> version (sorted by
+    key): files of any name, not only well-named Parquet files (the others are rejected, by
+    name, where they are ingested); only a name in the near future postpones a file
+    (``SCHEDULE_HORIZON``). Temporary files (a name starting with ".") and folder markers
+    are not files."""
     now = now or datetime.now(UTC)
     due = watermark_key(now + timedelta(microseconds=1))
     horizon = watermark_key(now + SCHEDULE_HORIZON)
-    return [
-        key
-        for key in store.list_keys(LABELS_PREFIX)
+    return {
+        key: version
+        for key, version in sorted(store.list_versions(LABELS_PREFIX).items())
         if not key.endswith("/")
         and not key.rsplit("/", 1)[-1].startswith(".")
         and not (due <= key < horizon and _well_named(key))
-    ]
+    }
 
 
 def _well_named(key: str) -> bool:
@@ -122,14 +137,23 @@ def _well_named(key: str) -> bool:
 
 
 def read_label_file(
-    store: FrameStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
+    store: LabelStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
 ) -> pd.DataFrame:
-    """A label file, validated: every problem is a LabelFileError naming the file. One over
-    ``max_bytes`` is refused before it is read, so no file can stall a monitoring run."""
+    """A label file, validated (``read_label_version``)."""
+    return read_label_version(store, key, max_bytes)[0]
+
+
+def read_label_version(
+    store: LabelStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
+) -> tuple[pd.DataFrame, str]:
+    """A label file, validated, and the version of the bytes read: every problem is a
+    LabelFileError naming the file (and the version judged, once its bytes were read). One
+    over ``max_bytes`` is refused before it is read, so no file can stall a monitoring run;
+    one that changes while it is read is an ObjectChanged (read it again later)."""
     if not key.endswith(".parquet"):
         raise LabelFileError(key, "not a .parquet file (label files are Parquet)")
     try:
-        raw = store.get_bytes(key, max_bytes=max_bytes)
+        raw, version = store.get_versioned(key, max_bytes=max_bytes)
     except ObjectTooLarge as exc:
         raise LabelFileError(key, str(exc).rsplit(": ", 1)[-1]) from exc
     except (PermissionError, IsADirectoryError) as exc:  # the file's fault, not the store's
@@ -137,13 +161,15 @@ def read_label_file(
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:
-        raise LabelFileError(key, f"not a readable Parquet file ({type(exc).__name__})") from exc
+        raise LabelFileError(
+            key, f"not a readable Parquet file ({type(exc).__name__})", version
+        ) from exc
     try:
-        return validated_labels(key, frame)
-    except LabelFileError:
-        raise
+        return validated_labels(key, frame), version
+    except LabelFileError as exc:
+        raise LabelFileError(key, exc.problem, version) from exc
     except Exception as exc:  # a value no check foresaw: the file's problem
-        raise LabelFileError(key, f"unreadable values ({_first_line(exc)})") from exc
+        raise LabelFileError(key, f"unreadable values ({_first_line(exc)})", version) from exc
 
 
 def validated_labels(key: str, frame: pd.DataFrame) -> pd.DataFrame:

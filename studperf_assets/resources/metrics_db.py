@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
 from studperf_assets.resources.incident_records import IncidentRecords
 from studperf_assets.resources.monitoring_schema import (
+    ANY_VERSION,
     BATCH_METRICS,
     LABEL_FILES,
     LABEL_JOINS,
@@ -34,6 +35,7 @@ from studperf_assets.resources.monitoring_schema import (
     current_revision,
     ensure_schema,
     stored_key,
+    stored_version,
 )
 
 IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
@@ -200,29 +202,37 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                     found[row["partition"]] = {**row, "joined_at": _aware(row["joined_at"])}
         return found
 
-    def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
-        """key -> (status, handled at) for the label files among ``keys`` already ingested
-        or rejected (looked up by ``stored_key``: an over-long name is found too)."""
-        stored = {stored_key(k): k for k in keys}
+    def label_file_states(self, files: Mapping[str, str]) -> dict[str, tuple[str, datetime]]:
+        """key -> (status, handled at) for the label files among ``files`` (key -> version)
+        already ingested or rejected at that version, or before file versions were kept
+        (``ANY_VERSION``): looked up by ``stored_key``, so an over-long name is found too."""
+        wanted = {stored_key(k): (k, stored_version(v)) for k, v in files.items()}
         found: dict[str, tuple[str, datetime]] = {}
         with self.connect() as db:
-            for chunk in _chunks(sorted(stored)):
+            for chunk in _chunks(sorted(wanted)):
                 query = sa.select(
-                    LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at
+                    LABEL_FILES.c.key,
+                    LABEL_FILES.c.version,
+                    LABEL_FILES.c.status,
+                    LABEL_FILES.c.ingested_at,
                 ).where(LABEL_FILES.c.key.in_(chunk))
-                found.update({stored[k]: (s, _aware(at)) for k, s, at in db.execute(query).all()})
+                for stored, version, status, at in db.execute(query).all():
+                    key, wanted_version = wanted[stored]
+                    if version in (wanted_version, ANY_VERSION):
+                        found[key] = (status, _aware(at))
         return found
 
-    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
-        """(stored key, status, handled at) of label files handled at or after ``after``,
-        oldest first: what a sensor has not looked at yet."""
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, str, datetime]]:
+        """(stored key, version, status, handled at) of label files handled at or after
+        ``after``, oldest first: what a sensor has not looked at yet."""
+        ledger = LABEL_FILES.c
         query = (
-            sa.select(LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at)
-            .where(LABEL_FILES.c.ingested_at >= after)
-            .order_by(LABEL_FILES.c.ingested_at, LABEL_FILES.c.key)
+            sa.select(ledger.key, ledger.version, ledger.status, ledger.ingested_at)
+            .where(ledger.ingested_at >= after)
+            .order_by(ledger.ingested_at, ledger.key, ledger.version)
         )
         with self.connect() as db:
-            return [(k, s, _aware(at)) for k, s, at in db.execute(query).all()]
+            return [(k, v, s, _aware(at)) for k, v, s, at in db.execute(query).all()]
 
     def request_ids_labelled_by(self, key: str) -> set[str]:
         """The predictions an ingested label file gave their first label (by stored key)."""
@@ -230,16 +240,20 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
         with self.connect() as db:
             return set(db.execute(query).scalars())
 
-    def ingest_labels(self, key: str, frame: pd.DataFrame) -> IngestedFile | None:
-        """Add a validated label file's labels, once: None if it was handled before.
+    def ingest_labels(
+        self, key: str, frame: pd.DataFrame, version: str = ANY_VERSION
+    ) -> IngestedFile | None:
+        """Add a validated label file's labels, once per file version (``ANY_VERSION``: for
+        every version): None if it was handled before.
 
-        Duplicates (the same grade again) are counted; a different grade for a labelled
-        prediction marks that prediction's label as a conflict, reported, not resolved."""
+        Labels are keyed by request_id, so a file read again (rewritten under its key) adds
+        only what is new: the same grade again is counted as a duplicate, a different grade
+        for a labelled prediction marks that label as a conflict, reported, not resolved."""
         for attempt in range(3):
             try:
-                return self._ingest(key, frame)
+                return self._ingest(key, frame, version)
             except sa.exc.IntegrityError:
-                if self.label_file_states([key]):
+                if self.label_file_states({key: version}):
                     return None  # another run ingested this file meanwhile
                 if attempt == 2:
                     raise
@@ -255,15 +269,15 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                 ) from exc
         return None
 
-    def _ingest(self, key: str, frame: pd.DataFrame) -> IngestedFile:
+    def _ingest(self, key: str, frame: pd.DataFrame, version: str) -> IngestedFile:
         now = datetime.now(UTC)
-        stored = stored_key(key)
+        stored, stored_as = stored_key(key), stored_version(version)
         with self.connect() as db:
             # The file's row goes first: a concurrent ingester of the same file fails here.
             db.execute(
                 sa.insert(LABEL_FILES).values(
-                    key=stored, arrival=_arrival(key), status="ingested", rows=len(frame),
-                    new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
+                    key=stored, version=stored_as, arrival=_arrival(key), status="ingested",
+                    rows=len(frame), new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
                 )
             )  # fmt: skip
             known: dict[str, int] = {}
@@ -300,7 +314,7 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                 )
             db.execute(
                 sa.update(LABEL_FILES)
-                .where(LABEL_FILES.c.key == stored)
+                .where((LABEL_FILES.c.key == stored) & (LABEL_FILES.c.version == stored_as))
                 .values(
                     new_labels=len(new),
                     duplicates=resolution.duplicates,
@@ -309,13 +323,15 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             )
         return IngestedFile(key, len(frame), len(new), resolution.duplicates, conflicts)
 
-    def reject_label_file(self, key: str, problem: str) -> bool:
-        """Record a label file that cannot be used, once; False if it was handled before."""
+    def reject_label_file(self, key: str, problem: str, version: str = ANY_VERSION) -> bool:
+        """Record a label file version that cannot be used, once; False if it was handled
+        before. The file is read again once it changes (a copy caught half-written)."""
         try:
             with self.connect() as db:
                 db.execute(
                     sa.insert(LABEL_FILES).values(
-                        key=stored_key(key), arrival=_arrival(key), status="rejected", rows=0,
+                        key=stored_key(key), version=stored_version(version),
+                        arrival=_arrival(key), status="rejected", rows=0,
                         new_labels=0, duplicates=0, conflicts=0, problem=problem,
                         ingested_at=datetime.now(UTC),
                     )

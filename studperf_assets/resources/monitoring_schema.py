@@ -73,10 +73,20 @@ LABELS = sa.Table(
     sa.Column("label_file", sa.String(LABEL_KEY_LENGTH), nullable=False),
     sa.Column("raw_row", sa.Text, nullable=False),  # the raw columns, for retraining
 )
+LABEL_VERSION_LENGTH = 100
+ANY_VERSION = "*"  # a row from before file versions (migration 0003): handled, any version
+# The ledger of label files handled: one row per file version (S3's ETag; size and mtime_ns
+# in a folder), so a file rewritten under the same key is read again, an unchanged one never.
 LABEL_FILES = sa.Table(
     "label_files",
     METADATA,
-    sa.Column("key", sa.String(LABEL_KEY_LENGTH), primary_key=True),  # see stored_key
+    sa.Column("key", sa.String(LABEL_KEY_LENGTH), nullable=False),  # see stored_key
+    sa.Column(
+        "version",
+        sa.String(LABEL_VERSION_LENGTH),
+        nullable=False,
+        server_default=sa.text(f"'{ANY_VERSION}'"),
+    ),  # see stored_version
     sa.Column("arrival", sa.DateTime(timezone=True)),  # from the key; None if misnamed
     sa.Column("status", sa.String(20), nullable=False),  # ingested | rejected
     sa.Column("rows", sa.Integer, nullable=False),
@@ -85,6 +95,7 @@ LABEL_FILES = sa.Table(
     sa.Column("conflicts", sa.Integer, nullable=False),
     sa.Column("problem", sa.Text),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("key", "version", name="label_files_pkey"),
 )
 # When a batch last joined its labels: a label file ingested after that is news to it.
 LABEL_JOINS = sa.Table(
@@ -196,6 +207,14 @@ def stored_key(key: str, limit: int = LABEL_KEY_LENGTH) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{shown[: limit - len(digest) - 3]}...{digest}"
+
+
+def stored_version(version: str, limit: int = LABEL_VERSION_LENGTH) -> str:
+    """A label file's version as the ledger keeps it: itself when printable and short (an
+    ETag, size and mtime_ns), else its sha256 (the same on every run)."""
+    if printable_key(version) == version and 0 < len(version) <= limit:
+        return version
+    return hashlib.sha256(version.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _alembic_config(connection: sa.Connection) -> object:

@@ -16,7 +16,7 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from studperf_assets.lib.labels import ObjectTooLarge
+from studperf_assets.lib.labels import ObjectChanged, ObjectTooLarge
 
 
 def _check_size(uri: str, size: int, max_bytes: int) -> None:
@@ -36,6 +36,15 @@ class ObjectRefused(ObjectTooLarge):
     """An object the store will not read: not a regular file (a FIFO, a device, a folder)
     or outside the store's root. Refused like an oversize object, before it is opened: a
     reader treats it as an unusable file, named, and is never blocked by it."""
+
+
+def _file_version(stat: os.stat_result) -> str:
+    """A file's version in a folder store: its size and mtime_ns (a rewrite changes them)."""
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _etag(etag: Any) -> str:
+    return str(etag or "").strip('"') or "no-etag"
 
 
 class ObjectStore(ConfigurableResource):
@@ -59,6 +68,16 @@ class ObjectStore(ConfigurableResource):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
         """Keys under a prefix (sorted), only those after ``start_after`` if given: a
         store keyed by time lists only what is new."""
+        raise NotImplementedError
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Keys under a prefix -> their version: S3's ETag, or size and mtime_ns in a folder.
+        A file rewritten under the same key has a new version."""
+        raise NotImplementedError
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        """An object's bytes and the version they are (``list_versions``'s); ObjectChanged
+        if it changed while it was read, ObjectTooLarge as ``get_bytes``."""
         raise NotImplementedError
 
     def uri(self, key: str) -> str:
@@ -154,6 +173,26 @@ class LocalObjectStore(ObjectStore):
             ]
         return sorted(keys)
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        versions = {}
+        for key in self.list_keys(prefix):
+            try:
+                versions[key] = _file_version(self._path(key).stat())
+            except OSError:  # gone (or unreadable) since it was listed: as if not there yet
+                continue
+        return versions
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        with open(self._path(key), "rb") as fh:
+            before = os.fstat(fh.fileno())
+            if max_bytes is not None:
+                _check_size(self.uri(key), before.st_size, max_bytes)
+            data = fh.read()
+            after = os.fstat(fh.fileno())
+        if _file_version(after) != _file_version(before) or len(data) != before.st_size:
+            raise ObjectChanged(f"{self.uri(key)}: changed while it was read")
+        return data, _file_version(before)
+
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
@@ -220,6 +259,26 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **options):
             keys += [o["Key"][len(base) :] for o in page.get("Contents", [])]
         return sorted(keys)
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        paginator = self._client().get_paginator("list_objects_v2")
+        base = self._key("")
+        versions = {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in page.get("Contents", []):
+                versions[item["Key"][len(base) :]] = _etag(item.get("ETag"))
+        return dict(sorted(versions.items()))
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        # one GET: the ETag is the version of exactly the bytes it returns
+        response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
+        if max_bytes is not None:
+            try:
+                _check_size(self.uri(key), int(response["ContentLength"]), max_bytes)
+            except ObjectTooLarge:
+                response["Body"].close()
+                raise
+        return bytes(response["Body"].read()), _etag(response.get("ETag"))
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

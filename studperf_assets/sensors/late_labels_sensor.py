@@ -9,7 +9,7 @@ from dagster import RunRequest, RunsFilter, SensorEvaluationContext, SensorResul
 from studperf_assets.constants import MONITORING_JOB, PARTITION_TAG
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
-from studperf_assets.resources.monitoring_schema import stored_key
+from studperf_assets.resources.monitoring_schema import ANY_VERSION, stored_key, stored_version
 
 MAX_LABEL_FILES_PER_TICK = 200
 JOIN_CLOCK_SLACK = timedelta(seconds=2)  # a join this close to an ingestion may have missed it
@@ -56,31 +56,37 @@ def _rerun_for_late_labels(
     now = datetime.now(UTC)
     # a first tick looks at the whole ledger, a page per tick
     after = datetime.fromisoformat(state["after"]) if "after" in state else EPOCH
-    seen = set(state.get("seen", []))
-    reruns: dict[str, str] = {}  # partition -> the label file it has not seen
+    # a file version seen: [stored key, version]; a cursor from before versions holds keys
+    seen = {_seen(entry) for entry in state.get("seen", [])}
+    reruns: dict[str, str] = {}  # partition -> the label file (run key) it has not seen
     handled = [
-        (key, status, at)
-        for key, status, at in metrics_database.label_files_handled_since(after - HANDLED_SLACK)
-        if key not in seen
+        (key, version, status, at)
+        for key, version, status, at in metrics_database.label_files_handled_since(
+            after - HANDLED_SLACK
+        )
+        if (key, version) not in seen
     ][:MAX_LABEL_FILES_PER_TICK]
-    for key, status, handled_at in handled:
+    for key, version, status, handled_at in handled:
         if status == "ingested":
             ids = metrics_database.request_ids_labelled_by(key)
-            _missed(metrics_database, ids, handled_at, key, reruns)
-    unseen = ground_truth.unseen_files(now)[:MAX_LABEL_FILES_PER_TICK]
-    for key in unseen:  # the run that reads it will ingest it
-        _missed(metrics_database, ground_truth.request_ids_in(key), None, key, reruns)
-    newest = max([after, *(at for _, _, at in handled)])
+            _missed(metrics_database, ids, handled_at, _file_key(key, version), reruns)
+    unseen = ground_truth.unseen_versions(now)[:MAX_LABEL_FILES_PER_TICK]
+    for key, version in unseen:  # the run that reads it will ingest it
+        file_key = _file_key(stored_key(key), stored_version(version))
+        _missed(metrics_database, ground_truth.request_ids_in(key), None, file_key, reruns)
+    newest = max([after, *(at for _, _, _, at in handled)])
+    recent = metrics_database.label_files_handled_since(newest - HANDLED_SLACK)
     cursor = {
         "after": newest.isoformat(),
         "seen": sorted(
-            {k for k in seen | {k for k, _, _ in handled}}
-            & {k for k, _, at in metrics_database.label_files_handled_since(newest - HANDLED_SLACK)}
+            [k, v]
+            for k, v in (seen | {(k, v) for k, v, _, _ in handled})
+            & {(k, v) for k, v, _, _ in recent}
         ),
     }
     requests = [
-        RunRequest(run_key=f"{partition}@{stored_key(key)}", partition_key=partition)
-        for partition, key in sorted(reruns.items())
+        RunRequest(run_key=f"{partition}@{file_key}", partition_key=partition)
+        for partition, file_key in sorted(reruns.items())
     ]
     retries = _metrics_retries(context, metrics_database, exclude=set(reruns))
     summary = (
@@ -93,6 +99,19 @@ def _rerun_for_late_labels(
     context.log.info(summary)
     skip = None if requests else SkipReason(summary)  # the daemon shows why, not "empty result"
     return SensorResult(run_requests=requests, cursor=json.dumps(cursor), skip_reason=skip)
+
+
+def _seen(entry: str | list[str]) -> tuple[str, str]:
+    if isinstance(entry, str):  # a cursor from before file versions: a key
+        return entry, ANY_VERSION
+    return entry[0], entry[1]
+
+
+def _file_key(stored: str, version: str) -> str:
+    """A label file version in a run key: a file rewritten under its key re-runs the batches
+    again (the daemon launches a run key once); a ledger row from before versions keeps the
+    key alone, as it was."""
+    return stored if version == ANY_VERSION else f"{stored}@{version}"
 
 
 def _missed(

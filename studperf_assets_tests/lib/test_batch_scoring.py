@@ -82,3 +82,65 @@ def test_a_partial_output_of_a_killed_run_is_cleaned_by_the_next_run(tmp_path: P
     assert report.scored == 2
     assert not stale.exists() and live.exists() and other.exists()
     assert report.cleaned == [stale.name]
+
+
+INVISIBLE = {
+    "a second byte-order mark": ("\ufeff\ufeff", "", "U+FEFF"),
+    "a zero-width space": ("", "\u200b", "U+200B"),
+    "no-break spaces": ("\u00a0", "\u00a0", "U+00A0"),
+    "a word joiner": ("\u2060", "", "U+2060"),
+    "an ideographic space": ("\u3000", "", "U+3000"),
+}
+
+
+def test_invisible_characters_around_a_header_name_are_ignored_and_said() -> None:
+    """Field fault: a header cell ``StudentID\\u200b`` (or two BOMs, or NBSP padding) made
+    predict score with an empty StudentID column while train refused the file. Both read
+    the header through ``read_table``: invisible characters around a name are ignored, and
+    a one-line notice names the column and the character."""
+    from studperf_assets.lib.csv_input import read_table
+
+    for case, (before, after, code) in INVISIBLE.items():
+        data = _csv(["1001"]).decode()
+        data = before + data.replace("StudentID", f"StudentID{after}", 1)
+        predictor: Any = FakePredictor()
+        table = read_input(predictor, data.encode(), "in.csv")
+        assert "StudentID" in table.positions, case
+        (note,) = table.notes
+        assert note.startswith("in.csv: column StudentID: ignored "), (case, note)
+        assert code in note and "\n" not in note, (case, note)
+        sink = io.StringIO()
+        score_table(predictor, table, sink)
+        assert sink.getvalue().splitlines()[1].startswith("1001,"), case
+        training = read_table(data.encode(), "in.csv", ["StudentID", *FEATURE_NAMES])
+        assert training.notes == table.notes and training.positions["StudentID"] == 0
+
+
+def test_an_invisible_character_inside_a_name_is_named_in_the_refusal() -> None:
+    from studperf_assets.lib.csv_input import CsvFileError, read_table
+
+    data = _csv(["1001"]).decode().replace("StudentID", "Student\u200bID", 1).encode()
+    try:
+        read_table(data, "in.csv", ["StudentID", *FEATURE_NAMES])
+    except CsvFileError as error:
+        message = str(error)
+    else:
+        raise AssertionError("accepted")
+    assert message.startswith("in.csv: missing column(s): StudentID")
+    assert "U+200B" in message and "\n" not in message
+
+
+def test_predict_says_when_the_student_id_column_is_absent(tmp_path: Path) -> None:
+    """Field fault: without a StudentID column predict wrote an empty one, silently."""
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    lines = _csv(["1001", "1002"]).decode().splitlines()
+    source.write_text("\n".join(line.split(",", 1)[1] for line in lines) + "\n")
+    predictor: Any = FakePredictor()
+    report = score_file(predictor, source, out)
+    assert report.scored == 2
+    assert report.notes == [
+        f"{source}: no StudentID column: the output's StudentID column is left empty"
+    ]
+    present = tmp_path / "with.csv"
+    present.write_bytes(_csv(["1001"]))
+    assert score_file(predictor, present, out).notes == []

@@ -138,6 +138,10 @@ class CountingStore(LocalObjectStore):
         READS.append(key)
         return super().get_bytes(key, max_bytes)
 
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        READS.append(key)
+        return super().get_versioned(key, max_bytes)
+
 
 def test_ingestion_reads_only_new_files(tmp_path: Path) -> None:
     truth = GroundTruth(
@@ -556,3 +560,83 @@ def test_mixed_integer_and_text_student_ids_are_monitored(tmp_path: Path) -> Non
     archived = resources["object_store"].get_frame("batches/batch-000001/predictions.parquet")
     assert archived["student_id"].tolist() == ["1001", "stu-ab12", "42"]
     assert archived["request_id"].map(type).eq(str).all()
+
+
+def _parquet(rows: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    rows.assign(available_at=pd.Timestamp.now(tz="UTC")).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=["folder+sqlite", "folder+postgresql", "s3+sqlite", "s3+postgresql"])
+def versioned_truth(request: pytest.FixtureRequest, tmp_path: Path) -> GroundTruth:
+    """Ground truth on a folder or an S3 bucket (moto), the ledger on SQLite or PostgreSQL."""
+    store, database = request.param.split("+")
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases")().replace(
+            "postgresql://", "postgresql+psycopg2://"
+        )
+    return GroundTruth(
+        store=store_of("s3" if store == "s3" else "folder", tmp_path, request),
+        database=MetricsDatabase(url=url),
+    )
+
+
+def test_a_rejected_label_file_rewritten_under_its_key_is_read_again(
+    versioned_truth: GroundTruth,
+) -> None:
+    """Field fault: a label file rejected once (a ``cp`` caught half-written) was never read
+    again, even when rewritten correctly under the same key: the ledger knew only names.
+    Now it knows each file's version (ETag; size and mtime_ns): a changed file is read
+    again, an unchanged one never, and labels read twice count once."""
+    truth = versioned_truth
+    rows = students(4, 21_000_000)
+    whole = _parquet(rows)
+    key = label_key(soon())
+    truth.store.put_bytes(key, whole[: len(whole) // 2])  # caught half-written
+    first = truth.ingest_new()
+    assert list(first.rejected) == [key] and "not a readable Parquet file" in first.rejected[key]
+    assert truth.ingest_new().rejected == {} and truth.unseen_files() == []  # not again
+    truth.store.put_bytes(key, whole)  # the copy completes
+    assert truth.unseen_files() == [key]
+    second = truth.ingest_new()
+    assert [f.key for f in second.ingested] == [key] and second.new_labels == 4
+    again = truth.ingest_new()  # unchanged: never read again
+    assert again.ingested == [] and again.rejected == {} and truth.unseen_files() == []
+    assert truth.usable_labels() == 4
+    # the same labels rewritten with two more: only the new ones count, none twice
+    more = pd.concat([rows, students(2, 21_000_100)], ignore_index=True)
+    truth.store.put_bytes(key, _parquet(more))
+    third = truth.ingest_new()
+    assert third.new_labels == 2 and third.duplicates == 4 and not third.conflicts
+    assert truth.usable_labels() == 6
+    # a rewrite that breaks the file again is rejected again; the labels stay
+    truth.store.put_bytes(key, b"PAR1 no longer parquet")
+    assert list(truth.ingest_new().rejected) == [key]
+    assert truth.usable_labels() == 6 and truth.unseen_files() == []
+
+
+def test_the_late_labels_sensor_reruns_for_a_rewritten_file(truth: GroundTruth) -> None:
+    """A rewritten file is a new run key (the daemon launches a run key once), so the batch
+    that missed the rewritten labels is re-run once more; the version rejected is not."""
+    rows = students(5, 22_000_000)
+    database = truth.database
+    database.index_predictions("batch-000001", rows[REQUEST_ID])
+    database.record_label_join("batch-000001", datetime.now(UTC), rows=5, labelled=0)
+    whole = _parquet(rows)
+    key = label_key(soon())
+    truth.store.put_bytes(key, whole[:100])
+    _, cursor = _late_labels_tick(truth, None)
+    assert list(truth.ingest_new().rejected) == [key]
+    quiet, cursor = _late_labels_tick(truth, cursor)
+    assert getattr(quiet, "run_requests", None) in (None, [])
+    truth.store.put_bytes(key, whole)
+    result, cursor = _late_labels_tick(truth, cursor)
+    assert [r.partition_key for r in result.run_requests] == ["batch-000001"]
+    (request,) = result.run_requests
+    assert request.run_key.startswith(f"batch-000001@{key}@")  # names the version
+    assert truth.ingest_new().new_labels == 5
+    after, cursor = _late_labels_tick(truth, cursor)
+    assert [r.run_key for r in after.run_requests] == [request.run_key]  # the same file

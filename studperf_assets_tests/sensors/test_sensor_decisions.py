@@ -153,8 +153,8 @@ class FakeLabels:
     def __init__(self, files: dict[str, set[str]], database: FakeDatabase) -> None:
         self.files, self.database = files, database
 
-    def unseen_files(self, now: datetime) -> list[str]:
-        return sorted(k for k in self.files if k not in self.database.file_states)
+    def unseen_versions(self, now: datetime) -> list[tuple[str, str]]:
+        return sorted((k, "*") for k in self.files if k not in self.database.file_states)
 
     def request_ids_in(self, key: str) -> set[str]:
         return self.files[key]
@@ -178,10 +178,10 @@ class FakeDatabase:
         self._up()
         return {k: self.file_states[k] for k in keys if k in self.file_states}
 
-    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, str, datetime]]:
         self._up()
-        handled = [(k, s, at) for k, (s, at) in self.file_states.items() if at >= after]
-        return sorted(handled, key=lambda h: (h[2], h[0]))
+        handled = [(k, "*", s, at) for k, (s, at) in self.file_states.items() if at >= after]
+        return sorted(handled, key=lambda h: (h[3], h[0]))
 
     def request_ids_labelled_by(self, key: str) -> set[str]:
         return self.labelled_by.get(key, set())
@@ -260,7 +260,8 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
         ("batch-000001", f"batch-000001@{keys['late']}")
     ]  # batch 2 already saw its file; batch 3 is complete; the rejected file reruns nothing
     state = json.loads(str(cursor))
-    assert set(state["seen"]) == {keys["late"], keys["seen"], keys["bad"]}
+    seen = {tuple(entry) for entry in state["seen"]}  # a file version: [key, version]
+    assert seen == {(keys[k], "*") for k in ("late", "seen", "bad")}
     again, after = late(instance, labels, database, cursor)
     assert isinstance(again, SensorResult) and not again.run_requests  # looked at once
     assert again.skip_reason is not None  # the daemon shows why nothing ran
@@ -271,7 +272,7 @@ def test_late_labels_rerun_only_the_batch_that_missed_them(instance: DagsterInst
     database.joins["batch-000003"]["labelled"] = 9  # a label of batch 3 came in that file
     settled, final = late(instance, labels, database, after)
     assert [r.partition_key for r in settled.run_requests] == ["batch-000003"]
-    assert keys["fresh"] in json.loads(str(final))["seen"]
+    assert [keys["fresh"], "*"] in json.loads(str(final))["seen"]
     quiet, _ = late(instance, labels, database, final)
     assert not quiet.run_requests
 
