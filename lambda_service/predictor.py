@@ -154,9 +154,6 @@ class Predictor:
             results[slot] = Prediction(**prediction)
         return results
 
-    def to_prediction(self, label: int, probabilities: np.ndarray) -> Prediction:
-        return Prediction(**self.prediction_fields([label], np.asarray([probabilities]))[0])
-
     def prediction_fields(
         self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray
     ) -> list[dict[str, Any]]:

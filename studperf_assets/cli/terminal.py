@@ -56,7 +56,17 @@ class HumanFormatter(logging.Formatter):
             if event is not None:
                 fields = ", ".join(f"{k}={v}" for k, v in event.fields.items())
                 record.message = f"{event.name}: {fields}"
+            else:  # a structured line (``extra=``, e.g. the handler's "batch scored")
+                extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+                shown = ", ".join(f"{k}={v}" for k, v in extra.items() if _short(v))
+                if shown:
+                    record.message = f"{record.message}: {shown}"
         return super().formatMessage(record)
+
+
+def _short(value: Any) -> bool:
+    """A field worth a place on a terminal line: a number, a flag or a short text."""
+    return isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) < 80)
 
 
 def configure(fmt: str | None = None, level: str | None = None) -> str:

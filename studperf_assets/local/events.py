@@ -86,7 +86,7 @@ def say(event: LoopEvent) -> str | None:
     do not fit, is still said, as its name and fields, never dropped."""
     try:
         return SAY[event.name](event.fields)
-    except (KeyError, TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - any misfit (a huge number included) is still said
         return f"{event.name}: {json.dumps(dict(event.fields), default=str)}"
 
 
@@ -113,7 +113,10 @@ class EventFollower(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as exc:  # noqa: BLE001 - the follower must outlive one bad line
+                self.echo(f"{time.strftime('%H:%M:%S')} (a log line could not be read: {exc})")
 
     def poll(self) -> None:
         for name, path in self.files.items():

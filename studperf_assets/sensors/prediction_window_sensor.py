@@ -1,5 +1,8 @@
 """prediction_window_sensor: closed time windows of the predictions archive become partitions
-of the monitoring assets and runs of ``monitoring_job``, the newest first."""
+of the monitoring assets and runs of ``monitoring_job``, the newest first.
+
+Not registered yet: ``build_sensors`` still makes ``prediction_batch_sensor``, and the
+monitoring assets are still partitioned by batch. Tested on its own until the switch."""
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -31,3 +31,17 @@ def test_in_a_log_file_the_record_stays_what_studperf_up_reads() -> None:
 def test_other_messages_are_left_alone() -> None:
     shown = HumanFormatter(readable_events=True).format(_record("scored 200 records"))
     assert shown.endswith("INFO    scored 200 records")
+
+
+def test_a_structured_line_shows_its_fields_on_a_terminal() -> None:
+    """The handler's per-batch line carries its figures in ``extra=``: a terminal shows them
+    (they were dropped, leaving a bare "batch scored")."""
+    record = _record("batch scored")
+    record.records, record.predicted, record.model_version = 200, 199, "v1"
+    shown = HumanFormatter(readable_events=True).format(record)
+    assert shown.endswith("batch scored: records=200, predicted=199, model_version=v1")
+    assert (
+        HumanFormatter(readable_events=False)
+        .format(_record("batch scored"))
+        .endswith("INFO    batch scored")
+    )

@@ -385,3 +385,12 @@ def test_alert_not_sent(capfd: pytest.CaptureFixture[str]) -> None:
     (line,) = said(capfd)
     assert line.startswith("alert not sent: 2 e-mails owed, the oldest for 40")
     assert line.endswith(" s: RuntimeError: MessageRejected: Email address not verified")
+
+
+def test_a_record_whose_fields_do_not_fit_is_still_said() -> None:
+    """Field fault: a drift share of 10**350 raised OverflowError in the reader, and the
+    follower thread died with every later event."""
+    line = event_line(loop_events.MONITORED, window="w", drift_share=10**350,
+                      drifted_features=[], prediction_drift=0.1, f1_macro=None)  # fmt: skip
+    said_line = event_of("dagster.log", line)
+    assert said_line is not None and said_line.startswith("monitored: {")

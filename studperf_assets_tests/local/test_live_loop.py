@@ -355,7 +355,6 @@ def _all_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
 
 def test_stop_leaves_nothing_behind(live: dict[str, Any]) -> None:
     process: subprocess.Popen[str] = live["process"]
-    time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
     assert processes_with("STUDPERF_HOME", str(live["home"])) == []

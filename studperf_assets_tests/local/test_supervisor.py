@@ -56,7 +56,6 @@ def test_stop_leaves_no_process_even_one_that_left_its_group(tmp_path: Path) -> 
     while len(processes_of(supervisor.stack_id)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(processes_of(supervisor.stack_id)) == 3
-    time.monotonic()
     assert supervisor.stop(timeout=3) == []
     assert processes_of(supervisor.stack_id) == []
 
