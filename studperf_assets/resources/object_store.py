@@ -134,6 +134,12 @@ class LocalObjectStore(ObjectStore):
         """A regular file under the root only. It is opened without blocking (a FIFO's open
         would wait for a writer for ever) and judged by what was opened, not by a check
         before the open that a swap could undo."""
+        with self._open_regular(key, max_bytes) as handle:
+            return handle.read()
+
+    def _open_regular(self, key: str, max_bytes: int | None) -> Any:
+        """The file of ``key`` opened for reading, if it is a regular file under the root
+        (ObjectRefused otherwise) within ``max_bytes`` (ObjectTooLarge otherwise)."""
         root, path = self._path("").resolve(), self._path(key).resolve()
         if not path.is_relative_to(root):
             raise ObjectRefused(f"{self.uri(key)}: outside the store (it leads to {path})")
@@ -147,8 +153,7 @@ class LocalObjectStore(ObjectStore):
         except BaseException:
             os.close(fd)
             raise
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+        return os.fdopen(fd, "rb")
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -183,10 +188,8 @@ class LocalObjectStore(ObjectStore):
         return versions
 
     def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
-        with open(self._path(key), "rb") as fh:
+        with self._open_regular(key, max_bytes) as fh:  # the same refusals as get_bytes
             before = os.fstat(fh.fileno())
-            if max_bytes is not None:
-                _check_size(self.uri(key), before.st_size, max_bytes)
             data = fh.read()
             after = os.fstat(fh.fileno())
         if _file_version(after) != _file_version(before) or len(data) != before.st_size:

@@ -985,6 +985,9 @@ def test_a_window_whose_metrics_write_failed_is_rerun_when_the_database_is_back(
         def unseen_files(self, now: datetime) -> list[str]:
             return []
 
+        def unseen_versions(self, now: datetime | None = None) -> list[tuple[str, str]]:
+            return []
+
     def tick(cursor: str | None = None) -> Any:
         return evaluate(
             late_labels_sensor,
