@@ -313,9 +313,12 @@ def fetch_bundle(
 ) -> tuple[Path, Manifest]:
     """Copy a bundle to ``cache_dir/<version>`` (once), verify its hashes, return it.
 
-    ``uri`` is a bundle folder or ``s3://`` prefix. A cached copy is reused only if it
-    still verifies, so a half-written cache is never served. The files may add up to
-    ``max_bytes``: each is sized before it is copied, and a copy stops at the budget.
+    ``uri`` is a bundle folder or ``s3://`` prefix. The cache is keyed by version, yet a
+    cached copy is reused only if it is the bundle the store's manifest describes now: the
+    same manifest text, and files that verify against its sha256. A half-written cache, or
+    a manifest or file changed in the store under the same version, is fetched again, never
+    served stale. The files may add up to ``max_bytes``: each is sized before it is copied,
+    and a copy stops at the budget.
     """
     try:
         manifest_text = read_text(f"{uri.rstrip('/')}/{MANIFEST_FILE}", s3)
@@ -326,10 +329,10 @@ def fetch_bundle(
         raise BundleError(f"{uri}: cannot read the bundle manifest ({exc})") from exc
     target = inside(cache_dir, manifest.version, uri)  # checked before anything is touched
     if target.is_dir():
-        try:
-            return target, verify_bundle(target, uri, max_bytes)
-        except BundleError:
-            shutil.rmtree(target, ignore_errors=True)
+        cached = _cached(target, manifest_text, uri, max_bytes)
+        if cached is not None:
+            return target, cached
+        shutil.rmtree(target, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".partial-"))
     try:
@@ -346,7 +349,13 @@ def fetch_bundle(
                 raise
             # another process sharing the cache (a second consumer on one home) was first
             shutil.rmtree(staging, ignore_errors=True)
-            verified = verify_bundle(target, uri, max_bytes)
+            cached = _cached(target, manifest_text, uri, max_bytes)
+            if cached is None:
+                raise BundleError(
+                    f"{uri}: the cache {target} holds another copy of {manifest.version} "
+                    "than the store's manifest describes"
+                ) from None
+            verified = cached
     except BundleError:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -354,6 +363,17 @@ def fetch_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"{uri}: cannot fetch the bundle ({exc})") from exc
     return target, verified
+
+
+def _cached(target: Path, manifest_text: str, uri: str, max_bytes: int) -> Manifest | None:
+    """The manifest of the cached copy ``target`` if it is the store's bundle now (the
+    store's manifest text, every file verifying against its hashes), else None."""
+    try:
+        if _read_local(target / MANIFEST_FILE, uri) != manifest_text:
+            return None
+        return verify_bundle(target, uri, max_bytes)
+    except (BundleError, OSError):
+        return None
 
 
 def prune_cache(cache_dir: Path, keep: set[str]) -> list[str]:

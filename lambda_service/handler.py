@@ -1,9 +1,15 @@
 """AWS Lambda entry point: Kinesis batches and HTTP (API Gateway / Function URL) events.
 
+The local consumer (``studperf stream``, ``up``, ``demo``) calls this same ``lambda_handler``
+with the event Lambda delivers, in its own long-lived process (``studperf_assets.local``:
+``poller``, ``lambda_runtime``), so the module-level service below serves it as it serves a
+warm Lambda: the bundle cache and the hot swap are the same.
+
 Configured by its environment (``config``). The model is loaded at cold start, outside
 the handler. If that fails, the error (naming the URI) is raised by every invocation, so
 Lambda retries the batch instead of losing it. Each Kinesis batch is one structured JSON
-log line and one set of CloudWatch metrics (``observability``).
+log line and one set of CloudWatch metrics (``observability``); Powertools' decorators add the
+Lambda context to every log line of an invocation and flush its metrics when it returns.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 from typing import Any
 
 from lambda_service.config import ENV_MODEL_URI, build_service
-from lambda_service.observability import logger, publish_batch
+from lambda_service.observability import logger, metrics, publish_batch
 from lambda_service.service import PredictionService
 
 
@@ -23,7 +29,12 @@ class _ColdStart:
     """The service built at import time, or the reason it could not be."""
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
-        self.environ = environ  # None: the process environment, as Lambda sets it
+        self.restart(environ)  # None: the process environment, as Lambda sets it
+
+    def restart(self, environ: dict[str, str] | None) -> None:
+        """The init phase with ``environ``, as a new execution environment would run it: for
+        a process that runs the handler locally on settings of its own (the demo)."""
+        self.environ = environ
         self.service: PredictionService | None = None
         self.error: Exception | None = None
         if (os.environ if environ is None else environ).get(ENV_MODEL_URI):
@@ -31,11 +42,18 @@ class _ColdStart:
 
     def load(self) -> None:
         try:
-            self.service = build_service(self.environ)
-            self.error = None
+            self.ready()
         except Exception as exc:  # noqa: BLE001 - reported by every invocation instead
             logger.error("cold start failed", extra={"error": str(exc)})
             self.error = exc
+
+    def ready(self) -> PredictionService:
+        """The service, built now if it is not yet; raises what stops it (a local consumer
+        waits for an endpoint that is away, and names any other cause in one line)."""
+        if self.service is None:
+            self.service = build_service(self.environ)
+            self.error = None
+        return self.service
 
     def get(self) -> PredictionService:
         if self.service is None:
@@ -48,7 +66,9 @@ class _ColdStart:
 COLD_START = _ColdStart()
 
 
-def lambda_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+@logger.inject_lambda_context  # every log line of the invocation: request id, cold start, …
+@metrics.log_metrics  # the batch's metrics flushed as one EMF record when the handler returns
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     service = COLD_START.get()
     records = event.get("Records")
     if records is not None:

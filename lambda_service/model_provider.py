@@ -24,6 +24,7 @@ from lambda_service.bundle import (
     resolve_bundle_uri,
     resolve_production,
 )
+from lambda_service.event_record import CONSUMER_SWAPPED, event_line
 from lambda_service.predictor import Predictor
 
 log = logging.getLogger("studperf.model")
@@ -94,7 +95,14 @@ class ModelProvider:
             )
             prune_cache(self.cache_dir, keep={self._predictor.version})
             return False
-        log.info("hot swap %s -> %s", self._predictor.version, replacement.version)
+        # a structured record (``event_record``): ``studperf up`` reads its fields
+        log.info(
+            event_line(
+                CONSUMER_SWAPPED,
+                from_version=self._predictor.version,
+                to_version=replacement.version,
+            )
+        )
         self._predictor = replacement
         # the old model stays in memory until here; on disk only the one serving is kept
         prune_cache(self.cache_dir, keep={replacement.version})

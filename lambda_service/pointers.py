@@ -69,28 +69,42 @@ def swap_pointer(
     bundle = f"{store_uri.rstrip('/')}/{bundle_key(version)}"
     text = json.dumps(body, indent=2, sort_keys=True)
     if store_uri.startswith("s3://"):
-        etag = _swap_s3(store_uri, name, text, expected, version, s3 or _s3_client())
-        return Pointer(name, version, bundle, body, etag)
-    _swap_local(Path(store_uri), name, text, expected, version)
-    return Pointer(name, version, bundle, body)
+        done = _swap_s3(store_uri, name, text, expected, version, s3 or _s3_client())
+    else:
+        done = _swap_local(Path(store_uri), name, text, expected, version)
+    if isinstance(done, Pointer):  # it already named this version: nothing to do
+        return done
+    return Pointer(name, version, bundle, body, done)
 
 
-def _compare(current: Pointer | None, expected: str | None, proposed: str, uri: str) -> None:
+def _compare(
+    current: Pointer | None, expected: str | None, proposed: str, uri: str
+) -> Pointer | None:
+    """The current pointer if it already names ``proposed`` (two identical trainings in
+    one second name one version: the promotion is done, not lost), else None when it
+    names ``expected``; PointerMoved otherwise."""
     found = current.version if current else None
+    if current is not None and found == proposed:
+        return current
     if found != expected:
         raise PointerMoved(uri, expected, found, proposed)
+    return None
 
 
-def _swap_local(root: Path, name: str, text: str, expected: str | None, proposed: str) -> None:
+def _swap_local(
+    root: Path, name: str, text: str, expected: str | None, proposed: str
+) -> Pointer | None:
     uri = pointer_uri(str(root), name)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{name}.lock", "a") as lock:  # never deleted: that would race
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        _compare(read_pointer(str(root), name), expected, proposed, uri)
+        if done := _compare(read_pointer(str(root), name), expected, proposed, uri):
+            return done
         try:
             _replace_atomically(Path(uri), text)
         except OSError as exc:
             raise BundleError(f"{uri}: cannot write the pointer ({exc})") from exc
+    return None
 
 
 def _replace_atomically(path: Path, text: str) -> None:
@@ -116,10 +130,12 @@ def _replace_atomically(path: Path, text: str) -> None:
 
 def _swap_s3(
     store_uri: str, name: str, text: str, expected: str | None, proposed: str, s3: Any
-) -> str | None:
+) -> str | Pointer | None:
+    """The new pointer's ETag, or the current pointer if it already names ``proposed``."""
     uri = pointer_uri(store_uri, name)
     current = read_pointer(store_uri, name, s3)
-    _compare(current, expected, proposed, uri)
+    if done := _compare(current, expected, proposed, uri):
+        return done
     if current is not None and not current.etag:
         raise BundleError(f"{uri}: the store gave no ETag; cannot write the pointer safely")
     guard = {"IfMatch": current.etag} if current else {"IfNoneMatch": "*"}
@@ -136,6 +152,8 @@ def _swap_s3(
         if s3_error_code(exc) not in LOST_RACE_CODES:
             raise BundleError(f"{uri}: cannot write the pointer ({exc})") from exc
         now = read_pointer(store_uri, name, s3)
+        if now is not None and now.version == proposed:  # the other writer promoted it too
+            return now
         raise PointerMoved(uri, expected, now.version if now else None, proposed) from exc
     etag = response.get("ETag")
     return str(etag) if etag else None

@@ -30,9 +30,16 @@ from lambda_service.bundle import (
     fetch_bundle,
     verify_bundle,
 )
-from lambda_service.schema import Feature, InvalidRecord, features_from_manifest, parse_record
+from lambda_service.schema import (
+    FEATURES,
+    Feature,
+    InvalidRecord,
+    parse_record,
+    schema_differences,
+)
 from lambda_service.smoke import (
     InvalidModelOutput,
+    UnusableSchema,
     check_shapes,
     output_problems,
     smoke_rows,
@@ -47,19 +54,28 @@ class Prediction:
 
 
 class Predictor:
-    """Validates records against the bundle's own schema and scores them in batches.
+    """Validates records against the serving schema (``schema.FEATURES``) and scores them
+    in batches.
 
-    Built only for a bundle whose ONNX form passes the smoke test: an InvalidModelOutput
-    (a BundleError naming the bundle and what failed) otherwise."""
+    Built only for a bundle whose manifest's feature schema is the serving schema (names,
+    order, kinds, ranges: a BundleError naming the field otherwise) and whose ONNX form
+    passes the smoke test (an InvalidModelOutput, a BundleError naming the bundle and what
+    failed, otherwise)."""
 
     def __init__(self, folder: Path, manifest: Manifest, source: str | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.features: tuple[Feature, ...] = features_from_manifest(manifest.features)
+        where = source or str(folder)
+        differences = schema_differences(manifest.features, FEATURES)
+        if differences:
+            raise BundleError(
+                f"{where}: bundle {manifest.version} was not trained on the serving schema: "
+                + "; ".join(differences)
+            )
+        self.features: tuple[Feature, ...] = FEATURES
         self.labels: tuple[str, ...] = tuple(manifest.class_labels)
         # by index, as a dict: a label out of range is a KeyError, never letters[-1]
         self._letter_of: dict[int, str] = dict(enumerate(self.labels))
-        where = source or str(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # one core per Lambda / worker; no thread storms
         options.inter_op_num_threads = 1
@@ -84,10 +100,13 @@ class Predictor:
         return cls(folder, manifest, uri)
 
     def _smoke_test(self, where: str) -> None:
-        """Score the smoke set of the bundle's own schema; refuse the bundle on any fault."""
+        """Score the smoke set of the serving schema; refuse the bundle on any fault."""
         failed = f"{where}: bundle {self.version} fails the smoke test"
         try:
             rows = smoke_rows(self.features)
+        except UnusableSchema as exc:  # a sentence naming the field and its range
+            raise InvalidModelOutput(f"{failed}: {exc}") from exc
+        try:
             labels, probabilities = self._session.run(None, {self._input: rows})
             problems = output_problems(labels, probabilities, len(rows), len(self.labels))
         except Exception as exc:
@@ -134,9 +153,6 @@ class Predictor:
         for slot, prediction in zip(slots, fields, strict=True):
             results[slot] = Prediction(**prediction)
         return results
-
-    def to_prediction(self, label: int, probabilities: np.ndarray) -> Prediction:
-        return Prediction(**self.prediction_fields([label], np.asarray([probabilities]))[0])
 
     def prediction_fields(
         self, labels: Sequence[int] | np.ndarray, probabilities: np.ndarray

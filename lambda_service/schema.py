@@ -217,9 +217,71 @@ def parse_record(record: Mapping[str, Any], features: Sequence[Feature] = FEATUR
 _MISSING = object()
 
 
-def features_from_manifest(entries: Sequence[Mapping[str, Any]]) -> tuple[Feature, ...]:
-    """Rebuild the schema a bundle was trained with, so serving validates against it."""
-    return tuple(
-        Feature(str(e["name"]), str(e["kind"]), float(e["minimum"]), float(e["maximum"]))
-        for e in entries
-    )
+FEATURE_KEYS = ("name", "kind", "minimum", "maximum")
+
+
+def schema_differences(entries: Any, serving: Sequence[Feature] = FEATURES) -> list[str]:
+    """How a bundle manifest's ``features`` differ from the serving schema: names, order,
+    kinds and ranges, each naming the field ([] when they are the same). A bundle is served
+    only against the serving schema: one whose manifest narrowed Absences to [0, 1] passed
+    a smoke test drawn from its own schema, then sent 16 of 20 valid rows to errors."""
+    if not isinstance(entries, list):
+        return [f"the manifest's features are {describe(entries)}, not a list"]
+    problems = []
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) != set(FEATURE_KEYS):
+            shown = describe(entry) if not isinstance(entry, dict) else f"keys {sorted(entry)}"
+            keys = ", ".join(FEATURE_KEYS)
+            problems.append(f"feature {number} is {shown}, not an object of {keys}")
+    if problems:
+        return problems
+    names = [entry["name"] for entry in entries]
+    expected = [feature.name for feature in serving]
+    if len(names) != len(expected):
+        missing = [name for name in expected if name not in names]
+        extra = [describe(name) for name in names if name not in expected]
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not served: {', '.join(extra)}" if extra else "",
+            )
+            if part
+        )
+        return [
+            f"the manifest lists {len(names)} features, the serving schema "
+            f"{len(expected)}" + (f" ({detail})" if detail else "")
+        ]
+    for number, (entry, feature) in enumerate(zip(entries, serving, strict=True), 1):
+        if entry["name"] != feature.name:
+            problems.append(
+                f"feature {number} is {describe(entry['name'])}, the serving schema's is "
+                f"{feature.name!r}"
+            )
+            continue
+        if entry["kind"] != feature.kind:
+            problems.append(
+                f"{feature.name}: kind {describe(entry['kind'])}, the serving schema's is "
+                f"{feature.kind!r}"
+            )
+        low, high = entry["minimum"], entry["maximum"]
+        if not (_same_number(low, feature.minimum) and _same_number(high, feature.maximum)):
+            problems.append(
+                f"{feature.name}: range [{_bound(low)}, {_bound(high)}], the serving "
+                f"schema's is [{feature.minimum:g}, {feature.maximum:g}]"
+            )
+    return problems
+
+
+def _same_number(value: Any, expected: float) -> bool:
+    return type(value) in (int, float) and value == expected
+
+
+def _bound(value: Any) -> str:
+    """A range's end as a message shows it: a number as %g, anything else as its repr."""
+    if type(value) in (int, float):
+        try:
+            return f"{value:g}"
+        except OverflowError:  # an integer beyond any float
+            pass
+    return describe(value)

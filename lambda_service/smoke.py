@@ -14,7 +14,10 @@ not a number (the prediction's JSON refuses NaN). A model whose probabilities st
 one only on inputs the smoke set misses is served as it is; the integrity check holds every
 row of the data to all the rules.
 
-The smoke set comes from the bundle's own feature schema (manifest ``features``): every
+The smoke set comes from the serving schema (``schema.FEATURES``), which a bundle's manifest
+must repeat exactly (names, order, kinds, ranges) to be loaded at all: a manifest that
+narrowed Absences to [0, 1] once passed a smoke test drawn from its own schema and then sent
+most valid rows to errors. Every
 feature at its minimum, at its maximum, at its midpoint, each feature alone at either end
 with the others at their midpoints, and a few seeded random rows within range. Expected of
 the output: one label per row, integral and in ``0 .. classes-1``; probabilities of shape
@@ -24,6 +27,7 @@ and the label being the row's most probable class.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +46,30 @@ class InvalidModelOutput(BundleError):
     """A bundle's ONNX form returned what cannot be served; the message says what."""
 
 
+class UnusableSchema(ValueError):
+    """A feature schema no smoke set can be drawn from; the message names the field."""
+
+
+def check_ranges(features: Sequence[Feature]) -> None:
+    """Refuse, naming the field and its range, what numpy reports as ``OverflowError:
+    Range exceeds valid bounds`` or ``ValueError: high - low < 0``: an unknown kind, an end
+    that is not finite, a minimum above the maximum, a range wider than a float holds."""
+    for f in features:
+        shown = f"{f.name}: range [{f.minimum:g}, {f.maximum:g}]"
+        if f.kind not in ("int", "float"):
+            raise UnusableSchema(f"{f.name}: kind {f.kind!r}; expected 'int' or 'float'")
+        if not (math.isfinite(f.minimum) and math.isfinite(f.maximum)):
+            raise UnusableSchema(f"{shown}: both ends must be finite numbers")
+        if f.minimum > f.maximum:
+            raise UnusableSchema(f"{shown}: the minimum is above the maximum")
+        if not (math.isfinite(f.maximum - f.minimum) and math.isfinite(f.maximum + f.minimum)):
+            raise UnusableSchema(f"{shown}: too wide to draw values from")
+
+
 def smoke_rows(features: Sequence[Feature], random_rows: int = SMOKE_RANDOM_ROWS) -> np.ndarray:
-    """The smoke set of a feature schema: (3 + 2 * features + random_rows, features) float32."""
+    """The smoke set of a feature schema: (3 + 2 * features + random_rows, features) float32.
+    UnusableSchema, naming the field and its range, for a range it cannot be drawn from."""
+    check_ranges(features)
     low = np.array([f.minimum for f in features], dtype=np.float64)
     high = np.array([f.maximum for f in features], dtype=np.float64)
     integral = np.array([f.kind == "int" for f in features])

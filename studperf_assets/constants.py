@@ -20,8 +20,8 @@ WINDOW_END_TAG = "studperf/window_end"
 WINDOW_ROWS_TAG = "studperf/window_rows"
 WINDOW_SMALL_TAG = "studperf/window_small"
 
-# The checks of a monitoring run that an alert e-mail reports, and those that can trigger
-# retraining.
+# The checks of a monitoring run that alerts report (grouped into incidents, and those that
+# trigger retraining chosen, by ``lib.incidents.CHECK_GROUPS``).
 MONITORING_CHECKS = (
     "batch_records",
     "batch_labels",
@@ -30,4 +30,3 @@ MONITORING_CHECKS = (
     "prediction_drift",
     "performance",
 )
-RETRAINING_CHECKS = ("data_drift", "prediction_drift", "performance")

@@ -60,6 +60,12 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_LOG_FORMAT",
     "STUDPERF_LOG_LEVEL",
 )
+# The local stores' folders under the home, unless set (the io store is the home itself).
+LOCAL_STORE_FOLDERS = {
+    "model_store": "model_store",
+    "monitoring_store": "monitoring",
+    "io_store": "",
+}
 SECRET_URLS = {
     "metrics_db_url": "STUDPERF_METRICS_DB_URL",
     "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
@@ -102,6 +108,15 @@ class Deployment:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise DeploymentError(f"STUDPERF_DEPLOYMENT must be one of {KINDS}, not {self.kind!r}")
+
+    def local_store(self, name: str) -> str:
+        """Where a store (``model_store``, ``monitoring_store``, ``io_store``) is in the
+        local deployment: its setting, or its default under ``home``. The one place those
+        defaults are decided: the resources and ``studperf up`` both ask here."""
+        value = str(getattr(self, name))
+        if value.startswith("s3://"):
+            raise DeploymentError(f"{name} {value} is on S3: use the aws deployment")
+        return value or str(self.home / LOCAL_STORE_FOLDERS[name])
 
     def with_(self, **changes: Any) -> Deployment:
         return replace(self, **changes)

@@ -15,10 +15,18 @@ from dagster import AssetSelection, define_asset_job, multi_or_in_process_execut
 from studperf_assets.constants import MONITORING_JOB, TRAINING_GROUP, TRAINING_JOB
 from studperf_assets.partitions import monitoring_window_partitions
 
+MAX_RUNTIME_TAG = "dagster/max_runtime"  # dagster._core.storage.tags.MAX_RUNTIME_SECONDS_TAG
+
 # The executor can still be chosen per run (run config ``execution: {config: {multiprocess:
 # {}}}``). In process is the default; a partitioned job ignores its default config when a
 # run request brings its own, so the window sensor names it in its requests too.
 IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
+# Longest a run may last before the daemon's run monitoring cancels it (dagster.yaml): far
+# over what either takes (a 200-row window 5-20 s, training 11-50 s, ~2x that under load;
+# docs/benchmarks.md#the-live-loop-make-up), so only a hung run meets it; a hung run would
+# otherwise hold one of the instance's 2 run slots for ever.
+MONITORING_MAX_RUNTIME_SECONDS = 600
+TRAINING_MAX_RUNTIME_SECONDS = 1800
 
 training_job = define_asset_job(
     TRAINING_JOB,
@@ -26,6 +34,7 @@ training_job = define_asset_job(
     description="Raw data to a promoted model bundle (and its reference data), with every check.",
     executor_def=multi_or_in_process_executor,
     config=IN_PROCESS,
+    tags={MAX_RUNTIME_TAG: str(TRAINING_MAX_RUNTIME_SECONDS)},
 )
 monitoring_job = define_asset_job(
     MONITORING_JOB,
@@ -35,5 +44,6 @@ monitoring_job = define_asset_job(
     "metrics and checks.",
     executor_def=multi_or_in_process_executor,
     config=IN_PROCESS,
+    tags={MAX_RUNTIME_TAG: str(MONITORING_MAX_RUNTIME_SECONDS)},
 )
 JOBS = [training_job, monitoring_job]

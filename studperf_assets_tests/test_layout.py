@@ -55,8 +55,9 @@ def room(module: str) -> str:
     return parts[1] if len(parts) > 1 else "studperf_assets"
 
 
-def module_level_imports(module: str, path: Path) -> set[str]:
-    """Absolute names imported when the module is executed (not inside functions)."""
+def module_level_imports(module: str, path: Path, lazy: bool = False) -> set[str]:
+    """Absolute names imported when the module is executed (not inside functions), or,
+    with ``lazy``, anywhere in it (inside functions too)."""
     is_package = path.name == "__init__.py"
     names: set[str] = set()
 
@@ -74,7 +75,9 @@ def module_level_imports(module: str, path: Path) -> set[str]:
                     base = ".".join([*parts, base] if base else parts)
                 names.add(base)
                 names.update(f"{base}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.If | ast.Try | ast.With):
+            elif lazy and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                visit(node.body)
+            elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
                 visit(node.body)
                 for handler in getattr(node, "handlers", []):
                     visit(handler.body)
@@ -107,13 +110,15 @@ def test_every_module_imports_alone() -> None:
 
 
 def test_imports_point_down_the_ranks() -> None:
+    """Lazy imports (inside functions) included: a step that imports the command line when
+    it runs is an upward import all the same."""
     found = modules()
     upward = []
     for module, path in found.items():
         source = room(module)
         if source == "studperf_assets":
             continue  # the package's __init__ imports nothing of its own
-        for imported in module_level_imports(module, path):
+        for imported in module_level_imports(module, path, lazy=True):
             if imported not in found:
                 continue
             target = room(imported)
@@ -150,3 +155,12 @@ def test_the_graph_checker_sees_an_upward_import(tmp_path: Path) -> None:
     names = module_level_imports("studperf_assets.lib.labels", path)
     assert "studperf_assets.sensors.runs" in names
     assert RANK[room("studperf_assets.sensors.runs")] > RANK[room("studperf_assets.lib.labels")]
+
+
+def test_the_graph_checker_sees_a_lazy_import(tmp_path: Path) -> None:
+    """An import inside a function is not a module-level edge, but it is an upward one."""
+    path = tmp_path / "training.py"
+    path.write_text("def step():\n    from studperf_assets.cli.terminal import progress\n")
+    module = "studperf_assets.assets.training"
+    assert "studperf_assets.cli.terminal" not in module_level_imports(module, path)
+    assert "studperf_assets.cli.terminal" in module_level_imports(module, path, lazy=True)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
-from studperf_assets.lib.labels import as_training_rows
+from studperf_assets.lib.labels import as_training_rows, without_superseded
 from studperf_assets.lib.row_cap import cap_training_rows
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.training_settings import TrainingSettings
@@ -68,7 +68,8 @@ def raw_student_data(
         production_share=training_settings.max_production_share,
         seed=training_settings.row_sample_seed,
     )
-    frame = capped.file
+    frame = without_superseded(capped.file, capped.production)
+    replaced = len(capped.file) - len(frame)
     if len(capped.production):  # validated like the file: labelled rows are training data too
         production_csv = capped.production.to_csv(index=False).encode()
         kept = data.parse_raw_csv(production_csv, "labelled rows")
@@ -78,7 +79,8 @@ def raw_student_data(
     if config.include_production_labels:
         context.log.info(
             f"appended {len(capped.production)} of {len(rows)} labelled production rows "
-            f"({superseded} earlier labels of the same students left out)"
+            f"({superseded} earlier labels of the same students left out; {replaced} rows "
+            "of the file superseded by production labels of the same StudentID)"
         )
     context.log.info(capped.summary())
     return Output(
@@ -89,6 +91,7 @@ def raw_student_data(
             "rows": len(frame),
             "production_rows": len(capped.production),
             "production_labels_superseded": superseded,
+            "file_rows_superseded": replaced,
             **{
                 key: MetadataValue.json(value) if isinstance(value, dict) else value
                 for key, value in capped.metadata().items()

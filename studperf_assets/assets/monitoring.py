@@ -36,6 +36,7 @@ from studperf_assets.lib import data
 from studperf_assets.lib.archive import UnreadableArchiveObject, read_window
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
+from studperf_assets.lib.prediction_records import with_text_identifiers
 from studperf_assets.lib.windows import window_key, window_start
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
@@ -142,7 +143,7 @@ def prediction_windows(
         window = read_window(object_store.archive(), start, end)
     except UnreadableArchiveObject as error:
         raise Failure(f"window {key}: {error}") from error
-    predictions = window.predictions
+    predictions = with_text_identifiers(window.predictions)  # one type per Parquet column
     if predictions.empty:
         first = window.unreadable[0] if window.unreadable else None
         why = (

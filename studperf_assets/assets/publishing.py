@@ -24,6 +24,7 @@ from lambda_service.bundle import BundleError
 from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
+from studperf_assets.lib.loop_events import PROMOTED, emit
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import ModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
@@ -260,7 +261,7 @@ def production_model(
         MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
             MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
         )
-    context.log.info(f"production -> {pointer['version']}")
+    emit(context.log.info, PROMOTED, version=pointer["version"], replaced=model_bundle["champion"])
     return Output(
         pointer,
         metadata={

@@ -7,6 +7,7 @@ database answers or not, and ``batch_metrics`` writes the row in its own step, r
 """
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from dagster import (
 
 from studperf_assets.assets.monitoring import GROUP, load_reference
 from studperf_assets.lib.drift_summary import DriftSummary
+from studperf_assets.lib.loop_events import MONITORED, emit
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -99,12 +101,7 @@ def drift_report(
         numbers["f1_macro"] = summary.f1_macro
     if summary.target_drift is not None:
         numbers["target_drift"] = summary.target_drift
-    drifted = ", ".join(summary.drifted_features) or "none"
-    f1 = "n/a (no labels yet)" if summary.f1_macro is None else f"{summary.f1_macro:.3f}"
-    context.log.info(
-        f"{key}: drift share {summary.drift_share:.2f} ({drifted}), "
-        f"prediction drift {summary.prediction_drift:.3f}, f1-macro {f1}"
-    )
+    log_monitored(context.log.info, key, summary)
     return Output(
         {
             **summary.to_json(),
@@ -119,6 +116,19 @@ def drift_report(
             "model_version": model_version,
             "reference": f"{reference.version} ({reference.source}, {len(reference.frame)} rows)",
         },
+    )
+
+
+def log_monitored(log: Callable[[str], Any], key: str, summary: DriftSummary) -> None:
+    """The ``monitored`` event of a batch (``lib.loop_events``)."""
+    emit(
+        log,
+        MONITORED,
+        window=key,
+        drift_share=summary.drift_share,
+        drifted_features=list(summary.drifted_features),
+        prediction_drift=summary.prediction_drift,
+        f1_macro=summary.f1_macro,
     )
 
 

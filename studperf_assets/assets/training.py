@@ -207,7 +207,7 @@ def candidate_models(
 
 def _progress(items: list[Any], what: str) -> Any:
     """A progress bar when a person is watching (``studperf train`` on a terminal)."""
-    from studperf_assets.cli.terminal import progress_enabled
+    from studperf_assets.lib.progress import progress_enabled
 
     if not progress_enabled():
         return items

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shutil
 import sys
@@ -43,10 +44,12 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     source = args.data or deployment().data_source
-    problem = _unreadable_training_file(source)
+    problem, notes = _unreadable_training_file(source)
     if problem:
         print(f"studperf train: {problem}", file=sys.stderr)
         return 2
+    for note in notes:  # what the reader ignored (invisible characters around a name)
+        print(f"studperf train: {note}")
     print("studperf train: loading the Dagster definitions…", flush=True)
     prepare_dagster_home()
     from studperf_assets.definitions import make_definitions
@@ -63,19 +66,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unreadable_training_file(source: str) -> str | None:
+def _unreadable_training_file(source: str) -> tuple[str | None, list[str]]:
     """Why a local training file cannot be read (encoding, delimiter, header: what
-    ``predict`` checks too), said before Dagster starts; its rows are the asset's to check."""
+    ``predict`` checks too), said before Dagster starts, and the reader's notes (what it
+    ignored, as ``predict`` says them too); its rows are the asset's to check."""
     from studperf_assets.lib.csv_input import CsvFileError, read_table
     from studperf_assets.lib.data import RAW_COLUMNS
 
     if not source or source.startswith("s3://"):
-        return None
+        return None, []
     try:
-        read_table(Path(source).read_bytes(), source, RAW_COLUMNS)
+        return None, read_table(Path(source).read_bytes(), source, RAW_COLUMNS).notes
     except (CsvFileError, OSError) as exc:
-        return str(exc)
-    return None
+        return str(exc), []
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -93,6 +96,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     for row, reason in report.errors:
         print(f"row {row}: {reason}", file=sys.stderr)
+    for note in report.notes:  # invisible characters ignored, no StudentID column
+        print(note)
+    for name in report.cleaned:
+        print(f"removed {name}, left half-written by an earlier run that was killed")
+    if report.neutralised:
+        print(
+            f"{report.neutralised} StudentID cells started like a spreadsheet formula "
+            "(= + - @, tab, carriage return): written with a leading ' so they stay text"
+        )
     print(
         f"scored {report.scored} of {report.rows} rows with {predictor.version}; "
         f"{len(report.errors)} failed -> {args.output}"
@@ -104,7 +116,10 @@ def _serving_environment(args: argparse.Namespace) -> None:
     """Flags override the Lambda's own environment variables (see lambda_service.config)."""
     if args.model:
         os.environ["MODEL_BUNDLE_URI"] = args.model
-    os.environ.setdefault("MODEL_BUNDLE_URI", str(deployment().home / "model_store"))
+    settings = deployment()
+    os.environ.setdefault(
+        "MODEL_BUNDLE_URI", settings.model_store or str(settings.home / "model_store")
+    )
     os.environ.setdefault("MODEL_CACHE_DIR", str(deployment().home / "cache" / "bundles"))
 
 
@@ -132,11 +147,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
+    """Lambda's Kinesis path in this process: the handler module's init phase (its service
+    built from the environment set here), then ``lambda_handler`` per batch (``poller``)."""
     import signal
 
     import boto3
 
-    from lambda_service.config import build_service
+    from studperf_assets.local.lambda_runtime import init_handler, lambda_logs_here
     from studperf_assets.local.leases import ShardLeases
     from studperf_assets.local.poller import (
         Checkpoints,
@@ -152,23 +169,22 @@ def cmd_stream(args: argparse.Namespace) -> int:
     ):
         if value:
             os.environ[name] = value
-    from studperf_assets.local.stream_report import StreamReport
+    from studperf_assets.local.stream_report import BatchLines, StreamReport
 
     state = deployment().home / "stream"
     report = StreamReport(logging.getLogger("studperf.stream"))
+    lambda_logs_here()  # the handler logs through this command's log handlers
+    handler = init_handler()  # imports lambda_service.handler: its cold start, as in Lambda
+    logging.getLogger("studperf").addHandler(BatchLines(report))  # the handler's batch lines
     try:  # an endpoint that is away when the consumer starts is waited for, as later on
-        service = start_riding_outages(build_service, "loading the model", args.outage_budget)
-
-        def handle(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-            outcome = service.handle_kinesis(event["Records"])
-            report.batch(outcome)
-            return outcome.response()
-
+        service = start_riding_outages(
+            handler.COLD_START.ready, "loading the model", args.outage_budget
+        )
         poller = start_riding_outages(
             lambda: KinesisPoller(
                 boto3.client("kinesis"),
                 args.input_stream,
-                handle,
+                handler.lambda_handler,
                 batch_size=args.batch_size,
                 starting_position=args.starting_position,
                 checkpoints=Checkpoints(state / f"{args.input_stream}.checkpoints.json"),
@@ -358,6 +374,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def label_delay(text: str) -> float:
+    """``--label-delay``, checked before anything is sent: labels named in the past cannot
+    be written, and a file named further ahead than ``SCHEDULE_HORIZON`` is read at once
+    (a clock that is wrong), so only 0 to the horizon delivers labels when it says."""
+    from studperf_assets.lib.labels import SCHEDULE_HORIZON
+
+    horizon = SCHEDULE_HORIZON.total_seconds()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= horizon:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: labels can be delayed 0 to {horizon:g} seconds"
+        )
+    return seconds
+
+
 def needs_local_aws(command: str) -> bool:
     """``demo`` and ``up`` start a moto server: say how to get it, rather than fail."""
     try:
@@ -434,10 +468,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     from studperf_assets.local.stack import Stack, StackPorts, run_stack
 
-    stack = Stack(
-        home=deployment().home,
-        ports=StackPorts.from_environment(os.environ),
-        echo=lambda line: print(line, flush=True),
+    stack = Stack.from_environment(
+        os.environ, StackPorts.from_environment(os.environ), lambda line: print(line, flush=True)
     )
     return run_stack(stack)
 
@@ -474,7 +506,10 @@ def _add_model_commands(sub: Subparsers) -> None:
 
 
 def _add_stream_commands(sub: Subparsers) -> None:
-    stream = sub.add_parser("stream", help="poll a Kinesis stream into the Lambda handler")
+    stream = sub.add_parser(
+        "stream",
+        help="poll a Kinesis stream and call lambda_handler with Lambda's event, in this process",
+    )
     stream.add_argument("--input-stream", required=True)
     stream.add_argument("--predictions-stream", help="default: $PREDICTIONS_STREAM_NAME")
     stream.add_argument("--errors-stream", help="default: $ERRORS_STREAM_NAME")
@@ -523,7 +558,11 @@ def _add_stream_commands(sub: Subparsers) -> None:
         "--drift", default="", help="e.g. absences=8,study=0.5 or raw:StudyTimeWeekly=5"
     )
     simulate.add_argument(
-        "--label-delay", type=float, default=0.0, help="seconds until labels arrive"
+        "--label-delay",
+        type=label_delay,
+        default=0.0,
+        help="seconds until labels arrive (0 to 3600: monitoring holds a label file back "
+        "at most an hour)",
     )
     simulate.add_argument("--no-labels", action="store_true", help="send no ground truth")
     simulate.add_argument("--seed", type=int, default=0)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from studperf_assets.deployment import DeploymentError
+from studperf_assets.lib.progress import progress_enabled
 
 FORMATS = ("human", "json")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -38,6 +39,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class HumanFormatter(logging.Formatter):
+    """Time, level and message; on a terminal a loop event record (``lib.loop_events``) is
+    shown as its name and fields. Written to a file (``studperf up``'s part logs) the record
+    stays JSON, since that is what ``studperf up`` reads back."""
+
+    def __init__(self, readable_events: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        self.readable_events = readable_events
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        if self.readable_events:
+            from studperf_assets.lib.loop_events import parse
+
+            event = parse(record.message)
+            if event is not None:
+                fields = ", ".join(f"{k}={v}" for k, v in event.fields.items())
+                record.message = f"{event.name}: {fields}"
+            else:  # a structured line (``extra=``, e.g. the handler's "batch scored")
+                extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+                shown = ", ".join(f"{k}={v}" for k, v in extra.items() if _short(v))
+                if shown:
+                    record.message = f"{record.message}: {shown}"
+        return super().formatMessage(record)
+
+
+def _short(value: Any) -> bool:
+    """A field worth a place on a terminal line: a number, a flag or a short text."""
+    return isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) < 80)
+
+
 def configure(fmt: str | None = None, level: str | None = None) -> str:
     """Configure the root logger once for this command; returns the format chosen.
     ``STUDPERF_LOG_LEVEL=DEBUG`` adds what the commands keep out of sight, such as the
@@ -52,20 +83,13 @@ def configure(fmt: str | None = None, level: str | None = None) -> str:
     if chosen == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
-        )
+        handler.setFormatter(HumanFormatter(readable_events=sys.stderr.isatty()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # studperf's own loggers at ``level``; libraries (alembic, botocore, …) only warn
     root.setLevel(logging.WARNING)
     logging.getLogger("studperf").setLevel(level)
     return chosen
-
-
-def progress_enabled() -> bool:
-    """Progress bars on a terminal only (not in logs, CI or JSON mode)."""
-    return sys.stderr.isatty() and os.environ.get("STUDPERF_LOG_FORMAT", "human") != "json"
 
 
 class Progress:

@@ -1,8 +1,10 @@
-"""The alert e-mail of one monitored batch: every failed check, as a reader wants it.
+"""Alert e-mails, as a reader wants them: an incident's (``IncidentNotice``: opened,
+reminder, resolved), and one monitored batch's failed checks (``BatchAlert``, sent directly
+only when the monitoring database cannot record the incident).
 
-One e-mail per batch (not per check), a small table per check (what, score, threshold) at
-three significant digits, the batch size and model version, and links to the Dagster run
-and the report. A plain-text part and an HTML part carry the same content.
+A small table per check or list (what, score, threshold) at three significant digits, and
+links to the Dagster run and the report. A plain-text part and an HTML part carry the same
+content.
 """
 
 from __future__ import annotations
@@ -103,6 +105,25 @@ def _any_check(m: dict[str, Any]) -> Table:
     return Table(("measure", "value"), [(k, sig(v)) for k, v in sorted(shown.items())])
 
 
+def _text_table(table: Table) -> list[str]:
+    widths = [
+        max(len(str(r[i])) for r in [table.columns, *table.rows]) for i in range(len(table.columns))
+    ]
+    return [
+        "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [table.columns, *table.rows]
+    ]
+
+
+def _html_table(table: Table) -> str:
+    e = html.escape
+    head = "".join(f'<th align="left">{e(c)}</th>' for c in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table.rows
+    )
+    return f'<table border="1" cellpadding="4" cellspacing="0"><tr>{head}</tr>{body}</table>'
+
+
 TABLES = {
     "data_drift": _data_drift,
     "prediction_drift": _prediction_drift,
@@ -157,19 +178,7 @@ class BatchAlert:
         lines = [f"Monitoring found {len(self.checks)} failed check(s) on {self.partition}.", ""]
         lines += [f"  {k}: {v}" for k, v in self._facts()]
         for check in self.checks:
-            table = check.table()
-            lines += ["", f"{check.title} ({check.name})"]
-            widths = [
-                max(len(str(r[i])) for r in [table.columns, *table.rows])
-                for i in range(len(table.columns))
-            ]
-            for row in [table.columns, *table.rows]:
-                lines.append(
-                    "  "
-                    + "  ".join(
-                        str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)
-                    ).rstrip()
-                )
+            lines += ["", f"{check.title} ({check.name})", *_text_table(check.table())]
         lines.append("")
         lines += [f"{name}: {url}" for name, url in self._links()]
         return "\n".join(lines) + "\n"
@@ -183,16 +192,8 @@ class BatchAlert:
             "<p>" + "<br>".join(f"{e(k)}: {e(v)}" for k, v in self._facts()) + "</p>",
         ]
         for check in self.checks:
-            table = check.table()
-            head = "".join(f'<th align="left">{e(c)}</th>' for c in table.columns)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>"
-                for row in table.rows
-            )
             parts.append(f"<h3>{e(check.title)} <small>({e(check.name)})</small></h3>")
-            parts.append(
-                f'<table border="1" cellpadding="4" cellspacing="0"><tr>{head}</tr>{body}</table>'
-            )
+            parts.append(_html_table(check.table()))
         links = " · ".join(
             f'<a href="{e(url, quote=True)}">{e(name)}</a>' for name, url in self._links()
         )
@@ -207,12 +208,14 @@ NOTICE_WORDS = {"opened": "OPEN", "reminder": "STILL OPEN", "resolved": "RESOLVE
 class IncidentNotice:
     """The e-mail owed for an incident (``lib.incidents``): when it opens, as a reminder
     while it stays open, and when it is resolved. Facts come from the incident's details:
-    the job, step, error and run for a failed run; the sensor and error for a sensor."""
+    the job, step, error and run for a failed run; the sensor and error for a sensor; the
+    checks, windows and drifted features (a table) for failed checks."""
 
     notice: str  # opened | reminder | resolved
     title: str
     facts: list[tuple[str, str]]
     links: dict[str, str] = field(default_factory=dict)
+    tables: list[tuple[str, Table]] = field(default_factory=list)
 
     @property
     def subject(self) -> str:
@@ -228,6 +231,8 @@ class IncidentNotice:
     def text(self) -> str:
         lines = [self._lead(), ""]
         lines += [f"  {k}: {v}" for k, v in self.facts]
+        for title, table in self.tables:
+            lines += ["", title, *_text_table(table)]
         lines += ["", *[f"{name}: {url}" for name, url in self.links.items() if url]]
         return "\n".join(lines).rstrip() + "\n"
 
@@ -245,6 +250,7 @@ class IncidentNotice:
             '<html><body style="font-family: sans-serif">',
             f"<p>{e(self._lead())}</p>",
             f'<table border="1" cellpadding="4" cellspacing="0">{rows}</table>',
+            *[f"<h3>{e(title)}</h3>\n{_html_table(table)}" for title, table in self.tables],
             f"<p>{links}</p>" if links else "",
             "</body></html>",
         ]

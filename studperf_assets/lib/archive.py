@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from studperf_assets.lib.prediction_records import UnreadablePrediction, decode_prediction
+from studperf_assets.lib.regular_files import is_regular, open_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,19 +97,25 @@ class FolderArchive:
     root: Path
 
     def local_path(self, key: str) -> Path | None:
-        return self.root / key
+        """The object's file if it is a regular file in the folder; else None, and
+        ``get_bytes`` then refuses it by name (a FIFO or a symlink out is never opened)."""
+        path = self.root / key
+        return path if is_regular(self.root, path) else None
 
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
         base = self.root / prefix
         if not base.is_dir():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        # not only regular files: a FIFO or a device listed is refused by name when read,
+        # never skipped unseen
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if not p.is_dir())
         return sorted(
             k for k in keys if not k.rsplit("/", 1)[-1].startswith(".") and k > start_after
         )
 
     def get_bytes(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        with open_regular(self.root, self.root / key, self.uri(key)) as handle:
+            return handle.read()
 
     def put_bytes(self, key: str, data: bytes) -> str:
         """Atomic: a reader sees the whole object or none (write, then rename over)."""

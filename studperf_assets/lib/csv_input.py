@@ -8,6 +8,16 @@ quoting as the ``csv`` module's excel dialect writes it. Blank lines, and rows o
 fields only (Excel writes those for formatted empty cells), carry no record and are skipped;
 row numbers count the other rows (1 = first data row).
 
+Invisible characters around a header name are ignored too, and said: Unicode whitespace
+(a no-break space U+00A0, an ideographic space...) and format characters (a zero-width space
+U+200B, a further byte-order mark U+FEFF, a word joiner...), as copying from a web page or
+saving twice leaves them. Each such name gives one line in ``CsvTable.notes`` naming the
+column and the characters ("in.csv: column StudentID: ignored U+200B (ZERO WIDTH SPACE)
+around its name"), which both commands print. Before, a header cell ``StudentID\u200b`` or
+a file starting with two BOMs made ``predict`` score with an empty StudentID column while
+``train`` refused the file. An invisible character inside a name is not ignored: the
+refusal names it.
+
 Refused, with a CsvFileError naming the file and what to do: another encoding (the byte and
 line; Windows-1252 is named when the byte means something there), UTF-16 or UTF-32, NUL
 bytes, semicolons or tabs as delimiter, a column missing or named twice, no data row, broken
@@ -28,8 +38,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 
 SAVE_AS = 'save it as "CSV UTF-8 (Comma delimited)"'
@@ -55,6 +66,7 @@ class CsvTable:
     header: list[str]
     positions: dict[str, int]  # every column asked for that the header has -> its index
     rows: Iterator[list[str]]
+    notes: list[str] = field(default_factory=list)  # one line each: what was ignored
 
     def width_problem(self, row: Sequence[str]) -> str | None:
         """Why a row cannot be read by position (fields shifted or lost), or None."""
@@ -73,14 +85,42 @@ def read_table(
     header = next(rows, None)
     if header is None:
         raise CsvFileError(f"{source}: empty file (no header row)")
-    names = [name.strip(" \t") for name in header]
+    names = [header_name(name) for name in header]
+    notes = [
+        f"{source}: column {name}: ignored {_described(set(raw) - set(name))} around its name"
+        for raw, name in zip(header, names, strict=True)
+        if raw.strip(" \t") != name
+    ]
     wanted = (*required, *optional)
     _check_columns(names, ",".join(header), required, wanted, source)
     first = next(rows, None)
     if first is None:
         raise CsvFileError(f"{source}: a header but no rows")
     positions = {name: i for i, name in enumerate(names) if name in wanted}
-    return CsvTable(source, names, positions, chain([first], rows))
+    return CsvTable(source, names, positions, chain([first], rows), notes)
+
+
+def _invisible(char: str) -> bool:
+    """Unicode whitespace (NBSP, ideographic space...) or a format character (U+200B,
+    U+FEFF, U+2060...): nothing a reader sees in a header cell."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def header_name(cell: str) -> str:
+    """A header cell's name: invisible characters (``_invisible``) around it removed."""
+    start, end = 0, len(cell)
+    while start < end and _invisible(cell[start]):
+        start += 1
+    while end > start and _invisible(cell[end - 1]):
+        end -= 1
+    return cell[start:end]
+
+
+def _described(chars: set[str]) -> str:
+    """Characters as a message names them: ``U+200B (ZERO WIDTH SPACE)``, spaces and tabs
+    (always ignored) left out unless nothing else is there."""
+    shown = sorted(c for c in chars if c not in " \t") or sorted(chars)
+    return ", ".join(f"U+{ord(c):04X} ({unicodedata.name(c, 'unnamed')})" for c in shown)
 
 
 def utf8_body(data: bytes, source: str) -> bytes:
@@ -161,6 +201,14 @@ def _check_columns(
         lowered = {name.lower(): name for name in names}
         near = [f"{lowered[m.lower()]} for {m}" for m in missing if m.lower() in lowered]
         hint = f" (names are case-sensitive: the header has {', '.join(near)})" if near else ""
+        visible = {"".join(c for c in name if not _invisible(c)): name for name in names}
+        hidden = [
+            f"{visible[m]!r} for {m}, holding {_described(set(visible[m]) - set(m))}"
+            for m in missing
+            if m in visible
+        ]
+        if hidden:
+            hint = f" (the header has {'; '.join(hidden)}: invisible characters inside a name)"
         raise CsvFileError(f"{source}: missing column(s): {', '.join(missing)}{hint}")
     repeated = sorted({name for name in wanted if names.count(name) > 1})
     if repeated:

@@ -48,17 +48,31 @@ class ObjectTooLarge(ValueError):
     """An object over the size its reader accepts; the message names it and both sizes."""
 
 
+class ObjectChanged(RuntimeError):
+    """An object that changed while it was read (a copy still being written): it is read
+    again, as a new version, once it has settled."""
+
+
 class FrameStore(Protocol):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]: ...
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes: ...
     def put_bytes(self, key: str, data: bytes, content_type: str = ...) -> str: ...
 
 
+class LabelStore(FrameStore, Protocol):
+    """A store that tells a file's version (S3's ETag; size and mtime_ns in a folder), so
+    that a file rewritten under the same key is read again and an unchanged one never."""
+
+    def list_versions(self, prefix: str) -> dict[str, str]: ...
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]: ...
+
+
 class LabelFileError(ValueError):
     """A label file that cannot be used; the message names the file and the problem."""
 
-    def __init__(self, key: str, problem: str) -> None:
+    def __init__(self, key: str, problem: str, version: str | None = None) -> None:
         self.key, self.problem = key, problem
+        self.version = version  # of the bytes judged, when they were read
         super().__init__(f"label file {key}: {problem}")
 
 
@@ -96,21 +110,22 @@ def write_labels(store: FrameStore, rows: pd.DataFrame, available_at: datetime) 
     return key
 
 
-def arrived_keys(store: FrameStore, now: datetime | None = None) -> list[str]:
-    """Every file under ``labels/`` that has arrived by ``now`` (sorted): files of any name,
-    not only well-named Parquet files (the others are rejected, by name, where they are
-    ingested); only a name in the near future postpones a file (``SCHEDULE_HORIZON``).
-    Temporary files (a name starting with ".") and folder markers are not files."""
+def arrived_files(store: LabelStore, now: datetime | None = None) -> dict[str, str]:
+    """Every file under ``labels/`` that has arrived by ``now``, key -> version (sorted by
+    key): files of any name, not only well-named Parquet files (the others are rejected, by
+    name, where they are ingested); only a name in the near future postpones a file
+    (``SCHEDULE_HORIZON``). Temporary files (a name starting with ".") and folder markers
+    are not files."""
     now = now or datetime.now(UTC)
     due = watermark_key(now + timedelta(microseconds=1))
     horizon = watermark_key(now + SCHEDULE_HORIZON)
-    return [
-        key
-        for key in store.list_keys(LABELS_PREFIX)
+    return {
+        key: version
+        for key, version in sorted(store.list_versions(LABELS_PREFIX).items())
         if not key.endswith("/")
         and not key.rsplit("/", 1)[-1].startswith(".")
         and not (due <= key < horizon and _well_named(key))
-    ]
+    }
 
 
 def _well_named(key: str) -> bool:
@@ -122,36 +137,129 @@ def _well_named(key: str) -> bool:
 
 
 def read_label_file(
-    store: FrameStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
+    store: LabelStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
 ) -> pd.DataFrame:
-    """A label file, validated: every problem is a LabelFileError naming the file. One over
-    ``max_bytes`` is refused before it is read, so no file can stall a monitoring run."""
+    """A label file, validated (``read_label_version``)."""
+    return read_label_version(store, key, max_bytes)[0]
+
+
+def read_label_version(
+    store: LabelStore, key: str, max_bytes: int = MAX_LABEL_FILE_BYTES
+) -> tuple[pd.DataFrame, str]:
+    """A label file, validated, and the version of the bytes read: every problem is a
+    LabelFileError naming the file (and the version judged, once its bytes were read). One
+    over ``max_bytes`` is refused before it is read, so no file can stall a monitoring run;
+    one that changes while it is read is an ObjectChanged (read it again later)."""
     if not key.endswith(".parquet"):
         raise LabelFileError(key, "not a .parquet file (label files are Parquet)")
     try:
-        raw = store.get_bytes(key, max_bytes=max_bytes)
+        raw, version = store.get_versioned(key, max_bytes=max_bytes)
     except ObjectTooLarge as exc:
         raise LabelFileError(key, str(exc).rsplit(": ", 1)[-1]) from exc
+    except (PermissionError, IsADirectoryError) as exc:  # the file's fault, not the store's
+        raise LabelFileError(key, f"cannot be read ({type(exc).__name__})") from exc
     try:
         frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:
-        raise LabelFileError(key, f"not a readable Parquet file ({type(exc).__name__})") from exc
+        raise LabelFileError(
+            key, f"not a readable Parquet file ({type(exc).__name__})", version
+        ) from exc
+    try:
+        return validated_labels(key, frame), version
+    except LabelFileError as exc:
+        raise LabelFileError(key, exc.problem, version) from exc
+    except Exception as exc:  # a value no check foresaw: the file's problem
+        raise LabelFileError(key, f"unreadable values ({_first_line(exc)})", version) from exc
+
+
+def validated_labels(key: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The label columns of ``frame`` with every value checked (types, ranges, times) and
+    typed as the database stores them; LabelFileError naming the columns and rows if not."""
     missing = [c for c in LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise LabelFileError(key, f"missing column(s) {', '.join(missing)}")
     if frame.empty:
         raise LabelFileError(key, "no rows")
-    problems = schema_problems(frame[list(RAW_COLUMNS)])
+    frame = frame[list(LABEL_COLUMNS)].reset_index(drop=True)
+    problems = [p for c in RAW_COLUMNS if (p := _not_numbers(c, frame[c]))]
+    problems += schema_problems(frame[list(RAW_COLUMNS)])
     problems += request_id_problems(frame[REQUEST_ID])
-    if frame[AVAILABLE_AT].isna().any():
-        problems.append(f"{int(frame[AVAILABLE_AT].isna().sum())} rows without available_at")
+    times, time_problems = label_times(frame[AVAILABLE_AT])
+    problems += time_problems
     if problems:
-        raise LabelFileError(key, "; ".join(problems[:5]))
+        raise LabelFileError(key, "; ".join(dict.fromkeys(problems[:5])))
     frame[REQUEST_ID] = frame[REQUEST_ID].astype(str)
+    frame[AVAILABLE_AT] = times
     for column in RAW_COLUMNS:
-        if column != GPA:
-            frame[column] = frame[column].astype("int64")
-    return frame[list(LABEL_COLUMNS)]
+        frame[column] = frame[column].astype("float64" if column == GPA else "int64")
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _rows_of(mask: pd.Series) -> str:
+    rows = [str(i + 1) for i in mask.to_numpy().nonzero()[0][:5]]
+    more = int(mask.sum()) - len(rows)
+    return ", ".join(rows) + (f" and {more} more" if more > 0 else "")
+
+
+def _not_numbers(column: str, values: pd.Series) -> str:
+    """A numeric column holding something other than numbers (true/false, lists, bytes):
+    ``pd.to_numeric`` would read True as 1, so types are checked first."""
+    if pd.api.types.is_bool_dtype(values):
+        return f"column {column}: true/false values, not numbers"
+    if pd.api.types.is_numeric_dtype(values):
+        return ""
+    odd = values.map(lambda v: v is not None and not isinstance(v, (int, float, str)))
+    odd |= values.map(lambda v: isinstance(v, bool))
+    if odd.any():
+        return f"column {column}: not a number in row {_rows_of(odd)}"
+    return ""
+
+
+# A label's time must be plausible: a writer's epoch number or a year-1500 date is a bug.
+EARLIEST_LABEL = pd.Timestamp("2000-01-01", tz="UTC")
+LATEST_LABEL = pd.Timestamp("2100-01-01", tz="UTC")
+
+
+def label_times(values: pd.Series) -> tuple[pd.Series, list[str]]:
+    """``available_at`` as UTC timestamps (a zone-less time is UTC), and what is wrong with
+    it: a timestamp column, or ISO 8601 text; not numbers, lists or unparseable text."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        times = values.dt.tz_localize("UTC") if values.dt.tz is None else values
+        times = times.dt.tz_convert("UTC")
+        bad = pd.Series(False, index=values.index)
+    elif values.dtype == object:
+        text = values.map(lambda v: isinstance(v, str))
+        stamp = values.map(lambda v: isinstance(v, (datetime, pd.Timestamp)))
+        parsed = pd.to_datetime(
+            values.where(text | stamp), utc=True, errors="coerce", format="ISO8601"
+        )
+        times = parsed
+        bad = (text | stamp) & parsed.isna()
+        bad |= ~(text | stamp) & values.notna()
+    else:
+        kind = "numbers" if pd.api.types.is_numeric_dtype(values) else str(values.dtype)
+        return pd.Series(pd.NaT, index=values.index), [
+            f"column {AVAILABLE_AT}: {kind}, not timestamps (write a timestamp or ISO 8601 text)"
+        ]
+    problems = []
+    blank = values.isna()
+    if blank.any():
+        problems.append(f"{int(blank.sum())} rows without available_at")
+    if bad.any():
+        problems.append(f"column {AVAILABLE_AT}: not a timestamp in row {_rows_of(bad)}")
+    known = times.notna()
+    outside = known & ((times < EARLIEST_LABEL) | (times >= LATEST_LABEL))
+    if outside.any():
+        problems.append(
+            f"column {AVAILABLE_AT}: outside [{EARLIEST_LABEL.date()}, {LATEST_LABEL.date()}) "
+            f"in row {_rows_of(outside)}"
+        )
+    return times, problems
 
 
 def request_id_problems(ids: pd.Series) -> list[str]:
@@ -159,6 +267,10 @@ def request_id_problems(ids: pd.Series) -> list[str]:
     and writes (``lambda_service.schema.REQUEST_ID_PATTERN``: at most 128 characters), or
     they could never match a prediction, and could not be stored."""
     missing = ids.isna()
+    if not pd.api.types.is_string_dtype(ids) and not pd.api.types.is_integer_dtype(ids):
+        odd = ids.map(lambda v: isinstance(v, bool) or not isinstance(v, (str, int)))
+        if (odd & ids.notna()).any():
+            return [f"column {REQUEST_ID}: not text in row {_rows_of(odd & ids.notna())}"]
     text = ids[~missing].astype(str)
     bad = text[~text.str.fullmatch(REQUEST_ID_PATTERN.pattern)]
     problems = [f"{int(missing.sum())} rows without a request_id"] if missing.any() else []
@@ -213,6 +325,19 @@ def as_training_rows(labels: pd.DataFrame) -> pd.DataFrame:
     if problems:
         raise DataValidationError("labelled production rows: " + "; ".join(problems[:5]))
     return latest[list(RAW_COLUMNS)].reset_index(drop=True)
+
+
+def without_superseded(file_rows: pd.DataFrame, production: pd.DataFrame) -> pd.DataFrame:
+    """The file's rows without those of students a production label covers.
+
+    A StudentID names one student wherever the row comes from, and the training data holds
+    each student once (``raw_unique_student_ids``: a student on both sides of the split
+    would leak). A production label is the newer observation of that student, so it wins,
+    as the latest label wins among production labels (``as_training_rows``); giving it an ID
+    of its own would keep the same student twice. The caller counts what was dropped."""
+    if production.empty:
+        return file_rows
+    return file_rows[~file_rows["StudentID"].isin(production["StudentID"])]
 
 
 def request_ids(frames: Iterable[pd.DataFrame]) -> set[str]:

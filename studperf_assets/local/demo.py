@@ -16,6 +16,7 @@ minutes that real windows (60 s under ``studperf up``, 5 min in production) woul
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -29,15 +30,13 @@ from typing import Any
 import boto3
 from dagster import DagsterInstance, RunRequest
 
-from lambda_service.model_provider import ModelProvider
-from lambda_service.service import PredictionService
-from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.archive import read_window
 from studperf_assets.lib.simulation import Drift
 from studperf_assets.local.firehose import FirehoseStandIn
 from studperf_assets.local.firehose import run as run_archive
+from studperf_assets.local.lambda_runtime import init_handler, lambda_logs_here
 from studperf_assets.local.moto import ensure_stream, moto_server, sent_emails
 from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
@@ -120,6 +119,13 @@ class Demo:
     def run(self, calm_batches: int, drifted_batches: int) -> DemoSummary:
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
+        undo = lambda_logs_here()  # the handler logs through this process's log handlers
+        try:
+            return self._run(dagster_home, calm_batches, drifted_batches)
+        finally:
+            undo()
+
+    def _run(self, dagster_home: Path, calm_batches: int, drifted_batches: int) -> DemoSummary:
         with (
             moto_server() as self.moto_url,
             DagsterInstance.from_config(str(dagster_home)) as self.instance,
@@ -157,16 +163,23 @@ class Demo:
             if not first.success:
                 raise RuntimeError(f"training failed: {first.failures}")
             self._record(first)
-        provider = ModelProvider(
-            str(self.home / "model_store"), self.home / "cache", refresh_seconds=0
+        # Lambda's init phase in this process, on the demo's settings: the handler module's
+        # service reads the store's production pointer before every batch (refresh 0)
+        handler = init_handler(
+            {
+                **os.environ,  # the moto server's endpoint and credentials
+                "MODEL_BUNDLE_URI": str(self.home / "model_store"),
+                "MODEL_CACHE_DIR": str(self.home / "cache"),
+                "MODEL_REFRESH_SECONDS": "0",
+                "PREDICTIONS_STREAM_NAME": STREAMS["predictions"],
+                "ERRORS_STREAM_NAME": STREAMS["errors"],
+            }
         )
-        service = PredictionService(
-            provider, KinesisSink(self.kinesis), STREAMS["predictions"], STREAMS["errors"]
-        )
+        handler.COLD_START.ready()  # the first bundle serves, or the demo stops here
         self.poller = KinesisPoller(
             self.kinesis,
             STREAMS["input"],
-            lambda event, _context: service.handle_kinesis(event["Records"]).response(),
+            handler.lambda_handler,  # what Lambda calls, with the event Lambda delivers
             batch_size=500,
             checkpoints=Checkpoints(self.home / "stream" / "checkpoints.json"),
             sleep=lambda _s: None,
@@ -193,7 +206,7 @@ class Demo:
         return stats
 
     def stream_traffic(self, calm: int, drifted: int) -> None:
-        with self.step("stream simulated traffic through the Lambda handler (studperf stream)"):
+        with self.step("stream simulated traffic through lambda_handler (as studperf stream)"):
             store = self.resources["object_store"]
             for drift in [None] * calm + [DRIFT] * drifted:
                 simulate(
@@ -231,7 +244,7 @@ class Demo:
                 )
 
     def alert(self) -> None:
-        with self.step("alert: failing checks e-mail the on-call (monitoring_alert_sensor, SES)"):
+        with self.step("alert: failing checks open an incident, e-mailed to the on-call (SES)"):
             before = len(sent_emails(self.moto_url))
             self.tick("monitoring_alert_sensor")
             self.summary.emails = sent_emails(self.moto_url)[before:]
@@ -305,7 +318,10 @@ def print_summary(summary: DemoSummary, echo: Callable[[str], None] = print) -> 
             f"  {batch['partition']}: drift share {batch['drift_share']:.2f} ({drifted}), "
             f"f1-macro {batch['f1_macro']:.3f}"
         )
-    echo(f"  alert e-mails sent: {len(summary.emails)} (one per window with failed checks)")
+    echo(
+        f"  alert e-mails sent: {len(summary.emails)} (one per incident opened: checks failing "
+        "on consecutive windows are one incident)"
+    )
     echo(f"  retraining run: {summary.retraining_run}")
     echo(f"  HTML reports: {summary.reports}")
     dashboard = summary.home / "evidently"

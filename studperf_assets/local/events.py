@@ -1,6 +1,10 @@
 """What ``studperf up`` prints after ``ready``: the loop's events, one line each, taken from
 the parts' logs (each part keeps its full log in ``$STUDPERF_HOME/logs``).
 
+The events are structured records (``lib.loop_events``): this reader takes their fields and
+says them the same way whatever the emitters' wording; the one exception is Dagster's own
+``RUN_FAILURE`` line.
+
 A window monitored, an alert sent, a retraining requested, a bundle promoted, the consumer
 swapping to it, its summary of each minute with traffic, and any run that failed: what an
 operator watching the terminal wants to see without opening the UI.
@@ -8,38 +12,91 @@ operator watching the terminal wants to see without opening the UI.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from studperf_assets.lib.loop_events import (
+    ALERT_NOT_SENT,
+    CONSUMER_MINUTE,
+    CONSUMER_SWAPPED,
+    INCIDENT,
+    MONITORED,
+    NOT_MONITORED,
+    PROMOTED,
+    RETRAINING,
+    LoopEvent,
+    parse,
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-ALERTS = " - monitoring_alert_sensor - "
-# (log file, pattern, label): the first group of the pattern follows the label.
-EVENTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    (
-        "dagster.log",
-        re.compile(r" - drift_report - (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: .*)$"),
-        "monitored",
+LOGS = ("dagster.log", "stream.log")
+# Dagster's own line for a failed run (its wording, not ours: the one event not a record)
+RUN_FAILURE = re.compile(r" - (\w+_job - [0-9a-f-]+) - \d+ - RUN_FAILURE\b")
+
+
+def _monitored(f: Mapping[str, Any]) -> str:
+    drifted = ", ".join(f["drifted_features"]) or "none"
+    f1 = "n/a (no labels yet)" if f["f1_macro"] is None else f"{f['f1_macro']:.3f}"
+    return (
+        f"monitored: {f['window']}: drift share {f['drift_share']:.2f} ({drifted}), "
+        f"prediction drift {f['prediction_drift']:.3f}, f1-macro {f1}"
+    )
+
+
+def _not_monitored(f: Mapping[str, Any]) -> str:
+    window = f"{f['window']}: " if f["window"] else ""
+    return f"not monitored: {window}{f['job']} failed at {f['step']}: {f['error']}"
+
+
+def _consumer_minute(f: Mapping[str, Any]) -> str | None:
+    if not f["batches"]:
+        return None  # a quiet minute says nothing
+    return (
+        f"consumer: last {f['seconds']}s: {f['batches']} batches, {f['records']} records, "
+        f"{f['predicted']} predicted, {f['errors']} errors, {f['to_retry']} to retry; "
+        f"model {', '.join(f['models']) or '-'}"
+    )
+
+
+# What the terminal says for each event, from its fields (None: nothing to say).
+SAY: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    MONITORED: _monitored,
+    NOT_MONITORED: _not_monitored,
+    ALERT_NOT_SENT: lambda f: (
+        f"alert not sent: {f['owed']} e-mail{'s' if f['owed'] != 1 else ''} owed, "
+        f"the oldest for {f['oldest_seconds']} s: {f['error']}"
     ),
-    ("dagster.log", re.compile(ALERTS + r"alert sent for (.*)$"), "alert sent"),
-    ("dagster.log", re.compile(ALERTS + r"not monitored: (.*)$"), "not monitored"),
-    ("dagster.log", re.compile(ALERTS + r"(incident \w+: .*)$"), "alert sent"),
-    ("dagster.log", re.compile(r" - retraining_sensor - retraining: (.*)$"), "retraining"),
-    ("dagster.log", re.compile(r" - production_model - (production -> \S+)"), "promoted"),
-    ("dagster.log", re.compile(r" - (\w+_job - [0-9a-f-]+) - \d+ - RUN_FAILURE\b"), "run FAILED"),
-    ("stream.log", re.compile(r"\bhot swap (\S+ -> \S+)"), "consumer swapped"),
-    ("stream.log", re.compile(r"\b(last \d+s: [1-9]\d* batches, .*?); since start"), "consumer"),
-)
+    INCIDENT: lambda f: f"alert sent: incident {f['notice']}: {f['title']}",
+    RETRAINING: lambda f: (
+        f"retraining: {f['check']} failed on {f['window']}; {f['new_labels']} new labelled rows"
+    ),
+    PROMOTED: lambda f: f"promoted: production -> {f['version']}",
+    CONSUMER_SWAPPED: lambda f: f"consumer swapped: {f['from_version']} -> {f['to_version']}",
+    CONSUMER_MINUTE: _consumer_minute,
+}
+
+
+def say(event: LoopEvent) -> str | None:
+    """The terminal line of an event. A record this reader does not know, or whose fields
+    do not fit, is still said, as its name and fields, never dropped."""
+    try:
+        return SAY[event.name](event.fields)
+    except Exception:  # noqa: BLE001 - any misfit (a huge number included) is still said
+        return f"{event.name}: {json.dumps(dict(event.fields), default=str)}"
 
 
 def event_of(log: str, line: str) -> str | None:
     """The event a log line reports, as the stack prints it, or None."""
     text = ANSI.sub("", line).rstrip()
-    for name, pattern, label in EVENTS:
-        if name == log and (found := pattern.search(text)):
-            return f"{label}: {found.group(1)}"
+    if (event := parse(text)) is not None:
+        return say(event)
+    if log == "dagster.log" and (failed := RUN_FAILURE.search(text)):
+        return f"run FAILED: {failed.group(1)}"
     return None
 
 
@@ -51,12 +108,15 @@ class EventFollower(threading.Thread):
         self.echo = echo
         self.every = every
         self.stopped = threading.Event()
-        self.files = {name: log_dir / name for name in sorted({log for log, _, _ in EVENTS})}
+        self.files = {name: log_dir / name for name in LOGS}
         self.offsets = {name: _size(path) for name, path in self.files.items()}
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as exc:  # noqa: BLE001 - the follower must outlive one bad line
+                self.echo(f"{time.strftime('%H:%M:%S')} (a log line could not be read: {exc})")
 
     def poll(self) -> None:
         for name, path in self.files.items():

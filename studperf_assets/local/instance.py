@@ -39,7 +39,31 @@ def seed_instance(home: Path, storage: str = "sqlite") -> Path:
     target = home / "dagster.yaml"
     if not target.exists():
         shutil.copyfile(INSTANCE_TEMPLATES / TEMPLATE_BY_STORAGE[storage], target)
+    if storage == "sqlite":
+        create_instance(home)
     return target
+
+
+CREATED_MARK = ".studperf-instance-created"
+
+
+def create_instance(home: Path) -> None:
+    """Create the instance's storage once, under a file lock beside it: Dagster creates and
+    stamps its SQLite storage on first use without a lock, and two commands opening a fresh
+    home at once crashed (``UNIQUE constraint failed: alembic_version.version_num``, ``table
+    runs already exists``). The same kind as the monitoring schema's lock
+    (``resources.monitoring_schema``). Only the SQLite storage, whose files are here."""
+    if (home / CREATED_MARK).exists():
+        return
+    from dagster import DagsterInstance
+    from filelock import FileLock
+
+    with FileLock(home / ".instance.lock"):
+        if (home / CREATED_MARK).exists():
+            return
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.get_runs(limit=1)
+        (home / CREATED_MARK).touch()
 
 
 def start_dagster_dev(

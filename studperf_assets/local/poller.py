@@ -1,12 +1,20 @@
-"""``studperf stream``: poll a Kinesis stream and invoke the Lambda handler like Lambda does.
+"""``studperf stream``: poll a Kinesis stream and invoke ``lambda_handler`` as Lambda does.
 
-Lambda-shaped events (batch size, starting position), a checkpoint per shard after each
-successful batch, and ReportBatchItemFailures semantics: on reported failures the shard
-is re-read from the lowest failed sequence number, up to ``max_retries`` times; a batch
-that still fails is written to the on-failure file (Lambda's on-failure destination), so
-every record is accounted for. A handler that raises is a function error, as in Lambda: the
-whole batch is retried the same way, then goes to the on-failure file; the consumer goes on
-(Lambda's bisecting of a failing batch is not imitated).
+The stand-in for Lambda's Kinesis event source mapping. Each batch becomes the event Lambda
+delivers (``lambda_event``: base64 data, partition key, sequence number, arrival time, the
+stream's ARN, ``eventID`` ``shardId-…:sequence``), and the handler is called with it and a
+``LocalLambdaContext`` (``lambda_runtime``), in this process. The command passes
+``lambda_service.handler.lambda_handler`` itself, so a record takes the path it takes in AWS:
+handler, service, sink.
+
+Batch size, starting position, a checkpoint per shard after each successful batch, and
+ReportBatchItemFailures semantics: the handler's ``batchItemFailures`` decide what is
+re-delivered. The shard is checkpointed before the lowest failed sequence number and re-read
+from it, up to ``max_retries`` times; a batch that still fails is written to the on-failure
+file (Lambda's on-failure destination), so every record is accounted for. A handler that
+raises is a function error, as in Lambda: the whole batch is retried the same way, then goes
+to the on-failure file; the consumer goes on (Lambda's bisecting of a failing batch is not
+imitated).
 
 Checkpoints name the stream's identity (ARN and creation time): a recreated stream is read
 from its start, not from sequence numbers of the one it replaced. An unreachable endpoint
@@ -34,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import FileLock
+
+from studperf_assets.local.lambda_runtime import LocalLambdaContext, invocation
 
 if TYPE_CHECKING:
     from studperf_assets.local.leases import ShardLeases
@@ -204,6 +214,31 @@ def lambda_event(
     }
 
 
+def failed_identifiers(response: Any) -> list[Any]:
+    """The ``itemIdentifier`` of each entry of a partial batch response."""
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    if not isinstance(failures, list):
+        return []
+    return [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
+
+
+def first_to_redeliver(records: list[dict[str, Any]], response: Any) -> int | None:
+    """Where Lambda's event source mapping resumes after a handler's response, as an index
+    into the batch's ``records`` (None: the batch succeeded).
+
+    As ReportBatchItemFailures documents it: no response, an empty one, or no or an empty
+    ``batchItemFailures`` is a complete success; otherwise the batch is re-delivered from the
+    lowest sequence number reported. A reported ``itemIdentifier`` that is empty, missing or
+    not a sequence number of the batch makes it a complete failure: from its first record."""
+    identifiers = failed_identifiers(response)
+    if not identifiers:
+        return None
+    positions = {r["SequenceNumber"]: i for i, r in enumerate(records)}
+    if not all(isinstance(i, str) and i in positions for i in identifiers):
+        return 0
+    return min(positions[i] for i in identifiers)
+
+
 class KinesisPoller:
     def __init__(
         self,
@@ -281,8 +316,10 @@ class KinesisPoller:
         self.stats.per_shard[shard] = self.stats.per_shard.get(shard, 0) + len(records)
         condition = "batch item failures"
         try:
-            result = self.handler(event, None) or {}
-            failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+            with invocation():
+                result = self.handler(event, LocalLambdaContext(region=self.region))
+            first_failed = first_to_redeliver(records, result)
+            failures = failed_identifiers(result)
         except Exception as exc:  # a function error: the whole batch fails, the consumer lives
             self.stats.function_errors += 1
             condition = f"function error: {type(exc).__name__}: {str(exc)[:500]}"
@@ -290,13 +327,12 @@ class KinesisPoller:
                 "shard %s: the handler raised on a batch of %d records (a function error)",
                 shard, len(records),
             )  # fmt: skip
-            failures = [r["SequenceNumber"] for r in records]
-        if not failures:
+            first_failed, failures = 0, [r["SequenceNumber"] for r in records]
+        if first_failed is None:
             self.retries.pop(shard, None)
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
             return
-        lowest = min(failures, key=int)
-        first_failed = next(i for i, r in enumerate(records) if r["SequenceNumber"] == lowest)
+        lowest = records[first_failed]["SequenceNumber"]
         attempt = self.retries.get(shard, 0) + 1
         if attempt > self.max_retries:
             # Give up on this batch as Lambda does: the on-failure destination gets it.

@@ -1,13 +1,13 @@
 """``studperf up``: the live local platform in the foreground, nothing to configure.
 
 moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daemon (sensors
-running) on ``STUDPERF_UI_PORT``; the stream consumer (the Lambda handler over the input
-stream, hot-swapping); the archive (``local.firehose``, Firehose's stand-in: the predictions
-and errors streams into the monitoring store's ``archive/``); the Evidently UI on
-``STUDPERF_EVIDENTLY_PORT``. State lives under
-``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT or
-SIGTERM stops every process it started (see ``serving.supervisor``). One stack per home
-(``serving.home_lock``): a second start is refused while the first lives; a start after a
+running) on ``STUDPERF_UI_PORT``; the stream consumer (``studperf stream``: each batch of the
+input stream goes to ``lambda_handler`` in its process, whose service hot-swaps); the archive
+(``local.firehose``, Firehose's stand-in: the predictions and errors streams into the
+monitoring store's ``archive/``); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives
+under ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT
+or SIGTERM stops every process it started (see ``local.supervisor``). One stack per home
+(``local.home_lock``): a second start is refused while the first lives; a start after a
 crash stops what the crashed stack left running, then starts.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from studperf_assets.deployment import DEFAULT_SENDER
+from studperf_assets.deployment import DEFAULT_SENDER, Deployment
 from studperf_assets.local.events import EventFollower
 from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
 from studperf_assets.local.instance import seed_instance, start_dagster_dev
@@ -76,6 +76,46 @@ class Stack:
     ports: StackPorts
     settings: dict[str, str] = field(default_factory=dict)  # extra STUDPERF_* for children
     echo: Callable[[str], None] = print
+    # the deployment's settings: every location the stack uses comes from them (the home
+    # is only their default); None: the defaults under ``home``
+    deployment: Deployment | None = None
+    dagster_home_setting: Path | None = None  # DAGSTER_HOME; None: home/dagster
+    dagster_storage: str = "sqlite"  # STUDPERF_DAGSTER_STORAGE
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str], ports: StackPorts, echo: Callable[[str], None] = print
+    ) -> Stack:
+        deployment = Deployment.from_environment(environ)
+        dagster_home = environ.get("DAGSTER_HOME")
+        return cls(
+            home=deployment.home,
+            ports=ports,
+            echo=echo,
+            deployment=deployment,
+            dagster_home_setting=Path(dagster_home).resolve() if dagster_home else None,
+            dagster_storage=environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"),
+        )
+
+    @property
+    def settings_of(self) -> Deployment:
+        return self.deployment or Deployment(home=self.home)
+
+    @property
+    def model_store(self) -> Path:
+        return Path(self.settings_of.local_store("model_store"))
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.dagster_home_setting or self.home / "dagster"
+
+    def stream_argv(self, studperf: list[str]) -> list[str]:
+        """The stream consumer, on the deployment's model store."""
+        return [
+            *studperf, "stream", "--input-stream", STREAMS["input"],
+            "--predictions-stream", STREAMS["predictions"], "--errors-stream", STREAMS["errors"],
+            "--model", str(self.model_store),
+        ]  # fmt: skip
 
     @property
     def aws_url(self) -> str:
@@ -95,7 +135,8 @@ class Stack:
             **AWS_TEST_ENV,
             "AWS_ENDPOINT_URL": self.aws_url,
             "STUDPERF_HOME": str(self.home),
-            "DAGSTER_HOME": str(self.home / "dagster"),
+            "DAGSTER_HOME": str(self.dagster_home),
+            **self._locations(),
             "STUDPERF_PREDICTIONS_STREAM": STREAMS["predictions"],
             "STUDPERF_ALERT_SENDER": DEFAULT_SENDER,
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
@@ -103,6 +144,18 @@ class Stack:
             "STUDPERF_MONITORING": json.dumps(LOCAL_MONITORING, separators=(",", ":")),
             **self.settings,
         }
+
+    def _locations(self) -> dict[str, str]:
+        """The deployment's location settings that are set, for the parts and ``stack.env``
+        (another shell then reads and writes the same stores)."""
+        d = self.settings_of
+        named = {
+            "STUDPERF_MODEL_STORE": d.model_store,
+            "STUDPERF_MONITORING_STORE": d.monitoring_store,
+            "STUDPERF_IO_STORE": d.io_store,
+            "STUDPERF_DATA_SOURCE": d.data_source,
+        }
+        return {variable: value for variable, value in named.items() if value}
 
     def write_env_file(self) -> Path:
         path = self.home / "stack.env"
@@ -173,8 +226,8 @@ def migrate_monitoring_database(env: Mapping[str, str], home: Path) -> None:
     MetricsDatabase(url=url).migrate()
 
 
-def has_production_bundle(home: Path) -> bool:
-    pointer = home / "model_store" / "production.json"
+def has_production_bundle(stack: Stack) -> bool:
+    pointer = stack.model_store / "production.json"
     try:
         return bool(json.loads(pointer.read_text()).get("version"))
     except (OSError, ValueError):
@@ -222,9 +275,9 @@ def _run_owned(stack: Stack) -> int:
             wait_for_http(f"{stack.aws_url}/moto-api/", supervisor, "moto")
             init_local_aws(stack)
             env_file = stack.write_env_file()
-            seed_instance(stack.home / "dagster")  # the embedded default: SQLite
+            seed_instance(stack.dagster_home, stack.dagster_storage)
             migrate_monitoring_database(env, stack.home)
-            if not has_production_bundle(stack.home):
+            if not has_production_bundle(stack):
                 stack.echo("no production bundle yet: training the first one (studperf train)")
                 if supervisor.run_to_end("first-training", [*studperf, "train"], env):
                     raise StackFailure(
@@ -233,14 +286,9 @@ def _run_owned(stack: Stack) -> int:
             start_dagster_dev(supervisor, stack.ports.ui, env)
             supervisor.start(
                 "stream",
-                [
-                    *studperf, "stream", "--input-stream", STREAMS["input"],
-                    "--predictions-stream", STREAMS["predictions"],
-                    "--errors-stream", STREAMS["errors"],
-                    "--model", str(stack.home / "model_store"),
-                ],
+                stack.stream_argv(studperf),
                 {**env, "MODEL_REFRESH_SECONDS": str(MODEL_REFRESH_SECONDS)},
-            )  # fmt: skip
+            )
             # Firehose's part: every prediction and error record into the monitoring store's
             # archive. Its own process, as Firehose is its own service: a scorer that dies
             # or restarts does not stop the archive, and the two do not share a GIL.

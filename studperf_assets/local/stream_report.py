@@ -1,4 +1,9 @@
-"""What ``studperf stream`` says while it runs: a line per batch and a summary every minute."""
+"""What ``studperf stream`` says while it runs: a line per batch and, every minute, a summary
+(the ``consumer minute`` event record, ``lib.loop_events``).
+
+Both are read from the handler's own log line per batch (``observability.publish_batch``,
+``BATCH_SCORED``), by its fields: the consumer calls ``lambda_handler``, which returns only
+Lambda's partial batch response."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lambda_service.service import BatchOutcome
+from studperf_assets.lib.loop_events import CONSUMER_MINUTE, emit
 from studperf_assets.local.poller import PollStats
 
 
@@ -57,12 +63,38 @@ class StreamReport:
         if elapsed < self.every:
             return
         w = self.window
-        self.log.info(
-            "last %.0fs: %d batches, %d records, %d predicted, %d errors, %d to retry; "
-            "model %s; since start %d records, %d retried batches, %d outage retries",
-            elapsed, w.batches, w.records, w.predictions, w.errors, w.failures,
-            ", ".join(sorted(w.versions)) or "-", stats.records, stats.retried_batches,
-            stats.outage_retries,
-            extra={"summary_seconds": round(elapsed), "window_records": w.records},
+        emit(
+            self.log.info, CONSUMER_MINUTE,
+            seconds=round(elapsed), batches=w.batches, records=w.records,
+            predicted=w.predictions, errors=w.errors, to_retry=w.failures,
+            models=sorted(w.versions), total_records=stats.records,
+            retried_batches=stats.retried_batches, outage_retries=stats.outage_retries,
         )  # fmt: skip
         self.window, self.since = _Window(), self.clock()
+
+
+class BatchLines(logging.Handler):
+    """On the handler's logger (``studperf``): each of its ``BATCH_SCORED`` records, read by
+    its fields, is a batch of the report."""
+
+    def __init__(self, report: StreamReport) -> None:
+        # imported here: building the handler's logger is the caller's moment (lambda_runtime)
+        from lambda_service.observability import BATCH_SCORED, SERVICE
+
+        super().__init__()
+        self.report, self.logger, self.message = report, SERVICE, BATCH_SCORED
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != self.logger or record.msg != self.message:
+            return
+        fields = record.__dict__
+        self.report.batch(
+            BatchOutcome(
+                records=fields["Records"],
+                predictions=fields["Predictions"],
+                errors=fields["ErrorRecords"],
+                model_version=fields["model_version"],
+                milliseconds=fields["ScoringMilliseconds"],
+                failed=fields["failed_records"],
+            )
+        )

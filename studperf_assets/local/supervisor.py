@@ -28,6 +28,7 @@ from pathlib import Path
 
 STACK_ID_VARIABLE = "STUDPERF_STACK_ID"
 HOME_VARIABLE = "STUDPERF_STACK_HOME"  # the resolved home a stack's processes belong to
+PART_VARIABLE = "STUDPERF_STACK_PART"  # <stack id>/<part name>: what a part started
 
 # `python -I -S -c DIE_WITH_PARENT <parent pid> <argv...>`: asks the kernel for SIGTERM when
 # the parent dies, then becomes the child (exec keeps the request). A parent that died before
@@ -129,7 +130,8 @@ class Supervisor:
     ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
-        child = Child(name, list(argv), self.environment(env), log, restart, cwd)
+        marked = {**self.environment(env), PART_VARIABLE: f"{self.stack_id}/{name}"}
+        child = Child(name, list(argv), marked, log, restart, cwd)
         self._spawn(child)
         self.children.append(child)
         return child
@@ -161,6 +163,7 @@ class Supervisor:
             if len(child.restarts) > 5:
                 raise StackFailure(f"{child.name} keeps exiting ({code}); see {child.log}")
             self.echo(f"{child.name} exited with {code}; restarting (log: {child.log})")
+            self._clear_remains(child)
             self.sleep(min(10.0, 0.5 * 2 ** len(child.restarts)))
             self._spawn(child)
 
@@ -197,12 +200,53 @@ class Supervisor:
         time.sleep(0.1)
         return processes_of(self.stack_id)
 
+    def _clear_remains(self, child: Child, timeout: float = 10.0) -> None:
+        """What a dead part left: its process group (the part led it) and any process
+        carrying its marker, stopped (SIGTERM, then SIGKILL) before it is started again. A
+        SIGKILLed ``dagster dev`` leaves its webserver, daemon and code server running; a
+        second one beside them would mean two daemons on one instance and a port clash."""
+        marker = str(child.env[PART_VARIABLE])
+
+        def remains() -> list[int]:
+            return sorted(set(_group_members(child)) | set(processes_with(PART_VARIABLE, marker)))
+
+        left = remains()
+        if not left:
+            return
+        self.echo(f"{child.name}: stopping what it left running ({len(left)} processes)")
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            self._signal(child, sig)
+            for pid in left:
+                _kill(pid, sig)
+            deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5.0)
+            while (left := remains()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not left:
+                return
+
     @staticmethod
     def _signal(child: Child, sig: signal.Signals) -> None:
         if child.process is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.process.pid, sig)
+
+
+def _group_members(child: Child) -> list[int]:
+    """Live processes in the group the child led (its PID is the group's ID)."""
+    if child.process is None or not Path("/proc").is_dir():
+        return []
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == child.process.pid:
+            members.append(int(entry.name))
+    return members
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from studperf_assets.lib import data
-from studperf_assets.lib.labels import REQUEST_ID, FrameStore, write_labels
+from studperf_assets.lib.labels import REQUEST_ID, SCHEDULE_HORIZON, FrameStore, write_labels
 from studperf_assets.lib.simulation import (
     FIRST_SYNTHETIC_ID,
     Drift,
@@ -127,7 +127,13 @@ def simulate(
     progress: Callable[[int], None] | None = None,
 ) -> TrafficReport:
     """Send ``count`` students with freshly reserved IDs; write their labels unless told not
-    to (they arrive ``label_delay`` seconds after the last record was sent)."""
+    to (they arrive ``label_delay`` seconds after the last record was sent, 0 to
+    ``SCHEDULE_HORIZON``: checked before anything is sent)."""
+    if labels and not 0 <= label_delay <= SCHEDULE_HORIZON.total_seconds():
+        raise ValueError(
+            f"label_delay {label_delay:g}: labels can be delayed 0 to "
+            f"{SCHEDULE_HORIZON.total_seconds():g} seconds"
+        )
     rows = generator.sample(count, drift, first_id=reserve_ids(store, count))
     rows.insert(0, REQUEST_ID, [request_id_for(int(i)) for i in rows[data.ID]])
     report = send(kinesis, stream, rows, rate, progress=progress)

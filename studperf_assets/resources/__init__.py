@@ -30,19 +30,17 @@ from studperf_assets.resources.training_settings import TrainingSettings
 
 def local_resources(d: Deployment) -> dict[str, Any]:
     """The embedded default: folders and SQLite under ``home``; no server needed."""
-    for name in ("model_store", "monitoring_store", "io_store"):
-        if getattr(d, name).startswith("s3://"):
-            raise DeploymentError(f"{name} {getattr(d, name)} is on S3: use the aws deployment")
+    stores = {name: d.local_store(name) for name in ("model_store", "monitoring_store", "io_store")}
     s3 = S3Resource()  # only for an s3:// data source
-    object_store = LocalObjectStore(root=d.monitoring_store or str(d.home / "monitoring"))
+    object_store = LocalObjectStore(root=stores["monitoring_store"])
     tracking = d.mlflow_tracking_uri or f"sqlite:///{d.home / 'mlflow.db'}"
     artifacts = d.mlflow_artifacts
     return _shared(
         d,
         s3=s3,
-        model_store=LocalModelStore(root=d.model_store or str(d.home / "model_store")),
+        model_store=LocalModelStore(root=stores["model_store"]),
         object_store=object_store,
-        io_store=LocalObjectStore(root=d.io_store or str(d.home)),
+        io_store=LocalObjectStore(root=stores["io_store"]),
         metrics_db_url=d.metrics_db_url or f"sqlite:///{d.home / 'monitoring.db'}",
         tracking_uri=tracking,
         artifacts=(d.home / "mlartifacts").as_uri() if artifacts is None else artifacts,

@@ -1,9 +1,13 @@
 """Ground truth for monitoring and retraining: label files in, labels by prediction out.
 
-Label files land in the monitoring store under ``labels/``; each is ingested into the
-monitoring database once (or rejected once, with its problem), by whichever monitoring run
-sees it first. A run lists the folder and reads only the files the database has not seen:
-what is new is decided by the ledger of handled files, never by a writer's clock.
+Label files land in the monitoring store under ``labels/``; each version of a file is
+ingested into the monitoring database once (or rejected once, with its problem), by
+whichever monitoring run sees it first. A run lists the folder and reads only the file
+versions the database has not seen: what is new is decided by the ledger of handled files
+(key and version: S3's ETag, or size and mtime_ns in a folder), never by a writer's clock.
+A file rejected once (a copy caught half-written) is read again when it is rewritten; an
+unchanged one never is. Labels are keyed by request_id, so a file read again adds only
+what it has new (the rest count as duplicates or conflicts).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from studperf_assets.lib.labels import (
     MAX_LABEL_FILE_BYTES,
     REQUEST_ID,
     LabelFileError,
-    arrived_keys,
-    read_label_file,
+    ObjectChanged,
+    arrived_files,
+    read_label_version,
 )
 from studperf_assets.resources.metrics_db import IngestedFile, LabelFileRefused, MetricsDatabase
+from studperf_assets.resources.monitoring_schema import key_problem, printable_key
 from studperf_assets.resources.object_store import ObjectStore
 
 # Label files one run reads at most (each up to 128 MiB): a backlog is worked off over runs.
@@ -35,6 +41,7 @@ class LabelIntake:
 
     ingested: list[IngestedFile] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # file key -> problem
+    changing: list[str] = field(default_factory=list)  # changed while read: read next run
 
     @property
     def new_labels(self) -> int:
@@ -62,24 +69,37 @@ class GroundTruth(ConfigurableResource):
         ``limit``, oldest name first; the rest wait for the next run). A file that cannot
         be used is recorded as rejected, with its problem, and never stalls a run."""
         intake = LabelIntake()
-        for key in self.unseen_files(now)[:limit]:
+        for key, listed in self.unseen_versions(now)[:limit]:
+            version = listed  # until the bytes judged say otherwise
             try:
-                frame = read_label_file(self.store, key)
-                done = self.database.ingest_labels(key, frame)
+                if unstorable := key_problem(key):
+                    if not key.endswith(".parquet"):
+                        unstorable = f"not a .parquet file; {unstorable}"
+                    raise LabelFileError(printable_key(key), unstorable)
+                frame, version = read_label_version(self.store, key)
+                done = self.database.ingest_labels(key, frame, version)
+            except ObjectChanged:  # still being written: its next version is read later
+                intake.changing.append(printable_key(key))
+                continue
             except (LabelFileError, LabelFileRefused) as error:
-                if self.database.reject_label_file(key, error.problem):
-                    intake.rejected[key] = error.problem
+                version = getattr(error, "version", None) or version
+                if self.database.reject_label_file(key, error.problem, version):
+                    intake.rejected[printable_key(key)] = error.problem
                 continue
             if done is not None:
                 intake.ingested.append(done)
         return intake
 
+    def unseen_versions(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        """(key, version) of the files under ``labels/`` that have arrived and whose
+        version no run has ingested or rejected yet, sorted by key."""
+        files = arrived_files(self.store, now=now or datetime.now(UTC))
+        handled = self.database.label_file_states(files)
+        return [(k, v) for k, v in files.items() if k not in handled]
+
     def unseen_files(self, now: datetime | None = None) -> list[str]:
-        """Files under ``labels/`` that have arrived and that no run has ingested or
-        rejected yet, sorted by key."""
-        keys = arrived_keys(self.store, now=now or datetime.now(UTC))
-        handled = self.database.label_file_states(keys)
-        return [k for k in keys if k not in handled]
+        """The keys of ``unseen_versions``."""
+        return [key for key, _ in self.unseen_versions(now)]
 
     def request_ids_in(self, key: str) -> set[str]:
         """The predictions a label file labels ({} for a file that cannot be read: the

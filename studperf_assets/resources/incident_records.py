@@ -11,8 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from studperf_assets.lib.incidents import Incident
+from studperf_assets.lib.incidents import Incident, Verdict
 from studperf_assets.resources.monitoring_schema import (
+    CHECK_VERDICTS,
     INCIDENTS,
     MONITORING_STATUS,
     PARTITION_LENGTH,
@@ -23,6 +24,15 @@ def _aware(at: datetime | None) -> datetime | None:
     if at is None:
         return None
     return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+Window = tuple[str, str, dict[str, dict[str, Any]]]  # partition, run id, failed checks
+
+
+def _bytewise(db: sa.Connection, column: Any) -> Any:
+    """A window key compared and sorted byte by byte, as ``lib.incidents.window_order`` does
+    (PostgreSQL's default collation may ignore punctuation; SQLite's is bytewise)."""
+    return sa.collate(column, "C") if db.dialect.name == "postgresql" else column
 
 
 def _incident(row: Any) -> Incident:
@@ -189,3 +199,169 @@ class IncidentRecords:
         )
         with self.connect() as db:
             db.execute(sa.update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(**values))
+
+    # ---- failed checks --------------------------------------------------------------------
+    def record_verdicts(
+        self, partition: str, run_id: str, finished_at: datetime, verdicts: list[Verdict]
+    ) -> None:
+        """A monitored window's verdict per group of checks. The newest run of a window
+        decides it (a run read again, or an older run read after a newer, changes nothing);
+        a window that already belongs to an incident keeps it."""
+        where = partition[:PARTITION_LENGTH]
+        for _attempt in range(3):
+            try:
+                with self.connect() as db:
+                    for verdict in verdicts:
+                        self._record_verdict(db, where, run_id[:64], finished_at, verdict)
+                return
+            except sa.exc.IntegrityError:
+                continue  # recorded by another process meanwhile: compare with theirs
+        raise RuntimeError(f"window {partition}: could not record its check verdicts")
+
+    @staticmethod
+    def _record_verdict(
+        db: sa.Connection, partition: str, run_id: str, finished_at: datetime, verdict: Verdict
+    ) -> None:
+        key = (CHECK_VERDICTS.c.partition == partition) & (
+            CHECK_VERDICTS.c.check_group == verdict.group
+        )
+        values = {
+            "passed": verdict.passed,
+            "failed": json.dumps(verdict.failed, default=str, sort_keys=True),
+            "run_id": run_id,
+            "run_finished_at": finished_at,
+        }
+        found = db.execute(sa.select(CHECK_VERDICTS.c.run_finished_at).where(key)).first()
+        if found is None:
+            db.execute(
+                sa.insert(CHECK_VERDICTS).values(
+                    partition=partition, check_group=verdict.group, **values
+                )
+            )
+        elif _aware(found[0]) <= finished_at:  # type: ignore[operator]
+            db.execute(sa.update(CHECK_VERDICTS).where(key).values(**values))
+
+    def unassigned_failures(self, group: str) -> list[Window]:
+        """Failing windows of ``group`` that belong to no incident yet."""
+        query = sa.select(CHECK_VERDICTS).where(
+            CHECK_VERDICTS.c.check_group == group,
+            CHECK_VERDICTS.c.passed.is_(False),
+            CHECK_VERDICTS.c.incident_id.is_(None),
+        )
+        with self.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [(r["partition"], r["run_id"], json.loads(r["failed"])) for r in rows]
+
+    def incident_windows(self, incident_id: int) -> list[Window]:
+        """The windows of an incident that still fail (a re-run that passed leaves it)."""
+        query = sa.select(CHECK_VERDICTS).where(
+            CHECK_VERDICTS.c.incident_id == incident_id, CHECK_VERDICTS.c.passed.is_(False)
+        )
+        with self.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [(r["partition"], r["run_id"], json.loads(r["failed"])) for r in rows]
+
+    def assign_windows(self, incident_id: int, group: str, partitions: list[str]) -> None:
+        with self.connect() as db:
+            db.execute(
+                sa.update(CHECK_VERDICTS)
+                .where(
+                    CHECK_VERDICTS.c.check_group == group,
+                    CHECK_VERDICTS.c.partition.in_(partitions),
+                    CHECK_VERDICTS.c.incident_id.is_(None),
+                )
+                .values(incident_id=incident_id)
+            )
+
+    def verdicts_after(self, group: str, partition: str, limit: int) -> list[tuple[str, bool]]:
+        """The first ``limit`` verdicts of ``group`` on windows after ``partition``, in
+        window order: (partition, passed)."""
+        with self.connect() as db:
+            column = _bytewise(db, CHECK_VERDICTS.c.partition)
+            query = (
+                sa.select(CHECK_VERDICTS.c.partition, CHECK_VERDICTS.c.passed)
+                .where(CHECK_VERDICTS.c.check_group == group, column > partition)
+                .order_by(column)
+                .limit(limit)
+            )
+            return [(r[0], bool(r[1])) for r in db.execute(query)]
+
+    def latest_failure(self, group: str) -> str | None:
+        """The latest failing window of ``group`` (in window order), whatever its incident."""
+        with self.connect() as db:
+            column = _bytewise(db, CHECK_VERDICTS.c.partition)
+            query = (
+                sa.select(CHECK_VERDICTS.c.partition)
+                .where(CHECK_VERDICTS.c.check_group == group, CHECK_VERDICTS.c.passed.is_(False))
+                .order_by(column.desc())
+                .limit(1)
+            )
+            return db.execute(query).scalar()
+
+    def open_incident(
+        self, key: str, kind: str, title: str, partition: str, at: datetime
+    ) -> Incident:
+        """The open incident ``key``, opened now if none is (two openers meet on the unique
+        index; the loser gets the winner's)."""
+        where = partition[:PARTITION_LENGTH]
+        for _attempt in range(3):
+            try:
+                with self.connect() as db:
+                    found = self._open(db, key)
+                    if found is not None:
+                        return found
+                    db.execute(
+                        sa.insert(INCIDENTS).values(
+                            incident_key=key, kind=kind, status="open", title=title,
+                            opened_at=at, last_seen_at=at, occurrences=0,
+                            first_partition=where, last_partition=where, notifications=0,
+                            details="{}",
+                        )
+                    )  # fmt: skip
+                    opened = self._open(db, key)
+                    assert opened is not None
+                    return opened
+            except sa.exc.IntegrityError:
+                continue
+        raise RuntimeError(f"incident {key}: could not be opened")
+
+    def update_incident(
+        self,
+        incident_id: int,
+        first_partition: str,
+        last_partition: str,
+        occurrences: int,
+        details: dict[str, Any],
+        last_seen_at: datetime | None = None,
+    ) -> Incident:
+        """Set what an incident spans (computed from its windows, so setting it twice is
+        setting it once)."""
+        values: dict[str, Any] = {
+            "first_partition": first_partition[:PARTITION_LENGTH],
+            "last_partition": last_partition[:PARTITION_LENGTH],
+            "occurrences": occurrences,
+            "details": json.dumps(details, default=str),
+        }
+        if last_seen_at is not None:
+            values["last_seen_at"] = last_seen_at
+        with self.connect() as db:
+            db.execute(sa.update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(**values))
+            row = db.execute(sa.select(INCIDENTS).where(INCIDENTS.c.id == incident_id))
+            return _incident(row.mappings().one())
+
+    def resolve_incident(self, incident_id: int, at: datetime, details: dict[str, Any]) -> None:
+        """Resolve one open incident, adding ``details`` (what resolved it)."""
+        with self.connect() as db:
+            row = db.execute(
+                sa.select(INCIDENTS.c.details).where(
+                    INCIDENTS.c.id == incident_id, INCIDENTS.c.status == "open"
+                )
+            ).first()
+            if row is None:
+                return
+            merged = {**json.loads(row[0]), **details}
+            db.execute(
+                sa.update(INCIDENTS)
+                .where(INCIDENTS.c.id == incident_id)
+                .values(status="resolved", resolved_at=at, details=json.dumps(merged, default=str))
+            )

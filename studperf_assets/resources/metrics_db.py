@@ -1,4 +1,4 @@
-"""The monitoring database: per-batch metrics, sent alerts, and the ground-truth index.
+"""The monitoring database: per-batch metrics, incidents, and the ground-truth index.
 
 SQLite by default, PostgreSQL in production; the schema is migrated by
 ``monitoring_schema.ensure_schema`` (once, under a lock) before first use. Labels
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,7 @@ from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
 from studperf_assets.resources.incident_records import IncidentRecords
 from studperf_assets.resources.monitoring_schema import (
-    ALERTS_SENT,
+    ANY_VERSION,
     BATCH_METRICS,
     LABEL_FILES,
     LABEL_JOINS,
@@ -35,6 +35,7 @@ from studperf_assets.resources.monitoring_schema import (
     current_revision,
     ensure_schema,
     stored_key,
+    stored_version,
 )
 
 IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
@@ -95,9 +96,9 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
 
 
 class MetricsDatabase(IncidentRecords, ConfigurableResource):
-    """Per-batch metrics, sent alerts, the ground-truth index, incidents and every
-    partition's monitoring status, in SQL (SQLite by default, PostgreSQL in production);
-    the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
+    """Per-batch metrics, the ground-truth index, incidents, each window's check verdicts
+    and every partition's monitoring status, in SQL (SQLite by default, PostgreSQL in
+    production); the schema is migrated before first use (``monitoring_schema.ensure_schema``)."""
 
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg2://… or sqlite:///….")
 
@@ -122,7 +123,7 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                 f"monitoring database {self.display_url} unreachable: {reason[:300]}"
             ) from None
 
-    # ---- metrics and alerts -------------------------------------------------------------
+    # ---- metrics ---------------------------------------------------------------------
     def record_batch(self, partition: str, row: dict[str, Any]) -> None:
         values = {
             **row,
@@ -145,26 +146,6 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             query = query.where(BATCH_METRICS.c.partition.in_(list(partitions)))
         with self.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
-
-    def alert_sent(self, partition: str, check_name: str) -> bool:
-        with self.connect() as db:
-            found = db.execute(
-                sa.select(ALERTS_SENT.c.message_id).where(
-                    ALERTS_SENT.c.partition == partition, ALERTS_SENT.c.check_name == check_name
-                )
-            ).first()
-        return found is not None
-
-    def record_alert(self, partition: str, check_name: str, message_id: str) -> None:
-        with self.connect() as db:
-            db.execute(
-                sa.insert(ALERTS_SENT).values(
-                    partition=partition,
-                    check_name=check_name,
-                    message_id=message_id,
-                    sent_at=datetime.now(UTC),
-                )
-            )
 
     # ---- predictions and their ground truth ---------------------------------------------
     def index_predictions(self, partition: str, request_ids: Iterable[str]) -> None:
@@ -221,29 +202,37 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                     found[row["partition"]] = {**row, "joined_at": _aware(row["joined_at"])}
         return found
 
-    def label_file_states(self, keys: Iterable[str]) -> dict[str, tuple[str, datetime]]:
-        """key -> (status, handled at) for the label files among ``keys`` already ingested
-        or rejected (looked up by ``stored_key``: an over-long name is found too)."""
-        stored = {stored_key(k): k for k in keys}
+    def label_file_states(self, files: Mapping[str, str]) -> dict[str, tuple[str, datetime]]:
+        """key -> (status, handled at) for the label files among ``files`` (key -> version)
+        already ingested or rejected at that version, or before file versions were kept
+        (``ANY_VERSION``): looked up by ``stored_key``, so an over-long name is found too."""
+        wanted = {stored_key(k): (k, stored_version(v)) for k, v in files.items()}
         found: dict[str, tuple[str, datetime]] = {}
         with self.connect() as db:
-            for chunk in _chunks(sorted(stored)):
+            for chunk in _chunks(sorted(wanted)):
                 query = sa.select(
-                    LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at
+                    LABEL_FILES.c.key,
+                    LABEL_FILES.c.version,
+                    LABEL_FILES.c.status,
+                    LABEL_FILES.c.ingested_at,
                 ).where(LABEL_FILES.c.key.in_(chunk))
-                found.update({stored[k]: (s, _aware(at)) for k, s, at in db.execute(query).all()})
+                for stored, version, status, at in db.execute(query).all():
+                    key, wanted_version = wanted[stored]
+                    if version in (wanted_version, ANY_VERSION):
+                        found[key] = (status, _aware(at))
         return found
 
-    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, datetime]]:
-        """(stored key, status, handled at) of label files handled at or after ``after``,
-        oldest first: what a sensor has not looked at yet."""
+    def label_files_handled_since(self, after: datetime) -> list[tuple[str, str, str, datetime]]:
+        """(stored key, version, status, handled at) of label files handled at or after
+        ``after``, oldest first: what a sensor has not looked at yet."""
+        ledger = LABEL_FILES.c
         query = (
-            sa.select(LABEL_FILES.c.key, LABEL_FILES.c.status, LABEL_FILES.c.ingested_at)
-            .where(LABEL_FILES.c.ingested_at >= after)
-            .order_by(LABEL_FILES.c.ingested_at, LABEL_FILES.c.key)
+            sa.select(ledger.key, ledger.version, ledger.status, ledger.ingested_at)
+            .where(ledger.ingested_at >= after)
+            .order_by(ledger.ingested_at, ledger.key, ledger.version)
         )
         with self.connect() as db:
-            return [(k, s, _aware(at)) for k, s, at in db.execute(query).all()]
+            return [(k, v, s, _aware(at)) for k, v, s, at in db.execute(query).all()]
 
     def request_ids_labelled_by(self, key: str) -> set[str]:
         """The predictions an ingested label file gave their first label (by stored key)."""
@@ -251,33 +240,44 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
         with self.connect() as db:
             return set(db.execute(query).scalars())
 
-    def ingest_labels(self, key: str, frame: pd.DataFrame) -> IngestedFile | None:
-        """Add a validated label file's labels, once: None if it was handled before.
+    def ingest_labels(
+        self, key: str, frame: pd.DataFrame, version: str = ANY_VERSION
+    ) -> IngestedFile | None:
+        """Add a validated label file's labels, once per file version (``ANY_VERSION``: for
+        every version): None if it was handled before.
 
-        Duplicates (the same grade again) are counted; a different grade for a labelled
-        prediction marks that prediction's label as a conflict, reported, not resolved."""
+        Labels are keyed by request_id, so a file read again (rewritten under its key) adds
+        only what is new: the same grade again is counted as a duplicate, a different grade
+        for a labelled prediction marks that label as a conflict, reported, not resolved."""
         for attempt in range(3):
             try:
-                return self._ingest(key, frame)
+                return self._ingest(key, frame, version)
             except sa.exc.IntegrityError:
-                if self.label_file_states([key]):
+                if self.label_file_states({key: version}):
                     return None  # another run ingested this file meanwhile
                 if attempt == 2:
                     raise
             except sa.exc.DataError as exc:  # a value the database will not hold
                 reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
                 raise LabelFileRefused(f"the database refused it ({reason[:200]})") from None
+            except MonitoringDatabaseError:
+                raise  # an outage is loud: the file waits for the next run
+            except Exception as exc:  # one file never fails a run
+                text = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise LabelFileRefused(
+                    f"could not be stored ({type(exc).__name__}: {text})"
+                ) from exc
         return None
 
-    def _ingest(self, key: str, frame: pd.DataFrame) -> IngestedFile:
+    def _ingest(self, key: str, frame: pd.DataFrame, version: str) -> IngestedFile:
         now = datetime.now(UTC)
-        stored = stored_key(key)
+        stored, stored_as = stored_key(key), stored_version(version)
         with self.connect() as db:
             # The file's row goes first: a concurrent ingester of the same file fails here.
             db.execute(
                 sa.insert(LABEL_FILES).values(
-                    key=stored, arrival=_arrival(key), status="ingested", rows=len(frame),
-                    new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
+                    key=stored, version=stored_as, arrival=_arrival(key), status="ingested",
+                    rows=len(frame), new_labels=0, duplicates=0, conflicts=0, ingested_at=now,
                 )
             )  # fmt: skip
             known: dict[str, int] = {}
@@ -314,7 +314,7 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
                 )
             db.execute(
                 sa.update(LABEL_FILES)
-                .where(LABEL_FILES.c.key == stored)
+                .where((LABEL_FILES.c.key == stored) & (LABEL_FILES.c.version == stored_as))
                 .values(
                     new_labels=len(new),
                     duplicates=resolution.duplicates,
@@ -323,13 +323,15 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             )
         return IngestedFile(key, len(frame), len(new), resolution.duplicates, conflicts)
 
-    def reject_label_file(self, key: str, problem: str) -> bool:
-        """Record a label file that cannot be used, once; False if it was handled before."""
+    def reject_label_file(self, key: str, problem: str, version: str = ANY_VERSION) -> bool:
+        """Record a label file version that cannot be used, once; False if it was handled
+        before. The file is read again once it changes (a copy caught half-written)."""
         try:
             with self.connect() as db:
                 db.execute(
                     sa.insert(LABEL_FILES).values(
-                        key=stored_key(key), arrival=_arrival(key), status="rejected", rows=0,
+                        key=stored_key(key), version=stored_version(version),
+                        arrival=_arrival(key), status="rejected", rows=0,
                         new_labels=0, duplicates=0, conflicts=0, problem=problem,
                         ingested_at=datetime.now(UTC),
                     )

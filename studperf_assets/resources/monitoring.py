@@ -70,6 +70,22 @@ class MonitoringSettings(ConfigurableResource):
     incident_reminder_seconds: int = Field(
         default=3600, description="At most one reminder e-mail per open incident this often."
     )
+    alert_failure_seconds: int = Field(
+        default=300,
+        description="E-mails SES refuses for this long are an incident of their own, and "
+        "fail the alert sensor's ticks (shown in the UI and by studperf up).",
+    )
+    stuck_run_seconds: int = Field(
+        default=900,
+        description="A monitoring or training run still queued or started (not finished) "
+        "this long is an incident (a safety net under the daemon's run monitoring).",
+    )
+    incident_resolve_after_passing: int = Field(
+        default=3,
+        ge=1,
+        description="A failed-checks incident is resolved after this many consecutive "
+        "monitored windows passed its checks.",
+    )
     evidently_workspace: str = Field(
         default=".studperf/evidently", description="Evidently UI workspace folder."
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,8 @@ BATCH_METRICS = sa.Table(
     sa.Column("report_uri", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+# One row per batch and check e-mailed, written until alerts became incidents (migration
+# 0003); kept, no longer written.
 ALERTS_SENT = sa.Table(
     "alerts_sent",
     METADATA,
@@ -70,10 +73,20 @@ LABELS = sa.Table(
     sa.Column("label_file", sa.String(LABEL_KEY_LENGTH), nullable=False),
     sa.Column("raw_row", sa.Text, nullable=False),  # the raw columns, for retraining
 )
+LABEL_VERSION_LENGTH = 100
+ANY_VERSION = "*"  # a row from before file versions (migration 0003): handled, any version
+# The ledger of label files handled: one row per file version (S3's ETag; size and mtime_ns
+# in a folder), so a file rewritten under the same key is read again, an unchanged one never.
 LABEL_FILES = sa.Table(
     "label_files",
     METADATA,
-    sa.Column("key", sa.String(LABEL_KEY_LENGTH), primary_key=True),  # see stored_key
+    sa.Column("key", sa.String(LABEL_KEY_LENGTH), nullable=False),  # see stored_key
+    sa.Column(
+        "version",
+        sa.String(LABEL_VERSION_LENGTH),
+        nullable=False,
+        server_default=sa.text(f"'{ANY_VERSION}'"),
+    ),  # see stored_version
     sa.Column("arrival", sa.DateTime(timezone=True)),  # from the key; None if misnamed
     sa.Column("status", sa.String(20), nullable=False),  # ingested | rejected
     sa.Column("rows", sa.Integer, nullable=False),
@@ -82,6 +95,7 @@ LABEL_FILES = sa.Table(
     sa.Column("conflicts", sa.Integer, nullable=False),
     sa.Column("problem", sa.Text),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint("key", "version", name="label_files_pkey"),
 )
 # When a batch last joined its labels: a label file ingested after that is news to it.
 LABEL_JOINS = sa.Table(
@@ -132,18 +146,75 @@ INCIDENTS = sa.Table(
     ),
     sa.Index("ix_incidents_status", "status"),
 )
+# Each monitored window's verdict per group of checks (``lib.incidents.CHECK_GROUPS``):
+# the newest run of the window decides it, and a failing window belongs to one incident
+# (``incident_id``, kept when the window is re-run), so re-reading runs opens nothing twice.
+CHECK_VERDICTS = sa.Table(
+    "check_verdicts",
+    METADATA,
+    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
+    sa.Column("check_group", sa.String(100), primary_key=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed", sa.Text, nullable=False),  # JSON: failed check -> its metadata
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("run_finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("incident_id", sa.Integer),
+    sa.Index("ix_check_verdicts_incident", "incident_id"),
+)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK = 0x5354_5544_5045_5246  # "STUDPERF": one schema migration at a time
 
 
+_UNPRINTABLE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def printable_key(key: str) -> str:
+    """A key as messages, e-mails and the database can carry it: the key itself when it is
+    printable text; else bytes that were not UTF-8 (a local file name, decoded by Python as
+    surrogates) as ``\\xff`` and control, format or invisible characters as ``\\u202e``."""
+    out: list[str] = []
+    for char in key:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif unicodedata.category(char) in _UNPRINTABLE:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def key_problem(key: str, limit: int = LABEL_KEY_LENGTH) -> str | None:
+    """Why a label file's key cannot be kept as it is (then the file is rejected, by its
+    ``printable_key``, and recorded under its ``stored_key``), or None."""
+    if printable_key(key) != key:
+        return (
+            "its name holds bytes that are not UTF-8 text, or control or invisible "
+            "characters (shown escaped): rename it"
+        )
+    if len(key) > limit:
+        return f"its name is {len(key)} characters, over the {limit} the ledger keeps: rename it"
+    return None
+
+
 def stored_key(key: str, limit: int = LABEL_KEY_LENGTH) -> str:
-    """A label file's key as the database keeps it: the key itself when it fits its column,
-    else a prefix and the sha256 of the whole key (unique, and the same on every run, so a
-    file with an over-long name is recorded once and never met again)."""
-    if len(key) <= limit:
+    """A label file's key as the database keeps it: the key itself when it is printable and
+    fits its column, else its escaped form (``printable_key``), cut, and the sha256 of the
+    whole key (unique, and the same on every run, so such a file is recorded once and
+    never met again)."""
+    shown = printable_key(key)
+    if shown == key and len(key) <= limit:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{key[: limit - len(digest) - 3]}...{digest}"
+    return f"{shown[: limit - len(digest) - 3]}...{digest}"
+
+
+def stored_version(version: str, limit: int = LABEL_VERSION_LENGTH) -> str:
+    """A label file's version as the ledger keeps it: itself when printable and short (an
+    ETag, size and mtime_ns), else its sha256 (the same on every run)."""
+    if printable_key(version) == version and 0 < len(version) <= limit:
+        return version
+    return hashlib.sha256(version.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _alembic_config(connection: sa.Connection) -> object:

@@ -16,12 +16,22 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from studperf_assets.lib.archive import ArchiveSource, FolderArchive, S3Archive
-from studperf_assets.lib.labels import ObjectTooLarge
+from studperf_assets.lib.labels import ObjectChanged, ObjectTooLarge
+from studperf_assets.lib.regular_files import open_regular
 
 
 def _check_size(uri: str, size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise ObjectTooLarge(f"{uri}: {size:,} bytes, over the {max_bytes:,}-byte limit")
+
+
+def _file_version(stat: os.stat_result) -> str:
+    """A file's version in a folder store: its size and mtime_ns (a rewrite changes them)."""
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _etag(etag: Any) -> str:
+    return str(etag or "").strip('"') or "no-etag"
 
 
 class ObjectStore(ConfigurableResource):
@@ -45,6 +55,16 @@ class ObjectStore(ConfigurableResource):
     def list_keys(self, prefix: str, start_after: str = "") -> list[str]:
         """Keys under a prefix (sorted), only those after ``start_after`` if given: a
         store keyed by time lists only what is new."""
+        raise NotImplementedError
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Keys under a prefix -> their version: S3's ETag, or size and mtime_ns in a folder.
+        A file rewritten under the same key has a new version."""
+        raise NotImplementedError
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        """An object's bytes and the version they are (``list_versions``'s); ObjectChanged
+        if it changed while it was read, ObjectTooLarge as ``get_bytes``."""
         raise NotImplementedError
 
     def uri(self, key: str) -> str:
@@ -107,10 +127,16 @@ class LocalObjectStore(ObjectStore):
             os.unlink(tmp)
 
     def get_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
-        path = self._path(key)
-        if max_bytes is not None:
-            _check_size(self.uri(key), path.stat().st_size, max_bytes)
-        return path.read_bytes()
+        """A regular file under the root only. It is opened without blocking (a FIFO's open
+        would wait for a writer for ever) and judged by what was opened, not by a check
+        before the open that a swap could undo."""
+        with self._open_regular(key, max_bytes) as handle:
+            return handle.read()
+
+    def _open_regular(self, key: str, max_bytes: int | None) -> Any:
+        """The file of ``key`` opened for reading, if it is a regular file under the root
+        (ObjectRefused otherwise) within ``max_bytes`` (ObjectTooLarge otherwise)."""
+        return open_regular(self._path(""), self._path(key), self.uri(key), max_bytes)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -134,6 +160,24 @@ class LocalObjectStore(ObjectStore):
                 if not name.startswith(".") and relative + name > start_after
             ]
         return sorted(keys)
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        versions = {}
+        for key in self.list_keys(prefix):
+            try:
+                versions[key] = _file_version(self._path(key).stat())
+            except OSError:  # gone (or unreadable) since it was listed: as if not there yet
+                continue
+        return versions
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        with self._open_regular(key, max_bytes) as fh:  # the same refusals as get_bytes
+            before = os.fstat(fh.fileno())
+            data = fh.read()
+            after = os.fstat(fh.fileno())
+        if _file_version(after) != _file_version(before) or len(data) != before.st_size:
+            raise ObjectChanged(f"{self.uri(key)}: changed while it was read")
+        return data, _file_version(before)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
@@ -210,6 +254,26 @@ class S3ObjectStore(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **options):
             keys += [o["Key"][len(base) :] for o in page.get("Contents", [])]
         return sorted(keys)
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        paginator = self._client().get_paginator("list_objects_v2")
+        base = self._key("")
+        versions = {}
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in page.get("Contents", []):
+                versions[item["Key"][len(base) :]] = _etag(item.get("ETag"))
+        return dict(sorted(versions.items()))
+
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        # one GET: the ETag is the version of exactly the bytes it returns
+        response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
+        if max_bytes is not None:
+            try:
+                _check_size(self.uri(key), int(response["ContentLength"]), max_bytes)
+            except ObjectTooLarge:
+                response["Body"].close()
+                raise
+        return bytes(response["Body"].read()), _etag(response.get("ETag"))
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -1,41 +1,37 @@
-"""monitoring_alert_sensor: tells the on-call (SES) what went wrong, once."""
+"""monitoring_alert_sensor: tells the on-call (SES) what went wrong, once per incident."""
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dagster import SensorEvaluationContext, SkipReason
 
 from studperf_assets.constants import MONITORING_ALERT_SENSOR, MONITORING_JOB
-from studperf_assets.lib.alert_email import BatchAlert, FailedCheck
+from studperf_assets.lib.incidents import Incident, first_line, verdicts
+from studperf_assets.lib.loop_events import INCIDENT, NOT_MONITORED, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
+from studperf_assets.sensors import incidents
 from studperf_assets.sensors.incidents import (
-    describe,
+    SendFailures,
+    escalate_undelivered,
     record_failed_run,
     resolve_repaired,
     send_due_notices,
+    settle_check_incidents,
     tell_directly,
     watch_sensors,
+    watch_stuck_runs,
 )
-from studperf_assets.sensors.runs import MonitoringRun, finished_runs
+from studperf_assets.sensors.runs import WATCHED_JOBS, MonitoringRun, finished_runs, runs_by_id
 
-
-def batch_alert(
-    run: MonitoringRun, checks: dict[str, dict[str, Any]], sender: AlertSender, store: ObjectStore
-) -> BatchAlert:
-    """The e-mail for a run's failed checks: facts from the checks, links to the run and
-    the report (presigned, when the store is S3)."""
-    facts = next((m for m in checks.values() if "model_version" in m), {})
-    report_key = str(facts.get("report_key") or "")
-    return BatchAlert(
-        partition=run.partition,
-        checks=[FailedCheck(name, metadata) for name, metadata in checks.items()],
-        rows=facts.get("rows"),
-        model_version=str(facts.get("model_version", "")),
-        run_url=sender.run_url(run.run_id),
-        report_url=store.share_url(report_key) if report_key else "",
-    )
+# Runs the cursor keeps waiting for the monitoring database (the newest; older ones are
+# named in the log when dropped), and how many of them the outage e-mail lists.
+MAX_PENDING_RUNS = 500
+LISTED_IN_OUTAGE_EMAIL = 20
+OUTAGE_TITLE = "monitoring database down"
+OUTAGE_KIND = "database_down"
 
 
 def monitoring_alert_sensor(
@@ -45,109 +41,230 @@ def monitoring_alert_sensor(
     object_store: ObjectStore,
     monitoring_settings: MonitoringSettings,
 ) -> SkipReason:
-    """Tells the on-call (SES) what went wrong: one e-mail per monitored batch listing every
-    failed check not yet alerted, and one per incident when a monitoring or training run
-    fails or a sensor keeps failing (at most one reminder an hour while it lasts, one when
-    it is resolved). A failed send is logged and retried on the next tick.
+    """Tells the on-call (SES) what went wrong, once per incident: checks failing on
+    consecutive monitored windows (one incident per group of checks: drift, performance,
+    each data check), a monitoring or training run that fails, a sensor that keeps failing.
+    One e-mail when an incident opens, at most one reminder per `incident_reminder_seconds`
+    while it lasts, one when it is resolved (failed checks: after
+    `incident_resolve_after_passing` consecutive passing windows). A failed send is logged
+    and retried on the next tick.
 
-    Once per partition and check is kept twice over: by the cursor, and by ``alerts_sent``
-    should the cursor be lost. With the monitoring database down the alert still goes out
-    (the cursor alone keeps it once): an outage must not silence drift, nor a failure."""
-    after = float(context.cursor or 0)
-    sent, failed_sends = 0, 0
-    safe_until = after
-    succeeded: set[str] = set()
-    for run in finished_runs(context, after):
-        if run.failure is not None:
-            if not _record_failure(context, run, alert_sender, metrics_database):
-                failed_sends += 1
-        else:
+    Each finished run is recorded in the monitoring database (a window's check verdicts, a
+    failed run as an incident occurrence and the window's status) before any e-mail, and
+    e-mails are sent from the incidents, marked when sent: a tick evaluated twice, or a
+    lost cursor, sends nothing twice. With the monitoring database down, the runs it could
+    not record wait in the cursor (the newest `MAX_PENDING_RUNS`) and are recorded once it
+    is back, so their incidents open, de-duplicate and resolve as usual; the on-call gets
+    one "monitoring database down" e-mail per outage, naming the failed runs and failed
+    checks waiting (an outage must not silence drift, nor a failure). E-mails SES keeps
+    refusing for `alert_failure_seconds` are an incident of their own and fail the tick
+    (``escalate_undelivered``)."""
+    now = incidents.clock()
+    before = context.cursor
+    state = _state(before)
+    after: float = state["after"]
+    waiting = runs_by_id(context, state["pending"])
+    known = {run.run_id for run in waiting}
+    new = [run for run in finished_runs(context, after) if run.run_id not in known]
+    for run in new:
+        _announce(context, run)
+    failures = SendFailures()  # SES refusing for too long: an incident, and the tick fails
+    recorded, succeeded, unrecorded = 0, set(), []
+    error: str | None = None
+    for run in sorted([*waiting, *new], key=lambda r: r.updated):
+        if run.failure is None:
             succeeded.add(run.job)
-        pending = {
-            check: metadata
-            for check, metadata in run.failed.items()
-            if not _already_sent(context, metrics_database, run.partition, check)
-        }
-        if pending:
-            alert = batch_alert(run, pending, alert_sender, object_store)
+        if not _to_record(run):
+            continue
+        if error is None:  # after one refusal the others wait too: no tick-long timeouts
             try:
-                message_id = alert_sender.send(alert.subject, alert.text(), alert.html())
-            except Exception as exc:  # noqa: BLE001 - retried next tick
-                context.log.error(f"alert for {run.partition} not sent, will retry: {exc}")
-                failed_sends += 1
+                recorded += _record(run, alert_sender, metrics_database)
                 continue
-            context.log.info(f"alert sent for {run.partition}: {', '.join(pending)}")
-            for check in pending:
-                try:
-                    metrics_database.record_alert(run.partition, check, message_id)
-                except MonitoringDatabaseError as error:
-                    context.log.warning(
-                        f"alert {run.partition}/{check} sent, not recorded: {error}"
-                    )
-            sent += 1
-        if not failed_sends:
-            safe_until = max(safe_until, run.updated)
-    context.update_cursor(str(safe_until))
-    told, untold = _incidents(
-        context, alert_sender, metrics_database, monitoring_settings, succeeded
+            except MonitoringDatabaseError as refused:
+                error = str(refused)
+        unrecorded.append(run)
+    if error is None:
+        told, untold, still_open, error = _incidents(
+            context,
+            alert_sender,
+            metrics_database,
+            object_store,
+            monitoring_settings,
+            succeeded,
+            now,
+            failures,
+        )
+    else:
+        told, untold, still_open = 0, 0, []
+        context.log.warning(f"{error}: {len(unrecorded)} runs wait for it")
+    pending = [run.run_id for run in unrecorded]
+    if len(pending) > MAX_PENDING_RUNS:
+        dropped = pending[:-MAX_PENDING_RUNS]
+        context.log.error(f"{len(dropped)} runs will not be recorded: {', '.join(dropped)}")
+        pending = pending[-MAX_PENDING_RUNS:]
+    outage = _outage(context, state.get("outage"), error, unrecorded, alert_sender, failures)
+    if state.get("outage") and outage is None:
+        context.log.info(f"monitoring database back: {len(waiting)} waiting runs looked at")
+    cursor = json.dumps(
+        {"after": max([after, *(r.updated for r in new)]), "pending": pending, "outage": outage}
     )
-    return SkipReason(
-        f"{sent} alerts sent, {failed_sends} to retry; {told} incident e-mails sent"
-        + (f", {untold} to retry" if untold else "")
+    context.update_cursor(cursor)
+    escalate_undelivered(
+        context,
+        metrics_database,
+        failures,
+        monitoring_settings.alert_failure_seconds,
+        advanced=cursor != before,
     )
+    summary = f"{recorded} windows' checks recorded"
+    if pending:
+        summary += f", {len(pending)} runs wait for the monitoring database"
+        if outage and not outage["told"] and failures.count:
+            summary += "; its outage e-mail to retry"
+    summary += f"; {told} incident e-mails sent" + (f", {untold} to retry" if untold else "")
+    return SkipReason(summary + "; open: " + ("; ".join(still_open) or "none"))
 
 
-def _record_failure(
-    context: SensorEvaluationContext,
-    run: MonitoringRun,
-    sender: AlertSender,
-    database: MetricsDatabase,
-) -> bool:
-    """A failed run as an incident occurrence (or, the database being down, an e-mail at
-    once); False if neither could be done (the cursor then waits for it)."""
-    assert run.failure is not None
-    what = f"{run.partition}: " if run.partition else ""
-    context.log.info(
-        f"not monitored: {what}{run.job} failed at {run.failure.step}: {run.failure.error}"
-        if run.job == MONITORING_JOB
-        else f"run failed: {run.job} at {run.failure.step}: {run.failure.error}"
-    )
-    try:
+def _state(cursor: str | None) -> dict[str, Any]:
+    """The cursor: runs finished up to ``after`` (a timestamp) were seen; ``pending`` are
+    the ids of those not recorded yet; ``outage``: since when the database is down, and
+    whether its e-mail went out. A cursor of the earlier form (a timestamp) is read too."""
+    if not cursor:
+        return {"after": 0.0, "pending": [], "outage": None}
+    if not cursor.lstrip().startswith("{"):
+        return {"after": float(cursor), "pending": [], "outage": None}
+    state = json.loads(cursor)
+    return {
+        "after": float(state.get("after", 0.0)),
+        "pending": list(state.get("pending", [])),
+        "outage": state.get("outage"),
+    }
+
+
+def _announce(context: SensorEvaluationContext, run: MonitoringRun) -> None:
+    """A failed run, said once when it is first seen (a window: "not monitored")."""
+    if run.failure is None:
+        return
+    if run.job == MONITORING_JOB:
+        emit(
+            context.log.info,
+            NOT_MONITORED,
+            window=run.partition,
+            job=run.job,
+            step=run.failure.step,
+            error=run.failure.error,
+        )
+    else:
+        context.log.info(f"run failed: {run.job} at {run.failure.step}: {run.failure.error}")
+
+
+def _to_record(run: MonitoringRun) -> bool:
+    return run.failure is not None or bool(run.partition and (run.failed or run.passed))
+
+
+def _record(run: MonitoringRun, sender: AlertSender, database: MetricsDatabase) -> int:
+    """A finished run in the monitoring database: its window's check verdicts, its failure
+    as an incident occurrence (and the window's status). Returns 1 if a window's verdicts
+    were recorded. Raises ``MonitoringDatabaseError`` (the run then waits)."""
+    checks = 0
+    if run.partition and (run.failed or run.passed):
+        finished = datetime.fromtimestamp(run.updated, UTC)
+        database.record_verdicts(
+            run.partition, run.run_id, finished, verdicts(run.failed, run.passed)
+        )
+        checks = 1
+    if run.failure is not None:
         record_failed_run(
             database, run.job, run.run_id, run.partition, run.failure, sender.run_url(run.run_id)
         )
-    except MonitoringDatabaseError as error:
-        title = f"{run.job} failed at {run.failure.step}"
-        return tell_directly(
-            context, sender, title, describe(run.failure, run.job, run.partition), error
+    return checks
+
+
+def _outage(
+    context: SensorEvaluationContext,
+    outage: dict[str, Any] | None,
+    error: str | None,
+    unrecorded: list[MonitoringRun],
+    sender: AlertSender,
+    failures: SendFailures,
+) -> dict[str, Any] | None:
+    """The outage's state for the cursor (None: the database answered everything). Its one
+    e-mail goes out once a failed run or failed checks wait for the database."""
+    if error is None:
+        return None
+    outage = dict(outage or {"since": incidents.clock().timestamp(), "told": False})
+    outage["error"] = first_line(error)
+    telling = [run for run in unrecorded if run.failure is not None or run.failed]
+    if outage["told"] or not telling:
+        return outage
+    since = datetime.fromtimestamp(outage["since"], UTC)
+    facts = [
+        ("since", since.isoformat(timespec="seconds")),
+        ("error", outage["error"]),
+        ("waiting", f"{len(unrecorded)} finished runs not recorded yet, {len(telling)} of them:"),
+    ]
+    facts += [(run.partition or run.job, _what(run)) for run in telling[:LISTED_IN_OUTAGE_EMAIL]]
+    if len(telling) > LISTED_IN_OUTAGE_EMAIL:
+        facts.append(("and", f"{len(telling) - LISTED_IN_OUTAGE_EMAIL} more"))
+    facts.append(
+        (
+            "next",
+            "once the database is back they are recorded as incidents (e-mailed as usual) "
+            "and windows whose metrics were not written are re-run; no other e-mail until then",
         )
-    return True
+    )
+    links = {"Runs": f"{sender.dagster_url.rstrip('/')}/runs"}
+    outage["told"] = tell_directly(
+        context, sender, OUTAGE_TITLE, facts, links, failures, outage["since"]
+    )
+    if outage["told"]:
+        emit(context.log.info, INCIDENT, notice="opened", kind=OUTAGE_KIND, title=OUTAGE_TITLE)
+    return outage
+
+
+def _what(run: MonitoringRun) -> str:
+    said = []
+    if run.failure is not None:
+        said.append(f"{run.job} failed at {run.failure.step}: {run.failure.error}")
+    if run.failed:
+        said.append(f"checks failed: {', '.join(sorted(run.failed))}")
+    return "; ".join(said)
 
 
 def _incidents(
     context: SensorEvaluationContext,
     sender: AlertSender,
     database: MetricsDatabase,
+    store: ObjectStore,
     settings: MonitoringSettings,
     succeeded: set[str],
-) -> tuple[int, int]:
-    """Resolve what was repaired, watch the other sensors, send the e-mails incidents are
-    owed. A database outage postpones all of it to the next tick."""
+    now: datetime,
+    failures: SendFailures,
+) -> tuple[int, int, list[str], str | None]:
+    """Resolve what was repaired, settle the failed-checks incidents, watch the other
+    sensors, send the e-mails incidents are owed; returns (sent, to retry, the open
+    incidents as the tick's message shows them, the database's error or None). A database
+    outage postpones all of it to the next tick."""
     try:
         resolve_repaired(database, succeeded)
+        settle_check_incidents(database, settings.incident_resolve_after_passing, now)
         watch_sensors(context, database, exclude=MONITORING_ALERT_SENSOR)
+        watch_stuck_runs(
+            context, database, WATCHED_JOBS, settings.stuck_run_seconds, sender.run_url
+        )
         reminder = timedelta(seconds=settings.incident_reminder_seconds)
-        return send_due_notices(context, database, sender, reminder)
+        sent, failed = send_due_notices(
+            context, database, sender, reminder, now, store.share_url, failures
+        )
+        return sent, failed, [_shown(i) for i in database.incidents(status="open")], None
     except MonitoringDatabaseError as error:
         context.log.warning(f"{error}: incidents wait for the next tick")
-        return 0, 0
+        return 0, 0, [], str(error)
 
 
-def _already_sent(
-    context: SensorEvaluationContext, database: MetricsDatabase, partition: str, check: str
-) -> bool:
-    try:
-        return database.alert_sent(partition, check)
-    except MonitoringDatabaseError as error:
-        context.log.warning(f"{error}: sending without the alerts_sent record")
-        return False
+def _shown(incident: Incident) -> str:
+    span = incident.first_partition or ""
+    if incident.last_partition and incident.last_partition != incident.first_partition:
+        span += f" .. {incident.last_partition}"
+    where = f", {span}" if span else ""
+    return f"#{incident.id} {incident.key} ({incident.occurrences} occurrences{where})"

@@ -1,17 +1,24 @@
 """retraining_sensor: an incident of drift or a performance drop, enough new labels and the
-cooldown passed start ``training_job`` on the data plus the labelled production rows."""
+cooldown passed start ``training_job`` on the data plus the labelled production rows, once
+per incident."""
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason
+from dagster import RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason
 
-from studperf_assets.constants import MONITORING_ALERT_SENSOR, RETRAINING_CHECKS
+from studperf_assets.constants import MONITORING_ALERT_SENSOR, TRAINING_JOB
+from studperf_assets.lib.incidents import CHECKS_FAILED, RETRAINING_GROUPS, check_incident_key
+from studperf_assets.lib.loop_events import RETRAINING, emit
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.sensors.incidents import notice_for, watch_sensors
-from studperf_assets.sensors.runs import monitoring_runs
+
+INCIDENT_TAG = "studperf/incident"  # the incident a retraining run was requested for
+RETRAINING_KEYS = {check_incident_key(group) for group in RETRAINING_GROUPS}
+KEPT_INCIDENTS = 100  # incidents the cursor remembers acting on (the run tag is the record)
 
 
 def retraining_sensor(
@@ -21,27 +28,28 @@ def retraining_sensor(
     alert_sender: AlertSender,
     metrics_database: MetricsDatabase,
 ) -> SensorResult | SkipReason:
-    """Drift or a performance drop, enough newly labelled rows, and the cooldown passed:
-    retrain on the data plus the labelled production rows. The new bundle still has to
-    pass the champion check before it is promoted. Also watches the alert sensor, which
-    cannot report its own failures."""
+    """An open drift or performance incident, enough newly labelled rows, and the cooldown
+    passed: retrain on the data plus the labelled production rows, once per incident (its
+    id is the run key). The new bundle still has to pass the champion check before it is
+    promoted. Also watches the alert sensor, which cannot report its own failures."""
     _watch_the_watcher(context, alert_sender, metrics_database)
-    state = (
-        json.loads(context.cursor)
-        if context.cursor
-        else {"after": 0.0, "last_retrain": 0.0, "labels": 0}
-    )
-    triggers = [
-        (run.updated, run.partition, check)
-        for run in monitoring_runs(context, state["after"])
-        for check in run.failed
-        if check in RETRAINING_CHECKS
-    ]
-    if not triggers:
-        return SkipReason("no drift or performance failure since the last look")
+    state: dict[str, Any] = {"last_retrain": 0.0, "labels": 0, "retrained": []}
+    state.update(json.loads(context.cursor) if context.cursor else {})
+    try:
+        waiting = [
+            incident
+            for incident in metrics_database.incidents(status="open", kind=CHECKS_FAILED)
+            if incident.key in RETRAINING_KEYS
+            and incident.id not in state["retrained"]
+            and not _retrained_for(context, incident.id)
+        ]
+    except MonitoringDatabaseError as error:
+        return SkipReason(f"{error}; retraining waits for it")  # cursor unchanged
+    if not waiting:
+        return SkipReason("no open drift or performance incident without its retraining")
     now = datetime.now(UTC).timestamp()
     if now - state["last_retrain"] < monitoring_settings.retraining_cooldown_seconds:
-        return SkipReason("retraining cooldown")  # cursor unchanged: the failures still count
+        return SkipReason("retraining cooldown")  # cursor unchanged: the incident waits
     try:
         labels = ground_truth.usable_labels()
     except MonitoringDatabaseError as error:
@@ -50,15 +58,31 @@ def retraining_sensor(
     if new_labels < monitoring_settings.min_new_labels_for_retraining:
         needed = monitoring_settings.min_new_labels_for_retraining
         return SkipReason(f"{new_labels} new labelled rows; {needed} needed")
-    updated, partition, check = triggers[-1]
-    state = {"after": updated, "last_retrain": now, "labels": labels}
-    context.log.info(f"retraining: {check} failed on {partition}; {new_labels} new labelled rows")
+    incident = waiting[0]  # the oldest; the others wait for the cooldown
+    checks = ",".join(incident.details.get("checks", [])) or incident.key
+    partition = incident.last_partition or ""
+    retrained = [*state["retrained"], incident.id][-KEPT_INCIDENTS:]
+    state = {"last_retrain": now, "labels": labels, "retrained": retrained}
+    context.log.info(
+        f"incident #{incident.id} ({incident.key}, {incident.occurrences} windows) retrains"
+    )
+    emit(context.log.info, RETRAINING, check=checks, window=partition, new_labels=new_labels)
     request = RunRequest(
-        run_key=f"retrain-{int(now)}",
+        run_key=f"retrain-incident-{incident.id}",
         run_config={"ops": {"raw_student_data": {"config": {"include_production_labels": True}}}},
-        tags={"studperf/trigger": f"{check}@{partition}", "studperf/new_labels": str(new_labels)},
+        tags={
+            "studperf/trigger": f"{checks}@{partition}",
+            INCIDENT_TAG: str(incident.id),
+            "studperf/new_labels": str(new_labels),
+        },
     )
     return SensorResult(run_requests=[request], cursor=json.dumps(state))
+
+
+def _retrained_for(context: SensorEvaluationContext, incident_id: int) -> bool:
+    """A training run was already requested for the incident (the cursor may be lost)."""
+    filters = RunsFilter(job_name=TRAINING_JOB, tags={INCIDENT_TAG: str(incident_id)})
+    return bool(context.instance.get_run_records(filters=filters, limit=1))
 
 
 def _watch_the_watcher(

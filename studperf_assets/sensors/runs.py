@@ -1,7 +1,7 @@
 """Finished runs as the alert and retraining sensors read them: what failed in each."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from dagster import (
     RunsFilter,
     SensorEvaluationContext,
 )
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from studperf_assets.constants import MONITORING_CHECKS, MONITORING_JOB, PARTITION_TAG, TRAINING_JOB
 from studperf_assets.sensors.incidents import RunFailure, run_failure
@@ -28,9 +29,12 @@ class MonitoringRun:
     failed: dict[str, dict[str, Any]]  # check name -> its metadata
     job: str = "monitoring_job"
     failure: RunFailure | None = None  # None: the run succeeded
+    passed: set[str] = field(default_factory=set)  # checks judged and passed
 
 
 WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB)
+# Every way a run can finish without succeeding: the window it was for is not monitored.
+NOT_SUCCEEDED = [s for s in FINISHED_STATUSES if s != DagsterRunStatus.SUCCESS]
 
 
 def finished_runs(
@@ -39,7 +43,7 @@ def finished_runs(
     """Runs of ``jobs`` finished after ``after`` (a timestamp), oldest first."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
+            statuses=[DagsterRunStatus.SUCCESS, *NOT_SUCCEEDED],
             updated_after=datetime.fromtimestamp(after, UTC),
         ),
         order_by="update_timestamp",
@@ -47,30 +51,41 @@ def finished_runs(
         limit=200,
     )
     for record in records:
-        dagster_run = record.dagster_run
-        if dagster_run.job_name not in jobs:
+        if record.dagster_run.job_name in jobs:
+            yield _monitoring_run(context, record)
+
+
+def runs_by_id(context: SensorEvaluationContext, run_ids: list[str]) -> list[MonitoringRun]:
+    """The finished runs among ``run_ids`` (runs deleted since are left out), oldest first."""
+    if not run_ids:
+        return []
+    records = context.instance.get_run_records(filters=RunsFilter(run_ids=run_ids))
+    runs = [_monitoring_run(context, r) for r in records if r.dagster_run.is_finished]
+    return sorted(runs, key=lambda run: run.updated)
+
+
+def _monitoring_run(context: SensorEvaluationContext, record: Any) -> MonitoringRun:
+    dagster_run = record.dagster_run
+    failed = dagster_run.status in NOT_SUCCEEDED  # not monitored, whatever ended it
+    run = MonitoringRun(
+        updated=record.update_timestamp.timestamp(),
+        partition=dagster_run.tags.get(PARTITION_TAG, ""),
+        run_id=dagster_run.run_id,
+        failed={},
+        job=dagster_run.job_name,
+        failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
+    )
+    for entry in context.instance.all_logs(
+        run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ):
+        evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        if not isinstance(evaluation, AssetCheckEvaluation):
             continue
-        failed = dagster_run.status == DagsterRunStatus.FAILURE
-        run = MonitoringRun(
-            updated=record.update_timestamp.timestamp(),
-            partition=dagster_run.tags.get(PARTITION_TAG, ""),
-            run_id=dagster_run.run_id,
-            failed={},
-            job=dagster_run.job_name,
-            failure=run_failure(context.instance, dagster_run.run_id) if failed else None,
-        )
-        for entry in context.instance.all_logs(
-            run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-        ):
-            evaluation = entry.dagster_event.event_specific_data if entry.dagster_event else None
-            if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
-                continue
-            if evaluation.check_name in MONITORING_CHECKS:
-                metadata = {k: v.value for k, v in evaluation.metadata.items()}
-                run.failed[evaluation.check_name] = metadata
-        yield run
-
-
-def monitoring_runs(context: SensorEvaluationContext, after: float) -> Iterator[MonitoringRun]:
-    """Monitoring runs finished after ``after`` (a timestamp), oldest first."""
-    return finished_runs(context, after, jobs=(MONITORING_JOB,))
+        if evaluation.check_name not in MONITORING_CHECKS:
+            continue
+        metadata = {k: v.value for k, v in evaluation.metadata.items()}
+        if not evaluation.passed:
+            run.failed[evaluation.check_name] = metadata
+        elif metadata.get("judged") is not False:  # not judged is not a pass
+            run.passed.add(evaluation.check_name)
+    return run

@@ -26,6 +26,7 @@ from lambda_service.streams import KinesisSink
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
+from studperf_assets.lib.incidents import check_group
 from studperf_assets.lib.simulation import Drift, StudentGenerator
 from studperf_assets.lib.windows import is_window_key, window_key
 from studperf_assets.local.firehose import FirehoseStandIn
@@ -36,7 +37,7 @@ from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.local.training_run import run_training
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
-from studperf_assets_tests.archive_objects import write_object
+from studperf_assets_tests.archive_objects import prediction, write_object
 from studperf_assets_tests.conftest import PG_URL
 from studperf_assets_tests.kinesis_fakes import create_stream
 
@@ -465,49 +466,84 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
     assert "archive/predictions/2026/12/01/10/" in message  # the object is named
 
 
+def test_mixed_integer_and_text_student_ids_are_monitored(tmp_path: Path) -> None:
+    """Field fault: the Lambda accepts integer and text student IDs; a batch holding both
+    stopped monitoring (ArrowInvalid writing its Parquet). A window holding both is
+    monitored, its identifiers as text."""
+    definitions = make_definitions(Deployment(home=tmp_path))
+    store = dict(definitions.resources or {})["object_store"]
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    records = [prediction(n) | {"student_id": sid} for n, sid in enumerate([1001, "stu-ab12", 42])]
+    write_object(store, "predictions", start, records)
+    key = window_key(start)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("monitoring_windows", [key])
+        result = materialize(
+            [definitions.resolve_assets_def("prediction_windows")],
+            partition_key=key,
+            run_config=window_config(window_key(start + timedelta(minutes=1))),
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert result.success, [
+        str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure
+    ]
+    window = result.output_for_node("prediction_windows")
+    assert window["student_id"].tolist() == ["1001", "stu-ab12", "42"]
+    assert window["request_id"].map(type).eq(str).all()
+
+
 def window_config(end: str) -> dict[str, Any]:
     return {"ops": {"prediction_windows": {"config": {"end": end, "small": False}}}}
 
 
 @pytest.mark.integration
-def test_one_alert_per_window_once_and_surviving_send_failures(
+def test_one_alert_per_incident_once_and_surviving_send_failures(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
     sender = stack["resources"]["alert_sender"]
     before = len(sent_emails(stack["moto"]))
-    # an unverified sender: SES rejects, the sensor logs, keeps its cursor, and does not crash
-    unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
-    refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
-    assert "0 alerts sent, 2 to retry" in str(refused.skip_message)
-    assert len(sent_emails(stack["moto"])) == before
-    # the cursor stops before the first run whose alert could not be sent
-    _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
-    emails = sent_emails(stack["moto"])[before:]
     failing = {
         p: sorted(c for c, ok in o.items() if not ok) for p, o in monitored["outcomes"].items()
     }
     failing = {p: checks for p, checks in failing.items() if checks}
-    assert sorted(failing) == monitored["drifted"]
-    assert len(emails) == len(failing)  # one e-mail per window, every failed check in it
-    by_batch = {e["subject"].split(": ")[0].removeprefix("[studperf] "): e for e in emails}
-    for partition, checks in failing.items():
-        subject = by_batch[partition]["subject"]
-        assert all(check in subject for check in checks), subject
-    html = by_batch[monitored["drifted"][1]]["body"]  # moto keeps the HTML part
-    assert "share of features drifted" in html and "<table" in html
-    assert "StudyTimeWeekly" in html and "predictions in the batch: 200" in html
+    first, last = monitored["drifted"]
+    assert sorted(failing) == [first, last]
+    groups = {check_group(c) for checks in failing.values() for c in checks}
+    assert "drift" in groups
+    # an unverified sender: SES rejects, the sensor logs, the incidents wait, no crash
+    unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
+    refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
+    assert f"0 incident e-mails sent, {len(groups)} to retry" in str(refused.skip_message)
+    assert len(sent_emails(stack["moto"])) == before
+    _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
+    emails = sent_emails(stack["moto"])[before:]
+    assert len(emails) == len(groups)  # one e-mail per incident, not per window
+    (drift,) = [e for e in emails if "drift incident" in e["subject"]]
+    drift_checks = sorted(
+        {c for checks in failing.values() for c in checks if check_group(c) == "drift"}
+    )
+    assert drift["subject"] == (
+        f"[studperf] OPEN: drift incident: {', '.join(drift_checks)} failed on {first}"
+    )
+    html = drift["body"]  # moto keeps the HTML part
+    assert f"{first} .. {last} (2 failing)" in html
+    assert "Drifted features, highest score first" in html and "<table" in html
+    assert "StudyTimeWeekly" in html
     assert "/runs/" in html and "drift.html" in html  # links to the run and the report
     assert emails[0]["destinations"]["ToAddresses"] == ["oncall@studperf.test"]
     _tick(stack, "monitoring_alert_sensor", cursor=None)  # even from scratch: de-duplicated
-    assert len(sent_emails(stack["moto"])) == before + len(failing)
+    assert len(sent_emails(stack["moto"])) == before + len(groups)
 
 
 @pytest.mark.integration
 def test_retraining_sensor_requests_a_run_with_the_labelled_batches(
     stack: dict[str, Any], monitored: dict[str, Any]
 ) -> None:
+    _tick(stack, "monitoring_alert_sensor")  # the drift incident (once, whoever ticked first)
     decision = _tick(stack, "retraining_sensor")
     (request,) = decision.run_requests
+    assert str(request.run_key).startswith("retrain-incident-")
     assert (
         request.run_config["ops"]["raw_student_data"]["config"]["include_production_labels"] is True
     )
@@ -605,7 +641,7 @@ def test_a_database_outage_does_not_hide_drift(
     assert "hunter2" not in message + unavailable
     retries = [e for e in run.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     assert len(retries) == 3
-    # the alert still goes out, though alerts_sent cannot be read or written
+    # the alert still goes out, though no incident can be recorded
     before = len(sent_emails(stack["moto"]))
     tick(
         definitions,
@@ -614,8 +650,11 @@ def test_a_database_outage_does_not_hide_drift(
         "monitoring_alert_sensor",
         cursor=str(started),
     )
-    subjects = [e["subject"] for e in sent_emails(stack["moto"])[before:]]
-    assert any(s.startswith(f"[studperf] {drifted}:") and "data_drift" in s for s in subjects)
+    sent = sent_emails(stack["moto"])[before:]
+    (outage,) = [e for e in sent if e["subject"] == "[studperf] OPEN: monitoring database down"]
+    body = json.dumps(outage)  # text and HTML bodies
+    assert drifted in body and "monitoring_job failed at batch_metrics" in body
+    assert "checks failed: " in body and "data_drift" in body
 
 
 @pytest.mark.integration

@@ -32,7 +32,14 @@ module_name, function_name = {handler!r}.rsplit(".", 1)
 module = __import__(module_name, fromlist=[function_name])
 handler = getattr(module, function_name)
 cold_start = time.perf_counter() - started
-result = handler(json.loads(sys.stdin.read()), None)
+
+class Context:  # what the Lambda runtime passes (the image's own code only: no stand-in here)
+    function_name, memory_limit_in_mb, aws_request_id = "probe", 1024, "probe-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:probe"
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+result = handler(json.loads(sys.stdin.read()), Context())
 heavy = ("dagster", "mlflow", "pandas", "sklearn", "skops", "scipy")
 forbidden = sorted(m for m in heavy if m in sys.modules)
 print(json.dumps({{"result": result, "forbidden": forbidden, "cold_start": cold_start}}))

@@ -23,6 +23,7 @@ from lambda_service.streams import Entry, KinesisSink
 from lambda_service.web import create_app
 from studperf_assets.lib import data, models
 from studperf_assets.lib.bundle_builder import write_bundle
+from studperf_assets.local.lambda_runtime import LocalLambdaContext
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets_tests.kinesis_fakes import (
     STUDENT,
@@ -38,6 +39,7 @@ from studperf_assets_tests.kinesis_fakes import (
 )
 
 PRED, ERR = "predictions", "errors"
+CONTEXT = LocalLambdaContext()  # Lambda always passes one; Powertools reads it
 
 
 class Clock:
@@ -372,7 +374,7 @@ def test_lambda_handler_reports_an_unloadable_model(
     cold = handler_module._ColdStart(environ)
     monkeypatch.setattr(handler_module, "COLD_START", cold)
     with pytest.raises(RuntimeError, match=f"model unavailable: {tmp_path / 'gone'}"):
-        handler_module.lambda_handler({"Records": []})
+        handler_module.lambda_handler({"Records": []}, CONTEXT)
 
 
 def _http(path: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
@@ -389,26 +391,26 @@ def test_lambda_http_routes(
 ) -> None:
     service, _ = _service(store, tmp_path)
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
-    ok = handler_module.lambda_handler(_http("/predict", "POST", STUDENT))
+    ok = handler_module.lambda_handler(_http("/predict", "POST", STUDENT), CONTEXT)
     assert ok["statusCode"] == 200 and json.loads(ok["body"])["grade"] in "ABCDF"
-    many = json.loads(
-        handler_module.lambda_handler(_http("/predict", "POST", [STUDENT, STUDENT]))["body"]
-    )
+    many_event = _http("/predict", "POST", [STUDENT, STUDENT])
+    many = json.loads(handler_module.lambda_handler(many_event, CONTEXT)["body"])
     assert len(many["predictions"]) == 2
     bad = handler_module.lambda_handler(
-        _http("/predict", "POST", [STUDENT, {**STUDENT, "Absences": -1}])
+        _http("/predict", "POST", [STUDENT, {**STUDENT, "Absences": -1}]),
+        CONTEXT,
     )
     assert bad["statusCode"] == 422
     assert json.loads(bad["body"])["errors"] == [
         {"index": 1, "field": "Absences", "reason": "-1 outside [0, 29]"}
     ]
     v1 = {"httpMethod": "GET", "path": "/health"}
-    assert json.loads(handler_module.lambda_handler(v1)["body"])["status"] == "ok"
-    assert handler_module.lambda_handler(_http("/model"))["statusCode"] == 200
-    assert handler_module.lambda_handler(_http("/nope"))["statusCode"] == 404
+    assert json.loads(handler_module.lambda_handler(v1, CONTEXT)["body"])["status"] == "ok"
+    assert handler_module.lambda_handler(_http("/model"), CONTEXT)["statusCode"] == 200
+    assert handler_module.lambda_handler(_http("/nope"), CONTEXT)["statusCode"] == 404
     not_json = _http("/predict", "POST")
     not_json["body"] = "{"
-    assert handler_module.lambda_handler(not_json)["statusCode"] == 422
+    assert handler_module.lambda_handler(not_json, CONTEXT)["statusCode"] == 422
 
 
 # Full events as AWS delivers them (the shapes of AWS's documentation and Powertools' test
@@ -539,11 +541,11 @@ def test_http_events_are_routed_on_the_path_without_their_stage(
     service, _ = _service(store, tmp_path)
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
     for event, status, key in ROUTED:
-        answer = handler_module.lambda_handler(event)
+        answer = handler_module.lambda_handler(event, CONTEXT)
         assert answer["statusCode"] == status, f"{_where(event)}: {answer['body']}"
         assert key in json.loads(answer["body"]), _where(event)
     for event, route in NOT_ROUTED:
-        answer = handler_module.lambda_handler(event)
+        answer = handler_module.lambda_handler(event, CONTEXT)
         assert answer["statusCode"] == 404, _where(event)
         assert json.loads(answer["body"]) == {"error": f"no route for {route}"}, _where(event)
 
@@ -598,7 +600,7 @@ def test_every_route_reads_a_number_as_training_does(
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
     expected = [{"index": 0, "field": "Absences", "reason": f"not a number: {text!r}"}]
     bad = {**STUDENT, "Absences": text}
-    answer = handler_module.lambda_handler(_http("/predict", "POST", [bad, STUDENT]))
+    answer = handler_module.lambda_handler(_http("/predict", "POST", [bad, STUDENT]), CONTEXT)
     assert answer["statusCode"] == 422 and json.loads(answer["body"])["errors"] == expected
     web = TestClient(create_app(service))
     answer = web.post("/predict", json={"students": [bad, STUDENT]})
@@ -615,16 +617,16 @@ def test_lambda_http_bad_base64_and_oversize_bodies(
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
     padded = _http("/predict", "POST")
     padded.update(body="eyJhIjox", isBase64Encoded=True)  # '{"a":1' cut short: bad padding
-    answer = handler_module.lambda_handler({**padded, "body": "eyJhIjoxfQ="})
+    answer = handler_module.lambda_handler({**padded, "body": "eyJhIjoxfQ="}, CONTEXT)
     assert answer["statusCode"] == 422 and "not valid base64" in answer["body"]
     encoded = _http("/predict", "POST")
     encoded.update(
         body=base64.b64encode(json.dumps(STUDENT).encode()).decode(), isBase64Encoded=True
     )
-    assert handler_module.lambda_handler(encoded)["statusCode"] == 200
+    assert handler_module.lambda_handler(encoded, CONTEXT)["statusCode"] == 200
     huge = _http("/predict", "POST")
     huge["body"] = json.dumps([STUDENT] * (MAX_REQUEST_BYTES // 150))
-    answer = handler_module.lambda_handler(huge)
+    answer = handler_module.lambda_handler(huge, CONTEXT)
     assert answer["statusCode"] == 413 and "limit" in answer["body"]
 
 
@@ -1026,7 +1028,7 @@ def test_a_kinesis_invocation_logs_json_and_emits_emf_metrics(
     records.append(kinesis_record(b"{not json", 9))
     records.append(kinesis_record(kpl_aggregate([("a", student_message(10))] * 2), 10))
     capsys.readouterr()
-    handler_module.lambda_handler({"Records": records})
+    handler_module.lambda_handler({"Records": records}, CONTEXT)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     (emf,) = [line for line in lines if "_aws" in line]
     (definition,) = emf["_aws"]["CloudWatchMetrics"]

@@ -22,6 +22,7 @@ from lambda_service.bundle import BundleError, Manifest
 from lambda_service.model_provider import ModelProvider
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
+from studperf_assets.local.lambda_runtime import LocalLambdaContext
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets_tests.bundle_edits import tampered, version
 from studperf_assets_tests.kinesis_fakes import (
@@ -30,6 +31,8 @@ from studperf_assets_tests.kinesis_fakes import (
     kpl_aggregate,
     student_message,
 )
+
+CONTEXT = LocalLambdaContext()  # Lambda always passes one; Powertools reads it
 
 # (ONNX output, op, constant, only above this StudyTimeWeekly, what the refusal says)
 UNSERVABLE = {
@@ -207,7 +210,8 @@ def test_the_lambda_reports_a_batch_it_failed_to_score_and_counts_it(
     monkeypatch.setattr(handler_module.COLD_START, "service", service)
     capsys.readouterr()
     response = handler_module.lambda_handler(
-        {"Records": [kinesis_record(student_message(i), i) for i in range(3)]}
+        {"Records": [kinesis_record(student_message(i), i) for i in range(3)]},
+        CONTEXT,
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": str(i)} for i in range(3)]}
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]

@@ -108,3 +108,34 @@ def test_the_store_deletes_a_prefix(tmp_path: Path) -> None:
     store.put_bytes("reports/w2/drift.html", b"x")
     assert store.delete_prefix("reports/w1/") == 2
     assert store.list_keys("reports/") == ["reports/w2/drift.html"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link out"])
+def test_a_fifo_or_a_link_out_of_a_folder_archive_is_refused_by_name(
+    tmp_path: Path, kind: str
+) -> None:
+    """The local archive is a trust boundary like the label folder: a FIFO under it once
+    would have blocked its window's run for ever (an open waits for a writer), and a link
+    would read a file outside the store. Both, read by rows or by DuckDB, are refused by
+    name; the window's run fails instead of hanging or reading the host."""
+    import os
+
+    from studperf_assets.lib.archive import read_archive
+
+    root = tmp_path / "store"
+    store = LocalObjectStore(root=str(root))
+    good = write_predictions(store, T0, 3)
+    bad = good.replace(".gz", "-x.gz").replace("-10-59-00-", "-10-59-01-")
+    path = root / bad
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        outside = tmp_path / "secret.gz"
+        outside.write_bytes((root / good).read_bytes())
+        path.symlink_to(outside)
+    archive = store.archive()
+    with pytest.raises(UnreadableArchiveObject, match="not a regular file|outside the store"):
+        read_window(archive, T0, T0 + timedelta(minutes=1))
+    with pytest.raises(UnreadableArchiveObject) as refused:
+        read_archive(archive, T0, T0 + timedelta(minutes=1), early=timedelta(0))
+    assert bad.rsplit("/", 1)[-1] in str(refused.value)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.lib.prediction_records import UnreadablePrediction, decode_prediction
 
+STUDENT: dict[str, object] = {name: 1 for name in FEATURE_NAMES}
 RECORD = {
     "model_name": "studperf-grade-class",
     "model_version": "v20261127T130346Z-2cb339a3",
@@ -47,6 +48,22 @@ def test_a_prediction_as_the_lambda_writes_it_is_read() -> None:
         ({"request_id": None, "idempotency_key": "k" * 300}, "'idempotency_key' must be"),
         ({"model_version": "v" * 150}, "'model_version' is not a bundle version"),
         ({"model_version": "../../etc/passwd"}, "'model_version' is not a bundle version"),
+        # every field as the Lambda's schema reads it (field fault: StudyTimeWeekly "abc"
+        # stopped monitoring of its whole batch with ArrowInvalid)
+        ({"student": {**STUDENT, "StudyTimeWeekly": "abc"}}, "StudyTimeWeekly: not a"),
+        ({"student": {**STUDENT, "Absences": True}}, "Absences: not a number"),
+        ({"student": {**STUDENT, "Absences": 400}}, "Absences: 400 outside"),
+        ({"student": {**STUDENT, "Tutoring": [1]}}, "Tutoring: not a number"),
+        ({"student_id": "stu dent"}, "'student_id' must be"),
+        ({"student_id": -3}, "'student_id' must be"),
+        ({"grade": "E"}, "'grade' 'E' is not the letter of grade_class 2"),
+        ({"probabilities": {"A": 0.5, "B": 0.1}}, "probabilities sum to 0.6"),
+        ({"probabilities": {"A": "x", "B": 1}}, "probability 'A' is not a number"),
+        ({"probabilities": {"A": 1.5, "B": -0.5}}, "probability 'A' is 1.5"),
+        ({"probabilities": {"Z": 1.0}}, "probability 'Z' is not a grade"),
+        ({"probabilities": {}}, "no probabilities"),
+        ({"predicted_at": "yesterday"}, "'predicted_at' is not an ISO 8601 time"),
+        ({"idempotency_key": "k" * 300}, "'idempotency_key' must be"),
     ],
 )
 def test_a_record_missing_what_monitoring_needs_is_named(
@@ -77,3 +94,13 @@ def test_arbitrary_json_never_raises_anything_else(value: object) -> None:
         decode_prediction(json.dumps(value).encode())
     except UnreadablePrediction as problem:
         assert str(problem)
+
+
+def test_a_read_prediction_has_one_type_per_field() -> None:
+    """Numbers the Lambda could have written as text or integers come out as floats, ids
+    as text: a batch of them is one Parquet column each (field fault: ArrowInvalid)."""
+    body = decode_prediction(
+        json.dumps(RECORD | {"student": {**STUDENT, "StudyTimeWeekly": "2.5"}}).encode()
+    )
+    assert body["student"]["StudyTimeWeekly"] == 2.5
+    assert all(type(v) is float for v in body["student"].values())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from studperf_assets.lib.incidents import check_group
 from studperf_assets.lib.windows import is_window_key
 from studperf_assets.local.demo import DemoSummary, print_summary, run_demo
 
@@ -42,14 +43,17 @@ def test_drift_check_fails_on_the_drifted_windows_only(demo: DemoSummary) -> Non
         assert report.is_file() == bool(window["failed_checks"]), window
 
 
-def test_one_email_per_failing_window_naming_its_checks(demo: DemoSummary) -> None:
+def test_one_email_per_incident_naming_its_checks_and_windows(demo: DemoSummary) -> None:
     failed = sorted((b["partition"], c) for b in demo.batches for c in b["failed_checks"])
-    batches = sorted({p for p, _ in failed})
+    groups = {check_group(c) for _, c in failed}
     subjects = sorted(e["subject"] for e in demo.emails)
-    assert batches and [s.split(": ")[0].removeprefix("[studperf] ") for s in subjects] == batches
-    for subject in subjects:  # one e-mail per window, naming every check that failed in it
-        partition = subject.split(": ")[0].removeprefix("[studperf] ")
-        assert all(check in subject for p, check in failed if p == partition)
+    assert "drift" in groups and len(subjects) == len(groups)  # not one per window
+    for group in groups:  # one e-mail per incident, naming every check of it that failed
+        (subject,) = [s for s in subjects if s.startswith(f"[studperf] OPEN: {group} incident:")]
+        assert all(check in subject for _, check in failed if check_group(check) == group)
+    (drift,) = [e for e in demo.emails if "OPEN: drift incident" in e["subject"]]
+    drifted = sorted(b["partition"] for b in demo.batches if "data_drift" in b["failed_checks"])
+    assert f"{drifted[0]} .. {drifted[-1]} (2 failing)" in drift["body"]
 
 
 def test_retraining_ran_and_the_handler_hot_swapped(demo: DemoSummary) -> None:
@@ -66,6 +70,7 @@ def test_summary_names_everything(demo: DemoSummary, capsys: pytest.CaptureFixtu
     print_summary(demo)
     text = capsys.readouterr().out
     assert "alert e-mails sent: " in text and f"STUDPERF_HOME={demo.home}" in text
+    assert "one per incident opened" in text
     assert all(b["version"] in text for b in demo.bundles)
     assert Path(demo.home / "evidently").is_dir()
 

@@ -138,6 +138,10 @@ class CountingStore(LocalObjectStore):
         READS.append(key)
         return super().get_bytes(key, max_bytes)
 
+    def get_versioned(self, key: str, max_bytes: int | None = None) -> tuple[bytes, str]:
+        READS.append(key)
+        return super().get_versioned(key, max_bytes)
+
 
 def test_ingestion_reads_only_new_files(tmp_path: Path) -> None:
     truth = GroundTruth(
@@ -387,3 +391,194 @@ def test_a_value_the_database_refuses_rejects_the_file_not_the_run(
     intake = truth.ingest_new()
     assert list(intake.rejected) == [refused]
     assert "the database refused it (value too long" in intake.rejected[refused]
+
+
+def _raw_file(truth: GroundTruth, frame: pd.DataFrame) -> str:
+    """A label file written as any Parquet writer would, values exactly as given."""
+    key = label_key(soon())
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    truth.store.put_bytes(key, buffer.getvalue())
+    return key
+
+
+BAD_COLUMNS: dict[str, tuple[str, Any, str]] = {
+    # name: (column, values for rows 0..2, what the problem must say)
+    "unparseable available_at": ("available_at", ["garbage", "2026-01-01", "x"], "available_at"),
+    "list available_at": ("available_at", [[1], [2], [3]], "available_at"),
+    "integer available_at": ("available_at", [1, 2, 3], "available_at"),
+    "available_at out of range": ("available_at", ["1500-01-01"] * 3, "available_at"),
+    "list feature": ("StudyTimeWeekly", [[1.0], [2.0], [3.0]], "StudyTimeWeekly"),
+    "boolean feature": ("Absences", [True, False, True], "Absences"),
+    "text grade": ("GradeClass", ["A", "B", "C"], "GradeClass"),
+    "infinite GPA": ("GPA", [float("inf"), 1.0, 2.0], "GPA"),
+    "list request_id": ("request_id", [["a"], ["b"], ["c"]], "request_id"),
+    "boolean request_id": ("request_id", [True, False, True], "request_id"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COLUMNS))
+def test_a_label_file_with_any_unusable_value_is_rejected_once_by_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: an available_at of "garbage" (or a list) failed every monitoring run
+    (DateParseError / TypeError in the database insert), on SQLite and PostgreSQL. Every
+    column is validated before anything reaches the database."""
+    truth = any_truth
+    column, values, named = BAD_COLUMNS[case]
+    rows = students(3, 18_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    rows[column] = pd.Series(values, dtype=object)
+    bad = _raw_file(truth, rows)
+    good = write_labels(truth.store, students(2, 18_000_100), soon())
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [bad], intake.rejected
+    assert named in intake.rejected[bad]
+    assert [f.key for f in intake.ingested] == [good]
+    again = truth.ingest_new()
+    assert again.rejected == {} and again.ingested == [] and truth.unseen_files() == []
+
+
+def test_ingesting_a_file_raises_nothing_but_a_rejection(
+    any_truth: GroundTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong storing one file's labels (a bug, a value no check foresaw), the
+    file is rejected with the error named; only an unreachable database stays loud."""
+    from studperf_assets.resources import metrics_db
+
+    truth = any_truth
+    broken = write_labels(truth.store, students(2, 19_000_000), soon())
+
+    def resolve(*_args: Any) -> Any:
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(metrics_db, "resolve", resolve)
+    intake = truth.ingest_new()
+    assert list(intake.rejected) == [broken]
+    assert "TypeError: unhashable type" in intake.rejected[broken]
+
+    def outage(*_args: Any) -> Any:
+        raise metrics_db.MonitoringDatabaseError("monitoring database x unreachable: down")
+
+    write_labels(truth.store, students(2, 19_000_100), soon())
+    monkeypatch.setattr(type(truth.database), "_ingest", outage)
+    with pytest.raises(metrics_db.MonitoringDatabaseError):
+        truth.ingest_new()
+
+
+UNSTORABLE_NAMES = {
+    "not UTF-8": b"labels/a/bad\xff.parquet",
+    "a control character": b"labels/a/bad\x07bell.parquet",
+    "a bidi override": "labels/a/\u202etxt.parquet".encode(),
+    "over-long": ("labels/" + "deep-export-folder/" * 17 + "labels.parquet").encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE_NAMES))
+def test_a_file_whose_name_cannot_be_stored_is_rejected_once_by_an_escaped_name(
+    any_truth: GroundTruth, case: str
+) -> None:
+    """Field fault: a label file named ``bad\\xff.parquet`` on a local store failed every
+    monitoring run and the late-labels sensor with UnicodeEncodeError (surrogates). A name
+    the ledger cannot keep as it is is stored escaped and hashed, and the file rejected."""
+    import os
+
+    truth = any_truth
+    name = UNSTORABLE_NAMES[case]
+    assert isinstance(truth.store, LocalObjectStore)
+    path = os.fsencode(truth.store.root) + b"/" + name
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rows = students(2, 20_000_000).assign(available_at=pd.Timestamp.now(tz="UTC"))
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer, index=False)
+    with open(path, "wb") as fh:
+        fh.write(buffer.getvalue())
+    good = write_labels(truth.store, students(2, 20_000_100), soon())
+    _, cursor = _late_labels_tick(truth, None)  # the sensor lists it too
+    intake = truth.ingest_new()
+    assert [f.key for f in intake.ingested] == [good]
+    ((shown, problem),) = intake.rejected.items()
+    shown.encode("utf-8")  # printable: e-mails, logs and metadata can carry it
+    assert all(ch.isprintable() for ch in shown), shown
+    assert "name" in problem and "rename" in problem
+    assert truth.ingest_new().rejected == {} and truth.unseen_files() == []
+    _late_labels_tick(truth, cursor)
+
+
+def _parquet(rows: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    rows.assign(available_at=pd.Timestamp.now(tz="UTC")).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=["folder+sqlite", "folder+postgresql", "s3+sqlite", "s3+postgresql"])
+def versioned_truth(request: pytest.FixtureRequest, tmp_path: Path) -> GroundTruth:
+    """Ground truth on a folder or an S3 bucket (moto), the ledger on SQLite or PostgreSQL."""
+    store, database = request.param.split("+")
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'monitoring.db'}"
+    else:
+        url = request.getfixturevalue("pg_databases")().replace(
+            "postgresql://", "postgresql+psycopg2://"
+        )
+    return GroundTruth(
+        store=store_of("s3" if store == "s3" else "folder", tmp_path, request),
+        database=MetricsDatabase(url=url),
+    )
+
+
+def test_a_rejected_label_file_rewritten_under_its_key_is_read_again(
+    versioned_truth: GroundTruth,
+) -> None:
+    """Field fault: a label file rejected once (a ``cp`` caught half-written) was never read
+    again, even when rewritten correctly under the same key: the ledger knew only names.
+    Now it knows each file's version (ETag; size and mtime_ns): a changed file is read
+    again, an unchanged one never, and labels read twice count once."""
+    truth = versioned_truth
+    rows = students(4, 21_000_000)
+    whole = _parquet(rows)
+    key = label_key(soon())
+    truth.store.put_bytes(key, whole[: len(whole) // 2])  # caught half-written
+    first = truth.ingest_new()
+    assert list(first.rejected) == [key] and "not a readable Parquet file" in first.rejected[key]
+    assert truth.ingest_new().rejected == {} and truth.unseen_files() == []  # not again
+    truth.store.put_bytes(key, whole)  # the copy completes
+    assert truth.unseen_files() == [key]
+    second = truth.ingest_new()
+    assert [f.key for f in second.ingested] == [key] and second.new_labels == 4
+    again = truth.ingest_new()  # unchanged: never read again
+    assert again.ingested == [] and again.rejected == {} and truth.unseen_files() == []
+    assert truth.usable_labels() == 4
+    # the same labels rewritten with two more: only the new ones count, none twice
+    more = pd.concat([rows, students(2, 21_000_100)], ignore_index=True)
+    truth.store.put_bytes(key, _parquet(more))
+    third = truth.ingest_new()
+    assert third.new_labels == 2 and third.duplicates == 4 and not third.conflicts
+    assert truth.usable_labels() == 6
+    # a rewrite that breaks the file again is rejected again; the labels stay
+    truth.store.put_bytes(key, b"PAR1 no longer parquet")
+    assert list(truth.ingest_new().rejected) == [key]
+    assert truth.usable_labels() == 6 and truth.unseen_files() == []
+
+
+def test_the_late_labels_sensor_reruns_for_a_rewritten_file(truth: GroundTruth) -> None:
+    """A rewritten file is a new run key (the daemon launches a run key once), so the batch
+    that missed the rewritten labels is re-run once more; the version rejected is not."""
+    rows = students(5, 22_000_000)
+    database = truth.database
+    database.index_predictions("batch-000001", rows[REQUEST_ID])
+    database.record_label_join("batch-000001", datetime.now(UTC), rows=5, labelled=0)
+    whole = _parquet(rows)
+    key = label_key(soon())
+    truth.store.put_bytes(key, whole[:100])
+    _, cursor = _late_labels_tick(truth, None)
+    assert list(truth.ingest_new().rejected) == [key]
+    quiet, cursor = _late_labels_tick(truth, cursor)
+    assert getattr(quiet, "run_requests", None) in (None, [])
+    truth.store.put_bytes(key, whole)
+    result, cursor = _late_labels_tick(truth, cursor)
+    assert [r.partition_key for r in result.run_requests] == ["batch-000001"]
+    (request,) = result.run_requests
+    assert request.run_key.startswith(f"batch-000001@{key}@")  # names the version
+    assert truth.ingest_new().new_labels == 5
+    after, cursor = _late_labels_tick(truth, cursor)
+    assert [r.run_key for r in after.run_requests] == [request.run_key]  # the same file

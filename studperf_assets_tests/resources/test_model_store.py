@@ -406,3 +406,23 @@ def test_a_missing_s3_pointer_read_as_access_denied_is_still_no_pointer(s3_bucke
     assert pointer is not None and pointer.version == version(1)
     with pytest.raises(BundleError, match=f"{root}/production.json: .*AccessDenied"):
         read_pointer(root, s3=Unlisted(client, deny_every_read=True))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["folder", "s3"])
+def test_a_pointer_already_naming_my_version_is_a_done_promotion(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Field fault: two identical trainings in the same second name the same version; the
+    second found the pointer naming its own version and failed with "v… not promoted: …
+    the pointer now names v…" (the same version). Its promotion is done."""
+    if backend == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        root, client = f"s3://{bucket}/models", boto3.client("s3")
+    else:
+        root, client = str(tmp_path / "store"), None
+    swap_pointer(root, "production", {"version": version(1)}, None, client)
+    first = swap_pointer(root, "production", {"version": version(2)}, version(1), client)
+    again = swap_pointer(root, "production", {"version": version(2)}, version(1), client)
+    assert again.version == first.version == version(2)
+    assert read_pointer(root, "production", client).version == version(2)  # type: ignore[union-attr]

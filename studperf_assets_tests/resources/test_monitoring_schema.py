@@ -4,6 +4,7 @@ the tables the code queries are the tables the migrations make; older databases 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,7 +95,9 @@ def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     old_tables = [
-        t for t in METADATA.sorted_tables if t.name not in ("incidents", "monitoring_status")
+        t
+        for t in METADATA.sorted_tables
+        if t.name not in ("incidents", "monitoring_status", "check_verdicts")  # 0002, 0003
     ]
     METADATA.create_all(engine, tables=old_tables)  # what the code did before migrations
     with engine.begin() as connection:
@@ -117,3 +120,71 @@ def test_an_over_long_label_key_is_stored_under_a_stable_unique_name() -> None:
     assert stored_key(short) == short
     assert len(stored_key(long_a)) == LABEL_KEY_LENGTH
     assert stored_key(long_a) == stored_key(long_a) != stored_key(long_b)
+
+
+def test_a_label_key_that_is_not_printable_text_is_stored_escaped_and_hashed() -> None:
+    """Field fault: ``stored_key`` returned short keys unchanged, surrogates included, and
+    the database refused to encode them (UnicodeEncodeError on every run)."""
+    from studperf_assets.resources.monitoring_schema import key_problem, printable_key
+
+    undecodable = os.fsdecode(b"labels/a/bad\xff.parquet")
+    for key in (undecodable, "labels/a/bell\x07.parquet", "labels/a/\u202etxt.parquet"):
+        stored = stored_key(key)
+        stored.encode("utf-8")
+        assert stored.isprintable() and len(stored) <= LABEL_KEY_LENGTH
+        assert stored.startswith(printable_key(key)) and key_problem(key)
+    assert printable_key(undecodable) == "labels/a/bad\\xff.parquet"
+    assert stored_key(undecodable) != stored_key(os.fsdecode(b"labels/a/bad\xfe.parquet"))
+    assert key_problem("labels/2026-12-01T10/x.parquet") is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_label_files_handled_before_file_versions_stay_handled(
+    backend: str, tmp_path: Path, pg_databases: Callable[[], str]
+) -> None:
+    """Migration 0004 keys the label ledger by file and version. A database at 0002 keeps its
+    rows, and a file they name counts as handled whatever its version (it is not read
+    again); a file the ledger does not name is read as before."""
+    from alembic import command
+
+    from studperf_assets.lib.labels import label_key, write_labels
+    from studperf_assets.resources.ground_truth import GroundTruth
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+    from studperf_assets.resources.monitoring_schema import _alembic_config
+    from studperf_assets.resources.object_store import LocalObjectStore
+    from studperf_assets_tests.resources.test_ground_truth import soon, students
+
+    (url,) = _urls(backend, tmp_path, pg_databases)[:1]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0002")  # type: ignore[arg-type]
+    store = LocalObjectStore(root=str(tmp_path / "monitoring"))
+    rejected = label_key(soon())
+    store.put_bytes(rejected, b"PAR1 half")  # rejected under 0002; since rewritten
+    ingested = write_labels(store, students(2, 23_000_000), soon())
+    with engine.begin() as connection:
+        for key, status in ((rejected, "rejected"), (ingested, "ingested")):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO label_files (key, status, rows, new_labels, duplicates, "
+                    "conflicts, problem, ingested_at) VALUES (:key, :status, 0, 0, 0, 0, "
+                    "'x', '2026-11-30 10:00:00')"
+                ),
+                {"key": key, "status": status},
+            )
+    assert ensure_schema(engine) == head_revision()
+    with engine.connect() as connection:
+        kept = connection.execute(
+            sa.text("SELECT key, version, status FROM label_files ORDER BY status")
+        ).all()
+    assert [tuple(row) for row in kept] == [
+        (ingested, "*", "ingested"),
+        (rejected, "*", "rejected"),
+    ]
+    store.put_bytes(rejected, b"PAR1 rewritten, still handled")
+    fresh = write_labels(store, students(2, 23_000_100), soon())
+    truth = GroundTruth(store=store, database=MetricsDatabase(url=url))
+    assert truth.unseen_files() == [fresh]
+    intake = truth.ingest_new()
+    assert [f.key for f in intake.ingested] == [fresh] and intake.rejected == {}
+    engine.dispose()

@@ -1,0 +1,55 @@
+"""What `studperf up` derives from its settings, without starting anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studperf_assets.deployment import Deployment
+from studperf_assets.local.stack import Stack, StackPorts, has_production_bundle
+
+
+def test_the_stack_honours_every_location_setting(tmp_path: Path) -> None:
+    """Field fault: `studperf up` ignored STUDPERF_MODEL_STORE: it looked for the production
+    bundle in, and pointed the consumer at, $STUDPERF_HOME/model_store. Every location the
+    stack uses comes from the deployment's settings (the home is only their default), and
+    the Dagster instance folder from DAGSTER_HOME when set."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    environ = {
+        "STUDPERF_HOME": str(home),
+        "STUDPERF_MODEL_STORE": str(elsewhere / "models"),
+        "STUDPERF_MONITORING_STORE": str(elsewhere / "monitoring"),
+        "STUDPERF_IO_STORE": str(elsewhere / "io"),
+        "STUDPERF_DATA_SOURCE": str(elsewhere / "data.csv"),
+        "DAGSTER_HOME": str(elsewhere / "dagster"),
+        "STUDPERF_DAGSTER_STORAGE": "sqlite",
+    }
+    stack = Stack.from_environment(environ, StackPorts())
+    (home / "model_store").mkdir(parents=True)
+    (home / "model_store" / "production.json").write_text(json.dumps({"version": "v-home"}))
+    assert not has_production_bundle(stack)  # the home's store is not this deployment's
+    (elsewhere / "models").mkdir(parents=True)
+    (elsewhere / "models" / "production.json").write_text(json.dumps({"version": "v1"}))
+    assert has_production_bundle(stack)
+    assert stack.stream_argv(["studperf"])[-2:] == ["--model", str(elsewhere / "models")]
+    env = stack.environment()
+    assert env["DAGSTER_HOME"] == str(elsewhere / "dagster")
+    for variable in ("STUDPERF_MODEL_STORE", "STUDPERF_MONITORING_STORE", "STUDPERF_IO_STORE"):
+        assert env[variable] == environ[variable]  # what the parts (and stack.env) are told
+    assert env["STUDPERF_DATA_SOURCE"] == environ["STUDPERF_DATA_SOURCE"]
+    assert stack.dagster_home == elsewhere / "dagster"
+
+
+def test_the_defaults_stay_under_the_home(tmp_path: Path) -> None:
+    stack = Stack.from_environment({"STUDPERF_HOME": str(tmp_path)}, StackPorts())
+    assert stack.model_store == tmp_path / "model_store"
+    assert stack.dagster_home == tmp_path / "dagster"
+    assert stack.environment()["DAGSTER_HOME"] == str(tmp_path / "dagster")
+
+
+def test_a_store_on_s3_is_refused_by_the_local_stack(tmp_path: Path) -> None:
+    deployment = Deployment(home=tmp_path, model_store="s3://bucket/models")
+    with pytest.raises(ValueError, match="model_store s3://bucket/models is on S3"):
+        _ = Stack(home=tmp_path, ports=StackPorts(), deployment=deployment).model_store
