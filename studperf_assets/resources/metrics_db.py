@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,7 +72,16 @@ def _engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _wal(connection: Any, _record: Any) -> None:
-            connection.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL needs the file to itself, and SQLite answers "database is
+            # locked" at once, without its busy timeout, while another process migrates a
+            # fresh file: a monitoring run failed so (about 1 in 40 races). WAL is kept in
+            # the file, so the first connection that finds it free switches it for all.
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.OperationalError as busy:
+                    if "locked" not in str(busy):
+                        raise
 
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)

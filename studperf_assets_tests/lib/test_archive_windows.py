@@ -134,7 +134,7 @@ def test_a_fifo_or_a_link_out_of_a_folder_archive_is_refused_by_name(
         outside.write_bytes((root / good).read_bytes())
         path.symlink_to(outside)
     archive = store.archive()
-    with pytest.raises(UnreadableArchiveObject, match="not a regular file|outside the store"):
+    with pytest.raises(UnreadableArchiveObject, match=r"not a regular file|outside the store"):
         read_window(archive, T0, T0 + timedelta(minutes=1))
     with pytest.raises(UnreadableArchiveObject) as refused:
         read_archive(archive, T0, T0 + timedelta(minutes=1), early=timedelta(0))
