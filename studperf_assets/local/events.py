@@ -54,12 +54,20 @@ def _not_monitored(f: Mapping[str, Any]) -> str:
 
 
 def _consumer_minute(f: Mapping[str, Any]) -> str | None:
-    if not f["batches"]:
+    """The minute's traffic, and what left it without a prediction: the batches whose
+    handler raised (function errors) and the records written to the on-failure file."""
+    lost = []
+    if f["function_errors"]:
+        lost.append(f"{f['function_errors']} function errors")
+    if f["on_failure_records"]:
+        lost.append(f"{f['on_failure_records']} records to the on-failure file")
+    if not f["batches"] and not lost:
         return None  # a quiet minute says nothing
     return (
         f"consumer: last {f['seconds']}s: {f['batches']} batches, {f['records']} records, "
         f"{f['predicted']} predicted, {f['errors']} errors, {f['to_retry']} to retry; "
-        f"model {', '.join(f['models']) or '-'}"
+        + "".join(f"{part}; " for part in lost)
+        + f"model {', '.join(f['models']) or '-'}"
     )
 
 

@@ -165,8 +165,8 @@ def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
     assert minute.name == CONSUMER_MINUTE
     assert dict(minute.fields) == {
         "seconds": 61, "batches": 1, "records": 100, "predicted": 98, "errors": 1,
-        "to_retry": 1, "models": ["v1"], "total_records": 100, "retried_batches": 1,
-        "outage_retries": 0,
+        "to_retry": 1, "function_errors": 0, "on_failure_records": 0, "models": ["v1"],
+        "total_records": 100, "retried_batches": 1, "outage_retries": 0,
     }  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from dagster_aws.s3 import S3Resource
 
 from lambda_service.bundle import BundleError, Manifest
 from lambda_service.model_provider import ModelProvider
+from studperf_assets.lib.loop_events import parse
+from studperf_assets.local.stream_report import StreamReport
 from studperf_assets.resources.model_store import S3ModelStore
 from studperf_assets_tests.kinesis_fakes import create_stream, read_stream, student_message
 
@@ -234,11 +237,12 @@ def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
 
 @pytest.mark.parametrize("raises", [1, 10**6], ids=["once", "every time"])
 def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
-    s3_store: S3ModelStore, tmp_path: Path, raises: int
+    s3_store: S3ModelStore, tmp_path: Path, raises: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As Lambda does with a function error: the batch is retried, and after the retries
     it goes to the on-failure destination; the next batch is scored. Before, the poller
-    raised with the handler: studperf stream died, and a restart met the same batch."""
+    raised with the handler: studperf stream died, and a restart met the same batch. The
+    consumer's minute summaries count every function error and every diverted record."""
     from studperf_assets.local.poller import KinesisPoller
 
     kinesis, names, sent, service = _poller_setup(s3_store, tmp_path, 0, max_attempts=1)
@@ -257,9 +261,15 @@ def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
         kinesis, names["in"], handler, batch_size=20, max_retries=2, on_failure=on_failure,
         sleep=lambda _s: None,
     )  # fmt: skip
-    stats = poller.run(until_idle=2, poll_interval=0)
+    # the consumer's summary after every poll (a "minute" of 0 s), as `studperf stream` has it
+    report = StreamReport(logging.getLogger("studperf.test-minutes"), every_seconds=0)
+    with caplog.at_level(logging.INFO, logger="studperf.test-minutes"):
+        stats = poller.run(until_idle=2, poll_interval=0, on_poll=report.poll)
     delivered = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
     assert stats.function_errors == len(calls) == min(raises, 3) and set(calls) == {20}
+    minutes = [e.fields for r in caplog.records if (e := parse(r.getMessage())) is not None]
+    assert sum(m["function_errors"] for m in minutes) == stats.function_errors
+    assert sum(m["on_failure_records"] for m in minutes) == stats.discarded_records
     if raises == 1:  # retried, then scored: nothing lost
         assert set(delivered) == sent and not on_failure.exists()
         return

@@ -250,6 +250,30 @@ def test_consumer_minute(capfd: pytest.CaptureFixture[str], stream_log: str) -> 
     ]
 
 
+def test_consumer_minute_counts_function_errors_and_the_on_failure_file(
+    capfd: pytest.CaptureFixture[str], stream_log: str
+) -> None:
+    """A minute in which no batch was scored but batches raised and records went to the
+    on-failure file is not quiet; each minute counts only its own (the poller's are totals)."""
+    from studperf_assets.local.poller import PollStats
+    from studperf_assets.local.stream_report import StreamReport
+
+    now = [0.0]
+    report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
+    now[0] = 60.0
+    report.poll(PollStats(batches=4, records=80, function_errors=4, discarded_records=20))
+    now[0] = 120.0
+    report.poll(PollStats(batches=5, records=100, function_errors=5, discarded_records=20))
+    now[0] = 180.0
+    report.poll(PollStats(batches=5, records=100, function_errors=5, discarded_records=20))
+    assert said(capfd, "stream.log") == [
+        "consumer: last 60s: 0 batches, 0 records, 0 predicted, 0 errors, 0 to retry; "
+        "4 function errors; 20 records to the on-failure file; model -",
+        "consumer: last 60s: 0 batches, 0 records, 0 predicted, 0 errors, 0 to retry; "
+        "1 function errors; model -",
+    ]
+
+
 # --- the catalog: every event has an emitter and a reader -----------------------------------
 
 
