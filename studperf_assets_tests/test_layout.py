@@ -164,3 +164,19 @@ def test_the_graph_checker_sees_a_lazy_import(tmp_path: Path) -> None:
     module = "studperf_assets.assets.training"
     assert "studperf_assets.cli.terminal" not in module_level_imports(module, path)
     assert "studperf_assets.cli.terminal" in module_level_imports(module, path, lazy=True)
+
+
+def test_benchmarks_and_scripts_do_not_import_the_tests() -> None:
+    """The tests may use the benchmarks' helpers (``benchmarks.shell``, ``benchmarks.streams``),
+    never the other way round: a benchmark or script runs without the test package."""
+    offending = []
+    for folder in ("benchmarks", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            imported = module_level_imports(module, path, lazy=True)
+            offending += [
+                f"{module} -> {n}"
+                for n in sorted(imported)
+                if n.split(".")[0] == "studperf_assets_tests"
+            ]
+    assert offending == []

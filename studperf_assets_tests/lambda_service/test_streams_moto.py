@@ -17,12 +17,13 @@ import pytest
 from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 
+from benchmarks.streams import read_stream
 from lambda_service.bundle import BundleError, Manifest
 from lambda_service.model_provider import ModelProvider
 from studperf_assets.lib.loop_events import parse
 from studperf_assets.local.stream_report import StreamReport
 from studperf_assets.resources.model_store import S3ModelStore
-from studperf_assets_tests.kinesis_fakes import create_stream, read_stream, student_message
+from studperf_assets_tests.kinesis_fakes import create_stream, student_message
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
+from benchmarks.streams import read_stream
 from lambda_service.bundle import Manifest
 from studperf_assets_tests.kinesis_fakes import (
     FlakyKinesis,
     create_stream,
-    read_stream,
     student_message,
 )
 

@@ -87,8 +87,8 @@ def test_a_dead_child_is_restarted_and_one_that_keeps_dying_stops_the_stack(
 
 def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Path) -> None:
     """What `source stack.env` does in bash, with a home whose path needs quoting."""
+    from benchmarks.shell import sourced_environment
     from studperf_assets.local.stack import Stack, StackPorts
-    from studperf_assets_tests.shell import sourced_environment
 
     home = tmp_path / "a home with 'quotes' and $dollars"
     home.mkdir()
