@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,6 @@ class Deployment:
         if value.startswith("s3://"):
             raise DeploymentError(f"{name} {value} is on S3: use the aws deployment")
         return value or str(self.home / LOCAL_STORE_FOLDERS[name])
-
-    def with_(self, **changes: Any) -> Deployment:
-        return replace(self, **changes)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Deployment:

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -557,7 +558,7 @@ def test_a_database_outage_does_not_hide_drift(
     from studperf_assets.local.moto import free_port
 
     down = f"postgresql+psycopg2://studperf:hunter2@127.0.0.1:{free_port()}/monitoring"
-    deployment = stack["deployment"].with_(metrics_db_url=down)
+    deployment = replace(stack["deployment"], metrics_db_url=down)
     definitions = make_definitions(deployment)
     started = time.time()
     run = definitions.resolve_job_def("monitoring_job").execute_in_process(
@@ -619,8 +620,10 @@ def test_an_over_long_identifier_on_the_stream_blinds_no_batch_on_postgresql(
     create_stream(kinesis, stream)
     for record in [*good, long_request, long_version]:
         kinesis.put_record(StreamName=stream, Data=json.dumps(record).encode(), PartitionKey="p")
-    deployment = stack["deployment"].with_(
-        predictions_stream=stream, monitoring={**stack["deployment"].monitoring, "batch_size": 20}
+    deployment = replace(
+        stack["deployment"],
+        predictions_stream=stream,
+        monitoring={**stack["deployment"].monitoring, "batch_size": 20},
     )
     definitions = make_definitions(deployment)
     resources = dict(definitions.resources or {})
