@@ -13,6 +13,7 @@ operator watching the terminal wants to see without opening the UI.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -96,6 +97,22 @@ def say(event: LoopEvent) -> str | None:
         return SAY[event.name](event.fields)
     except Exception:  # noqa: BLE001 - any misfit (a huge number included) is still said
         return f"{event.name}: {json.dumps(dict(event.fields), default=str)}"
+
+
+class ReadableEvents(logging.Filter):
+    """On a logger that writes to a person (the demo's sensor ticks, whose Dagster console
+    lines would show a record as raw JSON): an event record's message becomes its line as
+    ``studperf up`` prints it; an event with nothing to say (a quiet minute) is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = parse(record.getMessage())
+        if event is None:
+            return True
+        line = say(event)
+        if line is None:
+            return False
+        record.msg, record.args = line, ()
+        return True
 
 
 def event_of(log: str, line: str) -> str | None:

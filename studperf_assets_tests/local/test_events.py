@@ -274,6 +274,30 @@ def test_consumer_minute_counts_function_errors_and_the_on_failure_file(
     ]
 
 
+def test_readable_events_rewrites_records_only(caplog: pytest.LogCaptureFixture) -> None:
+    """The demo's filter: a record becomes its terminal line, a quiet minute nothing, any
+    other line is left as it is."""
+    from studperf_assets.local.events import ReadableEvents
+
+    log = logging.getLogger("studperf.test-readable")
+    log.addFilter(ReadableEvents())
+    try:
+        with caplog.at_level(logging.INFO, logger=log.name):
+            log.info(event_line(CONSUMER_SWAPPED, from_version="v1", to_version="v2"))
+            loop_events.emit(
+                log.info, loop_events.CONSUMER_MINUTE, seconds=60, batches=0, records=0,
+                predicted=0, errors=0, to_retry=0, function_errors=0, on_failure_records=0,
+                models=[], total_records=0, retried_batches=0, outage_retries=0,
+            )  # fmt: skip
+            log.info("scored %d records", 7)
+    finally:
+        log.filters.clear()
+    assert [r.getMessage() for r in caplog.records] == [
+        "consumer swapped: v1 -> v2",
+        "scored 7 records",
+    ]
+
+
 # --- the catalog: every event has an emitter and a reader -----------------------------------
 
 
