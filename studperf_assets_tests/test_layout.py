@@ -4,6 +4,8 @@ Each module is imported alone (the project's modules purged from ``sys.modules``
 cycle that only bites when a given module is imported first fails here, not in a user's shell.
 The module-level import graph (lazy imports inside functions and ``TYPE_CHECKING`` blocks are
 not edges) must point only downward in the ranks below; an upward edge names its module.
+Loading the code location imports none of the heavy libraries (its steps import them), and
+the benchmarks and scripts import nothing of the tests.
 """
 
 from __future__ import annotations
@@ -180,3 +182,17 @@ def test_benchmarks_and_scripts_do_not_import_the_tests() -> None:
                 if n.split(".")[0] == "studperf_assets_tests"
             ]
     assert offending == []
+
+
+HEAVY = ("sklearn", "evidently", "mlflow", "skl2onnx", "skops", "onnxruntime", "scipy")
+
+
+def test_loading_the_code_location_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, studperf_assets.definitions as d; d.defs().resolve_asset_graph();"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
