@@ -120,7 +120,7 @@ class Stack:
         self.events: list[str] = []
         stdout = self.process.stdout
         threading.Thread(target=lambda: self.events.extend(stdout), daemon=True).start()
-        from studperf_assets_tests.shell import sourced_environment
+        from benchmarks.shell import sourced_environment
 
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.env = sourced_environment(Path(fields["env"]), self.env)
@@ -204,10 +204,10 @@ def successful_runs(instance: Any, job: str) -> list[Any]:
 def drift_timings(stack: Stack, instance: Any, results: dict[str, Any]) -> None:
     """Calm traffic, then drifted traffic: time to the first alert, and to the first
     prediction by the bundle that the retraining promoted."""
+    from benchmarks.streams import read_stream
     from studperf_assets.local.moto import sent_emails
     from studperf_assets.local.traffic import simulate, training_generator
     from studperf_assets.resources.object_store import LocalObjectStore
-    from studperf_assets_tests.kinesis_fakes import read_stream
 
     first = json.loads((stack.home / "model_store" / "production.json").read_text())["version"]
     kinesis = stack.client("kinesis")

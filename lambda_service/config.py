@@ -9,12 +9,15 @@ Shared by the Lambda entry point (``handler``) and the local commands (``studper
 |  | root, or its ``production.json`` (followed and hot-swapped) |
 | PREDICTIONS_STREAM_NAME | Kinesis stream for predictions |
 | ERRORS_STREAM_NAME | Kinesis stream for records that cannot be scored |
-| MODEL_REFRESH_SECONDS | how often to re-check the production pointer (default 60) |
-| MODEL_CACHE_DIR | where bundles are cached (default /tmp/studperf-bundles) |
-| MODEL_MAX_MB | the most a bundle's files may hold, in MiB (default 256); larger is refused |
-| PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures (default 5) |
-| LOG_LEVEL | the log level (default INFO) |
+| MODEL_REFRESH_SECONDS | how often to re-check the production pointer |
+| MODEL_CACHE_DIR | where bundles are cached |
+| MODEL_MAX_MB | the most a bundle's files may hold, in MiB; larger is refused |
+| PUT_MAX_ATTEMPTS | PutRecords attempts per chunk before reporting failures |
+| LOG_LEVEL | the log level |
 | AWS_ENDPOINT_URL, AWS_REGION | standard boto3 settings (moto locally; unset in AWS) |
+
+The defaults are the ``DEFAULT_*`` constants below (``DEFAULT_MAX_BUNDLE_BYTES`` in
+``bundle``); docs/configuration.md's table is rendered from them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ ENV_CACHE = "MODEL_CACHE_DIR"
 ENV_MAX_MB = "MODEL_MAX_MB"
 ENV_ATTEMPTS = "PUT_MAX_ATTEMPTS"
 ENV_LOG_LEVEL = "LOG_LEVEL"
+DEFAULT_REFRESH_SECONDS = 60
+DEFAULT_CACHE_DIR = "/tmp/studperf-bundles"
+DEFAULT_PUT_MAX_ATTEMPTS = 5
+DEFAULT_LOG_LEVEL = "INFO"
 ENVIRONMENT_VARIABLES = (
     ENV_MODEL_URI,
     ENV_PREDICTIONS,
@@ -86,14 +93,17 @@ def build_service(environ: dict[str, str] | None = None) -> PredictionService:
     s3 = model_store_client() if uri.startswith("s3://") else None
     provider = ModelProvider(
         uri,
-        Path(env.get(ENV_CACHE, "/tmp/studperf-bundles")),
-        refresh_seconds=float(env.get(ENV_REFRESH, "60")),
+        Path(env.get(ENV_CACHE, DEFAULT_CACHE_DIR)),
+        refresh_seconds=float(env.get(ENV_REFRESH, DEFAULT_REFRESH_SECONDS)),
         s3=s3,
         max_bytes=max_bundle_bytes(env),
     )
     sink = None
     if env.get(ENV_PREDICTIONS) or env.get(ENV_ERRORS):
-        sink = KinesisSink(boto3.client("kinesis"), max_attempts=int(env.get(ENV_ATTEMPTS, "5")))
+        sink = KinesisSink(
+            boto3.client("kinesis"),
+            max_attempts=int(env.get(ENV_ATTEMPTS, DEFAULT_PUT_MAX_ATTEMPTS)),
+        )
     return PredictionService(
         provider,
         sink,

@@ -16,7 +16,7 @@ import warnings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lambda_service.config import ENV_LOG_LEVEL
+from lambda_service.config import DEFAULT_LOG_LEVEL, ENV_LOG_LEVEL
 from lambda_service.service import BatchOutcome
 
 BATCH_SCORED = "batch scored"  # the line per batch; studperf stream reports it by its fields
@@ -32,7 +32,7 @@ METRIC_UNITS = {
     "ScoringMilliseconds": MetricUnit.Milliseconds,
 }
 
-logger = Logger(service=SERVICE, level=os.environ.get(ENV_LOG_LEVEL, "INFO"))
+logger = Logger(service=SERVICE, level=os.environ.get(ENV_LOG_LEVEL, DEFAULT_LOG_LEVEL))
 # An HTTP invocation publishes no metrics by design: log_metrics' warning about it is noise.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

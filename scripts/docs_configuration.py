@@ -3,10 +3,12 @@
 The rows are the variables the code declares it reads, in its own order:
 ``studperf_assets.deployment.ENVIRONMENT_VARIABLES`` (the code location and its commands) and
 ``lambda_service.config.ENVIRONMENT_VARIABLES`` (the Lambda), followed by the variables the
-platform reads for them (the Dagster instance on ECS, libpq, boto3). Defaults that are fields
-of ``Deployment`` or constants of the Lambda are read from there; the meanings are written
-here, once. A variable the code reads without a meaning below, or a meaning for a variable
-nobody reads, is an error: the table cannot fall behind the code.
+platform reads for them (the Dagster instance on ECS, libpq, boto3). Every default the code
+decides is read from the code: the fields of ``Deployment`` and ``StackPorts``, the
+constants of ``deployment``, ``local.instance``, ``local.moto_server``, ``cli.terminal`` and
+``lambda_service.config``; only the meanings (and defaults that are not values, such as "set
+by Terraform") are written here, once. A variable the code reads without a meaning below,
+or a meaning for a variable nobody reads, is an error: the table cannot fall behind the code.
 
     .venv/bin/python scripts/docs_configuration.py           # rewrite the tables in place
     .venv/bin/python scripts/docs_configuration.py --check   # exit 1 if they are not current
@@ -28,66 +30,100 @@ sys.path.insert(0, str(REPO))
 from lambda_service import config as lambda_config  # noqa: E402
 from lambda_service.bundle import DEFAULT_MAX_BUNDLE_BYTES  # noqa: E402
 from studperf_assets import deployment  # noqa: E402
+from studperf_assets.cli import terminal  # noqa: E402
+from studperf_assets.local import instance, moto_server, stack  # noqa: E402
 
 DOC = REPO / "docs" / "configuration.md"
 COMMAND = ".venv/bin/python scripts/docs_configuration.py"
 TABLES = ("code-location", "lambda")
 
-# Variable -> the Deployment field whose default is the variable's default.
-DEPLOYMENT_FIELDS = {
-    "STUDPERF_DEPLOYMENT": "kind",
-    "STUDPERF_MLFLOW_EXPERIMENT": "mlflow_experiment",
-    "STUDPERF_PREDICTIONS_STREAM": "predictions_stream",
-    "STUDPERF_ALERT_SENDER": "alert_sender",
-    "STUDPERF_ALERT_RECIPIENTS": "alert_recipients",
-    "STUDPERF_DAGSTER_URL": "dagster_url",
-    "STUDPERF_SENSOR_INTERVAL": "sensor_interval_seconds",
-}
 
-# Variable -> (default, meaning). A default of None is read from DEPLOYMENT_FIELDS.
-CODE_LOCATION: dict[str, tuple[str | None, str]] = {
-    "STUDPERF_DEPLOYMENT": (None, "`local` or `aws` ([above](#one-switch-local-or-aws))"),
+def _field_default(cls: type, name: str) -> object:
+    """The default of a dataclass field (a ``default_factory`` is called)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _shown(value: object) -> str:
+    """A default as the table shows it: in code marks; a tuple comma-separated, a whole
+    float as an integer."""
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+def _deployment(name: str) -> str:
+    return _shown(_field_default(deployment.Deployment, name))
+
+
+def _under_home(path: str) -> str:
+    return f"$STUDPERF_HOME/{path}" if path else "$STUDPERF_HOME"
+
+
+_FILES, _FOLDERS = deployment.LOCAL_FILES, deployment.LOCAL_STORE_FOLDERS
+
+# Variable -> (default, meaning); each default read from the code.
+CODE_LOCATION: dict[str, tuple[str, str]] = {
+    "STUDPERF_DEPLOYMENT": (
+        _deployment("kind"),
+        "`local` or `aws` ([above](#one-switch-local-or-aws))",
+    ),
     "STUDPERF_HOME": (
-        "`./.studperf`",
+        f"`./{deployment.DEFAULT_HOME}`",
         "working folder: Dagster instance, MLflow, stores, asset values",
     ),
     "STUDPERF_DATA_SOURCE": ("bundled CSV", "raw CSV path or `s3://bucket/key`"),
     "STUDPERF_MODEL_STORE": (
-        "`$STUDPERF_HOME/model_store`",
+        _shown(_under_home(_FOLDERS["model_store"])),
         "a folder (`local`), `s3://bucket/prefix` (`aws`)",
     ),
     "STUDPERF_MONITORING_STORE": (
-        "`$STUDPERF_HOME/monitoring`",
+        _shown(_under_home(_FOLDERS["monitoring_store"])),
         "batches, reports, labels: a folder or `s3://bucket/prefix`",
     ),
     "STUDPERF_IO_STORE": (
-        "`$STUDPERF_HOME` / `s3://<monitoring bucket>/dagster-io`",
+        f"{_shown(_under_home(_FOLDERS['io_store']))} / "
+        f"`s3://<monitoring bucket>/{deployment.AWS_IO_STORE_PREFIX}`",
         "where asset values pass between steps (Parquet, skops, JSON; never pickles)",
     ),
     "STUDPERF_METRICS_DB_URL": (
-        "`sqlite:///$STUDPERF_HOME/monitoring.db`",
+        _shown(f"sqlite:///{_under_home(_FILES['metrics_db_url'])}"),
         "the monitoring database: per-batch metrics, sent alerts, the ground-truth index "
         "(`postgresql+psycopg2://…` in production)",
     ),
-    "MLFLOW_TRACKING_URI": ("`sqlite:///$STUDPERF_HOME/mlflow.db`", "MLflow tracking and registry"),
-    "STUDPERF_MLFLOW_EXPERIMENT": (None, "MLflow experiment"),
+    "MLFLOW_TRACKING_URI": (
+        _shown(f"sqlite:///{_under_home(_FILES['mlflow_tracking_uri'])}"),
+        "MLflow tracking and registry",
+    ),
+    "STUDPERF_MLFLOW_EXPERIMENT": (_deployment("mlflow_experiment"), "MLflow experiment"),
     "STUDPERF_MLFLOW_ARTIFACTS": (
-        "`$STUDPERF_HOME/mlartifacts` (`local`); the server's (`aws`)",
+        f"{_shown(_under_home(_FILES['mlflow_artifacts']))} (`local`); the server's (`aws`)",
         "artifact root for a new experiment",
     ),
-    "STUDPERF_PREDICTIONS_STREAM": (None, "stream the batch sensor reads"),
-    "STUDPERF_ALERT_SENDER": (None, "SES sender"),
-    "STUDPERF_ALERT_RECIPIENTS": (None, "comma-separated recipients"),
+    "STUDPERF_PREDICTIONS_STREAM": (
+        _deployment("predictions_stream"),
+        "stream the batch sensor reads",
+    ),
+    "STUDPERF_ALERT_SENDER": (_deployment("alert_sender"), "SES sender"),
+    "STUDPERF_ALERT_RECIPIENTS": (_deployment("alert_recipients"), "comma-separated recipients"),
     "STUDPERF_DAGSTER_URL": (
-        None,
+        _deployment("dagster_url"),
         "base of the run links in alert e-mails (`studperf up` sets it)",
     ),
     "STUDPERF_SENSORS": (
-        "`running`",
+        _shown(
+            deployment.sensors_setting(
+                bool(_field_default(deployment.Deployment, "sensors_running"))
+            )
+        ),
         "`stopped` deploys the four sensors stopped (`studperf ui` sets it for browsing)",
     ),
     "STUDPERF_SENSOR_INTERVAL": (
-        None,
+        _deployment("sensor_interval_seconds"),
         "seconds between sensor ticks (`late_labels_sensor`, `retraining_sensor`: twice that)",
     ),
     "STUDPERF_MONITORING": (
@@ -97,26 +133,37 @@ CODE_LOCATION: dict[str, tuple[str | None, str]] = {
         "[Monitoring windows](monitoring.md#monitoring-windows))",
     ),
     "DAGSTER_HOME": (
-        "`$STUDPERF_HOME/dagster`",
+        _shown(_under_home(deployment.DAGSTER_FOLDER)),
         "Dagster instance folder, seeded from the package (`studperf_assets/instance/dagster.yaml`,"
         " the repository's `dagster.yaml`) if it holds none",
     ),
     "STUDPERF_DAGSTER_STORAGE": (
-        "`sqlite`",
+        _shown(instance.DEFAULT_STORAGE),
         "`postgres` seeds `studperf_assets/instance/dagster.postgres.yaml` instead; any other "
         "value is refused",
     ),
     "STUDPERF_DAGSTER_PG_URL": ("—", "Dagster's PostgreSQL URL when `postgres` is chosen"),
-    "STUDPERF_AWS_PORT": ("`4566`", "`studperf up`'s local AWS (moto) port on 127.0.0.1"),
-    "STUDPERF_UI_PORT": ("`3000`", "`studperf up`'s Dagster UI port on 127.0.0.1"),
-    "STUDPERF_EVIDENTLY_PORT": ("`8085`", "`studperf up`'s Evidently UI port on 127.0.0.1"),
-    "STUDPERF_LOCAL_KINESIS_RETENTION": (
-        "`900`",
+    **{
+        stack.PORT_VARIABLES[port]: (
+            _shown(_field_default(stack.StackPorts, port)),
+            f"`studperf up`'s {what} port on 127.0.0.1",
+        )
+        for port, what in (
+            ("aws", "local AWS (moto)"),
+            ("ui", "Dagster UI"),
+            ("evidently", "Evidently UI"),
+        )
+    },
+    moto_server.RETENTION_VARIABLE: (
+        _shown(moto_server.DEFAULT_RETENTION_SECONDS),
         "seconds the local AWS (moto) keeps a stream's records; Kinesis keeps 24 h",
     ),
-    "STUDPERF_LOG_FORMAT": ("`human`", "`json` for JSON log lines from every command"),
+    "STUDPERF_LOG_FORMAT": (
+        _shown(terminal.FORMATS[0]),
+        "`json` for JSON log lines from every command",
+    ),
     "STUDPERF_LOG_LEVEL": (
-        "`INFO`",
+        _shown(terminal.DEFAULT_LEVEL),
         "the commands' own log level; `DEBUG` adds, among others, the traceback behind a "
         "one-line AWS error",
     ),
@@ -154,29 +201,26 @@ LAMBDA: dict[str, tuple[str, str]] = {
     ),
     "PREDICTIONS_STREAM_NAME": ("—", "output stream for predictions"),
     "ERRORS_STREAM_NAME": ("—", "output stream for error records"),
-    "MODEL_REFRESH_SECONDS": ("`60`", "how often the production pointer is re-checked"),
-    "MODEL_CACHE_DIR": ("`/tmp/studperf-bundles`", "bundle cache"),
+    "MODEL_REFRESH_SECONDS": (
+        _shown(lambda_config.DEFAULT_REFRESH_SECONDS),
+        "how often the production pointer is re-checked",
+    ),
+    "MODEL_CACHE_DIR": (_shown(lambda_config.DEFAULT_CACHE_DIR), "bundle cache"),
     "MODEL_MAX_MB": (
         f"`{DEFAULT_MAX_BUNDLE_BYTES >> 20}` (Terraform sets `model_max_mb`, 64)",
         "the most one bundle's files may hold, in MiB; a larger bundle is a `BundleError`. In "
         "Lambda two bundles must fit `/tmp` (512 MB) and the one serving must fit memory, so "
         "the Terraform variable is validated to at most 200",
     ),
-    "PUT_MAX_ATTEMPTS": ("`5`", "PutRecords attempts before a record is reported for retry"),
-    "LOG_LEVEL": ("`INFO`", "the log level"),
+    "PUT_MAX_ATTEMPTS": (
+        _shown(lambda_config.DEFAULT_PUT_MAX_ATTEMPTS),
+        "PutRecords attempts before a record is reported for retry",
+    ),
+    "LOG_LEVEL": (_shown(lambda_config.DEFAULT_LOG_LEVEL), "the log level"),
 }
 LAMBDA_PLATFORM: dict[str, tuple[str, str]] = {
     "AWS_ENDPOINT_URL, AWS_REGION": ("AWS defaults", "moto locally, nothing in AWS"),
 }
-
-
-def _deployment_default(variable: str) -> str:
-    name = DEPLOYMENT_FIELDS[variable]
-    field = next(f for f in dataclasses.fields(deployment.Deployment) if f.name == name)
-    value = field.default
-    if isinstance(value, tuple):
-        value = ",".join(value)
-    return f"`{value}`"
 
 
 def _table(rows: list[tuple[str, str, str]]) -> str:
@@ -202,11 +246,7 @@ def tables() -> dict[str, str]:
     """The two tables, keyed by the name in their marker comments."""
     _check_names(deployment.ENVIRONMENT_VARIABLES, CODE_LOCATION, "code location")
     _check_names(lambda_config.ENVIRONMENT_VARIABLES, LAMBDA, "Lambda")
-    code = [
-        (name, _deployment_default(name) if default is None else default, meaning)
-        for name in deployment.ENVIRONMENT_VARIABLES
-        for default, meaning in [CODE_LOCATION[name]]
-    ]
+    code = [(name, *CODE_LOCATION[name]) for name in deployment.ENVIRONMENT_VARIABLES]
     code += [(name, default, meaning) for name, (default, meaning) in PLATFORM.items()]
     lam = [(name, *LAMBDA[name]) for name in lambda_config.ENVIRONMENT_VARIABLES]
     lam += [(name, default, meaning) for name, (default, meaning) in LAMBDA_PLATFORM.items()]

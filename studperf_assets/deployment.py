@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 KINDS = ("local", "aws")
+DEFAULT_HOME = ".studperf"  # STUDPERF_HOME, relative to the working folder
 DEFAULT_SENDER = "studperf-alerts@example.org"
 DEFAULT_RECIPIENTS = ("ml-oncall@example.org",)
 # Databases `studperf init-db` adds beside Dagster's on a shared server (RDS in AWS).
@@ -66,6 +67,14 @@ LOCAL_STORE_FOLDERS = {
     "monitoring_store": "monitoring",
     "io_store": "",
 }
+# The local databases and MLflow's artifact root under the home, unless set.
+LOCAL_FILES = {
+    "metrics_db_url": "monitoring.db",
+    "mlflow_tracking_uri": "mlflow.db",
+    "mlflow_artifacts": "mlartifacts",
+}
+DAGSTER_FOLDER = "dagster"  # DAGSTER_HOME, unless set: the Dagster instance under the home
+AWS_IO_STORE_PREFIX = "dagster-io"  # aws: the io store under the monitoring bucket, unless set
 SECRET_URLS = {
     "metrics_db_url": "STUDPERF_METRICS_DB_URL",
     "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
@@ -87,11 +96,11 @@ class Deployment:
     ``home``" for ``local``; ``aws`` needs its stores and databases named."""
 
     kind: str = "local"
-    home: Path = field(default_factory=lambda: Path(".studperf").resolve())
+    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).resolve())
     data_source: str = ""  # raw CSV path or s3:// URI; "" = the bundled dataset
     model_store: str = ""  # a folder (local) or s3://bucket/prefix (aws)
     monitoring_store: str = ""  # batches, reports, labels: a folder or s3://bucket/prefix
-    io_store: str = ""  # asset values between steps; aws default: <monitoring bucket>/dagster-io
+    io_store: str = ""  # asset values between steps; aws: <monitoring bucket>/dagster-io
     metrics_db_url: str = ""  # the monitoring database (a FromEnv when read from the env)
     mlflow_tracking_uri: str = ""  # likewise
     mlflow_experiment: str = "studperf"
@@ -118,13 +127,11 @@ class Deployment:
             raise DeploymentError(f"{name} {value} is on S3: use the aws deployment")
         return value or str(self.home / LOCAL_STORE_FOLDERS[name])
 
-    def with_(self, **changes: Any) -> Deployment:
-        return replace(self, **changes)
-
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Deployment:
         env = os.environ if environ is None else environ
-        sensors = env.get("STUDPERF_SENSORS", "running").strip().lower()
+        # an unset variable is the field's default (``cls.<field>``): one place for each
+        sensors = env.get("STUDPERF_SENSORS", sensors_setting(cls.sensors_running)).strip().lower()
         if sensors not in ("running", "stopped"):
             raise DeploymentError(f"STUDPERF_SENSORS must be running or stopped, not {sensors!r}")
         recipients = env.get("STUDPERF_ALERT_RECIPIENTS", ",".join(DEFAULT_RECIPIENTS))
@@ -138,23 +145,30 @@ class Deployment:
             name: FromEnv(var) if env.get(var) else "" for name, var in SECRET_URLS.items()
         }
         return cls(
-            kind=env.get("STUDPERF_DEPLOYMENT", "local"),
+            kind=env.get("STUDPERF_DEPLOYMENT", cls.kind),
             home=home_from_environment(env),
             data_source=env.get("STUDPERF_DATA_SOURCE", ""),
             model_store=env.get("STUDPERF_MODEL_STORE", ""),
             monitoring_store=env.get("STUDPERF_MONITORING_STORE", ""),
             io_store=env.get("STUDPERF_IO_STORE", ""),
-            mlflow_experiment=env.get("STUDPERF_MLFLOW_EXPERIMENT", "studperf"),
+            mlflow_experiment=env.get("STUDPERF_MLFLOW_EXPERIMENT", cls.mlflow_experiment),
             mlflow_artifacts=env.get("STUDPERF_MLFLOW_ARTIFACTS"),
-            predictions_stream=env.get("STUDPERF_PREDICTIONS_STREAM", "studperf-predictions"),
+            predictions_stream=env.get("STUDPERF_PREDICTIONS_STREAM", cls.predictions_stream),
             alert_sender=env.get("STUDPERF_ALERT_SENDER", DEFAULT_SENDER),
             alert_recipients=tuple(r.strip() for r in recipients.split(",") if r.strip()),
-            dagster_url=env.get("STUDPERF_DAGSTER_URL", "http://127.0.0.1:3000"),
+            dagster_url=env.get("STUDPERF_DAGSTER_URL", cls.dagster_url),
             sensors_running=sensors == "running",
-            sensor_interval_seconds=int(env.get("STUDPERF_SENSOR_INTERVAL", "15")),
+            sensor_interval_seconds=int(
+                env.get("STUDPERF_SENSOR_INTERVAL", str(cls.sensor_interval_seconds))
+            ),
             monitoring=monitoring,
             **secrets,
         )
+
+
+def sensors_setting(running: bool) -> str:
+    """``STUDPERF_SENSORS``' value for sensors running or not."""
+    return "running" if running else "stopped"
 
 
 def home_from_environment(environ: Mapping[str, str] | None = None) -> Path:
@@ -162,4 +176,4 @@ def home_from_environment(environ: Mapping[str, str] | None = None) -> Path:
     rest of the deployment: the demo and the instance folder need only the home, and a
     half-set AWS environment must not stop them."""
     env = os.environ if environ is None else environ
-    return Path(env.get("STUDPERF_HOME", ".studperf")).resolve()
+    return Path(env.get("STUDPERF_HOME", DEFAULT_HOME)).resolve()

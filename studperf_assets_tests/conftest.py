@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from dagster_aws.s3 import S3Resource
 from hypothesis import HealthCheck, settings
 
 from lambda_service.bundle import Manifest
 from studperf_assets.local.moto import moto_server as local_moto_server
+from studperf_assets.resources.model_store import S3ModelStore
 
 # CI shares two cores with a moto server, PostgreSQL and Dagster: how fast hypothesis
 # generates inputs is not what these properties are about (a too-slow health check failed
@@ -145,3 +147,13 @@ def code_location_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     process's environment): the local defaults, whatever the shell holds."""
     for name in [n for n in os.environ if n.startswith(OWN_VARIABLES)]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def s3_store(trained_bundle: tuple[Path, Manifest], s3_bucket: str) -> S3ModelStore:
+    """The trained bundle, published and promoted in a model store on moto's S3."""
+    folder, manifest = trained_bundle
+    store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
+    store.publish(folder, manifest.version)
+    store.promote(manifest.version, {}, replacing=None)
+    return store

@@ -178,18 +178,3 @@ def student_message(student_id: int, **overrides: Any) -> bytes:
 def create_stream(client: Any, name: str, shards: int = 1) -> None:
     client.create_stream(StreamName=name, ShardCount=shards)
     client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
-
-
-def read_stream(client: Any, name: str) -> list[dict[str, Any]]:
-    bodies = []
-    for shard in client.list_shards(StreamName=name)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = client.get_records(ShardIterator=iterator, Limit=1000)
-            bodies += [json.loads(r["Data"]) for r in response["Records"]]
-            if not response["Records"]:
-                break
-            iterator = response.get("NextShardIterator")
-    return bodies

@@ -100,6 +100,17 @@ def test_local_defaults_live_under_home(tmp_path: Path) -> None:
     assert resources["io_manager"].store.root == str(tmp_path)
 
 
+def test_an_empty_environment_is_the_fields_defaults(tmp_path: Path) -> None:
+    """Each unset variable reads as its field's default: the defaults live once, in the
+    fields, which docs/configuration.md's table is rendered from."""
+    from studperf_assets.local.stack import StackPorts
+
+    read = Deployment.from_environment({"STUDPERF_HOME": str(tmp_path)})
+    assert read == Deployment(home=tmp_path)
+    assert StackPorts.from_environment({}) == StackPorts()
+    assert StackPorts.from_environment({"STUDPERF_UI_PORT": "3999"}) == StackPorts(ui=3999)
+
+
 def local_environment() -> dict[str, str]:
     """This process's environment without studperf's own settings (the local defaults)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("STUDPERF_", "MLFLOW_"))}

@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Where code, tests and configuration may point into the docs.
@@ -155,6 +157,54 @@ def test_every_variable_the_code_reads_has_a_row() -> None:
         assert "STUDPERF_HOME" in str(refusal)
     else:
         raise AssertionError("a variable without a meaning was rendered")
+
+
+def test_the_defaults_in_the_tables_are_read_from_the_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A default changed in the code changes the table (none is copied into the script)."""
+    from dataclasses import field, make_dataclass
+
+    from lambda_service import config as lambda_config
+    from studperf_assets import deployment
+    from studperf_assets.cli import terminal
+    from studperf_assets.local import instance, moto_server, stack
+
+    monkeypatch.setattr(deployment, "DEFAULT_HOME", ".elsewhere")
+    monkeypatch.setattr(
+        deployment, "LOCAL_FILES", {**deployment.LOCAL_FILES, "mlflow_tracking_uri": "ml.db"}
+    )
+    monkeypatch.setattr(deployment, "DAGSTER_FOLDER", "orchestrator")
+    monkeypatch.setattr(
+        deployment, "Deployment",
+        make_dataclass("Deployment", [("sensor_interval_seconds", int, field(default=7)),
+                                      ("sensors_running", bool, field(default=False))],
+                       bases=(deployment.Deployment,), frozen=True),
+    )  # fmt: skip
+    monkeypatch.setattr(instance, "DEFAULT_STORAGE", "postgres")
+    monkeypatch.setattr(moto_server, "DEFAULT_RETENTION_SECONDS", 120.0)
+    monkeypatch.setattr(terminal, "DEFAULT_LEVEL", "WARNING")
+    monkeypatch.setattr(
+        stack,
+        "StackPorts",
+        make_dataclass("StackPorts", [("ui", int, 3999)], bases=(stack.StackPorts,)),
+    )
+    monkeypatch.setattr(lambda_config, "DEFAULT_REFRESH_SECONDS", 33)
+    monkeypatch.setattr(lambda_config, "DEFAULT_PUT_MAX_ATTEMPTS", 8)
+    tables = load_generator().tables()
+    rows = {
+        line.split(" | ")[0].strip("| `"): line.split(" | ")[1]
+        for table in tables.values()
+        for line in table.splitlines()[2:]
+    }
+    assert rows["STUDPERF_HOME"] == "`./.elsewhere`"
+    assert rows["MLFLOW_TRACKING_URI"] == "`sqlite:///$STUDPERF_HOME/ml.db`"
+    assert rows["DAGSTER_HOME"] == "`$STUDPERF_HOME/orchestrator`"
+    assert rows["STUDPERF_SENSOR_INTERVAL"] == "`7`" and rows["STUDPERF_SENSORS"] == "`stopped`"
+    assert rows["STUDPERF_DAGSTER_STORAGE"] == "`postgres`"
+    assert rows["STUDPERF_LOCAL_KINESIS_RETENTION"] == "`120`"
+    assert rows["STUDPERF_LOG_LEVEL"] == "`WARNING`" and rows["STUDPERF_UI_PORT"] == "`3999`"
+    assert rows["MODEL_REFRESH_SECONDS"] == "`33`" and rows["PUT_MAX_ATTEMPTS"] == "`8`"
 
 
 def test_markdown_links_name_files_and_headings_that_exist() -> None:

@@ -4,6 +4,8 @@ Each module is imported alone (the project's modules purged from ``sys.modules``
 cycle that only bites when a given module is imported first fails here, not in a user's shell.
 The module-level import graph (lazy imports inside functions and ``TYPE_CHECKING`` blocks are
 not edges) must point only downward in the ranks below; an upward edge names its module.
+Loading the code location imports none of the heavy libraries (its steps import them), and
+the benchmarks and scripts import nothing of the tests.
 """
 
 from __future__ import annotations
@@ -164,3 +166,33 @@ def test_the_graph_checker_sees_a_lazy_import(tmp_path: Path) -> None:
     module = "studperf_assets.assets.training"
     assert "studperf_assets.cli.terminal" not in module_level_imports(module, path)
     assert "studperf_assets.cli.terminal" in module_level_imports(module, path, lazy=True)
+
+
+def test_benchmarks_and_scripts_do_not_import_the_tests() -> None:
+    """The tests may use the benchmarks' helpers (``benchmarks.shell``, ``benchmarks.streams``),
+    never the other way round: a benchmark or script runs without the test package."""
+    offending = []
+    for folder in ("benchmarks", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            imported = module_level_imports(module, path, lazy=True)
+            offending += [
+                f"{module} -> {n}"
+                for n in sorted(imported)
+                if n.split(".")[0] == "studperf_assets_tests"
+            ]
+    assert offending == []
+
+
+HEAVY = ("sklearn", "evidently", "mlflow", "skl2onnx", "skops", "onnxruntime", "scipy")
+
+
+def test_loading_the_code_location_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, studperf_assets.definitions as d; d.defs().resolve_asset_graph();"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -16,7 +16,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studperf_assets.deployment import SERVER_DATABASES, Deployment, home_from_environment
+from studperf_assets.deployment import (
+    DAGSTER_FOLDER,
+    SERVER_DATABASES,
+    Deployment,
+    home_from_environment,
+)
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -31,12 +36,12 @@ def prepare_dagster_home(home: Path | None = None) -> Path:
     """The Dagster instance folder: DAGSTER_HOME, or $STUDPERF_HOME/dagster, seeded from the
     package's instance templates (``local.instance``). This command's own environment then
     names it, for the processes it starts."""
-    from studperf_assets.local.instance import seed_instance
+    from studperf_assets.local.instance import DEFAULT_STORAGE, seed_instance
 
     home = (
-        home or Path(os.environ.get("DAGSTER_HOME") or home_from_environment() / "dagster")
+        home or Path(os.environ.get("DAGSTER_HOME") or home_from_environment() / DAGSTER_FOLDER)
     ).resolve()
-    seed_instance(home, os.environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"))
+    seed_instance(home, os.environ.get("STUDPERF_DAGSTER_STORAGE", DEFAULT_STORAGE))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

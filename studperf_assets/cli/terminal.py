@@ -19,8 +19,9 @@ from typing import Any
 from studperf_assets.deployment import DeploymentError
 from studperf_assets.lib.progress import progress_enabled
 
-FORMATS = ("human", "json")
+FORMATS = ("human", "json")  # STUDPERF_LOG_FORMAT; the first is the default
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LEVEL = "INFO"  # STUDPERF_LOG_LEVEL, unless set
 # Attributes every LogRecord has: anything else on a record came in through ``extra=``.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -73,10 +74,10 @@ def configure(fmt: str | None = None, level: str | None = None) -> str:
     """Configure the root logger once for this command; returns the format chosen.
     ``STUDPERF_LOG_LEVEL=DEBUG`` adds what the commands keep out of sight, such as the
     traceback behind a one-line AWS error."""
-    chosen = (fmt or os.environ.get("STUDPERF_LOG_FORMAT") or "human").lower()
+    chosen = (fmt or os.environ.get("STUDPERF_LOG_FORMAT") or FORMATS[0]).lower()
     if chosen not in FORMATS:
         raise DeploymentError(f"STUDPERF_LOG_FORMAT must be one of {FORMATS}, not {chosen!r}")
-    level = (level or os.environ.get("STUDPERF_LOG_LEVEL") or "INFO").upper()
+    level = (level or os.environ.get("STUDPERF_LOG_LEVEL") or DEFAULT_LEVEL).upper()
     if level not in LEVELS:
         raise DeploymentError(f"STUDPERF_LOG_LEVEL must be one of {LEVELS}, not {level!r}")
     handler = logging.StreamHandler(sys.stderr)

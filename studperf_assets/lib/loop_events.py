@@ -22,6 +22,8 @@ promoted           asset ``production_model``             version, replaced (nul
 consumer swapped   ``ModelProvider`` (consumer, Lambda)   from_version, to_version
 consumer minute    ``studperf stream``'s minute summary   seconds, batches, records,
                                                           predicted, errors, to_retry,
+                                                          function_errors,
+                                                          on_failure_records,
                                                           models, total_records,
                                                           retried_batches, outage_retries
 =================  =====================================  ==================================
@@ -58,7 +60,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     PROMOTED: ("version", "replaced"),
     CONSUMER_SWAPPED: CONSUMER_SWAPPED_FIELDS,
     CONSUMER_MINUTE: (
-        "seconds", "batches", "records", "predicted", "errors", "to_retry", "models",
+        "seconds", "batches", "records", "predicted", "errors", "to_retry",
+        "function_errors", "on_failure_records", "models",
         "total_records", "retried_batches", "outage_retries",
     ),
 }  # fmt: skip

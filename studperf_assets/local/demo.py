@@ -34,6 +34,7 @@ from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib.archive import read_window
 from studperf_assets.lib.simulation import Drift
+from studperf_assets.local.events import ReadableEvents
 from studperf_assets.local.firehose import FirehoseStandIn
 from studperf_assets.local.firehose import run as run_archive
 from studperf_assets.local.lambda_runtime import init_handler, lambda_logs_here
@@ -108,8 +109,11 @@ class Demo:
         return tqdm(items, total=total, desc=f"      {what}", leave=False)
 
     def tick(self, name: str) -> Tick:
-        """One evaluation of a sensor against the instance, with the demo's resources."""
-        return tick(self.definitions, self.instance, self.resources, name)
+        """One evaluation of a sensor against the instance, with the demo's resources. Its
+        event records read as ``studperf up`` prints them, not as JSON."""
+        return tick(
+            self.definitions, self.instance, self.resources, name, log_filter=ReadableEvents()
+        )
 
     def run_requested(self, requested: Tick) -> Iterator[tuple[RunRequest, Any]]:
         """What the daemon would launch for the tick, run here (and quietly)."""

@@ -13,6 +13,7 @@ operator watching the terminal wants to see without opening the UI.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -54,12 +55,20 @@ def _not_monitored(f: Mapping[str, Any]) -> str:
 
 
 def _consumer_minute(f: Mapping[str, Any]) -> str | None:
-    if not f["batches"]:
+    """The minute's traffic, and what left it without a prediction: the batches whose
+    handler raised (function errors) and the records written to the on-failure file."""
+    lost = []
+    if f["function_errors"]:
+        lost.append(f"{f['function_errors']} function errors")
+    if f["on_failure_records"]:
+        lost.append(f"{f['on_failure_records']} records to the on-failure file")
+    if not f["batches"] and not lost:
         return None  # a quiet minute says nothing
     return (
         f"consumer: last {f['seconds']}s: {f['batches']} batches, {f['records']} records, "
         f"{f['predicted']} predicted, {f['errors']} errors, {f['to_retry']} to retry; "
-        f"model {', '.join(f['models']) or '-'}"
+        + "".join(f"{part}; " for part in lost)
+        + f"model {', '.join(f['models']) or '-'}"
     )
 
 
@@ -88,6 +97,22 @@ def say(event: LoopEvent) -> str | None:
         return SAY[event.name](event.fields)
     except Exception:  # noqa: BLE001 - any misfit (a huge number included) is still said
         return f"{event.name}: {json.dumps(dict(event.fields), default=str)}"
+
+
+class ReadableEvents(logging.Filter):
+    """On a logger that writes to a person (the demo's sensor ticks, whose Dagster console
+    lines would show a record as raw JSON): an event record's message becomes its line as
+    ``studperf up`` prints it; an event with nothing to say (a quiet minute) is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = parse(record.getMessage())
+        if event is None:
+            return True
+        line = say(event)
+        if line is None:
+            return False
+        record.msg, record.args = line, ()
+        return True
 
 
 def event_of(log: str, line: str) -> str | None:

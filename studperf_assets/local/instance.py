@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 
 INSTANCE_TEMPLATES = Path(__file__).resolve().parent.parent / "instance"
 TEMPLATE_BY_STORAGE = {"sqlite": "dagster.yaml", "postgres": "dagster.postgres.yaml"}
+DEFAULT_STORAGE = "sqlite"  # STUDPERF_DAGSTER_STORAGE, unless set
 CODE_LOCATION_MODULE = "studperf_assets.definitions"
 # `dagster dev` is still Dagster 1.13's supported local runner; `dg dev` would need
 # dagster-dg-cli and a dg project layout. Its notice says only that, on every start.
 SUPERSEDED_NOTICE = "ignore:Function `dev_command` is superseded"
 
 
-def seed_instance(home: Path, storage: str = "sqlite") -> Path:
+def seed_instance(home: Path, storage: str = DEFAULT_STORAGE) -> Path:
     """``home``/dagster.yaml from the template for ``storage``, unless one is there already
     (an operator's edits are kept)."""
     if storage not in TEMPLATE_BY_STORAGE:

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from studperf_assets.deployment import DEFAULT_SENDER, Deployment
+from studperf_assets.deployment import DAGSTER_FOLDER, DEFAULT_SENDER, LOCAL_FILES, Deployment
 from studperf_assets.local.events import EventFollower
 from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
-from studperf_assets.local.instance import seed_instance, start_dagster_dev
+from studperf_assets.local.instance import DEFAULT_STORAGE, seed_instance, start_dagster_dev
 from studperf_assets.local.moto import AWS_TEST_ENV, MOTO_SERVER
 from studperf_assets.local.supervisor import StackFailure, StopRequested, Supervisor
 
@@ -63,11 +63,21 @@ class StackPorts:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> StackPorts:
+        """Each port from its variable (``PORT_VARIABLES``), else the field's default."""
         return cls(
-            aws=int(environ.get("STUDPERF_AWS_PORT", 4566)),
-            ui=int(environ.get("STUDPERF_UI_PORT", 3000)),
-            evidently=int(environ.get("STUDPERF_EVIDENTLY_PORT", 8085)),
+            **{
+                port: int(environ[variable])
+                for port, variable in PORT_VARIABLES.items()
+                if variable in environ
+            }
         )
+
+
+PORT_VARIABLES = {
+    "aws": "STUDPERF_AWS_PORT",
+    "ui": "STUDPERF_UI_PORT",
+    "evidently": "STUDPERF_EVIDENTLY_PORT",
+}
 
 
 @dataclass
@@ -80,7 +90,7 @@ class Stack:
     # is only their default); None: the defaults under ``home``
     deployment: Deployment | None = None
     dagster_home_setting: Path | None = None  # DAGSTER_HOME; None: home/dagster
-    dagster_storage: str = "sqlite"  # STUDPERF_DAGSTER_STORAGE
+    dagster_storage: str = DEFAULT_STORAGE  # STUDPERF_DAGSTER_STORAGE
 
     @classmethod
     def from_environment(
@@ -94,7 +104,7 @@ class Stack:
             echo=echo,
             deployment=deployment,
             dagster_home_setting=Path(dagster_home).resolve() if dagster_home else None,
-            dagster_storage=environ.get("STUDPERF_DAGSTER_STORAGE", "sqlite"),
+            dagster_storage=environ.get("STUDPERF_DAGSTER_STORAGE", DEFAULT_STORAGE),
         )
 
     @property
@@ -107,7 +117,7 @@ class Stack:
 
     @property
     def dagster_home(self) -> Path:
-        return self.dagster_home_setting or self.home / "dagster"
+        return self.dagster_home_setting or self.home / DAGSTER_FOLDER
 
     def stream_argv(self, studperf: list[str]) -> list[str]:
         """The stream consumer, on the deployment's model store."""
@@ -222,7 +232,7 @@ def migrate_monitoring_database(env: Mapping[str, str], home: Path) -> None:
     would each check it anyway; a start that fails here says so before anything runs)."""
     from studperf_assets.resources.metrics_db import MetricsDatabase
 
-    url = env.get("STUDPERF_METRICS_DB_URL") or f"sqlite:///{home / 'monitoring.db'}"
+    url = env.get("STUDPERF_METRICS_DB_URL") or f"sqlite:///{home / LOCAL_FILES['metrics_db_url']}"
     MetricsDatabase(url=url).migrate()
 
 

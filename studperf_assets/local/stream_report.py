@@ -3,14 +3,16 @@
 
 Both are read from the handler's own log line per batch (``observability.publish_batch``,
 ``BATCH_SCORED``), by its fields: the consumer calls ``lambda_handler``, which returns only
-Lambda's partial batch response."""
+Lambda's partial batch response. What the handler never logs, the poller counts
+(``PollStats``): the minute also says the function errors (invocations that raised) and the
+records written to the on-failure file in it, so no record leaves without a count."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lambda_service.service import BatchOutcome
 from studperf_assets.lib.loop_events import CONSUMER_MINUTE, emit
@@ -37,6 +39,7 @@ class StreamReport:
         self.log, self.every, self.clock = log, every_seconds, clock
         self.window = _Window()
         self.since = clock()
+        self.counted = PollStats()  # the poller's totals at the last summary
 
     def batch(self, outcome: BatchOutcome) -> None:
         self.log.info(
@@ -62,15 +65,18 @@ class StreamReport:
         elapsed = self.clock() - self.since
         if elapsed < self.every:
             return
-        w = self.window
+        w, before = self.window, self.counted
         emit(
             self.log.info, CONSUMER_MINUTE,
             seconds=round(elapsed), batches=w.batches, records=w.records,
             predicted=w.predictions, errors=w.errors, to_retry=w.failures,
+            function_errors=stats.function_errors - before.function_errors,
+            on_failure_records=stats.discarded_records - before.discarded_records,
             models=sorted(w.versions), total_records=stats.records,
             retried_batches=stats.retried_batches, outage_retries=stats.outage_retries,
         )  # fmt: skip
         self.window, self.since = _Window(), self.clock()
+        self.counted = replace(stats, per_shard={})
 
 
 class BatchLines(logging.Handler):

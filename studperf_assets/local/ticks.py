@@ -4,6 +4,7 @@ with them, for the scripted demo and the tests. (The running platform leaves it 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,13 @@ def tick(
     resources: Mapping[str, Any],
     sensor: str,
     cursor: str | None = None,
+    log_filter: logging.Filter | None = None,
 ) -> Tick:
-    """Evaluate ``sensor`` once from ``cursor``, against the instance, with these resources."""
+    """Evaluate ``sensor`` once from ``cursor``, against the instance, with these resources.
+    ``log_filter`` goes on the sensor's log (``events.ReadableEvents``: the demo's lines)."""
     with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        if log_filter is not None:
+            context.log.addFilter(log_filter)
         result = definitions.resolve_sensor_def(sensor)(context)
         after = context.cursor
     if isinstance(result, SensorResult) and result.cursor is not None:

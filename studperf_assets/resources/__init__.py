@@ -17,7 +17,13 @@ from dagster import EnvVar
 from dagster_aws.s3 import S3Resource
 
 from lambda_service.bundle import split_s3_uri
-from studperf_assets.deployment import Deployment, DeploymentError, FromEnv
+from studperf_assets.deployment import (
+    AWS_IO_STORE_PREFIX,
+    LOCAL_FILES,
+    Deployment,
+    DeploymentError,
+    FromEnv,
+)
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.metrics_db import MetricsDatabase
@@ -33,7 +39,7 @@ def local_resources(d: Deployment) -> dict[str, Any]:
     stores = {name: d.local_store(name) for name in ("model_store", "monitoring_store", "io_store")}
     s3 = S3Resource()  # only for an s3:// data source
     object_store = LocalObjectStore(root=stores["monitoring_store"])
-    tracking = d.mlflow_tracking_uri or f"sqlite:///{d.home / 'mlflow.db'}"
+    tracking = d.mlflow_tracking_uri or f"sqlite:///{d.home / LOCAL_FILES['mlflow_tracking_uri']}"
     artifacts = d.mlflow_artifacts
     return _shared(
         d,
@@ -41,9 +47,11 @@ def local_resources(d: Deployment) -> dict[str, Any]:
         model_store=LocalModelStore(root=stores["model_store"]),
         object_store=object_store,
         io_store=LocalObjectStore(root=stores["io_store"]),
-        metrics_db_url=d.metrics_db_url or f"sqlite:///{d.home / 'monitoring.db'}",
+        metrics_db_url=d.metrics_db_url or f"sqlite:///{d.home / LOCAL_FILES['metrics_db_url']}",
         tracking_uri=tracking,
-        artifacts=(d.home / "mlartifacts").as_uri() if artifacts is None else artifacts,
+        artifacts=(
+            (d.home / LOCAL_FILES["mlflow_artifacts"]).as_uri() if artifacts is None else artifacts
+        ),
     )
 
 
@@ -68,7 +76,9 @@ def aws_resources(d: Deployment) -> dict[str, Any]:
         s3=s3,
         model_store=_on_s3(S3ModelStore, _s3_uri("model_store", d.model_store), s3),
         object_store=_on_s3(S3ObjectStore, d.monitoring_store, s3),
-        io_store=_on_s3(S3ObjectStore, d.io_store or f"s3://{monitoring_bucket}/dagster-io", s3),
+        io_store=_on_s3(
+            S3ObjectStore, d.io_store or f"s3://{monitoring_bucket}/{AWS_IO_STORE_PREFIX}", s3
+        ),
         metrics_db_url=d.metrics_db_url,
         tracking_uri=d.mlflow_tracking_uri,
         artifacts=d.mlflow_artifacts or "",

@@ -112,7 +112,9 @@ def escalate_undelivered(
 
 
 def clock() -> datetime:
-    """Now, as the incidents see it (the tests move it)."""
+    """Now, as the incidents and ``monitoring_alert_sensor`` see it: one function, because a
+    sensor is called by Dagster with its context alone (no parameter could carry a clock);
+    a test moves time for both with pytest's ``monkeypatch``."""
     return datetime.now(UTC)
 
 

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -617,7 +618,7 @@ def test_a_database_outage_does_not_hide_drift(
     from studperf_assets.local.moto import free_port
 
     down = f"postgresql+psycopg2://studperf:hunter2@127.0.0.1:{free_port()}/monitoring"
-    deployment = stack["deployment"].with_(metrics_db_url=down)
+    deployment = replace(stack["deployment"], metrics_db_url=down)
     definitions = make_definitions(deployment)
     started = time.time()
     drifted = monitored["drifted"][1]
@@ -676,7 +677,7 @@ def test_an_over_long_identifier_in_the_archive_blinds_no_window_on_postgresql(
     ]
     long_request = good[0] | {"request_id": "r" * 200, "idempotency_key": "k:long-1"}
     long_version = good[1] | {"model_version": "v" * 150, "idempotency_key": "k:long-2"}
-    deployment = stack["deployment"].with_(monitoring_store=str(tmp_path / "monitoring"))
+    deployment = replace(stack["deployment"], monitoring_store=str(tmp_path / "monitoring"))
     definitions = make_definitions(deployment)
     resources = dict(definitions.resources or {})
     start = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 
+from benchmarks.streams import read_stream
 from lambda_service.bundle import Manifest
 from studperf_assets.lib.data import bundled_dataset_path
+from studperf_assets_tests.kinesis_fakes import create_stream
 
 
 def studperf(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -141,35 +144,6 @@ def test_json_log_lines_carry_their_fields() -> None:
     assert line["logger"] == "studperf.test-json" and line["time"].endswith("+00:00")
 
 
-def test_the_stream_report_has_a_line_per_batch_and_a_summary_a_minute(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    import logging
-
-    from lambda_service.service import BatchOutcome
-    from studperf_assets.local.poller import PollStats
-    from studperf_assets.local.stream_report import StreamReport
-
-    now = [0.0]
-    report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="studperf.stream"):
-        report.batch(BatchOutcome(100, 98, 1, ("7",), "v1", 12.34, failed=1))
-        report.poll(PollStats(records=100))
-        now[0] = 61.0
-        report.poll(PollStats(records=100, retried_batches=1))
-    from studperf_assets.lib.loop_events import CONSUMER_MINUTE, parse
-
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines[0] == "batch: 100 records, 98 predicted, 1 errors, 1 to retry; model v1; 12.3 ms"
-    assert len(lines) == 2 and (minute := parse(lines[1])) is not None
-    assert minute.name == CONSUMER_MINUTE
-    assert dict(minute.fields) == {
-        "seconds": 61, "batches": 1, "records": 100, "predicted": 98, "errors": 1,
-        "to_retry": 1, "models": ["v1"], "total_records": 100, "retried_batches": 1,
-        "outage_retries": 0,
-    }  # fmt: skip
-
-
 def test_serve_says_where_it_listens(trained_home: Path, tmp_path: Path) -> None:
     from studperf_assets.local.moto import free_port
 
@@ -212,27 +186,6 @@ def _get_when_up(url: str, process: subprocess.Popen[str], timeout: float = 60) 
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -> None:
-    """`pip install studperf` has no checkout: the commands seed DAGSTER_HOME from the
-    package's templates, and the embedded one is the repository's dagster.yaml."""
-    import yaml
-
-    from studperf_assets.local.instance import INSTANCE_TEMPLATES, seed_instance
-
-    repo = Path(__file__).resolve().parents[2]
-    packaged = INSTANCE_TEMPLATES / "dagster.yaml"
-    assert packaged.read_bytes() == (repo / "dagster.yaml").read_bytes()
-
-    postgres = yaml.safe_load(seed_instance(tmp_path / "pg", "postgres").read_text())
-    assert postgres["storage"]["postgres"]["postgres_url"] == {"env": "STUDPERF_DAGSTER_PG_URL"}
-
-    edited = tmp_path / "sqlite" / "dagster.yaml"
-    edited.parent.mkdir()
-    edited.write_text("telemetry:\n  enabled: true\n")
-    seed_instance(edited.parent)  # an operator's own instance file is kept
-    assert edited.read_text() == "telemetry:\n  enabled: true\n"
 
 
 @pytest.mark.parametrize(
@@ -610,3 +563,46 @@ def test_a_label_delay_labels_could_not_keep_is_refused_before_anything_is_sent(
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--label-delay" in result.stderr and "0 to 3600 seconds" in result.stderr
     assert "region" not in result.stderr  # refused before any AWS call
+
+
+def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:
+    from studperf_assets.cli import main
+
+    streams = ["init-in", "init-out"]
+    for _ in range(2):
+        assert main(["init-aws", "--bucket", "init-bucket", "--streams", *streams]) == 0
+    boto3.client("s3").head_bucket(Bucket="init-bucket")
+    kinesis = boto3.client("kinesis")
+    for name in streams:
+        assert (
+            kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
+                "StreamStatus"
+            ]
+            == "ACTIVE"
+        )
+
+
+def test_simulate_sends_the_count_asked_for_with_ids_no_run_reuses(
+    moto_server: str, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    def simulate(*args: str) -> int:
+        env = {**os.environ, "STUDPERF_HOME": str(tmp_path)}
+        command = [sys.executable, "-m", "studperf_assets.cli", "simulate", "--stream", "sim-in"]
+        return subprocess.run([*command, *args], env=env, timeout=300, check=False).returncode
+
+    kinesis = boto3.client("kinesis")
+    create_stream(kinesis, "sim-in")
+    for drift in ("absences=5", ""):  # the same seed twice: the IDs must still differ
+        assert simulate("--count", "120", "--label-delay", "30", "--drift", drift) == 0
+    sent = read_stream(kinesis, "sim-in")
+    assert len(sent) == 240 and {"student_id", "request_id", "student"} <= set(sent[0])
+    ids = [s["student_id"] for s in sent]
+    assert len(set(ids)) == 240 and min(ids) >= 1_000_000
+    assert {s["request_id"] for s in sent} == {f"sim-{i}" for i in ids}
+    label_files = sorted((tmp_path / "monitoring" / "labels").rglob("*.parquet"))
+    assert len(label_files) == 2 and all(f.parent.name.count("T") == 1 for f in label_files)
+    labels = pd.concat(pd.read_parquet(f) for f in label_files)
+    assert set(labels["request_id"]) == {s["request_id"] for s in sent}
+    assert simulate("--count", "1", "--drift", "sleep=9") == 2

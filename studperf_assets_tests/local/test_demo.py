@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,12 +20,32 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSummary:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoSummary, str]:
+    """The demo's summary, and what it wrote to stderr (the sensors' Dagster lines)."""
     home = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    summary = run_demo(home, batch_size=200, calm_batches=2, drifted_batches=2, echo=lines.append)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        summary = run_demo(
+            home, batch_size=200, calm_batches=2, drifted_batches=2, echo=lines.append
+        )
     assert any(line.startswith("[6/6]") for line in lines)
-    return summary
+    return summary, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run: tuple[DemoSummary, str]) -> DemoSummary:
+    return demo_run[0]
+
+
+def test_the_sensors_events_read_as_studperf_up_prints_them(
+    demo_run: tuple[DemoSummary, str],
+) -> None:
+    """Not as the JSON records they are (``local.events.ReadableEvents``)."""
+    _, stderr = demo_run
+    assert "studperf_event" not in stderr
+    assert " - INFO - alert sent: incident opened: drift incident: " in stderr
+    assert re.search(r" - INFO - retraining: \S+ failed on batch-000004; \d+ new labelled", stderr)
 
 
 def test_two_bundles_both_promoted(demo: DemoSummary) -> None:

@@ -253,6 +253,54 @@ def test_consumer_minute(capfd: pytest.CaptureFixture[str], stream_log: str) -> 
     ]
 
 
+def test_consumer_minute_counts_function_errors_and_the_on_failure_file(
+    capfd: pytest.CaptureFixture[str], stream_log: str
+) -> None:
+    """A minute in which no batch was scored but batches raised and records went to the
+    on-failure file is not quiet; each minute counts only its own (the poller's are totals)."""
+    from studperf_assets.local.poller import PollStats
+    from studperf_assets.local.stream_report import StreamReport
+
+    now = [0.0]
+    report = StreamReport(logging.getLogger("studperf.stream"), clock=lambda: now[0])
+    now[0] = 60.0
+    report.poll(PollStats(batches=4, records=80, function_errors=4, discarded_records=20))
+    now[0] = 120.0
+    report.poll(PollStats(batches=5, records=100, function_errors=5, discarded_records=20))
+    now[0] = 180.0
+    report.poll(PollStats(batches=5, records=100, function_errors=5, discarded_records=20))
+    assert said(capfd, "stream.log") == [
+        "consumer: last 60s: 0 batches, 0 records, 0 predicted, 0 errors, 0 to retry; "
+        "4 function errors; 20 records to the on-failure file; model -",
+        "consumer: last 60s: 0 batches, 0 records, 0 predicted, 0 errors, 0 to retry; "
+        "1 function errors; model -",
+    ]
+
+
+def test_readable_events_rewrites_records_only(caplog: pytest.LogCaptureFixture) -> None:
+    """The demo's filter: a record becomes its terminal line, a quiet minute nothing, any
+    other line is left as it is."""
+    from studperf_assets.local.events import ReadableEvents
+
+    log = logging.getLogger("studperf.test-readable")
+    log.addFilter(ReadableEvents())
+    try:
+        with caplog.at_level(logging.INFO, logger=log.name):
+            log.info(event_line(CONSUMER_SWAPPED, from_version="v1", to_version="v2"))
+            loop_events.emit(
+                log.info, loop_events.CONSUMER_MINUTE, seconds=60, batches=0, records=0,
+                predicted=0, errors=0, to_retry=0, function_errors=0, on_failure_records=0,
+                models=[], total_records=0, retried_batches=0, outage_retries=0,
+            )  # fmt: skip
+            log.info("scored %d records", 7)
+    finally:
+        log.filters.clear()
+    assert [r.getMessage() for r in caplog.records] == [
+        "consumer swapped: v1 -> v2",
+        "scored 7 records",
+    ]
+
+
 # --- the catalog: every event has an emitter and a reader -----------------------------------
 
 

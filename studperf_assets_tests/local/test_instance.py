@@ -75,3 +75,24 @@ def test_studperf_commands_at_once_on_a_fresh_home_create_one_instance(tmp_path:
         outputs = [p.communicate(timeout=120)[0] for p in processes]
         failed = [o for p, o in zip(processes, outputs, strict=True) if p.returncode]
         assert not failed, failed[0][-2000:]
+
+
+def test_the_package_seeds_the_instance_the_checkout_describes(tmp_path: Path) -> None:
+    """`pip install studperf` has no checkout: the commands seed DAGSTER_HOME from the
+    package's templates, and the embedded one is the repository's dagster.yaml."""
+    import yaml
+
+    from studperf_assets.local.instance import INSTANCE_TEMPLATES, seed_instance
+
+    repo = Path(__file__).resolve().parents[2]
+    packaged = INSTANCE_TEMPLATES / "dagster.yaml"
+    assert packaged.read_bytes() == (repo / "dagster.yaml").read_bytes()
+
+    postgres = yaml.safe_load(seed_instance(tmp_path / "pg", "postgres").read_text())
+    assert postgres["storage"]["postgres"]["postgres_url"] == {"env": "STUDPERF_DAGSTER_PG_URL"}
+
+    edited = tmp_path / "sqlite" / "dagster.yaml"
+    edited.parent.mkdir()
+    edited.write_text("telemetry:\n  enabled: true\n")
+    seed_instance(edited.parent)  # an operator's own instance file is kept
+    assert edited.read_text() == "telemetry:\n  enabled: true\n"

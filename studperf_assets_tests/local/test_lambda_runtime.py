@@ -15,42 +15,13 @@ from typing import Any
 import boto3
 import pytest
 
+from benchmarks.streams import read_stream
 from lambda_service.bundle import Manifest
 from studperf_assets_tests.kinesis_fakes import (
     FlakyKinesis,
     create_stream,
-    read_stream,
     student_message,
 )
-
-
-def _records(*sequences: str) -> list[dict[str, Any]]:
-    return [{"SequenceNumber": s} for s in sequences]
-
-
-def _failures(*identifiers: Any) -> dict[str, Any]:
-    return {"batchItemFailures": [{"itemIdentifier": i} for i in identifiers]}
-
-
-def test_the_partial_batch_response_is_read_as_lambda_reads_it() -> None:
-    """ReportBatchItemFailures: success unless failures are named; re-delivery from the
-    lowest sequence number named; a bad identifier fails the whole batch."""
-    from studperf_assets.local.poller import first_to_redeliver
-
-    batch = _records("100", "205", "1000", "1001")
-    successes: list[Any] = [None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}]
-    for success in successes:
-        assert first_to_redeliver(batch, success) is None, success
-    assert first_to_redeliver(batch, _failures("1001", "205")) == 1
-    assert first_to_redeliver(batch, _failures("1000")) == 2  # "1000" < "205" as numbers
-    bad_ones: list[Any] = [
-        _failures(""),
-        _failures(None),
-        _failures("999"),
-        {"batchItemFailures": [{}]},
-    ]
-    for bad in bad_ones:
-        assert first_to_redeliver(batch, bad) == 0, bad
 
 
 def test_the_local_context_says_what_it_is() -> None:
@@ -65,30 +36,6 @@ def test_the_local_context_says_what_it_is() -> None:
     assert 0 < context.get_remaining_time_in_millis() <= 30_000  # counts down from the timeout
     assert context.memory_limit_in_mb > 0
     assert LocalLambdaContext().aws_request_id != context.aws_request_id
-
-
-def test_the_stream_report_reads_the_handlers_batch_line_by_its_fields(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The emitter (observability.publish_batch) and the reader (stream_report.BatchLines)."""
-    from lambda_service.observability import metrics, publish_batch
-    from lambda_service.service import BatchOutcome
-    from studperf_assets.local.lambda_runtime import lambda_logs_here
-    from studperf_assets.local.stream_report import BatchLines, StreamReport
-
-    undo = lambda_logs_here()
-    lines = BatchLines(StreamReport(logging.getLogger("studperf.stream")))
-    logging.getLogger("studperf").addHandler(lines)
-    try:
-        with caplog.at_level(logging.INFO, logger="studperf"):
-            outcome = BatchOutcome(100, 97, 1, ("7", "9"), "v1", 12.34, failed=2)
-            publish_batch(outcome)
-    finally:
-        metrics.clear_metrics()  # flushed by the handler's decorator, which is not called here
-        logging.getLogger("studperf").removeHandler(lines)
-        undo()
-    said = [r.getMessage() for r in caplog.records if r.name == "studperf.stream"]
-    assert said == ["batch: 100 records, 97 predicted, 1 errors, 2 to retry; model v1; 12.3 ms"]
 
 
 @pytest.mark.integration

@@ -26,11 +26,11 @@ from dagster import (
     RunsFilter,
 )
 
+from benchmarks.shell import sourced_environment
 from studperf_assets.constants import WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
 from studperf_assets.local.demo import as_text
 from studperf_assets.local.moto import free_port, sent_emails
 from studperf_assets.local.supervisor import processes_with
-from studperf_assets_tests.shell import sourced_environment
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +265,7 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
 
     def switched() -> list[str]:
         """More traffic, until the consumer's output names the promoted bundle."""
-        from studperf_assets_tests.kinesis_fakes import read_stream
+        from benchmarks.streams import read_stream
 
         studperf(live, "simulate", "--count", "20", "--no-labels")
         time.sleep(2)
@@ -344,8 +344,8 @@ def test_a_window_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, A
 
 
 def test_a_killed_consumer_is_restarted_and_loses_nothing(live: dict[str, Any]) -> None:
+    from benchmarks.streams import read_stream
     from studperf_assets.local.supervisor import processes_with
-    from studperf_assets_tests.kinesis_fakes import read_stream
 
     home: Path = live["home"]
     consumers = [

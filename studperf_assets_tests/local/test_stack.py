@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,24 @@ def test_a_store_on_s3_is_refused_by_the_local_stack(tmp_path: Path) -> None:
     deployment = Deployment(home=tmp_path, model_store="s3://bucket/models")
     with pytest.raises(ValueError, match="model_store s3://bucket/models is on S3"):
         _ = Stack(home=tmp_path, ports=StackPorts(), deployment=deployment).model_store
+
+
+def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Path) -> None:
+    """What `source stack.env` does in bash, with a home whose path needs quoting."""
+    from benchmarks.shell import sourced_environment
+    from studperf_assets.local.stack import Stack, StackPorts
+
+    home = tmp_path / "a home with 'quotes' and $dollars"
+    home.mkdir()
+    stack = Stack(home, StackPorts(aws=4999, ui=3999, evidently=8999), echo=lambda _line: None)
+    shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = sourced_environment(stack.write_env_file(), shell)
+    assert env["STUDPERF_HOME"] == str(home)
+    assert env["DAGSTER_HOME"] == str(home / "dagster")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
+    assert env["STUDPERF_DAGSTER_URL"] == "http://127.0.0.1:3999"
+    assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    found = subprocess.run(
+        ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == str(Path(sys.executable).parent / "studperf")

@@ -1,5 +1,5 @@
-"""Start-up cost and clean stops: what every run, step and sensor process pays on loading
-the code location, and the supervisor that `studperf up` / `studperf ui` stop through."""
+"""Clean stops: the supervisor that `studperf up` / `studperf ui` stop through, and one
+stack per home."""
 
 from __future__ import annotations
 
@@ -24,20 +24,6 @@ from studperf_assets.local.supervisor import (
     processes_of,
     processes_with,
 )
-
-HEAVY = ("sklearn", "evidently", "mlflow", "skl2onnx", "skops", "onnxruntime", "scipy")
-
-
-def test_loading_the_code_location_imports_no_heavy_library() -> None:
-    code = (
-        "import sys, studperf_assets.definitions as d; d.defs().resolve_asset_graph();"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert result.stdout.strip() == "[]", result.stdout
-
 
 # A child that starts a grandchild in its own session (out of the child's process group),
 # as a careless daemonising tool would; both just sleep.
@@ -83,27 +69,6 @@ def test_a_dead_child_is_restarted_and_one_that_keeps_dying_stops_the_stack(
         assert backoffs == sorted(backoffs) and backoffs[-1] <= 10  # growing, bounded
     finally:
         supervisor.stop(timeout=3)
-
-
-def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Path) -> None:
-    """What `source stack.env` does in bash, with a home whose path needs quoting."""
-    from studperf_assets.local.stack import Stack, StackPorts
-    from studperf_assets_tests.shell import sourced_environment
-
-    home = tmp_path / "a home with 'quotes' and $dollars"
-    home.mkdir()
-    stack = Stack(home, StackPorts(aws=4999, ui=3999, evidently=8999), echo=lambda _line: None)
-    shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    env = sourced_environment(stack.write_env_file(), shell)
-    assert env["STUDPERF_HOME"] == str(home)
-    assert env["DAGSTER_HOME"] == str(home / "dagster")
-    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
-    assert env["STUDPERF_DAGSTER_URL"] == "http://127.0.0.1:3999"
-    assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
-    found = subprocess.run(
-        ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert found == str(Path(sys.executable).parent / "studperf")
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:

@@ -1,10 +1,12 @@
-"""The whole streaming path on moto server over HTTP: S3 bundle, Kinesis in and out."""
+"""The stand-in for Lambda's event source mapping (``local.poller``) and `studperf stream`
+around it, on moto server over HTTP: partial batch responses, retries, the on-failure file,
+function errors, checkpoints, outages ridden out."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,24 +15,16 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
-from dagster_aws.s3 import S3Resource
 
+from benchmarks.streams import read_stream
 from lambda_service.bundle import BundleError, Manifest
 from lambda_service.model_provider import ModelProvider
+from studperf_assets.lib.loop_events import parse
+from studperf_assets.local.stream_report import StreamReport
 from studperf_assets.resources.model_store import S3ModelStore
-from studperf_assets_tests.kinesis_fakes import create_stream, read_stream, student_message
+from studperf_assets_tests.kinesis_fakes import create_stream, student_message
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def s3_store(trained_bundle: tuple[Path, Manifest], s3_bucket: str) -> S3ModelStore:
-    folder, manifest = trained_bundle
-    store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
-    store.publish(folder, manifest.version)
-    store.promote(manifest.version, {}, replacing=None)
-    return store
 
 
 def test_studperf_stream_accounts_for_every_record(
@@ -92,31 +86,6 @@ def test_studperf_stream_accounts_for_every_record(
             "StreamARN"
         ]
     )
-
-
-def test_bundle_fetched_from_s3_at_cold_start(s3_store: S3ModelStore, tmp_path: Path) -> None:
-    provider = ModelProvider(
-        f"{s3_store.root_uri}/production.json", tmp_path / "cache", s3=boto3.client("s3")
-    )
-    assert provider.follows_pointer
-    assert (tmp_path / "cache" / provider.predictor.version / "model.onnx").is_file()
-
-
-def test_s3_unreachable_names_the_uri(tmp_path: Path) -> None:
-    dead = boto3.client(
-        "s3",
-        endpoint_url="http://127.0.0.1:9",  # discard port: nothing listens
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
-    )
-    uri = "s3://studperf-nowhere/models"
-    with pytest.raises(BundleError, match=uri):
-        ModelProvider(uri, tmp_path / "cache", s3=dead)
-
-
-def test_missing_bundle_in_s3_names_the_uri(s3_bucket: str, tmp_path: Path) -> None:
-    uri = f"s3://{s3_bucket}/models/bundles/v-missing"
-    with pytest.raises(BundleError, match=uri):
-        ModelProvider(uri, tmp_path / "cache", s3=boto3.client("s3"))
 
 
 def _poller_setup(
@@ -234,11 +203,12 @@ def test_kpl_aggregates_are_scored_and_retried_through_the_poller(
 
 @pytest.mark.parametrize("raises", [1, 10**6], ids=["once", "every time"])
 def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
-    s3_store: S3ModelStore, tmp_path: Path, raises: int
+    s3_store: S3ModelStore, tmp_path: Path, raises: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As Lambda does with a function error: the batch is retried, and after the retries
     it goes to the on-failure destination; the next batch is scored. Before, the poller
-    raised with the handler: studperf stream died, and a restart met the same batch."""
+    raised with the handler: studperf stream died, and a restart met the same batch. The
+    consumer's minute summaries count every function error and every diverted record."""
     from studperf_assets.local.poller import KinesisPoller
 
     kinesis, names, sent, service = _poller_setup(s3_store, tmp_path, 0, max_attempts=1)
@@ -257,9 +227,15 @@ def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
         kinesis, names["in"], handler, batch_size=20, max_retries=2, on_failure=on_failure,
         sleep=lambda _s: None,
     )  # fmt: skip
-    stats = poller.run(until_idle=2, poll_interval=0)
+    # the consumer's summary after every poll (a "minute" of 0 s), as `studperf stream` has it
+    report = StreamReport(logging.getLogger("studperf.test-minutes"), every_seconds=0)
+    with caplog.at_level(logging.INFO, logger="studperf.test-minutes"):
+        stats = poller.run(until_idle=2, poll_interval=0, on_poll=report.poll)
     delivered = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
     assert stats.function_errors == len(calls) == min(raises, 3) and set(calls) == {20}
+    minutes = [e.fields for r in caplog.records if (e := parse(r.getMessage())) is not None]
+    assert sum(m["function_errors"] for m in minutes) == stats.function_errors
+    assert sum(m["on_failure_records"] for m in minutes) == stats.discarded_records
     if raises == 1:  # retried, then scored: nothing lost
         assert set(delivered) == sent and not on_failure.exists()
         return
@@ -269,49 +245,6 @@ def test_a_handler_that_raises_is_a_function_error_and_the_consumer_goes_on(
     diverted = {f"shardId-000000000000:{s}" for s in failed["failed_sequences"]}
     assert len(diverted) == 20 and set(delivered) == sent - diverted  # the next batch scored
     assert stats.discarded_records == 20
-
-
-def test_init_aws_creates_bucket_and_streams_idempotently(moto_server: str) -> None:
-    from studperf_assets.cli import main
-
-    streams = ["init-in", "init-out"]
-    for _ in range(2):
-        assert main(["init-aws", "--bucket", "init-bucket", "--streams", *streams]) == 0
-    boto3.client("s3").head_bucket(Bucket="init-bucket")
-    kinesis = boto3.client("kinesis")
-    for name in streams:
-        assert (
-            kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
-                "StreamStatus"
-            ]
-            == "ACTIVE"
-        )
-
-
-def test_simulate_sends_the_count_asked_for_with_ids_no_run_reuses(
-    moto_server: str, tmp_path: Path
-) -> None:
-    import pandas as pd
-
-    def simulate(*args: str) -> int:
-        env = {**os.environ, "STUDPERF_HOME": str(tmp_path)}
-        command = [sys.executable, "-m", "studperf_assets.cli", "simulate", "--stream", "sim-in"]
-        return subprocess.run([*command, *args], env=env, timeout=300, check=False).returncode
-
-    kinesis = boto3.client("kinesis")
-    create_stream(kinesis, "sim-in")
-    for drift in ("absences=5", ""):  # the same seed twice: the IDs must still differ
-        assert simulate("--count", "120", "--label-delay", "30", "--drift", drift) == 0
-    sent = read_stream(kinesis, "sim-in")
-    assert len(sent) == 240 and {"student_id", "request_id", "student"} <= set(sent[0])
-    ids = [s["student_id"] for s in sent]
-    assert len(set(ids)) == 240 and min(ids) >= 1_000_000
-    assert {s["request_id"] for s in sent} == {f"sim-{i}" for i in ids}
-    label_files = sorted((tmp_path / "monitoring" / "labels").rglob("*.parquet"))
-    assert len(label_files) == 2 and all(f.parent.name.count("T") == 1 for f in label_files)
-    labels = pd.concat(pd.read_parquet(f) for f in label_files)
-    assert set(labels["request_id"]) == {s["request_id"] for s in sent}
-    assert simulate("--count", "1", "--drift", "sleep=9") == 2
 
 
 @pytest.mark.parametrize(
@@ -571,114 +504,6 @@ def test_start_up_waits_only_for_an_endpoint_that_does_not_answer() -> None:
     assert slept == []
 
 
-def _consumer(
-    url: str, s3_store: S3ModelStore, names: dict[str, str], home: Path, log: Path, *extra: str
-) -> subprocess.Popen[str]:
-    """`studperf stream` on ``home``, its stderr (one line per batch, lease news) to ``log``."""
-    env = {**os.environ, "STUDPERF_HOME": str(home), "AWS_ENDPOINT_URL": url}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with open(log, "w") as stderr:
-        return subprocess.Popen(
-            [
-                sys.executable, "-m", "studperf_assets.cli", "stream",
-                "--input-stream", names["in"], "--predictions-stream", names["out"],
-                "--errors-stream", names["err"], "--model", s3_store.root_uri, *extra,
-            ],
-            env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
-
-
-def _put_many(kinesis: Any, stream: str, first: int, count: int) -> list[str]:
-    """Put ``count`` students (500 a call); returns their `shard:sequence` keys, in order."""
-    keys: list[str] = []
-    for start in range(first, first + count, 500):
-        ids = range(start, min(start + 500, first + count))
-        response = kinesis.put_records(
-            StreamName=stream,
-            Records=[{"Data": student_message(i), "PartitionKey": str(i)} for i in ids],
-        )
-        assert response["FailedRecordCount"] == 0
-        keys += [f"{r['ShardId']}:{r['SequenceNumber']}" for r in response["Records"]]
-    return keys
-
-
-def _wait_until(what: str, condition: Any, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def _acknowledged(home: Path, stream: str) -> int:
-    """The highest sequence number the consumers of ``home`` have checkpointed on ``stream``."""
-    path = home / "stream" / f"{stream}.checkpoints.json"
-    positions = json.loads(path.read_text()).get(stream, {}) if path.is_file() else {}
-    return max((int(v) for k, v in positions.items() if k != "_stream"), default=0)
-
-
-def test_two_consumers_on_one_home_score_each_record_once(
-    moto_server: str, s3_store: S3ModelStore, tmp_path: Path
-) -> None:
-    """The field fault: two `studperf stream` on one stream and one home both consumed every
-    shard (9,500 predictions for 5,000 inputs). Each shard now has one reader at a time."""
-    kinesis = boto3.client("kinesis")
-    names = {k: f"twice-{k}-{tmp_path.name[-10:].replace('_', '-')}" for k in ("in", "out", "err")}
-    create_stream(kinesis, names["in"], shards=2)
-    for name in (names["out"], names["err"]):
-        create_stream(kinesis, name)
-    sent = _put_many(kinesis, names["in"], 100_000, 5000)
-    home = tmp_path / "home"
-    consumers = [
-        _consumer(moto_server, s3_store, names, home, tmp_path / f"c{n}.log", "--until-idle", "3")
-        for n in (1, 2)
-    ]
-    outputs = [c.communicate(timeout=600)[0] for c in consumers]
-    for consumer, n in zip(consumers, (1, 2), strict=True):
-        assert consumer.returncode == 0, (tmp_path / f"c{n}.log").read_text()[-3000:]
-    keys = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
-    assert len(keys) == len(set(keys)) == 5000, f"{len(keys)} predictions, {len(set(keys))} keys"
-    assert set(keys) == set(sent)
-    consumed = [int(out.split(" records")[0]) for out in outputs]
-    assert sum(consumed) == 5000, outputs  # between them, each record read once
-
-
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_the_standby_takes_over_when_the_holder_dies(
-    moto_server: str, s3_store: S3ModelStore, tmp_path: Path, stop: signal.Signals
-) -> None:
-    """A second consumer on the home stands by (saying who holds the shard) and takes over
-    when the holder stops, from its checkpoint: nothing is lost. Stopped with SIGTERM, the
-    holder finishes its batch: nothing twice. Killed, it may have put a batch's predictions
-    without checkpointing them: that batch comes again (at least once, as with Lambda, whose
-    retried batch carries the same records), and nothing beyond it."""
-    kinesis = boto3.client("kinesis")
-    names = _streams(kinesis, tmp_path.name[-10:].replace("_", "-"))
-    home = tmp_path / "home"
-    sent = _put_many(kinesis, names["in"], 1000, 300)
-    holder = _consumer(moto_server, s3_store, names, home, tmp_path / "holder.log")
-    _wait_for_checkpoint(home, names["in"], sent[-1].split(":")[1])
-    standby_log = tmp_path / "standby.log"
-    standby = _consumer(moto_server, s3_store, names, home, standby_log, "--until-idle", "3")
-    _wait_until("the standby", lambda: "standing by" in standby_log.read_text())
-    assert f"held by PID {holder.pid} (studperf stream" in standby_log.read_text()
-    first_done = _acknowledged(home, names["in"])
-    sent += _put_many(kinesis, names["in"], 5000, 2000)
-    _wait_until("the holder's progress", lambda: _acknowledged(home, names["in"]) > first_done)
-    holder.send_signal(stop)
-    holder.wait(timeout=60)
-    standby.communicate(timeout=300)
-    assert standby.returncode == 0, standby_log.read_text()[-3000:]
-    assert f"took the lease over (its holder, PID {holder.pid}" in standby_log.read_text()
-    keys = [p["idempotency_key"] for p in read_stream(kinesis, names["out"])]
-    assert set(keys) == set(sent)  # nothing lost
-    twice = len(keys) - len(set(keys))
-    if stop == signal.SIGTERM:
-        assert holder.returncode == 0 and twice == 0
-    else:
-        assert twice <= 100, f"{twice} predictions twice: more than the batch in flight"
-
-
 def test_consumers_sharing_a_checkpoint_file_keep_each_others_shards(tmp_path: Path) -> None:
     """Each consumer of a home writes only the shards it holds, into one file: a write must
     not put back another consumer's shard as it was when this one started, and a shard taken
@@ -696,3 +521,32 @@ def test_consumers_sharing_a_checkpoint_file_keep_each_others_shards(tmp_path: P
         "_stream": "arn:in@1", "shardId-0": "11", "shardId-1": "20"
     }  # fmt: skip
     assert second.get("in", "shardId-0") == "11"  # taken over: after the last holder's
+
+
+def _records(*sequences: str) -> list[dict[str, Any]]:
+    return [{"SequenceNumber": s} for s in sequences]
+
+
+def _failures(*identifiers: Any) -> dict[str, Any]:
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in identifiers]}
+
+
+def test_the_partial_batch_response_is_read_as_lambda_reads_it() -> None:
+    """ReportBatchItemFailures: success unless failures are named; re-delivery from the
+    lowest sequence number named; a bad identifier fails the whole batch."""
+    from studperf_assets.local.poller import first_to_redeliver
+
+    batch = _records("100", "205", "1000", "1001")
+    successes: list[Any] = [None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}]
+    for success in successes:
+        assert first_to_redeliver(batch, success) is None, success
+    assert first_to_redeliver(batch, _failures("1001", "205")) == 1
+    assert first_to_redeliver(batch, _failures("1000")) == 2  # "1000" < "205" as numbers
+    bad_ones: list[Any] = [
+        _failures(""),
+        _failures(None),
+        _failures("999"),
+        {"batchItemFailures": [{}]},
+    ]
+    for bad in bad_ones:
+        assert first_to_redeliver(batch, bad) == 0, bad

@@ -1,5 +1,8 @@
-"""A shell's view of ``studperf up``'s environment file, for tests and benchmarks that follow
-docs/operations.md literally (``source $STUDPERF_HOME/stack.env``)."""
+"""A shell's view of ``studperf up``'s environment file, for benchmarks and tests that follow
+docs/operations.md literally (``source $STUDPERF_HOME/stack.env``).
+
+Here, not in the test package, because benchmarks must not depend on the tests (the tests
+import it from here); not in ``studperf_assets``, because no command needs it."""
 
 from __future__ import annotations
 
