@@ -1,5 +1,5 @@
-"""Monitoring benchmark: drift report time by batch size, sampling error, and the whole
-per-batch path (stream read, archive, report, metrics, checks) end to end.
+"""Monitoring benchmark: drift report time by window size, sampling error, and the whole
+per-window path (Lambda, archive, window sensor, report, metrics, checks) end to end.
 
     python benchmarks/monitoring.py [--skip-full-million]
 
@@ -55,18 +55,19 @@ def timed_report(
 
 
 def end_to_end(rows: int) -> dict[str, float]:
-    """Train, stream ``rows`` predictions through the Lambda core on moto, cut one batch
-    with the sensor and materialize it: the per-batch path, timed."""
+    """Train, stream ``rows`` predictions through ``lambda_handler`` on moto, archive them
+    with the Firehose stand-in, close one window with the sensor and materialize it: the
+    per-window path, timed."""
     import boto3
     from dagster import SensorResult, build_sensor_context, instance_for_test
 
-    from lambda_service.model_provider import ModelProvider
-    from lambda_service.service import PredictionService
-    from lambda_service.streams import KinesisSink
     from studperf_assets.definitions import make_definitions
     from studperf_assets.deployment import Deployment
+    from studperf_assets.local.firehose import FirehoseStandIn
+    from studperf_assets.local.firehose import run as run_archive
+    from studperf_assets.local.lambda_runtime import init_handler
     from studperf_assets.local.moto import ensure_stream, moto_server
-    from studperf_assets.local.poller import KinesisPoller
+    from studperf_assets.local.poller import Checkpoints, KinesisPoller
     from studperf_assets.local.traffic import simulate, training_generator
     from studperf_assets.local.training_run import run_training
 
@@ -76,7 +77,13 @@ def end_to_end(rows: int) -> dict[str, float]:
         for name in ("bench-in", "bench-predictions", "bench-errors"):
             ensure_stream(kinesis, name)
         deployment = Deployment(
-            home=home, predictions_stream="bench-predictions", monitoring={"batch_size": rows}
+            home=home,
+            predictions_stream="bench-predictions",
+            monitoring={  # one window of everything sent, closed at once (as the demo's)
+                "window_seconds": 1,
+                "min_window_rows": rows,
+                "window_settle_seconds": 0,
+            },
         )
         definitions = make_definitions(deployment)
         resources = dict(definitions.resources or {})
@@ -85,34 +92,51 @@ def end_to_end(rows: int) -> dict[str, float]:
             simulate(
                 kinesis, "bench-in", resources["object_store"], training_generator(seed=5), rows
             )
-            provider = ModelProvider(str(home / "model_store"), home / "cache")
-            service = PredictionService(
-                provider, KinesisSink(kinesis), "bench-predictions", "bench-errors"
+            handler = init_handler(
+                {
+                    **os.environ,
+                    "MODEL_BUNDLE_URI": str(home / "model_store"),
+                    "MODEL_CACHE_DIR": str(home / "cache"),
+                    "PREDICTIONS_STREAM_NAME": "bench-predictions",
+                    "ERRORS_STREAM_NAME": "bench-errors",
+                }
             )
-            KinesisPoller(
-                kinesis,
-                "bench-in",
-                lambda e, _c: service.handle_kinesis(e["Records"]).response(),
-                batch_size=500,
-            ).run(until_idle=1, poll_interval=0)
+            KinesisPoller(kinesis, "bench-in", handler.lambda_handler, batch_size=500).run(
+                until_idle=1, poll_interval=0
+            )
+            archivers = [
+                FirehoseStandIn(
+                    kinesis,
+                    f"bench-{kind}",
+                    kind,
+                    resources["object_store"].archive(),
+                    Checkpoints(home / "archive" / f"{kind}.json"),
+                )
+                for kind in ("predictions", "errors")
+            ]
+            run_archive(archivers, until_idle=1, poll_interval=0, sleep=lambda _s: None)
+            time.sleep(1.1)  # the one-second window is over
             started = time.perf_counter()
             with build_sensor_context(instance=instance, resources=resources) as context:
-                result = definitions.resolve_sensor_def("prediction_batch_sensor")(context)
+                result = definitions.resolve_sensor_def("prediction_window_sensor")(context)
             assert isinstance(result, SensorResult) and result.run_requests
-            (request,) = result.run_requests
-            key = str(request.partition_key)
+            requests = list(result.run_requests)
             sensor_s = time.perf_counter() - started
-            instance.add_dynamic_partitions("prediction_batches", [key])
+            for request in requests:
+                instance.add_dynamic_partitions("monitoring_windows", [str(request.partition_key)])
             started = time.perf_counter()
-            run = definitions.resolve_job_def("monitoring_job").execute_in_process(
-                run_config=request.run_config,
-                partition_key=request.partition_key,
-                instance=instance,
-            )
+            for request in requests:
+                run = definitions.resolve_job_def("monitoring_job").execute_in_process(
+                    run_config=request.run_config,
+                    partition_key=request.partition_key,
+                    instance=instance,
+                    tags=request.tags,
+                )
+                assert run.success
             run_s = time.perf_counter() - started
-            assert run.success
     return {
         "rows": rows,
+        "windows": len(requests),
         "sensor_seconds": round(sensor_s, 2),
         "monitoring_run_seconds": round(run_s, 2),
     }
