@@ -8,6 +8,7 @@ Lambda's partial batch response."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class StreamReport:
         self.log, self.every, self.clock = log, every_seconds, clock
         self.window = _Window()
         self.since = clock()
+        self.lock = threading.Lock()  # batches come from every shard's reader thread
 
     def batch(self, outcome: BatchOutcome) -> None:
         self.log.info(
@@ -49,20 +51,22 @@ class StreamReport:
                 "model_version": outcome.model_version, "ms": round(outcome.milliseconds, 1),
             },
         )  # fmt: skip
-        window = self.window
-        window.batches += 1
-        window.records += outcome.records
-        window.predictions += outcome.predictions
-        window.errors += outcome.errors
-        window.failures += outcome.failed
-        window.versions.add(outcome.model_version)
+        with self.lock:
+            window = self.window
+            window.batches += 1
+            window.records += outcome.records
+            window.predictions += outcome.predictions
+            window.errors += outcome.errors
+            window.failures += outcome.failed
+            window.versions.add(outcome.model_version)
 
     def poll(self, stats: PollStats) -> None:
         """Called after every poll: a summary once a minute has passed, idle or not."""
         elapsed = self.clock() - self.since
         if elapsed < self.every:
             return
-        w = self.window
+        with self.lock:
+            w, self.window, self.since = self.window, _Window(), self.clock()
         emit(
             self.log.info, CONSUMER_MINUTE,
             seconds=round(elapsed), batches=w.batches, records=w.records,
@@ -70,7 +74,6 @@ class StreamReport:
             models=sorted(w.versions), total_records=stats.records,
             retried_batches=stats.retried_batches, outage_retries=stats.outage_retries,
         )  # fmt: skip
-        self.window, self.since = _Window(), self.clock()
 
 
 class BatchLines(logging.Handler):
