@@ -515,7 +515,7 @@ class KinesisPoller:
         shard = reader.shard
         started: float | None = None
         attempt = 0
-        while not self._halt.is_set():
+        while not (self._halt.is_set() or self.stopping):
             try:
                 handled = self.read_shard(shard)
             except OUTAGE_ERRORS as exc:
