@@ -73,6 +73,7 @@ bench: setup ## benchmarks/ (figures land in benchmarks/results/); installs the 
 	$(BIN)/python benchmarks/stream_records.py
 	$(BIN)/python benchmarks/labels.py
 	$(BIN)/python benchmarks/handler_regression.py
+	$(BIN)/python benchmarks/consumer_throughput.py
 	$(BIN)/python benchmarks/live_loop.py
 	$(BIN)/python benchmarks/monitoring_capacity.py
 	$(BIN)/python benchmarks/install_size.py

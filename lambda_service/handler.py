@@ -8,8 +8,8 @@ warm Lambda: the bundle cache and the hot swap are the same.
 Configured by its environment (``config``). The model is loaded at cold start, outside
 the handler. If that fails, the error (naming the URI) is raised by every invocation, so
 Lambda retries the batch instead of losing it. Each Kinesis batch is one structured JSON
-log line and one set of CloudWatch metrics (``observability``); Powertools' decorators add the
-Lambda context to every log line of an invocation and flush its metrics when it returns.
+log line and one EMF record of CloudWatch metrics (``observability``, which flushes it); a
+Powertools decorator adds the Lambda context to every log line of an invocation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from lambda_service.config import ENV_MODEL_URI, build_service
-from lambda_service.observability import logger, metrics, publish_batch
+from lambda_service.observability import logger, publish_batch
 from lambda_service.service import PredictionService
 
 
@@ -67,7 +67,6 @@ COLD_START = _ColdStart()
 
 
 @logger.inject_lambda_context  # every log line of the invocation: request id, cold start, …
-@metrics.log_metrics  # the batch's metrics flushed as one EMF record when the handler returns
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     service = COLD_START.get()
     records = event.get("Records")

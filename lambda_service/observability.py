@@ -11,7 +11,7 @@ model version.
 from __future__ import annotations
 
 import os
-import warnings
+import threading
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,12 +36,16 @@ logger = Logger(service=SERVICE, level=os.environ.get(ENV_LOG_LEVEL, DEFAULT_LOG
 # An HTTP invocation publishes no metrics by design: log_metrics' warning about it is noise.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Powertools' Metrics keep one process-wide metric set. Lambda runs one invocation at a time
+# per execution environment, but the local consumer runs one per shard at once, in threads:
+# a batch's metrics are added and flushed under this lock, so two batches never share (or
+# break, mid-flush) one EMF record.
+_METRICS_LOCK = threading.Lock()
 
 
 def publish_batch(outcome: BatchOutcome) -> None:
-    """One log line and the metrics of a scored batch: ``log_metrics`` on the handler
-    flushes them as one EMF record when the invocation returns (one invocation, one batch,
-    one model version)."""
+    """One log line and the metrics of a scored batch, flushed here as one EMF record (one
+    invocation, one batch, one model version)."""
     values = {
         "Records": outcome.records,
         "AggregatedRecords": outcome.aggregated,
@@ -56,6 +60,8 @@ def publish_batch(outcome: BatchOutcome) -> None:
         # Records = Predictions + ErrorRecords + failed_records (user records to retry)
         extra={"model_version": outcome.model_version, "failed_records": outcome.failed, **values},
     )
-    metrics.add_dimensions(service=SERVICE, ModelVersion=outcome.model_version)
-    for name, value in values.items():
-        metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
+    with _METRICS_LOCK:
+        metrics.add_dimensions(service=SERVICE, ModelVersion=outcome.model_version)
+        for name, value in values.items():
+            metrics.add_metric(name=name, unit=METRIC_UNITS[name], value=value)
+        metrics.flush_metrics()

@@ -68,7 +68,12 @@ variable "lambda_reserved_concurrency" {
 
 variable "batch_size" {
   type        = number
-  description = "Records per Lambda invocation from Kinesis."
+  description = "Records per Lambda invocation from Kinesis, at most (docs/serving.md, Batch size)."
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be 1-10000 (the Kinesis event source mapping's maximum)."
+  }
 }
 
 variable "batching_window_seconds" {

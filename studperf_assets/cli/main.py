@@ -197,6 +197,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 on_failure=state / f"{args.input_stream}.on-failure.jsonl",
                 outage_budget=args.outage_budget,
                 leases=ShardLeases(state, args.input_stream),  # one reader per shard per home
+                max_readers=args.max_readers,
             ),
             args.input_stream,
             args.outage_budget,
@@ -205,7 +206,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print(f"studperf stream: {outage}; nothing was read", file=sys.stderr)
         return 1
 
-    def stop(_signum: int, _frame: object) -> None:  # finish the batch in hand, then stop
+    def stop(_signum: int, _frame: object) -> None:  # each reader finishes its batch, then stops
         poller.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
@@ -521,7 +522,18 @@ def _add_stream_commands(sub: Subparsers) -> None:
     stream.add_argument(
         "--model", help="bundle, store root or production.json URI (default: local store)"
     )
-    stream.add_argument("--batch-size", type=int, default=100)
+    stream.add_argument(
+        "--batch-size",
+        type=int,
+        default=10_000,  # poller.DEFAULT_BATCH_SIZE: GetRecords' maximum (docs/serving.md)
+        help="records per GetRecords and per handler call, at most (default 10000)",
+    )
+    stream.add_argument(
+        "--max-readers",
+        type=int,
+        default=16,  # poller.DEFAULT_MAX_READERS
+        help="shards read at once, one thread each; more are left to other consumers",
+    )
     stream.add_argument(
         "--starting-position", choices=["TRIM_HORIZON", "LATEST"], default="TRIM_HORIZON"
     )

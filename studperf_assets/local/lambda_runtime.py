@@ -15,6 +15,12 @@ and stderr its log (``cli.terminal``): ``lambda_logs_here`` hands the handler's 
 process's log handlers, which add the Lambda context keys Powertools appended (request id,
 cold start, function name) to each record written during an invocation, and ``invocation``
 turns the EMF records the handler prints into DEBUG lines of ``studperf.lambda.stdout``.
+
+Invocations may run at once, one per shard reader thread (as Lambda runs one per shard, each
+in an execution environment of its own). What is per invocation stays per thread here: what
+it prints goes to its own lines (``sys.stdout`` is replaced once, by a router, not per
+invocation), and its log records carry its own context's keys, not those Powertools last
+appended (its keys are process-wide).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -77,7 +85,7 @@ class _LambdaContextFields(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _INVOKING.get() and record.name.split(".")[0] == self.lambda_logger.service:
-            keys = self.lambda_logger.get_current_keys()
+            keys = {**self.lambda_logger.get_current_keys(), **_CONTEXT.get({})}
             for key in CONTEXT_KEYS:
                 if key in keys and not hasattr(record, key):
                     setattr(record, key, keys[key])
@@ -85,6 +93,9 @@ class _LambdaContextFields(logging.Filter):
 
 
 _INVOKING: ContextVar[bool] = ContextVar("invoking", default=False)
+# This invocation's context keys (each thread has its own context): Powertools appends them
+# to one process-wide set, where a concurrent invocation's would overwrite them.
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("lambda_context")
 
 
 def lambda_logs_here() -> Callable[[], None]:
@@ -159,15 +170,69 @@ class _StdoutLines(io.TextIOBase):
             self.pending = ""
 
 
+class _StdoutRouter(io.TextIOBase):
+    """``sys.stdout`` while invocations run: a thread's writes go to its invocation's lines,
+    any other thread's to the stdout it replaced."""
+
+    def __init__(self) -> None:
+        self.replaced: Any = None
+        self.active = 0
+        self.lock = threading.Lock()
+
+    def target(self) -> Any:
+        lines = _LINES.get()
+        return lines if lines is not None else self.replaced
+
+    def write(self, text: str) -> int:
+        return int(self.target().write(text))
+
+    def flush(self) -> None:
+        self.target().flush()
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.active == 0:
+                self.replaced, sys.stdout = sys.stdout, self
+            self.active += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+            if self.active == 0 and sys.stdout is self:
+                sys.stdout = self.replaced
+
+
+_LINES: ContextVar[_StdoutLines | None] = ContextVar("invocation_stdout", default=None)
+_ROUTER = _StdoutRouter()
+
+
+def context_keys(context: Any) -> dict[str, Any]:
+    """The keys Powertools' inject_lambda_context takes from a context (not ``cold_start``)."""
+    return {
+        "function_name": context.function_name,
+        "function_memory_size": context.memory_limit_in_mb,
+        "function_arn": context.invoked_function_arn,
+        "function_request_id": context.aws_request_id,
+    }
+
+
 @contextlib.contextmanager
-def invocation() -> Iterator[None]:
-    """Around one call of the handler: its log records carry the context keys, and what it
-    prints (its EMF metric records) becomes DEBUG lines instead of this command's output."""
+def invocation(context: Any = None) -> Iterator[None]:
+    """Around one call of the handler (in any thread, several at once): its log records
+    carry the context keys (``context``'s own, given it), and what it prints (its EMF metric
+    records) becomes DEBUG lines instead of this command's output."""
     lines = _StdoutLines()
-    token = _INVOKING.set(True)
+    tokens = (
+        _INVOKING.set(True),
+        _LINES.set(lines),
+        _CONTEXT.set(context_keys(context) if context is not None else {}),
+    )
+    _ROUTER.enter()
     try:
-        with contextlib.redirect_stdout(lines):
-            yield
+        yield
     finally:
-        _INVOKING.reset(token)
+        _ROUTER.leave()
+        _CONTEXT.reset(tokens[2])
+        _LINES.reset(tokens[1])
+        _INVOKING.reset(tokens[0])
         lines.flush()

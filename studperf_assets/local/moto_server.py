@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -34,6 +35,10 @@ def patch_kinesis(retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> None:
     if getattr(shard_class, "_studperf_scales", False):
         return
     record_class: Any = models.Record
+    # moto's server answers each request in a thread: writers to one shard (two consumers'
+    # readers writing predictions) must not draw the same sequence number, nor a read meet
+    # records a trim is deleting.
+    lock = threading.Lock()
 
     def keys(shard: Any) -> list[int]:
         """Sequence numbers in order; rebuilt if moto replaced the dict (splits, merges)."""
@@ -55,6 +60,10 @@ def patch_kinesis(retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> None:
             del order[:drop]
 
     def put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        with lock:
+            return _put_record(self, partition_key, data, explicit_hash_key)
+
+    def _put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
         order = keys(self)
         sequence = (order[-1] if order else self.__dict__.get("_last", 0)) + 1
         self.records[sequence] = record_class(partition_key, data, sequence, explicit_hash_key)
@@ -65,6 +74,12 @@ def patch_kinesis(retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> None:
         return str(sequence)
 
     def get_records(
+        self: Any, last_sequence_id: str, limit: int | None
+    ) -> tuple[list[Any], int, int]:
+        with lock:
+            return _get_records(self, last_sequence_id, limit)
+
+    def _get_records(
         self: Any, last_sequence_id: str, limit: int | None
     ) -> tuple[list[Any], int, int]:
         order = keys(self)

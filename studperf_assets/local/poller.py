@@ -26,6 +26,14 @@ waits for it instead of exiting.
 Given ``leases``, the poller reads only the shards it holds the lease of: a second consumer
 on the same home and stream stands by and takes a shard over when its holder dies, as
 Lambda keeps one reader per shard.
+
+Each held shard is read by a thread of its own (at most ``max_readers``; shards past that
+are left to other consumers), as Lambda's event source mapping runs one invocation per
+shard at a time with parallelization factor 1: a slow or failing batch on one shard does
+not hold up another. Within a shard, batches are handled one after another, in order, and
+the shard's retries and checkpoint are its own. The main thread finds the held shards,
+starts their readers, reports (``on_poll``) and decides when to stop; stopping lets each
+reader finish the batch in hand and checkpoint it.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import base64
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -140,12 +149,15 @@ class Checkpoints:
         self.path = path
         self.data: dict[str, dict[str, str]] = {}
         self._lock = FileLock(path.with_suffix(".lock"), thread_local=False) if path else None
+        # The file lock keeps other processes out; this one keeps this process's shard
+        # readers apart (a FileLock shared by threads lets a second thread straight in).
+        self._threads = threading.RLock()
         self._load()
 
     def bind(self, stream: str, identity: str) -> bool:
         """Tie a stream's positions to its identity; False (positions dropped) if they
         belonged to an earlier stream of the same name."""
-        with self._locked():
+        with self._threads, self._locked():
             self._load()
             positions = self.data.get(stream, {})
             if positions.get(self.IDENTITY, identity) == identity:
@@ -157,15 +169,16 @@ class Checkpoints:
             return False
 
     def get(self, stream: str, shard: str) -> str | None:
-        self._load()
-        return self.data.get(stream, {}).get(shard)
+        with self._threads:
+            self._load()
+            return self.data.get(stream, {}).get(shard)
 
     def set(self, stream: str, shard: str, sequence: str) -> None:
         self.update(stream, {shard: sequence})
 
     def update(self, stream: str, values: dict[str, str]) -> None:
         """Set several keys of a stream in one write (all or none reach the file)."""
-        with self._locked():
+        with self._threads, self._locked():
             self._load()
             self.data.setdefault(stream, {}).update(values)
             self._save()
@@ -239,21 +252,37 @@ def first_to_redeliver(records: list[dict[str, Any]], response: Any) -> int | No
     return min(positions[i] for i in identifiers)
 
 
+DEFAULT_BATCH_SIZE = 10_000  # GetRecords' maximum; see docs/serving.md ("Batch size")
+DEFAULT_MAX_READERS = 16  # shard reader threads per consumer
+
+
+@dataclass
+class _Reader:
+    """A shard's reader thread and what the main thread reads of it."""
+
+    shard: str
+    thread: threading.Thread | None = None
+    idle: int = 0  # consecutive empty reads
+    error: BaseException | None = None  # what stopped it (an outage past the budget, a bug)
+
+
 class KinesisPoller:
     def __init__(
         self,
         client: Any,
         stream: str,
         handler: Handler,
-        batch_size: int = 100,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         starting_position: str = "TRIM_HORIZON",
         checkpoints: Checkpoints | None = None,
         max_retries: int = 3,
         on_failure: Path | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         outage_budget: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         leases: ShardLeases | None = None,
+        max_readers: int = DEFAULT_MAX_READERS,
+        shard_refresh_seconds: float = 2.0,
     ) -> None:
         self.client = client
         self.stream = stream
@@ -263,21 +292,33 @@ class KinesisPoller:
         self.checkpoints = checkpoints or Checkpoints(None)
         self.max_retries = max_retries
         self.on_failure = on_failure
-        self.sleep = sleep
+        # None: a wait that stopping cuts short (a reader backing off does not hold up SIGTERM)
+        self.sleep = sleep if sleep is not None else self._halt_wait
         self.outage_budget = outage_budget
         self.clock = clock
         self.leases = leases  # None: this poller reads every shard (no other consumer)
-        self.held_shards = 0  # shards read in the last poll
-        self.stopping = False  # set (e.g. from a signal handler) to stop after this poll
+        self.max_readers = max(1, max_readers)
+        self.shard_refresh_seconds = shard_refresh_seconds
+        self.held_shards = 0  # shards this poller reads (has a reader for)
+        self.stopping = False  # set (e.g. from a signal handler) to stop after the batches in hand
         description = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
         self.arn = description["StreamARN"]
         identity = f"{self.arn}@{description['StreamCreationTimestamp'].timestamp():.0f}"
         if not self.checkpoints.bind(stream, identity):
             log.warning("stream %s was recreated: reading it from its start", stream)
         self.region = client.meta.region_name
-        self.iterators: dict[str, str | None] = {}
-        self.retries: dict[str, int] = {}
+        self.iterators: dict[str, str | None] = {}  # each shard's: written by its reader only
+        self.retries: dict[str, int] = {}  # likewise
         self.stats = PollStats()
+        self._stats_lock = threading.Lock()  # stats and the on-failure file, across readers
+        self._halt = threading.Event()  # tells the readers to stop after the batch in hand
+        self._changed = threading.Condition()  # a reader read (or failed): the main thread looks
+        self._readers: dict[str, _Reader] = {}
+        self._poll_interval = 0.5
+        self._beyond_cap: set[str] = set()  # shards past max_readers, logged once
+
+    def _halt_wait(self, seconds: float) -> None:
+        self._halt.wait(seconds)
 
     def _shards(self) -> list[str]:
         shards = self.client.list_shards(StreamName=self.stream)["Shards"]
@@ -293,35 +334,54 @@ class KinesisPoller:
         response = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard, **kwargs)
         return str(response["ShardIterator"])
 
-    def poll_once(self) -> int:
-        """One read per shard; returns how many records were handed to the handler."""
-        handled = 0
-        shards = [s for s in self._shards() if self.leases is None or self.leases.hold(s)]
-        self.held_shards = len(shards)
-        for shard in shards:
-            iterator = self.iterators.get(shard) or self._iterator(shard)
-            response = self.client.get_records(ShardIterator=iterator, Limit=self.batch_size)
-            records = response["Records"]
-            self.iterators[shard] = response.get("NextShardIterator")
-            if not records:
-                continue
-            handled += len(records)
+    def _held(self) -> list[str]:
+        """The shards to read: those with a reader, then free ones (their lease taken) while
+        there is room for a reader."""
+        held = []
+        for shard in self._shards():
+            if shard in self._readers:
+                held.append(shard)
+            elif len(held) >= self.max_readers or len(self._readers) >= self.max_readers:
+                if shard not in self._beyond_cap:
+                    self._beyond_cap.add(shard)
+                    log.warning(
+                        "%s %s: not read here: this consumer reads at most %d shards",
+                        self.stream, shard, self.max_readers,
+                    )  # fmt: skip
+            elif self.leases is None or self.leases.hold(shard):
+                held.append(shard)
+        return held
+
+    def read_shard(self, shard: str) -> int:
+        """One GetRecords on ``shard`` and its batch to the handler; how many records."""
+        iterator = self.iterators.get(shard) or self._iterator(shard)
+        response = self.client.get_records(ShardIterator=iterator, Limit=self.batch_size)
+        records = response["Records"]
+        self.iterators[shard] = response.get("NextShardIterator")
+        if records:
             self._deliver(shard, records)
-        return handled
+        return len(records)
+
+    def _count(self, **increments: int) -> None:
+        with self._stats_lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
 
     def _deliver(self, shard: str, records: list[dict[str, Any]]) -> None:
         event = lambda_event(records, self.arn, shard, self.region)
-        self.stats.batches += 1
-        self.stats.records += len(records)
-        self.stats.per_shard[shard] = self.stats.per_shard.get(shard, 0) + len(records)
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.records += len(records)
+            self.stats.per_shard[shard] = self.stats.per_shard.get(shard, 0) + len(records)
         condition = "batch item failures"
         try:
-            with invocation():
-                result = self.handler(event, LocalLambdaContext(region=self.region))
+            context = LocalLambdaContext(region=self.region)
+            with invocation(context):
+                result = self.handler(event, context)
             first_failed = first_to_redeliver(records, result)
             failures = failed_identifiers(result)
         except Exception as exc:  # a function error: the whole batch fails, the consumer lives
-            self.stats.function_errors += 1
+            self._count(function_errors=1)
             condition = f"function error: {type(exc).__name__}: {str(exc)[:500]}"
             log.exception(
                 "shard %s: the handler raised on a batch of %d records (a function error)",
@@ -341,7 +401,7 @@ class KinesisPoller:
             self.checkpoints.set(self.stream, shard, records[-1]["SequenceNumber"])
             return
         self.retries[shard] = attempt
-        self.stats.retried_batches += 1
+        self._count(retried_batches=1)
         if first_failed:
             self.checkpoints.set(self.stream, shard, records[first_failed - 1]["SequenceNumber"])
         self.sleep(min(2.0, 0.1 * 2**attempt))
@@ -350,28 +410,29 @@ class KinesisPoller:
     def _discard(
         self, shard: str, records: list[dict[str, Any]], failures: list[str], condition: str
     ) -> None:
-        self.stats.discarded_records += len(records)
         log.error(
             "shard %s: %d records still failing after %d retries (%s): to the on-failure file",
             shard, len(records), self.max_retries, condition,
         )  # fmt: skip
-        if self.on_failure:
-            self.on_failure.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.on_failure, "a") as fh:
-                fh.write(
-                    json.dumps(
-                        {
-                            "stream": self.stream,
-                            "shard": shard,
-                            "first_sequence": records[0]["SequenceNumber"],
-                            "last_sequence": records[-1]["SequenceNumber"],
-                            "failed_sequences": failures,
-                            "records": len(records),
-                            "condition": condition,
-                        }
+        with self._stats_lock:
+            self.stats.discarded_records += len(records)
+            if self.on_failure:
+                self.on_failure.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.on_failure, "a") as fh:
+                    fh.write(
+                        json.dumps(
+                            {
+                                "stream": self.stream,
+                                "shard": shard,
+                                "first_sequence": records[0]["SequenceNumber"],
+                                "last_sequence": records[-1]["SequenceNumber"],
+                                "failed_sequences": failures,
+                                "records": len(records),
+                                "condition": condition,
+                            }
+                        )
+                        + "\n"
                     )
-                    + "\n"
-                )
 
     def run(
         self,
@@ -380,34 +441,133 @@ class KinesisPoller:
         max_records: int | None = None,
         on_poll: Callable[[PollStats], None] | None = None,
     ) -> PollStats:
-        """Poll until ``until_idle`` consecutive empty polls (None: forever), max_records,
-        or ``stopping``. Raises OutageTooLong past the outage budget. A poll that held no
-        shard is not idle: a consumer standing by waits for a lease, however long."""
-        idle = 0
-        while not self.stopping:
-            handled = self._poll_riding_outages()
-            if on_poll is not None:
-                on_poll(self.stats)
-            if handled:
-                idle = 0
-            elif self.held_shards:
-                idle += 1
-            if until_idle is not None and idle >= until_idle:
-                return self.stats
-            if max_records is not None and self.stats.records >= max_records:
-                return self.stats
-            if not handled:
-                self.sleep(poll_interval)
+        """Read every held shard in a thread of its own until each has had ``until_idle``
+        consecutive empty reads (None: forever), ``max_records`` were handed over, or
+        ``stopping``; each reader finishes the batch in hand first. Raises OutageTooLong past
+        the outage budget. A consumer that holds no shard is not idle: one standing by waits
+        for a lease, however long. ``on_poll`` gets the stats after every read (and at least
+        every ``poll_interval``), in this thread."""
+        self._poll_interval = poll_interval
+        self._halt.clear()
+        refreshed: float | None = None
+        try:
+            while not self.stopping:
+                now = self.clock()
+                if refreshed is None or now - refreshed >= self.shard_refresh_seconds:
+                    self._start_readers(self._held_riding_outages())
+                    refreshed = self.clock()
+                if self.stopping:
+                    break
+                self._raise_reader_error()
+                if on_poll is not None:
+                    on_poll(self.stats)
+                if self._finished(until_idle, max_records):
+                    break
+                with self._changed:
+                    self._changed.wait(timeout=min(0.25, max(poll_interval, 0.01)))
+        finally:
+            error = self._stop_readers()
+        if error is not None:
+            raise error
         return self.stats
 
-    def _poll_riding_outages(self) -> int:
-        """One poll; an unreachable or failing endpoint is retried with backoff (iterators
-        are re-made from the checkpoints) until it answers or the outage budget is spent."""
+    def _finished(self, until_idle: int | None, max_records: int | None) -> bool:
+        if max_records is not None and self.stats.records >= max_records:
+            return True
+        if until_idle is None or not self._readers:
+            return False
+        with self._changed:
+            return all(r.idle >= until_idle for r in self._readers.values())
+
+    def _start_readers(self, shards: list[str]) -> None:
+        for shard in shards:
+            if shard not in self._readers:
+                reader = self._readers[shard] = _Reader(shard)
+                reader.thread = threading.Thread(
+                    target=self._read_loop, args=(reader,), daemon=True,
+                    name=f"{self.stream}/{shard}",
+                )  # fmt: skip
+                reader.thread.start()
+        self.held_shards = len(self._readers)
+
+    def _stop_readers(self) -> BaseException | None:
+        """Halt the readers, wait for each to finish its batch; the first error one met."""
+        self._halt.set()
+        for reader in self._readers.values():
+            if reader.thread is not None:
+                while reader.thread.is_alive():
+                    reader.thread.join(timeout=0.5)  # short joins: signals are still handled
+        errors = [r.error for r in self._readers.values() if r.error is not None]
+        self._readers.clear()
+        self.held_shards = 0
+        return errors[0] if errors else None
+
+    def _raise_reader_error(self) -> None:
+        for reader in self._readers.values():
+            if reader.error is not None:
+                self._halt.set()
+                raise reader.error
+
+    def _read_loop(self, reader: _Reader) -> None:
+        """A shard's reader: read, deliver, repeat, in order, until halted; an unreachable or
+        failing endpoint is retried with backoff (the iterator re-made from the checkpoint)
+        until it answers or the outage budget is spent."""
+        shard = reader.shard
+        started: float | None = None
+        attempt = 0
+        while not (self._halt.is_set() or self.stopping):
+            try:
+                handled = self.read_shard(shard)
+            except OUTAGE_ERRORS as exc:
+                now = self.clock()
+                started = now if started is None else started
+                if now - started >= self.outage_budget:
+                    self._fail(
+                        reader,
+                        OutageTooLong(
+                            f"{self.stream}: endpoint failing for {now - started:.0f}s "
+                            f"(budget {self.outage_budget:.0f}s): {exc}"
+                        ),
+                        exc,
+                    )
+                    return
+                attempt += 1
+                self._count(outage_retries=1)
+                delay = min(10.0, 0.5 * 2 ** min(attempt, 5))
+                log.warning(
+                    "%s %s: %s: %s; retry %d in %.1fs (outage %.0fs of %.0fs budget)",
+                    self.stream, shard, type(exc).__name__, str(exc)[:200], attempt, delay,
+                    now - started, self.outage_budget,
+                )  # fmt: skip
+                self.iterators.pop(shard, None)  # it may have expired: resume from the checkpoint
+                self.sleep(delay)
+                continue
+            except BaseException as exc:  # noqa: BLE001 - not an outage: stop the consumer, loudly
+                self._fail(reader, exc, None)
+                return
+            started, attempt = None, 0
+            with self._changed:
+                reader.idle = 0 if handled else reader.idle + 1
+                self._changed.notify_all()
+            if not handled:
+                self._halt.wait(self._poll_interval)
+
+    def _fail(self, reader: _Reader, error: BaseException, cause: BaseException | None) -> None:
+        if cause is not None:
+            error.__cause__ = cause
+        with self._changed:
+            reader.error = error
+            self._changed.notify_all()
+        self._halt.set()
+
+    def _held_riding_outages(self) -> list[str]:
+        """The held shards; an unreachable or failing endpoint is retried with backoff until
+        it answers or the outage budget is spent."""
         started: float | None = None
         attempt = 0
         while True:
             try:
-                return self.poll_once()
+                return self._held()
             except OUTAGE_ERRORS as exc:
                 now = self.clock()
                 started = now if started is None else started
@@ -417,14 +577,13 @@ class KinesisPoller:
                         f"(budget {self.outage_budget:.0f}s): {exc}"
                     ) from exc
                 attempt += 1
-                self.stats.outage_retries += 1
+                self._count(outage_retries=1)
                 delay = min(10.0, 0.5 * 2 ** min(attempt, 5))
                 log.warning(
                     "%s: %s: %s; retry %d in %.1fs (outage %.0fs of %.0fs budget)",
                     self.stream, type(exc).__name__, str(exc)[:200], attempt, delay,
                     now - started, self.outage_budget,
                 )  # fmt: skip
-                self.iterators.clear()  # iterators may have expired; resume from checkpoints
                 self.sleep(delay)
                 if self.stopping:
-                    return 0
+                    return []

@@ -10,6 +10,7 @@ records written to the on-failure file in it, so no record leaves without a coun
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ class StreamReport:
         self.window = _Window()
         self.since = clock()
         self.counted = PollStats()  # the poller's totals at the last summary
+        self.lock = threading.Lock()  # batches come from every shard's reader thread
 
     def batch(self, outcome: BatchOutcome) -> None:
         self.log.info(
@@ -52,20 +54,24 @@ class StreamReport:
                 "model_version": outcome.model_version, "ms": round(outcome.milliseconds, 1),
             },
         )  # fmt: skip
-        window = self.window
-        window.batches += 1
-        window.records += outcome.records
-        window.predictions += outcome.predictions
-        window.errors += outcome.errors
-        window.failures += outcome.failed
-        window.versions.add(outcome.model_version)
+        with self.lock:
+            window = self.window
+            window.batches += 1
+            window.records += outcome.records
+            window.predictions += outcome.predictions
+            window.errors += outcome.errors
+            window.failures += outcome.failed
+            window.versions.add(outcome.model_version)
 
     def poll(self, stats: PollStats) -> None:
         """Called after every poll: a summary once a minute has passed, idle or not."""
         elapsed = self.clock() - self.since
         if elapsed < self.every:
             return
-        w, before = self.window, self.counted
+        with self.lock:
+            w, before = self.window, self.counted
+            self.window, self.since = _Window(), self.clock()
+            self.counted = replace(stats, per_shard={})
         emit(
             self.log.info, CONSUMER_MINUTE,
             seconds=round(elapsed), batches=w.batches, records=w.records,
@@ -75,8 +81,6 @@ class StreamReport:
             models=sorted(w.versions), total_records=stats.records,
             retried_batches=stats.retried_batches, outage_retries=stats.outage_retries,
         )  # fmt: skip
-        self.window, self.since = _Window(), self.clock()
-        self.counted = replace(stats, per_shard={})
 
 
 class BatchLines(logging.Handler):
