@@ -94,13 +94,18 @@ def test_monitored(capfd: pytest.CaptureFixture[str]) -> None:
 def test_promoted(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from studperf_assets.assets.publishing import production_model
     from studperf_assets.resources.model_store import LocalModelStore
+    from studperf_assets.resources.training_settings import TrainingSettings
 
     store = LocalModelStore(root=str(tmp_path / "store"))
     first, second = "v20261127T223819Z-0123abcd", "v20261127T224501Z-4567ef01"
     for version in (first, second):
         Path(store.bundle_uri(version)).mkdir(parents=True)
         (Path(store.bundle_uri(version)) / MANIFEST_FILE).write_text("{}")
-    resources = {"model_store": store, "mlflow": SimpleNamespace(tracking_uri="")}
+    resources = {
+        "model_store": store,
+        "training_settings": TrainingSettings(),
+        "mlflow": SimpleNamespace(tracking_uri=""),
+    }
     capfd.readouterr()
     for version, champion in ((first, None), (second, first)):
         production_model(
