@@ -48,12 +48,10 @@ def expire_archive_folder(kind_root: Path, cutoff: datetime) -> int:
     ``lib.archive``), then the day, month and year folders left empty. Returns the objects
     deleted. An object is kept up to one hour past its retention; nothing newer goes."""
     deleted = 0
-    if not kind_root.is_dir():
-        return 0
-    for year in sorted(p for p in kind_root.iterdir() if p.is_dir() and not p.is_symlink()):
-        for month in sorted(p for p in year.iterdir() if p.is_dir() and not p.is_symlink()):
-            for day in sorted(p for p in month.iterdir() if p.is_dir() and not p.is_symlink()):
-                for hour in sorted(p for p in day.iterdir() if p.is_dir() and not p.is_symlink()):
+    for year in _numbered(kind_root):
+        for month in _numbered(year):
+            for day in _numbered(month):
+                for hour in _numbered(day):
                     start = _hour_of((year.name, month.name, day.name, hour.name))
                     if start is None or start + timedelta(hours=1) > cutoff:
                         continue
@@ -63,6 +61,16 @@ def expire_archive_folder(kind_root: Path, cutoff: datetime) -> int:
             _remove_if_empty(month)
         _remove_if_empty(year)
     return deleted
+
+
+def _numbered(folder: Path) -> list[Path]:
+    """The sub-folders named by a number (the archive's yyyy, MM, dd, HH), sorted; any
+    other entry, and a symlink, is not the archive's and is left alone."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if p.name.isdigit() and p.is_dir() and not p.is_symlink()
+    )
 
 
 def _remove_if_empty(folder: Path) -> None:
