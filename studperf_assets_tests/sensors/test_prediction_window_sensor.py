@@ -26,21 +26,23 @@ from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
 from studperf_assets_tests.archive_objects import write_predictions
 
-WINDOWS = {
-    "window_seconds": 60,
-    "min_window_rows": 20,
-    "max_window_wait_seconds": 180,
-    "window_settle_seconds": 5,
-}
-SETTINGS = MonitoringSettings(**WINDOWS)
+def settings(evidently_workspace: str = ".studperf/evidently") -> MonitoringSettings:
+    return MonitoringSettings(
+        window_seconds=60,
+        min_window_rows=20,
+        max_window_wait_seconds=180,
+        window_settle_seconds=5,
+        evidently_workspace=evidently_workspace,
+    )
+
+
+SETTINGS = settings()
+RULES: WindowRules = SETTINGS.window_rules()
 
 
 def settings_for(store: LocalObjectStore) -> MonitoringSettings:
     """SETTINGS with the Evidently workspace beside the store (retention deletes in it)."""
-    return MonitoringSettings(**WINDOWS, evidently_workspace=store.root + "-evidently")
-
-
-RULES: WindowRules = SETTINGS.window_rules()
+    return settings(store.root + "-evidently")
 
 
 @pytest.fixture
