@@ -26,6 +26,7 @@ from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
 from studperf_assets_tests.archive_objects import write_predictions
 
+
 def settings(evidently_workspace: str = ".studperf/evidently") -> MonitoringSettings:
     return MonitoringSettings(
         window_seconds=60,
