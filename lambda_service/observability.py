@@ -33,8 +33,6 @@ METRIC_UNITS = {
 }
 
 logger = Logger(service=SERVICE, level=os.environ.get(ENV_LOG_LEVEL, DEFAULT_LOG_LEVEL))
-# An HTTP invocation publishes no metrics by design: log_metrics' warning about it is noise.
-warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Powertools' Metrics keep one process-wide metric set. Lambda runs one invocation at a time
 # per execution environment, but the local consumer runs one per shard at once, in threads:

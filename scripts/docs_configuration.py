@@ -167,6 +167,15 @@ CODE_LOCATION: dict[str, tuple[str, str]] = {
         "the commands' own log level; `DEBUG` adds, among others, the traceback behind a "
         "one-line AWS error",
     ),
+    "STUDPERF_LOG_MAX_BYTES": (
+        "`10485760` (10 MiB)",
+        "`studperf up` and `studperf ui`: a part's log in `$STUDPERF_HOME/logs` is rotated "
+        "when it would pass this size (at least 4096; see [Retention](operations.md#retention))",
+    ),
+    "STUDPERF_LOG_BACKUPS": (
+        "`5`",
+        "rotated logs kept per part (`<part>.log.1` … `.5`), the oldest dropped",
+    ),
 }
 
 # Read for the code location by the platform, not by studperf's code.

@@ -60,6 +60,8 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_LOCAL_KINESIS_RETENTION",
     "STUDPERF_LOG_FORMAT",
     "STUDPERF_LOG_LEVEL",
+    "STUDPERF_LOG_MAX_BYTES",
+    "STUDPERF_LOG_BACKUPS",
 )
 # The local stores' folders under the home, unless set (the io store is the home itself).
 LOCAL_STORE_FOLDERS = {

@@ -287,3 +287,8 @@ def test_archive_expires_after_a_configurable_number_of_days() -> None:
     assert archive["expiration"][0]["days"] == "${var.archive_retention_days}"
     (precondition,) = lifecycle["lifecycle"][0]["precondition"]
     assert "var.archive_retention_days <= var.report_retention_days" in precondition["condition"]
+    # the same default as a folder store's archive (MonitoringSettings, local retention)
+    from studperf_assets.resources.monitoring import MonitoringSettings
+
+    local_default = MonitoringSettings.model_fields["archive_retention_days"].default
+    assert root["archive_retention_days"]["default"] == local_default

@@ -285,6 +285,20 @@ def test_webserver_and_mlflow_roles_touch_only_their_prefixes() -> None:
     )
 
 
+def test_the_code_location_deletes_only_old_bundles_and_window_files() -> None:
+    """Retention deletes bundles (after a promotion) and the files of expired windows; the
+    pointers are never deleted, only replaced, and the archive is the lifecycle rule's."""
+    deleting = {
+        sid: s for sid, s in _policy("dagster").items() if "s3:DeleteObject" in s["actions"]
+    }
+    assert list(deleting) == ["DeleteOldBundlesAndWindowFiles"]
+    assert deleting["DeleteOldBundlesAndWindowFiles"]["resources"] == [
+        "${var.bucket_arn}/${var.model_store_prefix}/bundles/*",
+        "${var.bucket_arn}/${var.reports_prefix}/reports/*",
+        "${var.bucket_arn}/${var.io_prefix}/*",
+    ]
+
+
 def test_the_network_is_created_only_without_an_existing_vpc() -> None:
     network = root_modules()["network"]
     assert network["count"] == '${var.vpc_id == "" ? 1 : 0}'

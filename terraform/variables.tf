@@ -318,7 +318,7 @@ variable "archive_buffer_mb" {
 variable "archive_retention_days" {
   type        = number
   description = "Days archived prediction and error records are kept (an S3 lifecycle rule expires them)."
-  default     = 90
+  default     = 30
 
   validation {
     condition     = var.archive_retention_days >= 1

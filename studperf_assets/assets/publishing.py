@@ -26,7 +26,7 @@ from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.loop_events import PROMOTED, emit
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
-from studperf_assets.resources.model_store import ModelStore
+from studperf_assets.resources.model_store import PREVIOUS, ModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
 GROUP = TRAINING_GROUP
@@ -242,18 +242,21 @@ def production_model(
     context: AssetExecutionContext,
     model_bundle: dict[str, Any],
     model_store: ModelStore,
+    training_settings: TrainingSettings,
     mlflow: ResourceParam[Any],  # only its tracking URI: no MLflow run is started here
 ) -> Output[dict[str, Any]]:
     """The store's ``production`` pointer, moved only after both bundle checks pass, and
     only if it still names the champion the bundle was checked against (compare-and-swap:
     of two trainings checked against the same champion, the second to finish fails here,
     naming both versions, and changes nothing). MLflow's ``champion`` alias follows the
-    pointer, after it moved."""
+    pointer, after it moved. Then bundles past ``bundles_kept`` are deleted
+    (``ModelStore.prune_bundles``: the new champion, the one it replaced and every bundle
+    a pointer names stay; MLflow's registry keeps every version)."""
     from mlflow.tracking import MlflowClient
 
     pointer = model_store.promote(
         model_bundle["version"],
-        {"test_f1_macro": model_bundle["test_f1_macro"]},
+        {"test_f1_macro": model_bundle["test_f1_macro"], PREVIOUS: model_bundle["champion"]},
         replacing=model_bundle["champion"],
     )
     if model_bundle.get("mlflow_model_version"):
@@ -262,10 +265,22 @@ def production_model(
             MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
         )
     emit(context.log.info, PROMOTED, version=pointer["version"], replaced=model_bundle["champion"])
+    retention: dict[str, Any] = {}
+    try:
+        deleted = model_store.prune_bundles(
+            training_settings.bundles_kept, previous=model_bundle["champion"]
+        )
+        retention["bundles_deleted"] = MetadataValue.json(deleted)
+        if deleted:
+            context.log.info(f"{len(deleted)} old bundles deleted: {', '.join(deleted)}")
+    except Exception as exc:  # noqa: BLE001 - the promotion stands; the next one prunes
+        context.log.warning(f"old bundles not deleted: {exc}")
+        retention["bundle_retention_error"] = str(exc)
     return Output(
         pointer,
         metadata={
             "version": pointer["version"],
             "bundle_uri": MetadataValue.path(pointer["bundle_uri"]),
+            **retention,
         },
     )

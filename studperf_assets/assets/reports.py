@@ -141,11 +141,11 @@ def _html(snapshot: Any) -> bytes:
 
 def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
     """One Evidently UI snapshot per report of the batch (``evidently ui --workspace …``)."""
-    from studperf_assets.resources.evidently_workspace import add_snapshots
+    from studperf_assets.resources.evidently_workspace import add_snapshots, snapshot_name
 
-    runs = [(f"{key} drift", result.drift)]
+    runs = [(snapshot_name(key, "drift"), result.drift)]
     if result.quality is not None:
-        runs.append((f"{key} quality", result.quality))
+        runs.append((snapshot_name(key, "quality"), result.quality))
     add_snapshots(workspace_path, runs)
 
 

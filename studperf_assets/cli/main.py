@@ -439,9 +439,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     unless STUDPERF_SENSORS says otherwise; ``studperf up`` is the platform with them running."""
     from studperf_assets.local.home_lock import HomeError, own_home
     from studperf_assets.local.instance import start_dagster_dev
+    from studperf_assets.local.rotating_log import rotation_from_environment
     from studperf_assets.local.supervisor import StackFailure, StopRequested, Supervisor
 
     home = deployment().home
+    log_max_bytes, log_backups = rotation_from_environment(os.environ)  # refused before anything
     try:  # its daemon would share the instance with another stack's: one stack per home
         ownership = own_home(home, "studperf ui")
     except HomeError as taken:
@@ -451,7 +453,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.environ.setdefault("STUDPERF_SENSORS", "stopped")
     # dagster dev runs in the instance folder: a relative home would move with it
     os.environ["STUDPERF_HOME"] = str(home)
-    supervisor = Supervisor(home / "logs", home=home)
+    supervisor = Supervisor(
+        home / "logs", home=home, log_max_bytes=log_max_bytes, log_backups=log_backups
+    )
     with StopRequested(supervisor):
         try:
             child = start_dagster_dev(supervisor, args.port, os.environ, restart=False)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from studperf_assets.lib.loop_events import (
     ALERT_NOT_SENT,
@@ -126,7 +127,12 @@ def event_of(log: str, line: str) -> str | None:
 
 
 class EventFollower(threading.Thread):
-    """Follows the parts' logs from where they end now, echoing each event once."""
+    """Follows the parts' logs from where they end now, echoing each event once.
+
+    Each log is followed through an open handle: when the log is rotated
+    (``local.rotating_log``: renamed to ``<log>.1``, a new ``<log>`` started), the handle
+    still reads the renamed file, to its end, before the new file is followed from its
+    start; a log truncated in place is read again from its start."""
 
     def __init__(self, log_dir: Path, echo: Callable[[str], None], every: float = 1.0) -> None:
         super().__init__(name="stack-events", daemon=True)
@@ -134,7 +140,10 @@ class EventFollower(threading.Thread):
         self.every = every
         self.stopped = threading.Event()
         self.files = {name: log_dir / name for name in LOGS}
-        self.offsets = {name: _size(path) for name, path in self.files.items()}
+        self.handles: dict[str, BinaryIO] = {}
+        self.pending: dict[str, bytes] = {name: b"" for name in LOGS}  # a line half written
+        for name, path in self.files.items():
+            self._open(name, path, at_end=True)
 
     def run(self) -> None:
         while not self.stopped.wait(self.every):
@@ -142,6 +151,8 @@ class EventFollower(threading.Thread):
                 self.poll()
             except Exception as exc:  # noqa: BLE001 - the follower must outlive one bad line
                 self.echo(f"{time.strftime('%H:%M:%S')} (a log line could not be read: {exc})")
+        for handle in self.handles.values():
+            handle.close()
 
     def poll(self) -> None:
         for name, path in self.files.items():
@@ -149,18 +160,52 @@ class EventFollower(threading.Thread):
                 if (event := event_of(name, line)) is not None:
                     self.echo(f"{time.strftime('%H:%M:%S')} {event}")
 
+    def _open(self, name: str, path: Path, at_end: bool = False) -> None:
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return  # not there yet: followed from its start once it is
+        if at_end:
+            handle.seek(0, os.SEEK_END)
+        self.handles[name] = handle
+        self.pending[name] = b""
+
     def _new_lines(self, name: str, path: Path) -> list[str]:
-        size = _size(path)
-        if size < self.offsets[name]:  # replaced or truncated: start over
-            self.offsets[name] = 0
-        if size == self.offsets[name]:
-            return []
-        with path.open("rb") as handle:
-            handle.seek(self.offsets[name])
-            chunk = handle.read(size - self.offsets[name])
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits
-        self.offsets[name] += len(complete)
+        handle = self.handles.get(name)
+        if handle is None:
+            self._open(name, path)
+            handle = self.handles.get(name)
+            if handle is None:
+                return []
+        replaced = _identity(path) not in (None, _identity_of(handle))  # rotated
+        if not replaced and _size(path) < handle.tell():  # truncated in place: start over
+            handle.seek(0)
+            self.pending[name] = b""
+        data = self.pending[name] + handle.read()  # the rest of the file the handle holds
+        if replaced:
+            handle.close()
+            self._open(name, path)
+            if name in self.handles and self.handles[name] is not handle:
+                data += b"" if data.endswith(b"\n") or not data else b"\n"
+                data += self.handles[name].read()
+            else:
+                del self.handles[name]
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        self.pending[name] = data[len(complete) :]
         return complete.decode("utf-8", errors="replace").splitlines()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _identity_of(handle: BinaryIO) -> tuple[int, int]:
+    stat = os.fstat(handle.fileno())
+    return stat.st_dev, stat.st_ino
 
 
 def _size(path: Path) -> int:

@@ -30,6 +30,11 @@ from studperf_assets.local.events import EventFollower
 from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
 from studperf_assets.local.instance import DEFAULT_STORAGE, seed_instance, start_dagster_dev
 from studperf_assets.local.moto import AWS_TEST_ENV, MOTO_SERVER
+from studperf_assets.local.rotating_log import (
+    DEFAULT_BACKUPS,
+    DEFAULT_MAX_BYTES,
+    rotation_from_environment,
+)
 from studperf_assets.local.supervisor import StackFailure, StopRequested, Supervisor
 
 BUCKET = "studperf-local"
@@ -91,6 +96,8 @@ class Stack:
     deployment: Deployment | None = None
     dagster_home_setting: Path | None = None  # DAGSTER_HOME; None: home/dagster
     dagster_storage: str = DEFAULT_STORAGE  # STUDPERF_DAGSTER_STORAGE
+    log_max_bytes: int = DEFAULT_MAX_BYTES  # STUDPERF_LOG_MAX_BYTES: a part's log rotates
+    log_backups: int = DEFAULT_BACKUPS  # STUDPERF_LOG_BACKUPS: rotated logs kept per part
 
     @classmethod
     def from_environment(
@@ -98,6 +105,7 @@ class Stack:
     ) -> Stack:
         deployment = Deployment.from_environment(environ)
         dagster_home = environ.get("DAGSTER_HOME")
+        log_max_bytes, log_backups = rotation_from_environment(environ)
         return cls(
             home=deployment.home,
             ports=ports,
@@ -105,6 +113,8 @@ class Stack:
             deployment=deployment,
             dagster_home_setting=Path(dagster_home).resolve() if dagster_home else None,
             dagster_storage=environ.get("STUDPERF_DAGSTER_STORAGE", DEFAULT_STORAGE),
+            log_max_bytes=log_max_bytes,
+            log_backups=log_backups,
         )
 
     @property
@@ -270,7 +280,13 @@ def _run_owned(stack: Stack) -> int:
             "ports (STUDPERF_AWS_PORT, STUDPERF_UI_PORT, STUDPERF_EVIDENTLY_PORT)"
         )
         return 2
-    supervisor = Supervisor(stack.home / "logs", echo=stack.echo, home=stack.home)
+    supervisor = Supervisor(
+        stack.home / "logs",
+        echo=stack.echo,
+        home=stack.home,
+        log_max_bytes=stack.log_max_bytes,
+        log_backups=stack.log_backups,
+    )
     env = {**os.environ, **stack.environment()}
     python = sys.executable
     studperf = [python, "-m", "studperf_assets.cli"]

@@ -11,6 +11,9 @@ supervisor dies). Their own descendants are out of its reach (``dagster dev`` st
 webserver and daemon on that SIGTERM; a run in flight may outlive it): they carry
 ``STUDPERF_STACK_HOME``, the home they belong to, so that the next start on that home finds
 and stops them (``home_lock``).
+
+A child's output (stdout and stderr) goes through a pipe to a thread of the supervisor that
+writes it to ``<log_dir>/<name>.log``, rotated by size (``local.rotating_log``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from studperf_assets.local.rotating_log import (
+    DEFAULT_BACKUPS,
+    DEFAULT_MAX_BYTES,
+    RotatingLog,
+    start_pump,
+)
 
 STACK_ID_VARIABLE = "STUDPERF_STACK_ID"
 HOME_VARIABLE = "STUDPERF_STACK_HOME"  # the resolved home a stack's processes belong to
@@ -58,6 +69,7 @@ class Child:
     cwd: Path | None = None  # None: this process's working directory
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+    pump: threading.Thread | None = None  # copies its output into its log
 
 
 def processes_of(stack_id: str) -> list[int]:
@@ -105,9 +117,14 @@ class Supervisor:
         echo: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
         home: Path | None = None,
+        log_max_bytes: int = DEFAULT_MAX_BYTES,
+        log_backups: int = DEFAULT_BACKUPS,
     ) -> None:
         self.stack_id = uuid.uuid4().hex
         self.log_dir = log_dir
+        self.log_max_bytes = log_max_bytes
+        self.log_backups = log_backups
+        self.logs: dict[str, RotatingLog] = {}  # one per part, shared by its restarts
         self.echo = echo
         self.sleep = sleep
         self.home = home.resolve() if home else None  # marks the children as that home's
@@ -137,16 +154,32 @@ class Supervisor:
         return child
 
     def _spawn(self, child: Child) -> None:
-        with open(child.log, "ab") as log:
+        log = self.logs.get(child.name)
+        if log is None:
+            log = RotatingLog(child.log, self.log_max_bytes, self.log_backups)
+            self.logs[child.name] = log
+        read_end, write_end = os.pipe()  # not inherited: only the child's stdout is
+        try:
             child.process = subprocess.Popen(
                 die_with_parent(child.argv),
                 env=dict(child.env),
                 cwd=child.cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=write_end,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped as one
             )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the child (and what it starts) holds it now
+        child.pump = start_pump(read_end, log, child.name)
+
+    def _drain(self, child: Child, timeout: float) -> None:
+        """Wait (at most ``timeout``) until the child's output is all in its log."""
+        if child.pump is not None:
+            child.pump.join(timeout)
 
     def check(self) -> None:
         """Restart children that died on their own; raise if one may not be restarted or
@@ -157,6 +190,7 @@ class Supervisor:
             if code is None or self.stopping:
                 continue
             if not child.restart:
+                self._drain(child, 2.0)  # its last words are in the log it names
                 raise StackFailure(f"{child.name} exited with {code}; see {child.log}")
             now = time.monotonic()
             child.restarts = [t for t in child.restarts if now - t < 300] + [now]
@@ -175,6 +209,7 @@ class Supervisor:
             if self.stopping:
                 raise StackFailure(f"stopped while {name} was running")
             time.sleep(0.2)
+        self._drain(child, 10.0)  # its last lines are in its log before anyone reads it
         self.children.remove(child)
         return child.process.returncode
 
@@ -197,6 +232,9 @@ class Supervisor:
             if child.process:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.process.wait(timeout=2)
+            self._drain(child, 2.0)
+        for log in self.logs.values():
+            log.close()
         time.sleep(0.1)
         return processes_of(self.stack_id)
 

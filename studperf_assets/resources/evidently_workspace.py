@@ -6,16 +6,25 @@ Snapshots are written with the workspace's own local writer, not through ``Works
 constructing a ``Workspace`` parses every snapshot ever stored, so a monitoring run would
 grow slower with each batch (measured: 0.5 s at 23 snapshots). The project itself is
 created once, through ``Workspace``, under a lock so that two first batches make one.
+
+A snapshot's file is named by its name (``<window> drift``, ``<window> quality``: a UUID5
+of it, ``snapshot_id``), so a window monitored again replaces its snapshots, and retention
+(``delete_window_snapshots``, from the window sensor's retention pass) finds a window's
+files without reading any snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 PROJECT = "studperf"
+SNAPSHOT_KINDS = ("drift", "quality")  # the reports of a window, each a snapshot
+_SNAPSHOT_NAMESPACE = uuid.UUID("0b6f3f7e-4f43-4c7a-9d55-5d1e0f2a9c11")
 DESCRIPTION = "Drift and quality of every monitored prediction batch"
 
 
@@ -123,21 +132,76 @@ def _find(state: Any) -> Any:
 MAX_SNAPSHOTS = 2000  # the newest kept (two per window: a week of 5-minute windows)
 
 
+def snapshot_name(window: str, kind: str) -> str:
+    """The name of a window's snapshot (``kind``: one of ``SNAPSHOT_KINDS``)."""
+    return f"{window} {kind}"
+
+
+def snapshot_id(name: str) -> uuid.UUID:
+    """A snapshot's ID, fixed by its name: its file is ``snapshots/<id>.json``."""
+    return uuid.uuid5(_SNAPSHOT_NAMESPACE, name)
+
+
 def add_snapshots(
     workspace: str, runs: Sequence[tuple[str, Any]], keep: int = MAX_SNAPSHOTS
 ) -> None:
-    """Store Evidently ``Snapshot`` objects, each under its name, in the project; then delete
-    the oldest beyond ``keep``, so the workspace does not grow with traffic or time."""
-    from evidently.legacy.core import new_id
+    """Store Evidently ``Snapshot`` objects, each under its name (and an ID fixed by it), in
+    the project; then delete the oldest beyond ``keep``, so the workspace does not grow
+    with traffic, whatever retention does."""
     from evidently.ui.storage.local.base import LocalState
 
     state = LocalState(workspace)
     project = project_id(workspace)
     for name, snapshot in runs:
         snapshot.set_name(name)
-        state.write_snapshot(project, new_id(), snapshot.to_snapshot_model())
+        state.write_snapshot(project, snapshot_id(name), snapshot.to_snapshot_model())
     folder = Path(workspace) / str(project) / "snapshots"
     with _locked(Path(workspace)):
         stored = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in stored[: max(0, len(stored) - keep)]:
             old.unlink(missing_ok=True)
+
+
+def _snapshot_folder(workspace: str) -> Path | None:
+    """The project's snapshot folder, or None when there is no workspace or project yet
+    (retention never creates one)."""
+    if not Path(workspace).is_dir():
+        return None
+    from evidently.ui.storage.local.base import LocalState
+
+    project = _find(LocalState(workspace))
+    return None if project is None else Path(workspace) / str(project) / "snapshots"
+
+
+def delete_window_snapshots(workspace: str, windows: Iterable[str]) -> int:
+    """Delete the snapshots of these windows (retention); returns how many files went."""
+    folder = _snapshot_folder(workspace)
+    if folder is None:
+        return 0
+    deleted = 0
+    for window in windows:
+        for kind in SNAPSHOT_KINDS:
+            path = folder / f"{snapshot_id(snapshot_name(window, kind))}.json"
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                deleted += 1
+    return deleted
+
+
+def delete_snapshots_before(workspace: str, cutoff: datetime) -> int:
+    """Delete the snapshots written before ``cutoff`` (a snapshot is written after its
+    window, so its window is older still): those of windows whose partition went before
+    snapshots were named by window, or while the sensor was not running. Returns how many."""
+    folder = _snapshot_folder(workspace)
+    if folder is None or not folder.is_dir():
+        return 0
+    deleted = 0
+    with _locked(Path(workspace)):
+        for path in folder.glob("*.json"):
+            try:
+                if path.stat().st_mtime < cutoff.timestamp():
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+    return deleted

@@ -30,7 +30,16 @@ class MonitoringSettings(ConfigurableResource):
         description="A window closes this long after its end (Firehose's buffer + margin).",
     )
     window_retention_days: int = Field(
-        default=7, description="Per-window partitions and their files are deleted after this."
+        default=7,
+        description="Per-window partitions and their files (HTML reports, asset values, "
+        "Evidently snapshots) are deleted after this many days.",
+    )
+    archive_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Objects of a folder store's predictions archive are deleted after this "
+        "many days (never fewer than window_retention_days); in AWS an S3 lifecycle rule "
+        "(Terraform's archive_retention_days, the same default) expires them instead.",
     )
     drift_sample_rows: int = Field(
         default=5000, description="Rows of a window the drift tests compare (seeded sample)."

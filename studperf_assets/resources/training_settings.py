@@ -60,6 +60,13 @@ class TrainingSettings(ConfigurableResource):
         description="OpenMP/BLAS threads a training step may use (models.native_threads says "
         "why 1: spinning threads slow training sixfold when another process holds a core).",
     )
+    bundles_kept: int = Field(
+        default=5,
+        ge=0,
+        description="After a promotion the model store keeps, besides every bundle a pointer "
+        "names and the previous champion, this many of the newest other bundles; older "
+        "bundles are deleted (their MLflow registry entries are kept).",
+    )
     work_dir: str = Field(default=".studperf/work", description="Scratch folder for bundles.")
 
     @contextmanager

@@ -32,6 +32,7 @@ from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.io_manager import SafeIOManager
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
+from studperf_assets.sensors.storage_retention import retire_window_storage
 from studperf_assets.sensors.window_retention import (
     RETENTION_EVERY_SECONDS,
     retire_expired_windows,
@@ -72,7 +73,8 @@ def prediction_window_sensor(
     counted in it: an object is read once to count its rows, however many ticks it waits.
     Without a cursor the sensor looks back ``window_retention_days``. Every
     ``RETENTION_EVERY_SECONDS`` it also deletes the windows past ``window_retention_days``
-    and their files (``window_retention``)."""
+    and their files (``window_retention``), their Evidently snapshots and a folder store's
+    archive past ``archive_retention_days`` (``storage_retention``)."""
     rules = monitoring_settings.window_rules()
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     now = datetime.now(UTC)
@@ -99,6 +101,9 @@ def prediction_window_sensor(
         )
         if retired:
             context.log.info(f"{len(retired)} windows past retention deleted ({retired[0]} ..)")
+        stored = retire_window_storage(retired, monitoring_settings, object_store, now)
+        if stored.snapshots or stored.archive_objects:
+            context.log.info(f"past retention, deleted: {stored}")
         retired_at = now.timestamp()
     kept = {
         k: n

@@ -197,7 +197,11 @@ def test_champion_check_without_a_recorded_champion_fails(
 def _promote(summary: dict[str, Any], store: LocalModelStore) -> dict[str, Any]:
     """production_model as Dagster runs it (no MLflow model version: no alias to move)."""
     output = publishing.production_model(
-        build_asset_context(), model_bundle=summary, model_store=store, mlflow=None
+        build_asset_context(),
+        model_bundle=summary,
+        model_store=store,
+        training_settings=TrainingSettings(),
+        mlflow=None,
     )
     return cast(Output[dict[str, Any]], output).value
 

@@ -94,13 +94,18 @@ def test_monitored(capfd: pytest.CaptureFixture[str]) -> None:
 def test_promoted(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from studperf_assets.assets.publishing import production_model
     from studperf_assets.resources.model_store import LocalModelStore
+    from studperf_assets.resources.training_settings import TrainingSettings
 
     store = LocalModelStore(root=str(tmp_path / "store"))
     first, second = "v20261127T223819Z-0123abcd", "v20261127T224501Z-4567ef01"
     for version in (first, second):
         Path(store.bundle_uri(version)).mkdir(parents=True)
         (Path(store.bundle_uri(version)) / MANIFEST_FILE).write_text("{}")
-    resources = {"model_store": store, "mlflow": SimpleNamespace(tracking_uri="")}
+    resources = {
+        "model_store": store,
+        "training_settings": TrainingSettings(),
+        "mlflow": SimpleNamespace(tracking_uri=""),
+    }
     capfd.readouterr()
     for version, champion in ((first, None), (second, first)):
         production_model(
@@ -445,3 +450,30 @@ def test_a_record_whose_fields_do_not_fit_is_still_said() -> None:
                       drifted_features=[], prediction_drift=0.1, f1_macro=None)  # fmt: skip
     said_line = event_of("dagster.log", line)
     assert said_line is not None and said_line.startswith("monitored: {")
+
+
+def test_the_follower_reads_across_a_rotation(tmp_path: Path) -> None:
+    """The supervisor rotates a log (``local.rotating_log``) between two polls: the lines
+    written to the old file after the last poll and those of the new file are all said,
+    once, in order."""
+    from studperf_assets.local.rotating_log import RotatingLog
+
+    def swap(n: int) -> bytes:
+        line = event_line(CONSUMER_SWAPPED, from_version=f"v{n}", to_version=f"v{n + 1}")
+        return f"22:00:00 INFO    {line}\n".encode()
+
+    said_: list[str] = []
+    log = RotatingLog(tmp_path / "stream.log", max_bytes=len(swap(0)) * 3, backups=2)
+    follower = EventFollower(tmp_path, said_.append)
+    log.write(swap(0))
+    follower.poll()
+    for n in range(1, 5):  # the third line fills the file: the fourth starts a new one
+        log.write(swap(n))
+    assert (tmp_path / "stream.log.1").exists()
+    follower.poll()
+    log.write(swap(5))
+    follower.poll()
+    follower.poll()
+    assert [line.split(" ", 1)[1] for line in said_] == [
+        f"consumer swapped: v{n} -> v{n + 1}" for n in range(6)
+    ]

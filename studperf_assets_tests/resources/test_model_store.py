@@ -25,7 +25,12 @@ from lambda_service.bundle import (
     verify_bundle,
 )
 from lambda_service.pointers import PointerMoved, swap_pointer
-from studperf_assets.resources.model_store import LocalModelStore, ModelStore, S3ModelStore
+from studperf_assets.resources.model_store import (
+    PREVIOUS,
+    LocalModelStore,
+    ModelStore,
+    S3ModelStore,
+)
 from studperf_assets_tests import pointer_race
 from studperf_assets_tests.bundle_edits import renamed, version
 
@@ -426,3 +431,89 @@ def test_a_pointer_already_naming_my_version_is_a_done_promotion(
     again = swap_pointer(root, "production", {"version": version(2)}, version(1), client)
     assert again.version == first.version == version(2)
     assert read_pointer(root, "production", client).version == version(2)  # type: ignore[union-attr]
+
+
+# ---- retention: old bundles deleted after a promotion, never one still needed ----------------
+
+
+def _fake_bundle(tmp_path: Path, n: int) -> Path:
+    """A published-looking bundle (a manifest and a file): retention reads no model."""
+    folder = tmp_path / "fake" / str(n)
+    folder.mkdir(parents=True)
+    (folder / MANIFEST_FILE).write_text(json.dumps({"version": version(n)}))
+    (folder / ONNX_FILE).write_bytes(b"onnx")
+    return folder
+
+
+def _promoted_history(store: ModelStore, tmp_path: Path) -> None:
+    """Bundles 1-7 published; production went 1 -> 3 -> 6; a challenger pointer names 2;
+    7 is a candidate newer than the champion, still in its checks."""
+    for n in range(1, 8):
+        store.publish(_fake_bundle(tmp_path, n), version(n))
+    store.promote(version(1), {}, replacing=None)
+    store.promote(version(3), {PREVIOUS: version(1)}, replacing=version(1))
+    store.promote(version(6), {PREVIOUS: version(3)}, replacing=version(3))
+    store.promote(version(2), {}, replacing=None, pointer="challenger")
+
+
+def _exercise_retention(store: ModelStore, tmp_path: Path) -> None:
+    _promoted_history(store, tmp_path)
+    assert store.bundle_versions() == [version(n) for n in range(1, 8)]
+    assert store.pointer_names() == ["challenger", "production"]
+    # kept: 6 (production), 3 (the previous champion, recorded in the pointer), 2 (the
+    # challenger), 7 (newer than the champion) and the newest other, 5; deleted: 1 and 4
+    assert store.prune_bundles(keep_newest=1) == [version(1), version(4)]
+    assert store.bundle_versions() == [version(n) for n in (2, 3, 5, 6, 7)]
+    with pytest.raises(BundleError, match="not published"):  # gone: nothing can name it
+        store.promote(version(4), {}, replacing=version(6))
+    # with no other bundle kept, the previous champion still stays: a Lambda that read the
+    # pointer a moment before the promotion may be loading it right now
+    assert store.prune_bundles(keep_newest=0) == [version(5)]
+    assert store.bundle_versions() == [version(n) for n in (2, 3, 6, 7)]
+    assert store.production_version() == version(6)
+    assert store.prune_bundles(keep_newest=0) == []  # nothing more to delete
+
+
+def test_local_store_keeps_the_bundles_still_needed(tmp_path: Path) -> None:
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    _exercise_retention(store, tmp_path)
+    bundles = tmp_path / "store" / "bundles"
+    assert sorted(p.name for p in bundles.iterdir()) == [version(n) for n in (2, 3, 6, 7)]
+
+
+@pytest.mark.integration
+def test_s3_store_keeps_the_bundles_still_needed(s3_bucket: str, tmp_path: Path) -> None:
+    store = S3ModelStore(bucket=s3_bucket, prefix="models", s3=S3Resource())
+    _exercise_retention(store, tmp_path)
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert {k.split("/")[2] for k in keys if k.startswith("models/bundles/")} == {
+        version(n) for n in (2, 3, 6, 7)
+    }
+    assert {"models/production.json", "models/challenger.json"} <= keys
+
+
+def test_the_previous_champion_is_kept_when_the_pointer_does_not_record_it(
+    tmp_path: Path,
+) -> None:
+    """A pointer written before pointers recorded what they replaced: the caller names it."""
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    for n in (1, 2, 3):
+        store.publish(_fake_bundle(tmp_path, n), version(n))
+    store.promote(version(1), {}, replacing=None)
+    store.promote(version(3), {}, replacing=version(1))
+    assert store.prune_bundles(keep_newest=0, previous=version(1)) == [version(2)]
+    assert store.bundle_versions() == [version(1), version(3)]
+
+
+def test_nothing_is_deleted_before_a_first_promotion_or_past_an_unreadable_pointer(
+    tmp_path: Path,
+) -> None:
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    for n in (1, 2, 3):
+        store.publish(_fake_bundle(tmp_path, n), version(n))
+    assert store.prune_bundles(keep_newest=0) == []  # no champion yet
+    store.promote(version(3), {}, replacing=None)
+    (tmp_path / "store" / "challenger.json").write_text("{not json")
+    with pytest.raises(BundleError, match=r"challenger\.json"):
+        store.prune_bundles(keep_newest=0)  # it might name any bundle
+    assert store.bundle_versions() == [version(1), version(2), version(3)]

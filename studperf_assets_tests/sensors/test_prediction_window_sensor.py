@@ -26,10 +26,24 @@ from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
 from studperf_assets_tests.archive_objects import write_predictions
 
-SETTINGS = MonitoringSettings(
-    window_seconds=60, min_window_rows=20, max_window_wait_seconds=180, window_settle_seconds=5
-)
+
+def settings(evidently_workspace: str = ".studperf/evidently") -> MonitoringSettings:
+    return MonitoringSettings(
+        window_seconds=60,
+        min_window_rows=20,
+        max_window_wait_seconds=180,
+        window_settle_seconds=5,
+        evidently_workspace=evidently_workspace,
+    )
+
+
+SETTINGS = settings()
 RULES: WindowRules = SETTINGS.window_rules()
+
+
+def settings_for(store: LocalObjectStore) -> MonitoringSettings:
+    """SETTINGS with the Evidently workspace beside the store (retention deletes in it)."""
+    return settings(store.root + "-evidently")
 
 
 @pytest.fixture
@@ -53,7 +67,7 @@ def tick(
 ) -> tuple[Any, str | None]:
     with build_sensor_context(instance=instance, cursor=cursor) as context:
         io_manager = SafeIOManager(store=LocalObjectStore(root=store.root + "-io"))
-        result = prediction_window_sensor(context, store, SETTINGS, io_manager)
+        result = prediction_window_sensor(context, store, settings_for(store), io_manager)
         after = context.cursor
     if isinstance(result, SensorResult) and result.cursor is not None:
         after = result.cursor
@@ -170,3 +184,32 @@ def test_a_tick_retires_expired_windows_and_their_files(
     instance.add_dynamic_partitions(PARTITIONS, [old])
     tick(instance, store, cursor)  # not again before RETENTION_EVERY_SECONDS
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([old, recent])
+
+
+def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    from studperf_assets.resources.evidently_workspace import (
+        project_id,
+        snapshot_id,
+        snapshot_name,
+    )
+    from studperf_assets.sensors.window_retention import PARTITIONS
+
+    now = datetime.now(UTC)
+    old = window_key(RULES.floor(now) - timedelta(days=8))
+    recent = window_key(grid_ago(2))
+    instance.add_dynamic_partitions(PARTITIONS, [old, recent])
+    workspace = Path(settings_for(store).evidently_workspace)
+    snapshots = workspace / str(project_id(str(workspace))) / "snapshots"
+    snapshots.mkdir(parents=True, exist_ok=True)
+    for key in (old, recent):
+        (snapshots / f"{snapshot_id(snapshot_name(key, 'drift'))}.json").write_text("{}")
+    expired = write_predictions(store, now - timedelta(days=31), 5)
+    within = write_predictions(store, now - timedelta(days=29), 5)
+    tick(instance, store)
+    assert [p.name for p in snapshots.glob("*.json")] == [
+        f"{snapshot_id(snapshot_name(recent, 'drift'))}.json"
+    ]
+    archived = store.list_keys("archive/")
+    assert expired not in archived and within in archived

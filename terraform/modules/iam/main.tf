@@ -101,6 +101,18 @@ data "aws_iam_policy_document" "dagster" {
     ]
   }
 
+  # Retention (docs/operations.md#retention): old bundles after a promotion; the files of
+  # windows past window_retention_days. Never the pointers: they are only ever replaced.
+  statement {
+    sid     = "DeleteOldBundlesAndWindowFiles"
+    actions = ["s3:DeleteObject"]
+    resources = [
+      "${var.bucket_arn}/${var.model_store_prefix}/bundles/*",
+      "${var.bucket_arn}/${var.reports_prefix}/reports/*",
+      "${var.bucket_arn}/${var.io_prefix}/*",
+    ]
+  }
+
   statement {
     sid = "ReadPredictions"
     actions = [
