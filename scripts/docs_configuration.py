@@ -84,7 +84,8 @@ CODE_LOCATION: dict[str, tuple[str | None, str]] = {
     ),
     "STUDPERF_SENSORS": (
         "`running`",
-        "`stopped` deploys the four sensors stopped (`studperf ui` sets it for browsing)",
+        "`stopped` deploys the four sensors and the daily rollup's schedule stopped "
+        "(`studperf ui` sets it for browsing)",
     ),
     "STUDPERF_SENSOR_INTERVAL": (
         None,

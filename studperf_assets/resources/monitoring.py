@@ -30,7 +30,9 @@ class MonitoringSettings(ConfigurableResource):
         description="A window closes this long after its end (Firehose's buffer + margin).",
     )
     window_retention_days: int = Field(
-        default=7, description="Per-window partitions and their files are deleted after this."
+        default=7,
+        description="Per-window partitions and their files are deleted after this, once "
+        "their day is rolled up (daily_metrics).",
     )
     drift_sample_rows: int = Field(
         default=5000, description="Rows of a window the drift tests compare (seeded sample)."
