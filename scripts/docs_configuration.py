@@ -120,7 +120,8 @@ CODE_LOCATION: dict[str, tuple[str, str]] = {
                 bool(_field_default(deployment.Deployment, "sensors_running"))
             )
         ),
-        "`stopped` deploys the four sensors stopped (`studperf ui` sets it for browsing)",
+        "`stopped` deploys the four sensors and the daily rollup's schedule stopped "
+        "(`studperf ui` sets it for browsing)",
     ),
     "STUDPERF_SENSOR_INTERVAL": (
         _deployment("sensor_interval_seconds"),

@@ -8,11 +8,13 @@ MONITORING_GROUP = "monitoring"
 
 TRAINING_JOB = "training_job"
 MONITORING_JOB = "monitoring_job"
+MONITORING_DAILY_JOB = "monitoring_daily_job"
 
 PREDICTION_WINDOW_SENSOR = "prediction_window_sensor"
 LATE_LABELS_SENSOR = "late_labels_sensor"
 MONITORING_ALERT_SENSOR = "monitoring_alert_sensor"
 RETRAINING_SENSOR = "retraining_sensor"
+MONITORING_DAILY_SCHEDULE = "monitoring_daily_schedule"
 
 PARTITION_TAG = "dagster/partition"  # Dagster's tag of a partitioned run
 PRIORITY_TAG = "dagster/priority"  # the run queue starts higher first (QueuedRunCoordinator)

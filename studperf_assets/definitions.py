@@ -15,22 +15,24 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from studperf_assets.assets import ingestion, monitoring, publishing, reports, training
+from studperf_assets.assets import ingestion, monitoring, publishing, reports, rollup, training
 from studperf_assets.deployment import Deployment
 from studperf_assets.jobs import JOBS
 from studperf_assets.resources import resources_for
+from studperf_assets.schedules import build_schedules
 from studperf_assets.sensors import build_sensors
 
-ASSET_MODULES = [ingestion, training, publishing, monitoring, reports]
+ASSET_MODULES = [ingestion, training, publishing, monitoring, reports, rollup]
 
 
 def make_definitions(deployment: Deployment) -> Definitions:
-    """Assets, checks, jobs, sensors and resources for one deployment."""
+    """Assets, checks, jobs, sensors, schedules and resources for one deployment."""
     return Definitions(
         assets=load_assets_from_modules(ASSET_MODULES),
         asset_checks=load_asset_checks_from_modules(ASSET_MODULES),
         jobs=JOBS,
         sensors=build_sensors(deployment.sensors_running, deployment.sensor_interval_seconds),
+        schedules=build_schedules(deployment.sensors_running),
         resources=resources_for(deployment),
     )
 

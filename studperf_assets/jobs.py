@@ -12,8 +12,13 @@ from typing import Any
 
 from dagster import AssetSelection, define_asset_job, multi_or_in_process_executor
 
-from studperf_assets.constants import MONITORING_JOB, TRAINING_GROUP, TRAINING_JOB
-from studperf_assets.partitions import monitoring_window_partitions
+from studperf_assets.constants import (
+    MONITORING_DAILY_JOB,
+    MONITORING_JOB,
+    TRAINING_GROUP,
+    TRAINING_JOB,
+)
+from studperf_assets.partitions import monitoring_daily_partitions, monitoring_window_partitions
 
 MAX_RUNTIME_TAG = "dagster/max_runtime"  # dagster._core.storage.tags.MAX_RUNTIME_SECONDS_TAG
 
@@ -46,4 +51,13 @@ monitoring_job = define_asset_job(
     config=IN_PROCESS,
     tags={MAX_RUNTIME_TAG: str(MONITORING_MAX_RUNTIME_SECONDS)},
 )
-JOBS = [training_job, monitoring_job]
+monitoring_daily_job = define_asset_job(
+    MONITORING_DAILY_JOB,
+    selection=AssetSelection.assets("monitoring_daily"),
+    partitions_def=monitoring_daily_partitions,
+    description="One UTC day of monitoring windows rolled up into its daily_metrics row.",
+    executor_def=multi_or_in_process_executor,
+    config=IN_PROCESS,
+    tags={MAX_RUNTIME_TAG: str(MONITORING_MAX_RUNTIME_SECONDS)},
+)
+JOBS = [training_job, monitoring_job, monitoring_daily_job]

@@ -30,6 +30,7 @@ RANK = {
     "assets": 3,
     "jobs": 3,
     "sensors": 4,
+    "schedules": 4,
     "definitions": 5,
     "local": 6,
     "cli": 7,

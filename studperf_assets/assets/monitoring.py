@@ -31,6 +31,7 @@ from studperf_assets.constants import (
     MONITORING_JOB,
     PARTITION_TAG,
     WINDOW_END_TAG,
+    WINDOW_SMALL_TAG,
 )
 from studperf_assets.lib import data
 from studperf_assets.lib.archive import UnreadableArchiveObject, read_window
@@ -139,6 +140,7 @@ def prediction_windows(
     archive object that cannot be read fails the run, naming it."""
     key = context.partition_key
     start, end = window_start(key), _window_end(context, key, config)
+    small = config.small if config.end else window_tag(context, key, WINDOW_SMALL_TAG) == "true"
     try:
         window = read_window(object_store.archive(), start, end)
     except UnreadableArchiveObject as error:
@@ -171,7 +173,7 @@ def prediction_windows(
             "labelled_rows": labelled,
             "window_start": key,
             "window_end": window_key(end),
-            "small": config.small,
+            "small": small,
             "duplicates_removed": window.duplicates,
             "unreadable_records": len(window.unreadable),
             "error_records": window.errors,
@@ -214,17 +216,28 @@ def _window_end(context: AssetExecutionContext, key: str, config: WindowConfig) 
     the sensor's run of this window (a re-run for late labels, or from the UI)."""
     if config.end:
         return window_start(config.end)
-    records = context.instance.get_run_records(
-        RunsFilter(tags={PARTITION_TAG: key}, job_name=MONITORING_JOB), limit=20
-    )
-    for record in records:
-        end = record.dagster_run.tags.get(WINDOW_END_TAG)
-        if end:
-            return window_start(end)
+    end = window_tag(context, key, WINDOW_END_TAG)
+    if end:
+        return window_start(end)
     raise Failure(
         f"window {key}: its end is neither configured (ops.prediction_windows.config.end) "
         "nor recorded by the window sensor's run"
     )
+
+
+def window_tag(context: AssetExecutionContext, key: str, tag: str) -> str | None:
+    """A tag the window sensor set on its run of window ``key``: from this run, else from
+    the newest run of the window that has it (a re-run for late labels has none)."""
+    if context.run.tags.get(tag):
+        return context.run.tags[tag]
+    records = context.instance.get_run_records(
+        RunsFilter(tags={PARTITION_TAG: key}, job_name=MONITORING_JOB), limit=20
+    )
+    for record in records:
+        value = record.dagster_run.tags.get(tag)
+        if value:
+            return value
+    return None
 
 
 def _join_labels(

@@ -24,7 +24,8 @@ from dagster import (
     asset_check,
 )
 
-from studperf_assets.assets.monitoring import GROUP, load_reference
+from studperf_assets.assets.monitoring import GROUP, load_reference, window_tag
+from studperf_assets.constants import WINDOW_SMALL_TAG
 from studperf_assets.lib.drift_summary import DriftSummary
 from studperf_assets.lib.loop_events import MONITORED, emit
 from studperf_assets.partitions import monitoring_window_partitions
@@ -264,9 +265,13 @@ def batch_metrics(
     context: AssetExecutionContext, drift_report: dict[str, Any], metrics_database: MetricsDatabase
 ) -> Output[dict[str, Any]]:
     """The window's row in ``batch_metrics`` (SQLite or PostgreSQL), for SQL and Grafana."""
+    key = context.partition_key
+    small = window_tag(context, key, WINDOW_SMALL_TAG)  # None: not run by the window sensor
     row = {
         "model_version": drift_report["model_version"],
         **{k: drift_report[k] for k in METRIC_COLUMNS},
+        **{k: drift_report.get(k) for k in ROLLUP_COLUMNS},  # for the daily rollup
+        "small": None if small is None else small == "true",
         "report_uri": drift_report["report_uri"],
     }
     try:
@@ -287,3 +292,4 @@ METRIC_COLUMNS = (
     "accuracy",
     "feature_scores",
 )
+ROLLUP_COLUMNS = ("prediction_counts", "confusion")

@@ -145,6 +145,12 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame[ACTUAL].notna(), [PREDICTION, ACTUAL]].astype(np.int64)
 
 
+def prediction_counts(predictions: pd.Series) -> dict[str, int]:
+    """Predictions per grade letter, every grade named (0 when absent)."""
+    counts = pd.Series(predictions).dropna().astype(np.int64).value_counts()
+    return {letter: int(counts.get(code, 0)) for code, letter in enumerate(GRADE_LETTERS)}
+
+
 @dataclass
 class DriftResult:
     summary: DriftSummary
@@ -198,6 +204,7 @@ def drift_report(
         prediction_drift=verdicts[PREDICTION].score,
         prediction_drifted=verdicts[PREDICTION].drifted,
     )
+    summary.prediction_counts = prediction_counts(current[PREDICTION])
     summary.psi = {
         c: round(psi(reference[c], compared[c], categorical=c not in NUMERICAL), 4)
         for c in [*FEATURE_NAMES, PREDICTION]
@@ -216,4 +223,5 @@ def drift_report(
         summary.f1_macro = scores["f1_macro"]
         summary.accuracy = scores["accuracy"]
         summary.per_class_f1 = {k: v["f1"] for k, v in scores["per_class"].items()}
+        summary.confusion = [[int(n) for n in row] for row in scores["confusion_matrix"]]
     return DriftResult(summary, drift, quality)

@@ -32,6 +32,11 @@ class DriftSummary:
     per_class_f1: dict[str, float | None] = field(default_factory=dict)  # None: grade absent
     psi: dict[str, float] = field(default_factory=dict)  # per feature and the prediction
     quality_report: str = ""  # what Evidently's quality page holds ("complete", or why not)
+    # Over every row of the batch: predictions per grade letter, and once labels exist the
+    # 5x5 confusion matrix of the labelled rows (rows: true grade, columns: predicted, A-F),
+    # which the daily rollup sums to score a whole day (``lib.daily_rollup``).
+    prediction_counts: dict[str, int] = field(default_factory=dict)
+    confusion: list[list[int]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

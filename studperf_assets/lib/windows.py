@@ -205,6 +205,6 @@ def _shares_in_bins(values: pd.Series, edges: np.ndarray) -> np.ndarray:
 def expired_windows(keys: Sequence[str], now: datetime, retention_days: int) -> list[str]:
     """The window keys whose window started more than ``retention_days`` before ``now``
     (other keys, not windows, are never expired), oldest first. Their partitions and files
-    go; the daily rollup keeps their summary."""
+    go once their day is rolled up (``daily_metrics`` keeps its summary)."""
     cutoff = now - timedelta(days=retention_days)
     return sorted(k for k in keys if is_window_key(k) and window_start(k) < cutoff)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -23,12 +23,15 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from studperf_assets.lib.daily_rollup import day_bounds
 from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
-from studperf_assets.resources.incident_records import IncidentRecords
+from studperf_assets.resources.incident_records import IncidentRecords, _bytewise
 from studperf_assets.resources.monitoring_schema import (
     ANY_VERSION,
     BATCH_METRICS,
+    CHECK_VERDICTS,
+    DAILY_METRICS,
     LABEL_FILES,
     LABEL_JOINS,
     LABELS,
@@ -141,6 +144,9 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             "feature_scores": json.dumps(row["feature_scores"]),
             "updated_at": datetime.now(UTC),
         }
+        for column in ("prediction_counts", "confusion"):  # JSON, or None when unknown
+            if values.get(column) is not None:
+                values[column] = json.dumps(values[column])
         with self.connect() as db:
             db.execute(sa.delete(BATCH_METRICS).where(BATCH_METRICS.c.partition == partition))
             db.execute(sa.insert(BATCH_METRICS).values(**values))
@@ -156,6 +162,60 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             query = query.where(BATCH_METRICS.c.partition.in_(list(partitions)))
         with self.connect() as db:
             return [dict(r) for r in db.execute(query).mappings()]
+
+    # ---- the daily rollup ------------------------------------------------------------------
+    def day_windows(self, day: date) -> list[dict[str, Any]]:
+        """The ``batch_metrics`` rows of the windows starting on ``day`` (UTC), oldest first."""
+        first, after = day_bounds(day)
+        with self.connect() as db:
+            key = _bytewise(db, BATCH_METRICS.c.partition)
+            query = sa.select(BATCH_METRICS).where((key >= first) & (key < after)).order_by(key)
+            return [dict(r) for r in db.execute(query).mappings()]
+
+    def day_verdicts(self, day: date) -> dict[str, dict[str, bool]]:
+        """partition -> check group -> passed, for the windows starting on ``day``."""
+        first, after = day_bounds(day)
+        found: dict[str, dict[str, bool]] = {}
+        with self.connect() as db:
+            key = _bytewise(db, CHECK_VERDICTS.c.partition)
+            query = sa.select(
+                CHECK_VERDICTS.c.partition, CHECK_VERDICTS.c.check_group, CHECK_VERDICTS.c.passed
+            ).where((key >= first) & (key < after))
+            for partition, group, passed in db.execute(query).all():
+                found.setdefault(partition, {})[group] = bool(passed)
+        return found
+
+    def record_day(self, row: dict[str, Any]) -> None:
+        """Insert or replace the ``daily_metrics`` row of ``row["day"]`` (one statement: two
+        runs of the same day never collide)."""
+        values = {**row, "updated_at": datetime.now(UTC)}
+        with self.connect() as db:
+            if db.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            statement = insert(DAILY_METRICS).values(**values)
+            changed = {k: statement.excluded[k] for k in values if k != "day"}
+            db.execute(statement.on_conflict_do_update(index_elements=["day"], set_=changed))
+
+    def daily_metrics(self, days: Iterable[date] | None = None) -> list[dict[str, Any]]:
+        """``daily_metrics`` rows, oldest first (JSON columns decoded)."""
+        query = sa.select(DAILY_METRICS).order_by(DAILY_METRICS.c.day)
+        if days is not None:
+            query = query.where(DAILY_METRICS.c.day.in_(sorted(set(days))))
+        with self.connect() as db:
+            rows = [dict(r) for r in db.execute(query).mappings()]
+        for row in rows:
+            row["failing_windows"] = json.loads(row["failing_windows"])
+            row["prediction_shares"] = json.loads(row["prediction_shares"])
+            row["updated_at"] = _aware(row["updated_at"])
+        return rows
+
+    def rolled_up_days(self, days: Iterable[date]) -> set[date]:
+        """Those of ``days`` that have a ``daily_metrics`` row."""
+        query = sa.select(DAILY_METRICS.c.day).where(DAILY_METRICS.c.day.in_(sorted(set(days))))
+        with self.connect() as db:
+            return set(db.execute(query).scalars())
 
     # ---- predictions and their ground truth ---------------------------------------------
     def index_predictions(self, partition: str, request_ids: Iterable[str]) -> None:

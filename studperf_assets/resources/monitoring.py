@@ -32,7 +32,8 @@ class MonitoringSettings(ConfigurableResource):
     window_retention_days: int = Field(
         default=7,
         description="Per-window partitions and their files (HTML reports, asset values, "
-        "Evidently snapshots) are deleted after this many days.",
+        "Evidently snapshots) are deleted after this many days, once their day is rolled up "
+        "(daily_metrics).",
     )
     archive_retention_days: int = Field(
         default=30,

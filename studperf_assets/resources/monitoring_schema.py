@@ -43,6 +43,29 @@ BATCH_METRICS = sa.Table(
     sa.Column("feature_scores", sa.Text, nullable=False),
     sa.Column("report_uri", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # From migration 0005 (None in older rows): what the daily rollup sums
+    sa.Column("small", sa.Boolean),  # closed after the maximum wait with fewer rows
+    sa.Column("prediction_counts", sa.Text),  # JSON: grade letter -> predictions
+    sa.Column("confusion", sa.Text),  # JSON: 5x5 over the labelled rows (true x predicted)
+)
+# One row per UTC day of windows (``monitoring_daily``, ``lib.daily_rollup``); a window's
+# partition is deleted after retention only once its day has a row here.
+DAILY_METRICS = sa.Table(
+    "daily_metrics",
+    METADATA,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("windows", sa.Integer, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("labelled_rows", sa.Integer, nullable=False),
+    sa.Column("small_windows", sa.Integer, nullable=False),
+    sa.Column("drift_share_mean", sa.Float),
+    sa.Column("drift_share_max", sa.Float),
+    sa.Column("failing_windows", sa.Text, nullable=False),  # JSON: check group -> windows
+    sa.Column("prediction_shares", sa.Text, nullable=False),  # JSON: grade letter -> share
+    sa.Column("f1_macro", sa.Float),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("quality_basis", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 # One row per batch and check e-mailed, written until alerts became incidents (migration
 # 0003); kept, no longer written.

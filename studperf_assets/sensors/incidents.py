@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
-from studperf_assets.constants import PARTITION_TAG
+from studperf_assets.constants import MONITORING_DAILY_JOB, PARTITION_TAG
 from studperf_assets.lib.alert_email import IncidentNotice, Table, sig
 from studperf_assets.lib.incidents import (
     ALERTS_UNDELIVERED,
@@ -215,11 +215,18 @@ def record_failed_run(
 
 def resolve_repaired(database: MetricsDatabase, succeeded_jobs: set[str]) -> list[Incident]:
     """Resolve run-failure incidents that no longer hold: a training incident once a later
-    training run succeeded; a monitoring incident once none of its windows is still failed
-    (each was monitored again since)."""
+    training run succeeded; a daily rollup incident once a later rollup run succeeded and
+    the last day it failed for is rolled up; a monitoring incident once none of its windows
+    is still failed (each was monitored again since)."""
     resolved: list[Incident] = []
     if "training_job" in succeeded_jobs:
         resolved += database.resolve_incidents(f"{RUN_FAILED}:training_job:")
+    if MONITORING_DAILY_JOB in succeeded_jobs:
+        for incident in database.incidents(status="open", kind=RUN_FAILED):
+            if incident.details.get("job") == MONITORING_DAILY_JOB and _rolled_up(
+                database, incident.last_partition
+            ):
+                resolved += database.resolve_incidents(incident.key)
     still_failed = {
         run_failure_key(MONITORING_JOB, row["step"] or "run", row["error"] or "")
         for row in database.statuses().values()
@@ -229,6 +236,13 @@ def resolve_repaired(database: MetricsDatabase, succeeded_jobs: set[str]) -> lis
         if incident.details.get("job") == MONITORING_JOB and incident.key not in still_failed:
             resolved += database.resolve_incidents(incident.key)
     return resolved
+
+
+def _rolled_up(database: MetricsDatabase, day: str | None) -> bool:
+    try:
+        return bool(database.rolled_up_days([date.fromisoformat(day or "")]))
+    except ValueError:  # a run without a day's partition: its next success will do
+        return True
 
 
 UNFINISHED = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")

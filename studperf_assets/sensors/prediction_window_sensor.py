@@ -30,6 +30,7 @@ from studperf_assets.lib.windows import (
 )
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.io_manager import SafeIOManager
+from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.sensors.storage_retention import retire_window_storage
@@ -64,6 +65,7 @@ def prediction_window_sensor(
     object_store: ObjectStore,
     monitoring_settings: MonitoringSettings,
     io_manager: ResourceParam[SafeIOManager],
+    metrics_database: MetricsDatabase,
 ) -> SensorResult | SkipReason:
     """Closes the windows of the predictions archive that can close (their length passed,
     ``min_window_rows`` reached or the maximum wait over, and settled) and requests a
@@ -73,8 +75,9 @@ def prediction_window_sensor(
     counted in it: an object is read once to count its rows, however many ticks it waits.
     Without a cursor the sensor looks back ``window_retention_days``. Every
     ``RETENTION_EVERY_SECONDS`` it also deletes the windows past ``window_retention_days``
-    and their files (``window_retention``), their Evidently snapshots and a folder store's
-    archive past ``archive_retention_days`` (``storage_retention``)."""
+    whose day is rolled up (``daily_metrics``), and their files (``window_retention``), their
+    Evidently snapshots and a folder store's archive past ``archive_retention_days``
+    (``storage_retention``)."""
     rules = monitoring_settings.window_rules()
     state: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
     now = datetime.now(UTC)
@@ -96,9 +99,17 @@ def prediction_window_sensor(
     windows, left_open = close_windows(open_start, now, rows_by_time, rules, MAX_WINDOWS_PER_TICK)
     retired_at = float(state.get("retired_at", 0.0))
     if now.timestamp() - retired_at >= RETENTION_EVERY_SECONDS:
-        retired = retire_expired_windows(
-            context.instance, monitoring_settings.window_retention_days, object_store, io_manager
-        )
+        try:
+            retired = retire_expired_windows(
+                context.instance,
+                monitoring_settings.window_retention_days,
+                object_store,
+                io_manager,
+                metrics_database,
+            )
+        except MonitoringDatabaseError as error:  # windows are kept: retried next time
+            context.log.warning(f"{error}; no window retired this time")
+            retired = []
         if retired:
             context.log.info(f"{len(retired)} windows past retention deleted ({retired[0]} ..)")
         stored = retire_window_storage(retired, monitoring_settings, object_store, now)

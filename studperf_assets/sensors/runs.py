@@ -14,7 +14,13 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
-from studperf_assets.constants import MONITORING_CHECKS, MONITORING_JOB, PARTITION_TAG, TRAINING_JOB
+from studperf_assets.constants import (
+    MONITORING_CHECKS,
+    MONITORING_DAILY_JOB,
+    MONITORING_JOB,
+    PARTITION_TAG,
+    TRAINING_JOB,
+)
 from studperf_assets.sensors.incidents import RunFailure, run_failure
 
 
@@ -32,7 +38,9 @@ class MonitoringRun:
     passed: set[str] = field(default_factory=set)  # checks judged and passed
 
 
-WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB)
+# The daily rollup is watched too: a day that fails to roll up keeps its windows past
+# retention (``window_retention``), so its failure must reach the on-call.
+WATCHED_JOBS = (MONITORING_JOB, TRAINING_JOB, MONITORING_DAILY_JOB)
 # Every way a run can finish without succeeding: the window it was for is not monitored.
 NOT_SUCCEEDED = [s for s in FINISHED_STATUSES if s != DagsterRunStatus.SUCCESS]
 

@@ -354,12 +354,16 @@ def test_windows_reports_checks_and_metrics(
     with sa.create_engine(metrics_db).connect() as db:
         rows = db.execute(
             sa.text(
-                "select partition, rows, labelled_rows, drift_share, report_uri"
-                " from batch_metrics order by partition"
+                "select partition, rows, labelled_rows, drift_share, report_uri, small,"
+                " prediction_counts, confusion from batch_metrics order by partition"
             )
         ).all()
     assert [r.partition for r in rows] == sorted(outcomes)
     assert all(r.rows == 200 and r.labelled_rows == 200 for r in rows)
+    # what the daily rollup sums (migration 0005): every row counted, every label scored
+    assert all(r.small is False for r in rows)
+    assert all(sum(json.loads(r.prediction_counts).values()) == 200 for r in rows)
+    assert all(np.sum(json.loads(r.confusion)) == 200 for r in rows)
     assert rows[0].drift_share < 0.2 <= rows[3].drift_share
     assert Path(rows[3].report_uri).read_text().count("<html") >= 1
     assert rows[0].report_uri == ""  # the HTML only for a window that failed a check

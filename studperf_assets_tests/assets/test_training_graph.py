@@ -39,9 +39,13 @@ def test_definitions_load() -> None:
         "prediction_windows",
         "drift_report",
         "batch_metrics",
+        "monitoring_daily",
     }
     assert definitions.resolve_job_def("training_job").name == "training_job"
     assert definitions.resolve_job_def("monitoring_job").partitions_def is not None
+    daily = definitions.resolve_job_def("monitoring_daily_job")
+    assert daily.partitions_def is not None
+    assert definitions.resolve_schedule_def("monitoring_daily_schedule").job_name == daily.name
     for sensor in (
         "prediction_window_sensor",
         "late_labels_sensor",

@@ -97,8 +97,8 @@ def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -
     old_tables = [
         t
         for t in METADATA.sorted_tables
-        if t.name not in ("incidents", "monitoring_status", "check_verdicts")  # 0002, 0003
-    ]
+        if t.name not in ("incidents", "monitoring_status", "check_verdicts", "daily_metrics")
+    ]  # made by 0002, 0003 and 0005
     METADATA.create_all(engine, tables=old_tables)  # what the code did before migrations
     with engine.begin() as connection:
         connection.execute(
@@ -188,3 +188,39 @@ def test_label_files_handled_before_file_versions_stay_handled(
     intake = truth.ingest_new()
     assert [f.key for f in intake.ingested] == [fresh] and intake.rejected == {}
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_window_rows_from_before_the_daily_rollup_are_kept_and_summed(
+    backend: str, tmp_path: Path, pg_databases: Callable[[], str]
+) -> None:
+    """Migration 0005 adds ``daily_metrics`` and three columns of ``batch_metrics``: a
+    window recorded at 0004 keeps its row (its new columns empty), and its day is rolled
+    up from its own f1 (a weighted mean of windows, said so)."""
+    from datetime import date
+
+    from alembic import command
+
+    from studperf_assets.lib.daily_rollup import WEIGHTED_WINDOW_MEAN, summarise_day
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+    from studperf_assets.resources.monitoring_schema import _alembic_config
+
+    (url,) = _urls(backend, tmp_path, pg_databases)[:1]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0004")  # type: ignore[arg-type]
+        connection.execute(
+            sa.text(
+                "INSERT INTO batch_metrics (partition, model_version, rows, labelled_rows, "
+                "drift_share, prediction_drift, f1_macro, accuracy, feature_scores, "
+                "report_uri, updated_at) VALUES ('2026-12-01T10:00:00Z', 'v1', 200, 40, "
+                "0.25, 0.05, 0.6, 0.7, '{}', '', '2026-12-01 10:07:00')"
+            )
+        )
+    assert ensure_schema(engine) == head_revision()
+    engine.dispose()
+    database = MetricsDatabase(url=url)
+    (row,) = database.day_windows(date(2026, 12, 1))
+    assert row["rows"] == 200 and row["confusion"] is None and row["small"] is None
+    summary = summarise_day(date(2026, 12, 1), [row])
+    assert summary.quality_basis == WEIGHTED_WINDOW_MEAN and summary.f1_macro == 0.6

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,10 @@ from dagster import (
 )
 
 from studperf_assets.constants import PRIORITY_TAG, WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
+from studperf_assets.lib.daily_rollup import summarise_day
 from studperf_assets.lib.windows import WindowRules, window_key
 from studperf_assets.resources.io_manager import SafeIOManager
+from studperf_assets.resources.metrics_db import MetricsDatabase
 from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import LocalObjectStore
 from studperf_assets.sensors.prediction_window_sensor import prediction_window_sensor
@@ -57,17 +59,34 @@ def store(tmp_path: Path) -> LocalObjectStore:
     return LocalObjectStore(root=str(tmp_path))
 
 
+@pytest.fixture
+def database(tmp_path: Path) -> MetricsDatabase:
+    """The monitoring database retention asks which days are rolled up (SQLite)."""
+    return MetricsDatabase(url=f"sqlite:///{tmp_path / 'monitoring.db'}")
+
+
+def rolled_up(database: MetricsDatabase, *days: date) -> None:
+    for day in days:
+        database.record_day(summarise_day(day, []).to_row())
+
+
 def grid_ago(lengths: int) -> datetime:
     """The grid point ``lengths`` window lengths before the current one."""
     return RULES.floor(datetime.now(UTC)) - lengths * RULES.length
 
 
 def tick(
-    instance: DagsterInstance, store: LocalObjectStore, cursor: str | None = None
+    instance: DagsterInstance,
+    store: LocalObjectStore,
+    cursor: str | None = None,
+    database: MetricsDatabase | None = None,
 ) -> tuple[Any, str | None]:
+    """One tick; ``database``: where days are rolled up (by default a database under the
+    store's folder, with no day rolled up, so no window is retired)."""
+    database = database or MetricsDatabase(url=f"sqlite:///{store.root}-monitoring.db")
     with build_sensor_context(instance=instance, cursor=cursor) as context:
         io_manager = SafeIOManager(store=LocalObjectStore(root=store.root + "-io"))
-        result = prediction_window_sensor(context, store, settings_for(store), io_manager)
+        result = prediction_window_sensor(context, store, settings_for(store), io_manager, database)
         after = context.cursor
     if isinstance(result, SensorResult) and result.cursor is not None:
         after = result.cursor
@@ -153,41 +172,80 @@ def test_an_empty_archive_makes_no_partition(
     assert (state["open"], state["counts"]) == (None, {})
 
 
-def test_windows_past_retention_are_deleted_and_nothing_else(instance: DagsterInstance) -> None:
+def test_windows_past_retention_are_deleted_and_nothing_else(
+    instance: DagsterInstance, database: MetricsDatabase
+) -> None:
     from studperf_assets.sensors.window_retention import PARTITIONS, delete_expired_windows
 
     now = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
     old = [window_key(now - timedelta(days=7, minutes=m)) for m in (1, 5)]
     kept = [window_key(now - timedelta(days=6, hours=23)), window_key(now)]
     instance.add_dynamic_partitions(PARTITIONS, [*old, *kept, "not-a-window"])
-    assert delete_expired_windows(instance, retention_days=7, now=now) == sorted(old)
+    rolled_up(database, date(2026, 12, 1), date(2026, 12, 7), date(2026, 12, 8))
+    assert delete_expired_windows(instance, 7, database, now=now) == sorted(old)
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([*kept, "not-a-window"])
-    assert delete_expired_windows(instance, retention_days=7, now=now) == []
+    assert delete_expired_windows(instance, 7, database, now=now) == []
 
 
-def test_a_tick_retires_expired_windows_and_their_files(
-    instance: DagsterInstance, store: LocalObjectStore
+def test_retention_keeps_the_windows_of_a_day_not_rolled_up_yet(
+    instance: DagsterInstance, database: MetricsDatabase
+) -> None:
+    """A window past retention is deleted only once its day has a ``daily_metrics`` row:
+    a day whose rollup was never recorded keeps every window, however old."""
+    from studperf_assets.sensors.window_retention import PARTITIONS, delete_expired_windows
+
+    now = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
+    first_day = ["2026-12-01T10:00:00Z", "2026-12-01T23:55:00Z"]
+    second_day = ["2026-12-02T00:00:00Z", "2026-12-02T08:30:00Z"]
+    instance.add_dynamic_partitions(PARTITIONS, [*first_day, *second_day])
+    assert delete_expired_windows(instance, 7, database, now=now) == []  # nothing rolled up
+    rolled_up(database, date(2026, 12, 2))
+    assert delete_expired_windows(instance, 7, database, now=now) == second_day
+    assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == first_day
+    rolled_up(database, date(2026, 12, 1))
+    assert delete_expired_windows(instance, 7, database, now=now) == first_day
+    assert instance.get_dynamic_partitions(PARTITIONS) == []
+
+
+def test_an_unreachable_database_retires_nothing_and_the_tick_goes_on(
+    instance: DagsterInstance, store: LocalObjectStore, tmp_path: Path
 ) -> None:
     from studperf_assets.sensors.window_retention import PARTITIONS
 
     old = window_key(RULES.floor(datetime.now(UTC)) - timedelta(days=8))
+    instance.add_dynamic_partitions(PARTITIONS, [old])
+    (tmp_path / "not-a-folder").write_text("")
+    unreachable = MetricsDatabase(url=f"sqlite:///{tmp_path / 'not-a-folder' / 'm.db'}")
+    result, _ = tick(instance, store, database=unreachable)
+    assert isinstance(result, SkipReason)
+    assert instance.get_dynamic_partitions(PARTITIONS) == [old]
+
+
+def test_a_tick_retires_expired_windows_and_their_files(
+    instance: DagsterInstance, store: LocalObjectStore, database: MetricsDatabase
+) -> None:
+    from studperf_assets.sensors.window_retention import PARTITIONS
+
+    old_start = RULES.floor(datetime.now(UTC)) - timedelta(days=8)
+    old = window_key(old_start)
     recent = window_key(grid_ago(2))
+    rolled_up(database, old_start.date())
     instance.add_dynamic_partitions(PARTITIONS, [old, recent])
     io_store = LocalObjectStore(root=store.root + "-io")
     for key in (old, recent):
         store.put_bytes(f"reports/{key}/drift.html", b"<html>")
         io_store.put_bytes(f"assets/drift_report/{key}/_value.json", b"{}")
-    _, cursor = tick(instance, store)
+    _, cursor = tick(instance, store, database=database)
     assert instance.get_dynamic_partitions(PARTITIONS) == [recent]
     assert store.list_keys("reports/") == [f"reports/{recent}/drift.html"]
     assert io_store.list_keys("assets/") == [f"assets/drift_report/{recent}/_value.json"]
     instance.add_dynamic_partitions(PARTITIONS, [old])
-    tick(instance, store, cursor)  # not again before RETENTION_EVERY_SECONDS
+    tick(instance, store, cursor, database)  # not again before RETENTION_EVERY_SECONDS
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([old, recent])
 
 
 def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
-    instance: DagsterInstance, store: LocalObjectStore
+    instance: DagsterInstance, store: LocalObjectStore, database: MetricsDatabase
 ) -> None:
     from studperf_assets.resources.evidently_workspace import (
         project_id,
@@ -197,8 +255,9 @@ def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
     from studperf_assets.sensors.window_retention import PARTITIONS
 
     now = datetime.now(UTC)
-    old = window_key(RULES.floor(now) - timedelta(days=8))
-    recent = window_key(grid_ago(2))
+    old_start = RULES.floor(now) - timedelta(days=8)
+    old, recent = window_key(old_start), window_key(grid_ago(2))
+    rolled_up(database, old_start.date())  # retention waits for the day's rollup
     instance.add_dynamic_partitions(PARTITIONS, [old, recent])
     workspace = Path(settings_for(store).evidently_workspace)
     snapshots = workspace / str(project_id(str(workspace))) / "snapshots"
@@ -207,7 +266,7 @@ def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
         (snapshots / f"{snapshot_id(snapshot_name(key, 'drift'))}.json").write_text("{}")
     expired = write_predictions(store, now - timedelta(days=31), 5)
     within = write_predictions(store, now - timedelta(days=29), 5)
-    tick(instance, store)
+    tick(instance, store, database=database)
     assert [p.name for p in snapshots.glob("*.json")] == [
         f"{snapshot_id(snapshot_name(recent, 'drift'))}.json"
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -763,6 +763,42 @@ def test_a_failed_training_run_is_an_incident_and_a_refused_send_is_retried(
     ((subject, text),) = sender.sent
     assert subject.startswith("[studperf] OPEN: training_job failed at drift_report")
     assert "error: the champion cannot be read" in text
+
+
+def test_a_failed_daily_rollup_is_an_incident_until_its_day_is_rolled_up(
+    instance: DagsterInstance, tmp_path: Path, database: Any
+) -> None:
+    """A day that fails to roll up keeps its windows past retention: the on-call hears of
+    it, and the incident is resolved once a rollup run succeeded and that day has its row."""
+    from studperf_assets.lib.daily_rollup import summarise_day
+
+    failing_run(
+        instance, "monitoring_daily_job", "2026-11-25", "database refused", "monitoring_daily"
+    )
+    sender = FakeSender()
+    _, cursor = alerts(instance, None, sender, database, tmp_path)
+    ((subject, _),) = sender.sent
+    assert subject.startswith("[studperf] OPEN: monitoring_daily_job failed at monitoring_daily")
+    assert database.statuses() == {}  # a day is not a window
+
+    def succeeded() -> None:
+        @asset(name="monitoring_daily")
+        def rolled() -> int:
+            return 1
+
+        defs = Definitions(assets=[rolled], jobs=[define_asset_job("monitoring_daily_job")])
+        defs.resolve_job_def("monitoring_daily_job").execute_in_process(
+            instance=instance, tags={PARTITION_TAG: "2026-11-26"}
+        )
+
+    succeeded()  # another day rolled up: the failed one still is not
+    _, cursor = alerts(instance, cursor, sender, database, tmp_path)
+    assert len(sender.sent) == 1 and database.incidents(status="open")
+    database.record_day(summarise_day(date(2026, 11, 25), []).to_row())
+    succeeded()
+    alerts(instance, cursor, sender, database, tmp_path)
+    assert [s for s, _ in sender.sent][1:] == [subject.replace("OPEN", "RESOLVED", 1)]
+    assert database.incidents(status="open") == []
 
 
 def test_with_the_database_down_a_failed_run_is_told_at_once(
