@@ -249,6 +249,21 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             {REQUEST_ID: str, TARGET: "int64", "conflict": bool}
         )
 
+    def forget_windows(self, partitions: Iterable[str]) -> int:
+        """Drop the prediction index and label joins of retired windows (window retention):
+        one index row per prediction is the monitoring database's only table that grows
+        with traffic, and a retired window is never joined with labels again. Metrics,
+        statuses, verdicts and labels are kept. Returns the index rows deleted."""
+        deleted = 0
+        with self.connect() as db:
+            for chunk in _chunks(sorted(set(partitions))):
+                result = db.execute(
+                    sa.delete(PREDICTION_INDEX).where(PREDICTION_INDEX.c.partition.in_(chunk))
+                )
+                deleted += int(result.rowcount or 0)
+                db.execute(sa.delete(LABEL_JOINS).where(LABEL_JOINS.c.partition.in_(chunk)))
+        return deleted
+
     def record_label_join(
         self, partition: str, joined_at: datetime, rows: int, labelled: int
     ) -> None:

@@ -57,9 +57,11 @@ def retire_expired_windows(
     now: datetime | None = None,
 ) -> list[str]:
     """Delete the expired window partitions whose day is rolled up, and their stored files:
-    the reports under ``reports/<window>/`` and the values of the window's assets. Returns
-    the keys."""
+    the reports under ``reports/<window>/``, the values of the window's assets, and its rows
+    of the prediction index (``MetricsDatabase.forget_windows``). Returns the keys."""
     expired = delete_expired_windows(instance, retention_days, metrics_database, now)
+    if expired:
+        metrics_database.forget_windows(expired)
     for key in expired:
         object_store.delete_prefix(f"reports/{key}/")
         for asset in WINDOW_ASSETS:

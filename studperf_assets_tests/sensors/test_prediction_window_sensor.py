@@ -244,6 +244,26 @@ def test_a_tick_retires_expired_windows_and_their_files(
     assert sorted(instance.get_dynamic_partitions(PARTITIONS)) == sorted([old, recent])
 
 
+def test_a_retired_window_leaves_no_prediction_index_behind(
+    instance: DagsterInstance, store: LocalObjectStore, database: MetricsDatabase
+) -> None:
+    """Measured (benchmarks/sustained_load.py): the prediction index, one row per
+    prediction, was the monitoring database's only table growing with traffic and nothing
+    pruned it. A retired window's index rows and label join go with it; another's stay."""
+    from studperf_assets.sensors.window_retention import PARTITIONS
+
+    old_start = RULES.floor(datetime.now(UTC)) - timedelta(days=8)
+    old, recent = window_key(old_start), window_key(grid_ago(2))
+    rolled_up(database, old_start.date())
+    instance.add_dynamic_partitions(PARTITIONS, [old, recent])
+    for key in (old, recent):
+        database.index_predictions(key, [f"{key}-r{i}" for i in range(3)])
+        database.record_label_join(key, datetime.now(UTC), rows=3, labelled=0)
+    tick(instance, store, database=database)
+    assert database.partitions_for([f"{old}-r0", f"{recent}-r0"]) == {recent}
+    assert set(database.label_joins([old, recent])) == {recent}
+
+
 def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
     instance: DagsterInstance, store: LocalObjectStore, database: MetricsDatabase
 ) -> None:
