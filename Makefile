@@ -75,7 +75,8 @@ bench: setup ## benchmarks/ (figures land in benchmarks/results/); installs the 
 	$(BIN)/python benchmarks/handler_regression.py
 	$(BIN)/python benchmarks/consumer_throughput.py
 	$(BIN)/python benchmarks/live_loop.py
-	$(BIN)/python benchmarks/monitoring_capacity.py
+	$(BIN)/python benchmarks/sustained_load.py
+	$(BIN)/python benchmarks/archive_read.py
 	$(BIN)/python benchmarks/install_size.py
 
 lock: setup ## refresh constraints.txt from the current environment

@@ -130,24 +130,37 @@ def monitored_rows(home: Path) -> dict[str, int]:
 
 
 class AlertWatch(threading.Thread):
-    """When each e-mail first appeared in moto's SES (polled every second)."""
+    """When each incident e-mail went out: the alert sensor's ``incident`` events, read from
+    the stack's ``dagster.log`` as they are written (polled every second). Not moto's SES
+    listing: ``/moto-api/data.json`` dumps all of moto's state, every Kinesis record
+    included, and polling it every second was what slowed the stack down (measured)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, log: Path) -> None:
         super().__init__(daemon=True)
-        self.url = url
+        self.log = log
         self.seen: list[tuple[float, str]] = []
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        from studperf_assets.local.moto import sent_emails
+        from studperf_assets.lib.loop_events import INCIDENT, parse
 
+        offset, partial = 0, b""
         while not self.stopped.is_set():
             try:
-                subjects = [e["subject"] for e in sent_emails(self.url)]
+                with self.log.open("rb") as handle:
+                    if handle.seek(0, os.SEEK_END) < offset:
+                        offset = 0  # rotated: a new, shorter log
+                    handle.seek(offset)
+                    data = partial + handle.read()
+                    offset = handle.tell()
             except OSError:
-                subjects = []
-            for subject in subjects[len(self.seen) :]:
-                self.seen.append((time.time(), subject))
+                data = b""
+            *lines, partial = data.split(b"\n")
+            for line in lines:
+                event = parse(line.decode(errors="replace"))
+                if event is not None and event.name == INCIDENT:
+                    subject = f"{event.fields['notice']}: {event.fields['title']}"
+                    self.seen.append((time.time(), subject))
             time.sleep(1)
 
 
@@ -177,6 +190,39 @@ def window_lags(instance: Any) -> list[float]:
         for r in records
         if r.end_time and WINDOW_END_TAG in r.dagster_run.tags
     ]
+
+
+def window_costs(instance: Any, sampler: CpuSampler, home: Path) -> dict[str, Any]:
+    """CPU-seconds of each window's first monitoring run against its rows, and the least
+    squares line through them: a fixed cost per window plus a cost per 1,000 rows (what
+    scales a window to another rate)."""
+    from dagster import RunsFilter
+
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+
+    rows = {
+        b["partition"]: int(b["rows"])
+        for b in MetricsDatabase(url=f"sqlite:///{home / 'monitoring.db'}").batches()
+    }
+    runs = instance.get_runs(
+        filters=RunsFilter(
+            job_name="monitoring_job", tags={"dagster/sensor_name": "prediction_window_sensor"}
+        )
+    )
+    points = []
+    for run in runs:
+        cpu = run_figures(instance, run.run_id, sampler)["cpu_s"]
+        key = run.tags.get("dagster/partition", "")
+        if key in rows and not math.isnan(cpu):
+            points.append((rows[key], cpu))
+    if len(points) < 2 or len({x for x, _ in points}) < 2:
+        return {"points": points}
+    slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
+    return {
+        "points": sorted(points),
+        "fixed_cpu_s": round(intercept, 2),
+        "cpu_s_per_1000_rows": round(slope * 1000, 3),
+    }
 
 
 def run_cpu(instance: Any, sampler: CpuSampler, job: str) -> float:
@@ -227,16 +273,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the stack under the load; the raw figures."""
     from dagster import DagsterInstance
 
+    from studperf_assets.local.moto import sent_emails
+
     home = Path(tempfile.mkdtemp(prefix="studperf-sustained-")) / "home"
     with running(Stack(home)) as stack:
         print(f"studperf up: ready in {stack.ready_s:.1f}s", flush=True)
         instance = DagsterInstance.from_config(str(stack.home / "dagster"))
         cpu, parts = CpuSampler(stack.home), PartSampler(stack.home)
-        alerts = AlertWatch(stack.env["AWS_ENDPOINT_URL"])
+        alerts = AlertWatch(stack.home / "logs" / "dagster.log")
         for thread in (cpu, parts, alerts):
             thread.start()
         store, evidently = stack.home / "monitoring", stack.home / "evidently"
-        before = folder_bytes(store) + folder_bytes(evidently)
+        io_values = stack.home / "assets"  # the IO manager's store: the home, prefix assets/
+        before = folder_bytes(store) + folder_bytes(evidently) + folder_bytes(io_values)
         started = time.time()
         sent, load_s, drift_at = send_phases(stack, args)
         wait_until_monitored(stack, sent, args.catch_up)
@@ -257,9 +306,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "partitions": len(instance.get_dynamic_partitions("monitoring_windows")),
             "monitoring_cpu": run_cpu(instance, cpu, "monitoring_job"),
             "training_cpu": run_cpu(instance, cpu, "training_job"),
+            "window_costs": window_costs(instance, cpu, stack.home),
             "archive_bytes": archive_bytes,
-            "other_bytes": folder_bytes(store) + folder_bytes(evidently) - before - archive_bytes,
+            "other_bytes": folder_bytes(store)
+            + folder_bytes(evidently)
+            + folder_bytes(io_values)
+            - before
+            - archive_bytes,
+            "bytes_by_folder": {
+                str(p.relative_to(stack.home)): folder_bytes(p)
+                for folder in (stack.home, store)
+                for p in folder.iterdir()
+                if p.is_dir()
+            },
             "emails": list(alerts.seen),
+            "ses_subjects": [m["subject"] for m in sent_emails(stack.env["AWS_ENDPOINT_URL"])],
             "peak_rss_mb": dict(sorted(parts.peak_mb.items())),
         }
     shutil.rmtree(home.parent, ignore_errors=True)
@@ -271,7 +332,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     per_1000 = 1000 / max(raw["monitored"]["rows"], 1)
     cpu_per_1000 = raw["monitoring_cpu"] * per_1000
     first_alert = next(
-        (t - raw["drift_at"] for t, s in raw["emails"] if "OPEN: drift incident" in s), None
+        (t - raw["drift_at"] for t, s in raw["emails"] if "drift incident" in s), None
     )
     return {
         "records": {
@@ -291,16 +352,19 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
             "windows": len(lags),
         },
         "drift_to_first_alert_s": round(first_alert, 1) if first_alert is not None else None,
-        "emails": [s for _, s in raw["emails"]],
+        "incident_events": [s for _, s in raw["emails"]],
+        "emails": raw["ses_subjects"],
         "partitions": raw["partitions"],
         "minutes_elapsed": round(raw["caught_up_s"] / 60, 1),
         "monitoring_cpu_s": round(raw["monitoring_cpu"], 1),
         "training_cpu_s": round(raw["training_cpu"], 1),
+        "window_cpu": raw["window_costs"],
         "monitoring_cpu_s_per_1000": round(cpu_per_1000, 3),
         "cpu_reduction_vs_batches": round(BATCH_DESIGN_CPU_PER_1000 / max(cpu_per_1000, 1e-9), 1),
         "peak_rss_mb": raw["peak_rss_mb"],
         "archive_bytes_per_1000": round(raw["archive_bytes"] * per_1000),
         "other_store_bytes_per_1000": round(raw["other_bytes"] * per_1000),
+        "bytes_by_folder": raw["bytes_by_folder"],
         "load_s": round(raw["load_s"], 1),
         "caught_up_s": round(raw["caught_up_s"], 1),
     }
@@ -323,6 +387,12 @@ def report(results: dict[str, Any]) -> None:
         f"monitoring CPU: {results['monitoring_cpu_s_per_1000']} CPU-s per 1,000 predictions; "
         f"{results['cpu_reduction_vs_batches']}x fewer than {BATCH_DESIGN_CPU_PER_1000:g}"
     )
+    costs = results["window_cpu"]
+    if "fixed_cpu_s" in costs:
+        print(
+            f"a window's run: {costs['fixed_cpu_s']} CPU-s fixed + "
+            f"{costs['cpu_s_per_1000_rows']} CPU-s per 1,000 rows ({len(costs['points'])} runs)"
+        )
     print(f"peak RSS (MB): {results['peak_rss_mb']}")
     print(
         f"bytes per 1,000 predictions: archive {results['archive_bytes_per_1000']:,}, "
