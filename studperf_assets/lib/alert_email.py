@@ -74,9 +74,14 @@ def _performance(m: dict[str, Any]) -> Table:
 def _batch_records(m: dict[str, Any]) -> Table:
     listed = list(m.get("first_unreadable", []))
     rows: list[Row] = [
-        (f"shard {e.get('shard')} sequence {e.get('sequence')}", str(e.get("reason")))
+        (
+            f"{str(e.get('object', '')).rsplit('/', 1)[-1]} line {e.get('line')}",
+            str(e.get("reason")),
+        )
+        if "object" in e
+        else (f"shard {e.get('shard')} sequence {e.get('sequence')}", str(e.get("reason")))
         for e in listed
-    ]
+    ]  # a window's records are named by archive object and line (a batch's, by stream)
     hidden = int(m.get("unreadable_records", len(listed))) - len(listed)
     if hidden > 0:
         rows.append((f"{hidden} more", "not listed"))

@@ -32,6 +32,7 @@ Pure: no Dagster. ``FolderArchive`` and ``S3Archive`` are the two places an arch
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -57,6 +58,9 @@ TIME_FIELDS = {"predictions": "predicted_at", "errors": "failed_at"}  # a row's 
 EXTENSION = ".gz"
 DEFAULT_EARLY = timedelta(seconds=120)  # >= the delivery stream's buffer interval (60 s) + late
 DEFAULT_LATE = timedelta(seconds=60)  # a row's time to its arrival in the stream, at most
+# An object's bytes, stored or decompressed, at most: twice Firehose's largest buffer (128
+# MiB), so that one object (a GZIP bomb, a runaway line) cannot take a reader's memory.
+MAX_OBJECT_BYTES = 256 * 1024 * 1024
 Engine = Literal["duckdb", "pandas"]
 
 # <name>-<version>-yyyy-MM-dd-HH-mm-ss-<random>[.ext]: Firehose's object name
@@ -114,7 +118,8 @@ class FolderArchive:
         )
 
     def get_bytes(self, key: str) -> bytes:
-        with open_regular(self.root, self.root / key, self.uri(key)) as handle:
+        path, uri = self.root / key, self.uri(key)
+        with open_regular(self.root, path, uri, MAX_OBJECT_BYTES) as handle:
             return handle.read()
 
     def put_bytes(self, key: str, data: bytes) -> str:
@@ -160,6 +165,10 @@ class S3Archive:
 
     def get_bytes(self, key: str) -> bytes:
         response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        size = int(response.get("ContentLength") or 0)
+        if size > MAX_OBJECT_BYTES:
+            response["Body"].close()
+            raise ValueError(f"{size:,} bytes, over the {MAX_OBJECT_BYTES:,}-byte limit")
         return bytes(response["Body"].read())
 
     def put_bytes(self, key: str, data: bytes) -> str:
@@ -233,16 +242,26 @@ def hour_prefixes(kind: str, start: datetime, end: datetime) -> list[str]:
     return prefixes
 
 
-def objects_between(source: ArchiveSource, kind: str, start: datetime, end: datetime) -> list[str]:
+def objects_between(
+    source: ArchiveSource,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    unplaceable: list[str] | None = None,
+) -> list[str]:
     """The keys of ``kind`` whose key time is in [start, end), oldest first. A key under
-    those hours whose name has no time is an UnreadableArchiveObject: it cannot be placed,
-    so it is not left out silently."""
+    those hours whose name has no time cannot be placed in a window: it is added to
+    ``unplaceable`` if a list is given (the caller names it), else it is an
+    UnreadableArchiveObject; it is never left out silently."""
     start, end = _utc(start), _utc(end)
     keys: list[tuple[datetime, str]] = []
     for prefix in hour_prefixes(kind, start, end):
         for key in source.list_keys(prefix):
             at = object_time(key)
             if at is None:
+                if unplaceable is not None:
+                    unplaceable.append(source.uri(key))
+                    continue
                 raise UnreadableArchiveObject(
                     source.uri(key), "its name has no Firehose time (…-yyyy-MM-dd-HH-mm-ss-…)"
                 )
@@ -293,9 +312,13 @@ def read_window(
     UnreadableArchiveObject naming it, so a window is never read short."""
     import pandas as pd
 
-    keys = objects_between(source, "predictions", start, end)
+    unplaceable: list[str] = []
+    keys = objects_between(source, "predictions", start, end, unplaceable)
     rows: list[dict[str, Any]] = []
-    unreadable: list[dict[str, str]] = []
+    unreadable: list[dict[str, str]] = [
+        {"object": uri, "line": "-", "reason": "its name has no Firehose time: in no window"}
+        for uri in unplaceable
+    ]
     for key, data in zip(keys, _fetch(source, keys, threads), strict=True):
         uri = source.uri(key)
         for number, line in _numbered_lines(uri, data):
@@ -303,7 +326,12 @@ def read_window(
                 rows.append(flatten_prediction(decode_prediction(line)))
             except UnreadablePrediction as problem:
                 unreadable.append({"object": uri, "line": str(number), "reason": str(problem)})
-    error_keys = objects_between(source, "errors", start, end)
+    error_unplaceable: list[str] = []
+    error_keys = objects_between(source, "errors", start, end, error_unplaceable)
+    unreadable += [
+        {"object": uri, "line": "-", "reason": "its name has no Firehose time: in no window"}
+        for uri in error_unplaceable
+    ]
     errors = sum(
         len(_lines(source.uri(k), data))
         for k, data in zip(error_keys, _fetch(source, error_keys, threads), strict=True)
@@ -369,11 +397,17 @@ def _fetch(source: ArchiveSource, keys: Sequence[str], threads: int) -> list[byt
 
 
 def _numbered_lines(uri: str, data: bytes) -> list[tuple[int, bytes]]:
-    """An object's non-blank lines with their numbers, or UnreadableArchiveObject (not GZIP)."""
+    """An object's non-blank lines with their numbers, or UnreadableArchiveObject (not GZIP,
+    or more than MAX_OBJECT_BYTES once decompressed: a small object can hold gigabytes)."""
     try:
-        text = gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            text = stream.read(MAX_OBJECT_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise UnreadableArchiveObject(uri, f"not readable GZIP ({exc})") from None
+    if len(text) > MAX_OBJECT_BYTES:
+        raise UnreadableArchiveObject(
+            uri, f"over {MAX_OBJECT_BYTES:,} bytes decompressed (Firehose writes at most 128 MiB)"
+        )
     return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 

@@ -121,7 +121,11 @@ _KEPT = (
     "drift_share", "threshold", "drifted_features", "feature_scores", "feature_thresholds",
     "prediction_drift", "f1_macro", "labelled_rows", "floor", "rows", "model_version",
     "report_key", "unreadable_records", "conflicting_labels", "bad_values",
+    "first_unreadable", "rejected_label_files", "labels_unavailable",
 )  # fmt: skip
+# Lists and mappings an e-mail shows as they are (each bounded where it is made: at most 20
+# records named, one entry per rejected label file); other nested values are left out.
+_DETAILS = ("first_unreadable", "rejected_label_files", "bad_values")
 WINDOWS_LISTED = 10  # an e-mail lists at most this many windows (the first and last halves)
 
 
@@ -217,7 +221,7 @@ def _listed(partitions: list[str]) -> list[str]:
 
 
 def _scalars(metadata: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if not isinstance(v, dict | list)}
+    return {k: v for k, v in metadata.items() if k in _DETAILS or not isinstance(v, dict | list)}
 
 
 def passes_to_resolve(after_last_failure: list[tuple[str, bool]], needed: int) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
 from studperf_assets.constants import MONITORING_DAILY_JOB, PARTITION_TAG
-from studperf_assets.lib.alert_email import IncidentNotice, Table, sig
+from studperf_assets.lib.alert_email import CHECK_TITLES, TABLES, IncidentNotice, Table, sig
 from studperf_assets.lib.incidents import (
     ALERTS_UNDELIVERED,
     CHECK_GROUPS,
@@ -420,6 +420,10 @@ def _checks_notice(
         ]
         title = "Drifted features, highest score first"
         tables.append((title, Table(("feature", "highest score", "threshold"), rows)))
+    for check in ("batch_records", "batch_labels", "batch_data_quality"):
+        if check in last:  # which records, files or values: named, so the on-call can act
+            title = f"{CHECK_TITLES.get(check, check)} in {d.get('last_partition', '')}"
+            tables.append((title, TABLES[check](dict(last[check]))))
     links = {"Last failed run": f"{dagster_url.rstrip('/')}/runs/{d.get('last_run_id', '')}"}
     if share is not None and d.get("report_key"):
         links["Drift report"] = share(str(d["report_key"]))

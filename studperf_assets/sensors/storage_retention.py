@@ -49,10 +49,12 @@ def retire_window_storage(
     settings: MonitoringSettings,
     object_store: ObjectStore,
     now: datetime | None = None,
+    unmonitored_from: datetime | None = None,
 ) -> StorageRetired:
     """Delete the snapshots of ``retired_windows`` (the windows the retention pass just
     deleted), any snapshot older than ``window_retention_days``, and, in a folder store,
-    the archive's hours older than ``archive_cutoff``."""
+    the archive's hours older than ``archive_cutoff`` and than ``unmonitored_from`` (the
+    start of the window the sensor has not closed yet: a backlog is never deleted unread)."""
     now = now or datetime.now(UTC)
     workspace = settings.evidently_workspace
     snapshots = delete_window_snapshots(workspace, retired_windows)
@@ -63,5 +65,7 @@ def retire_window_storage(
     if isinstance(object_store, LocalObjectStore):  # S3: the bucket's lifecycle rule
         root = Path(object_store.uri(ARCHIVE_PREFIX))
         cutoff = archive_cutoff(settings, now)
+        if unmonitored_from is not None:
+            cutoff = min(cutoff, unmonitored_from)
         archived = sum(expire_archive_folder(root / kind, cutoff) for kind in KINDS)
     return StorageRetired(snapshots, archived)

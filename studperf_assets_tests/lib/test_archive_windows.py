@@ -139,3 +139,25 @@ def test_a_fifo_or_a_link_out_of_a_folder_archive_is_refused_by_name(
     with pytest.raises(UnreadableArchiveObject) as refused:
         read_archive(archive, T0, T0 + timedelta(minutes=1), early=timedelta(0))
     assert bad.rsplit("/", 1)[-1] in str(refused.value)
+
+
+def test_an_object_too_large_once_decompressed_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: a 407 KB object holding one 400 MB line took the code server from 490 MB to
+    1.3 GB in one tick. An object larger than MAX_OBJECT_BYTES, stored or decompressed, is
+    refused by name before it is held whole (the limit made small here)."""
+    import gzip
+
+    from studperf_assets.lib import archive
+
+    monkeypatch.setattr(archive, "MAX_OBJECT_BYTES", 10_000)
+    store = LocalObjectStore(root=str(tmp_path))
+    key = write_object(store, "predictions", T0, [b"x" * 50_000])
+    assert len(gzip.compress(b"x" * 50_000)) < 10_000  # small on disk, large inside
+    source = store.archive()
+    with pytest.raises(UnreadableArchiveObject, match="decompressed") as refused:
+        count_rows(source, key)
+    assert key.rsplit("/", 1)[-1] in str(refused.value)
+    with pytest.raises(UnreadableArchiveObject, match="decompressed"):
+        read_window(source, T0, T0 + timedelta(minutes=1))  # its window's run fails, naming it

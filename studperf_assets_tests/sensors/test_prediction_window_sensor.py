@@ -292,3 +292,57 @@ def test_a_tick_retires_the_snapshots_of_expired_windows_and_the_old_archive(
     ]
     archived = store.list_keys("archive/")
     assert expired not in archived and within in archived
+
+
+def test_an_object_written_after_its_window_closed_reruns_the_window_once(
+    instance: DagsterInstance, store: LocalObjectStore
+) -> None:
+    """Field fault (review): an archive object written after its window had closed (a
+    stalled stand-in, a delivery Firehose retried) was never monitored, and nothing said so.
+    A closed window that gains objects is re-run, once per growth."""
+    from studperf_assets.constants import WINDOW_END_TAG
+    from studperf_assets.sensors.prediction_window_sensor import LATE_OBJECTS_TAG
+
+    start = grid_ago(4)
+    write_predictions(store, start + timedelta(seconds=5), 25)
+    first, cursor = tick(instance, store)
+    assert [r.partition_key for r in first.run_requests] == [window_key(start)]
+    write_predictions(store, start + timedelta(seconds=40), 30, first=100)  # late
+    late, cursor = tick(instance, store, cursor)
+    assert isinstance(late, SensorResult)
+    (request,) = late.run_requests or []
+    end = window_key(start + RULES.length)
+    assert (request.partition_key, request.run_key) == (
+        window_key(start),
+        f"{request.partition_key}@objects-2",
+    )
+    assert request.tags[WINDOW_END_TAG] == end and request.tags[LATE_OBJECTS_TAG] == "2"
+    assert request.run_config["ops"]["prediction_windows"]["config"] == {"end": end}
+    again, _ = tick(instance, store, cursor)
+    assert isinstance(again, SkipReason)  # that growth is re-run once
+
+
+def test_an_object_that_cannot_be_read_fails_its_window_not_the_sensor(
+    instance: DagsterInstance, store: LocalObjectStore, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Field fault (review): one corrupt object (or a FIFO, a link out, a name without
+    Firehose's time) made every tick raise, so no later window was monitored until it was
+    removed. Now it counts no rows and is named; the windows close on time, and only the
+    run of the window holding it fails (``prediction_windows``, naming it)."""
+    import os
+
+    start = grid_ago(4)
+    good = write_predictions(store, start + timedelta(seconds=5), 25)
+    folder = Path(store.root) / good.rsplit("/", 1)[0]
+    corrupt = good.replace("-00-", "-09-", 1).rsplit("/", 1)[-1].replace(".gz", "-bad.gz")
+    (folder / corrupt).write_bytes(b"not gzip")
+    os.mkfifo(folder / corrupt.replace("-bad.gz", "-fifo.gz"))
+    (folder / "notes.txt.gz").write_bytes(b"no time in this name")
+    write_predictions(store, start + RULES.length + timedelta(seconds=5), 25, first=200)
+    result, _ = tick(instance, store)
+    assert isinstance(result, SensorResult)
+    keys = sorted(str(r.partition_key) for r in result.run_requests or [])
+    assert keys == [window_key(start), window_key(start + RULES.length)]
+    said = "".join(capfd.readouterr())
+    assert "not readable GZIP" in said and "not a regular file" in said
+    assert "notes.txt.gz" in said

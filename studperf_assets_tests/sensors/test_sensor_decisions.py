@@ -1231,3 +1231,29 @@ def test_a_killed_run_worker_names_the_step_it_was_running(
     assert run_failure(instance, overrun.run_id) == type(failure)(
         "run", "Exceeded maximum runtime of 600 seconds."
     )
+
+
+def test_a_records_incident_names_the_records_and_a_labels_incident_the_files(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    """Review: "OPEN: records incident: batch_records failed on <window>" named no object,
+    line, reason or count, though the check's metadata held them (the verdict kept only
+    scalars). The e-mail now shows them, as the docs said it did."""
+    records = {
+        "unreadable_records": 3,
+        "first_unreadable": [
+            {"object": "/store/archive/predictions/2026/12/01/10/a-1.gz", "line": "7",
+             "reason": "no 'student_id'"},
+        ],
+        "rows": 47,
+        "model_version": "v1",
+    }  # fmt: skip
+    labels = {"rejected_label_files": {"labels/2026/12/01/bad.csv": "no GradeClass column"}}
+    windows.finish(1, {"batch_records": records, "batch_labels": labels})
+    sender = FakeSender()
+    alerts(instance, None, sender, database, tmp_path)
+    texts = {s.split(":")[1].strip(): t for s, t in sender.sent}
+    assert "a-1.gz line 7" in texts["records incident"]
+    assert "no 'student_id'" in texts["records incident"] and "2 more" in texts["records incident"]
+    assert "labels/2026/12/01/bad.csv" in texts["labels incident"]
+    assert "no GradeClass column" in texts["labels incident"]
