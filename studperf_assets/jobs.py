@@ -1,11 +1,12 @@
-"""The two jobs, each with the executor that fits its size.
+"""The three jobs (training, monitoring, the daily rollup), each with the executor that fits
+its size.
 
-Both run in process: every step process of the multiprocess executor starts Python and
+All run in process: every step process of the multiprocess executor starts Python and
 loads the code location again, and the heavy libraries each step needs (Evidently for a
 report, scikit-learn and MLflow for training) on top. Measured under the daemon on the
 project's 2-core machine (``benchmarks/live_loop.py``, which compares the executors unless
 given ``--no-executors``; docs/benchmarks.md#the-live-loop-make-up), in process is faster
-for both: the graphs are chains, so there is little to run in parallel.
+for both that were measured: the graphs are chains, so there is little to run in parallel.
 """
 
 from typing import Any

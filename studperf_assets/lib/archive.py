@@ -435,8 +435,8 @@ def _missing_time(uri: str, kind: str, line: int | None = None) -> UnreadableArc
 
 
 def flatten_prediction(r: dict[str, Any]) -> dict[str, Any]:
-    """A prediction record as a flat row (the columns ``resources.monitoring.flatten`` gives,
-    and ``grade``/``model_name``)."""
+    """A prediction record as a flat row: the window's columns (features, ``prediction``,
+    ids, ``prob_<grade>``, version and time), and ``grade``/``model_name``."""
     row = {
         **r["student"],
         "prediction": r["grade_class"],

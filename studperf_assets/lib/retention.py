@@ -1,8 +1,7 @@
-"""What retention deletes, decided without touching anything: which bundles of a model store
-go, and which hours of a folder archive are past their days. Pure: no Dagster, no store.
-
-The callers do the deleting: ``resources.model_store`` (bundles, after a promotion) and
-``sensors.storage_retention`` (the archive, in the window sensor's retention pass). The
+"""What retention deletes: which bundles of a model store go (decided here, deleted by
+``resources.model_store`` after a promotion), and the hours of a folder archive past their days
+(``expire_archive_folder`` deletes them itself, a folder being plain files; called by
+``sensors.storage_retention`` in the window sensor's retention pass). No Dagster. The
 table of everything studperf keeps, and for how long, is docs/operations.md#retention.
 """
 

@@ -1,5 +1,6 @@
 """The code location's sensors, one module each, named after the sensor: closed monitoring
-windows of the predictions archive (``prediction_window_sensor``, with ``window_retention``),
+windows of the predictions archive (``prediction_window_sensor``, with ``window_retention``
+and ``storage_retention``),
 late labels (``late_labels_sensor``), alerts and incidents (``monitoring_alert_sensor``, with
 ``incidents`` and ``runs``) and retraining (``retraining_sensor``).
 
