@@ -45,7 +45,8 @@ def test_the_sensors_events_read_as_studperf_up_prints_them(
     _, stderr = demo_run
     assert "studperf_event" not in stderr
     assert " - INFO - alert sent: incident opened: drift incident: " in stderr
-    assert re.search(r" - INFO - retraining: \S+ failed on batch-000004; \d+ new labelled", stderr)
+    window = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.search(rf" - INFO - retraining: \S+ failed on {window}; \d+ new labelled", stderr)
 
 
 def test_two_bundles_both_promoted(demo: DemoSummary) -> None:
