@@ -2,7 +2,9 @@
 
 ``Deployment`` holds every setting as a parameter; tests, the demo and tools build one
 directly. ``Deployment.from_environment()`` is the only place the code location reads its
-environment (the Lambda reads its own: ``lambda_service.config``); ``resources_for`` (in
+settings from the environment (the Lambda reads its own: ``lambda_service.config``; the
+log format a person chose, ``STUDPERF_LOG_FORMAT``, is read where lines are written,
+``lib.progress``); ``resources_for`` (in
 ``studperf_assets.resources``) turns a deployment into an explicit resource set:
 
 - ``local`` (the embedded default): stores are folders, MLflow and the monitoring

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lambda_service.bundle import PRODUCTION_POINTER
 from studperf_assets.deployment import DAGSTER_FOLDER, DEFAULT_SENDER, LOCAL_FILES, Deployment
 from studperf_assets.local.events import EventFollower
 from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
@@ -247,7 +248,7 @@ def migrate_monitoring_database(env: Mapping[str, str], home: Path) -> None:
 
 
 def has_production_bundle(stack: Stack) -> bool:
-    pointer = stack.model_store / "production.json"
+    pointer = stack.model_store / PRODUCTION_POINTER
     try:
         return bool(json.loads(pointer.read_text()).get("version"))
     except (OSError, ValueError):
