@@ -53,16 +53,15 @@ def populate(truth: Any, files: int, per_file: int, template: Any) -> float:
     import sqlalchemy as sa
 
     from studperf_assets.lib.labels import write_labels
-    from studperf_assets.resources.metrics_db import LABEL_JOINS, PREDICTION_INDEX
+    from studperf_assets.resources.metrics_db import LABEL_JOINS
 
     started = time.perf_counter()
     total = files * per_file
     now = datetime.now(UTC)
+    for batch in range(total // BATCH):
+        ids = range(batch * BATCH, (batch + 1) * BATCH)
+        truth.database.index_predictions(_batch(batch), [f"r-{i}" for i in ids])
     with truth.database.connect() as db:
-        for start in range(0, total, 50_000):
-            ids = range(start, min(start + 50_000, total))
-            rows = [{"partition": _batch(i // BATCH), "request_id": f"r-{i}"} for i in ids]
-            db.execute(sa.insert(PREDICTION_INDEX), rows)
         joins = [
             {"partition": _batch(b), "joined_at": now, "rows": BATCH, "labelled": BATCH}
             for b in range(total // BATCH)
@@ -116,7 +115,7 @@ def measure(truth: Any, files: int, per_file: int, template: Any) -> dict[str, A
     assert [r.partition_key for r in tick.run_requests] == [new_batch], tick.run_requests
     started = time.perf_counter()
     intake = truth.ingest_new()
-    labels = truth.labels_for(new_batch)
+    labels = truth.labels_of(f"r-{i}" for i in new_ids)
     figures["run_label_read_s"] = round(time.perf_counter() - started, 3)
     assert intake.new_labels == BATCH and len(labels) == BATCH
     figures["baseline_read_every_file_s"] = round(old_read_every_file(truth.store), 2)

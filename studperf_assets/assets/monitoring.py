@@ -25,7 +25,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from lambda_service.schema import FEATURES
 from studperf_assets.constants import (
     MONITORING_GROUP,
     MONITORING_JOB,
@@ -38,11 +37,13 @@ from studperf_assets.lib.archive import UnreadableArchiveObject, read_window
 from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
 from studperf_assets.lib.labels import REQUEST_ID
 from studperf_assets.lib.prediction_records import with_text_identifiers
-from studperf_assets.lib.windows import window_key, window_start
+from studperf_assets.lib.window_contents import WindowContents
+from studperf_assets.lib.windows import window_key, window_seed, window_start
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.ground_truth import GroundTruth, LabelIntake
 from studperf_assets.resources.metrics_db import MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
+from studperf_assets.resources.monitoring import MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
@@ -130,11 +131,15 @@ def prediction_windows(
     config: WindowConfig,
     object_store: ObjectStore,
     ground_truth: GroundTruth,
-) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
+    monitoring_settings: MonitoringSettings,
+) -> Iterator[Output[dict[str, pd.DataFrame]] | AssetCheckResult]:
     """One monitoring window of production predictions (inputs included): the records of
     the archive objects whose key time is in [start, end) (``lib.archive.read_window``), a
     record delivered twice kept once, with the ground truth that has arrived joined by
-    ``request_id`` (re-materialize to pick up later labels). New label files are ingested
+    ``request_id`` (re-materialize to pick up later labels). Its value is what monitoring
+    keeps of it (``lib.window_contents``): counts, class shares, data quality and the
+    confusion matrix over every row, and a seeded sample of ``drift_sample_rows`` rows, so
+    the bytes stored per window do not grow with traffic. New label files are ingested
     here, once; one that cannot be used fails the ``batch_labels`` check, naming the file
     and the problem. A record that is not a prediction is named by ``batch_records``; an
     archive object that cannot be read fails the run, naming it."""
@@ -164,13 +169,14 @@ def prediction_windows(
     usable = labels[~labels["conflict"]].set_index(REQUEST_ID)[data.TARGET]
     batch = predictions.assign(**{ACTUAL: predictions[REQUEST_ID].map(usable)})
     conflicting = sorted(labels.loc[labels["conflict"], REQUEST_ID])
-    labelled = int(batch[ACTUAL].notna().sum())
-    model_version = str(batch["model_version"].mode().iloc[0])
+    contents = WindowContents.of(batch, monitoring_settings.drift_sample_rows, window_seed(key))
+    model_version = contents.model_version
     yield Output(
-        batch,
+        contents.to_frames(),
         metadata={
-            "rows": len(batch),
-            "labelled_rows": labelled,
+            "rows": contents.rows,
+            "labelled_rows": contents.labelled_rows,
+            "sample_rows": len(contents.sample),
             "window_start": key,
             "window_end": window_key(end),
             "small": small,
@@ -178,7 +184,7 @@ def prediction_windows(
             "unreadable_records": len(window.unreadable),
             "error_records": window.errors,
             "archive_objects": len(window.objects),
-            "model_versions": MetadataValue.json(sorted(batch["model_version"].unique().tolist())),
+            "model_versions": MetadataValue.json(contents.model_versions),
             "label_files_ingested": len(intake.ingested),
             "labels_ingested": intake.new_labels,
         },
@@ -191,7 +197,7 @@ def prediction_windows(
             "unreadable_records": len(window.unreadable),
             "first_unreadable": MetadataValue.json(window.unreadable[:20]),
             "error_records": window.errors,
-            "rows": len(batch),
+            "rows": contents.rows,
             "model_version": model_version,
         },
     )
@@ -205,7 +211,7 @@ def prediction_windows(
             "conflicting_request_ids": MetadataValue.json(conflicting[:20]),
             "duplicate_labels_ignored": intake.duplicates,
             "labels_unavailable": unavailable or "no",
-            "rows": len(batch),
+            "rows": contents.rows,
             "model_version": model_version,
         },
     )
@@ -243,12 +249,12 @@ def window_tag(context: AssetExecutionContext, key: str, tag: str) -> str | None
 def _join_labels(
     key: str, predictions: pd.DataFrame, ground_truth: GroundTruth
 ) -> tuple[LabelIntake, pd.DataFrame]:
-    """Index the window's predictions, ingest new label files, read the batch's labels."""
+    """Index the window's predictions, ingest new label files, read the window's labels."""
     database = ground_truth.database
     database.index_predictions(key, predictions[REQUEST_ID])
     intake = ground_truth.ingest_new()
     joined_at = datetime.now(UTC)  # label files ingested after this are news to the batch
-    labels = ground_truth.labels_for(key)
+    labels = ground_truth.labels_of(predictions[REQUEST_ID])
     labelled = int(predictions[REQUEST_ID].isin(labels.loc[~labels["conflict"], REQUEST_ID]).sum())
     database.record_label_join(key, joined_at, len(predictions), labelled)
     return intake, labels
@@ -265,18 +271,13 @@ def _no_labels() -> pd.DataFrame:
     partitions_def=monitoring_window_partitions,
     description="No missing or out-of-range inputs in the window.",
 )
-def batch_data_quality(prediction_windows: pd.DataFrame) -> AssetCheckResult:
-    problems = {}
-    for feature in FEATURES:
-        column = pd.to_numeric(prediction_windows[feature.name], errors="coerce")
-        bad = int((column.isna() | (column < feature.minimum) | (column > feature.maximum)).sum())
-        if bad:
-            problems[feature.name] = bad
+def batch_data_quality(prediction_windows: dict[str, pd.DataFrame]) -> AssetCheckResult:
+    window = WindowContents.from_frames(prediction_windows)  # counted over every row
     return AssetCheckResult(
-        passed=not problems,
+        passed=not window.bad_values,
         metadata={
-            "rows": len(prediction_windows),
-            "model_version": str(prediction_windows["model_version"].mode().iloc[0]),
-            "bad_values": MetadataValue.json(problems),
+            "rows": window.rows,
+            "model_version": window.model_version,
+            "bad_values": MetadataValue.json(window.bad_values),
         },
     )

@@ -28,6 +28,7 @@ from studperf_assets.assets.monitoring import GROUP, load_reference, window_tag
 from studperf_assets.constants import WINDOW_SMALL_TAG
 from studperf_assets.lib.drift_summary import DriftSummary
 from studperf_assets.lib.loop_events import MONITORED, emit
+from studperf_assets.lib.window_contents import WindowContents
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -44,7 +45,7 @@ from studperf_assets.resources.training_settings import TrainingSettings
 )
 def drift_report(
     context: AssetExecutionContext,
-    prediction_windows: pd.DataFrame,
+    prediction_windows: dict[str, pd.DataFrame],
     object_store: ObjectStore,
     model_store: ModelStore,
     monitoring_settings: MonitoringSettings,
@@ -60,7 +61,8 @@ def drift_report(
     report; the SQL row is ``batch_metrics``'s, so a database outage cannot hide drift."""
     from studperf_assets.lib import drift as drift_math
 
-    serving = str(prediction_windows["model_version"].mode().iloc[0])
+    window = WindowContents.from_frames(prediction_windows)
+    serving = window.model_version
     reference = load_reference(model_store, serving, training_settings)
 
     key = context.partition_key
@@ -70,9 +72,7 @@ def drift_report(
         categorical=settings.categorical_drift_score,
         prediction=settings.prediction_drift_score,
     )
-    result = drift_math.drift_report(
-        reference.frame, prediction_windows, settings.max_rows, thresholds
-    )
+    result = drift_math.drift_report(reference.frame, window, thresholds=thresholds)
     summary = result.summary
     failing = sorted(name for name, ok in check_outcomes(summary, settings).items() if not ok)
     report_key, report_uri = "", ""
@@ -87,7 +87,7 @@ def drift_report(
             quality_key = f"reports/{key}/quality.html"
             object_store.put_bytes(quality_key, _html(result.quality), content_type="text/html")
             links["quality_report"] = MetadataValue.url(object_store.browse_url(quality_key))
-    model_version = str(prediction_windows["model_version"].mode().iloc[0])
+    model_version = serving
     _add_to_dashboard(monitoring_settings.evidently_workspace, key, result)
     numbers: dict[str, Any] = {
         "drift_share": summary.drift_share,

@@ -5,8 +5,9 @@ continuous features, Jensen-Shannon for the ordinal and binary ones (and for pre
 and targets). Evidently decides, once, whether a column drifted: each column's
 ``ValueDrift`` runs with its threshold and its test's verdict is read back through
 Evidently's results API (``metric_results``, ``tests_results``), so the HTML report and
-the Dagster checks can never disagree at the threshold. Batches larger than ``max_rows``
-are sampled (uniformly, seeded); ``benchmarks/monitoring.py`` measures the error that adds.
+the Dagster checks can never disagree at the threshold. The tests compare a window's
+seeded sample (``lib.window_contents``); ``benchmarks/monitoring.py`` measures the error
+that adds.
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from evidently.presets import ClassificationPreset
 from sklearn.exceptions import UndefinedMetricWarning
 
 from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS
-from studperf_assets.lib.drift_summary import ACTUAL, DEFAULT_MAX_ROWS, PREDICTION, DriftSummary
+from studperf_assets.lib.drift_summary import (
+    ACTUAL,
+    DEFAULT_SAMPLE_ROWS,
+    PREDICTION,
+    DriftSummary,
+)
 from studperf_assets.lib.models import batch_quality
+from studperf_assets.lib.window_contents import WindowContents
 from studperf_assets.lib.windows import psi
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
@@ -61,10 +68,6 @@ def _definition(columns: list[str], labelled: bool) -> DataDefinition:
             else None
         ),
     )
-
-
-def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
-    return frame if len(frame) <= max_rows else frame.sample(max_rows, random_state=seed)
 
 
 def _run(
@@ -145,12 +148,6 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame[ACTUAL].notna(), [PREDICTION, ACTUAL]].astype(np.int64)
 
 
-def prediction_counts(predictions: pd.Series) -> dict[str, int]:
-    """Predictions per grade letter, every grade named (0 when absent)."""
-    counts = pd.Series(predictions).dropna().astype(np.int64).value_counts()
-    return {letter: int(counts.get(code, 0)) for code, letter in enumerate(GRADE_LETTERS)}
-
-
 @dataclass
 class DriftResult:
     summary: DriftSummary
@@ -160,15 +157,23 @@ class DriftResult:
 
 def drift_report(
     reference: pd.DataFrame,
-    current: pd.DataFrame,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    current: WindowContents | pd.DataFrame,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
     thresholds: Thresholds = Thresholds(),
 ) -> DriftResult:
-    """Data and prediction drift (distances, Evidently's verdicts, and PSI) on a bounded
-    seeded sample of the batch (``max_rows``; ``rows_compared`` says how many); f1-macro and
-    accuracy over every labelled row (``target`` not null), target drift and Evidently's
-    classification page over the sample's labelled rows."""
-    compared = sample_rows(current, max_rows)
+    """Data and prediction drift (distances, Evidently's verdicts, and PSI) on the window's
+    bounded seeded sample (``rows_compared`` says how many rows); f1-macro, accuracy and
+    per-class F1 over every labelled row (from the window's confusion matrix); target drift
+    and Evidently's classification page over the sample's labelled rows.
+
+    ``current``: a window's ``WindowContents``, or a frame of its rows (``target`` NaN where
+    unlabelled), counted and sampled here to ``sample_rows`` (seed 0)."""
+    window = (
+        current
+        if isinstance(current, WindowContents)
+        else WindowContents.of(current, sample_rows, seed=0)
+    )
+    compared = window.sample
     columns = [*FEATURE_NAMES, PREDICTION]
     metrics = {
         c: ValueDrift(column=c, method=thresholds.of(c)[0], threshold=thresholds.of(c)[1])
@@ -195,7 +200,7 @@ def drift_report(
             f"Evidently counted {counted.count.value} drifted columns, not {drifted}"
         )
     summary = DriftSummary(
-        rows=len(current),
+        rows=window.rows,
         rows_compared=len(compared),
         drift_share=float(counted.share.value),
         drifted_features=drifted,
@@ -204,21 +209,21 @@ def drift_report(
         prediction_drift=verdicts[PREDICTION].score,
         prediction_drifted=verdicts[PREDICTION].drifted,
     )
-    summary.prediction_counts = prediction_counts(current[PREDICTION])
+    summary.prediction_counts = dict(window.prediction_counts)
     summary.psi = {
         c: round(psi(reference[c], compared[c], categorical=c not in NUMERICAL), 4)
         for c in [*FEATURE_NAMES, PREDICTION]
     }
     # quality over every labelled row; Evidently's page over the sample's labelled rows
-    everything = _labelled(current)
     quality = None
-    if len(everything):
-        scores = batch_quality(everything[ACTUAL].to_numpy(), everything[PREDICTION].to_numpy())
+    if window.labelled_rows:
+        true, predicted = window.labelled_pairs()
+        scores = batch_quality(true, predicted)
         view = _labelled(compared)
-        if not len(view):  # a sample without labelled rows: the page shows them all
-            view = everything
+        if not len(view):  # a sample without labelled rows: the page shows some of them
+            view = pd.DataFrame({PREDICTION: predicted, ACTUAL: true}).head(len(compared))
         quality, target_drift = _quality_report(view, reference, thresholds, summary)
-        summary.labelled_rows = len(everything)
+        summary.labelled_rows = window.labelled_rows
         summary.target_drift = target_drift
         summary.f1_macro = scores["f1_macro"]
         summary.accuracy = scores["accuracy"]

@@ -13,6 +13,7 @@ what it has new (the rest count as duplicates or conflicts).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -111,8 +112,9 @@ class GroundTruth(ConfigurableResource):
             return set()
         return {str(r) for r in frame[REQUEST_ID].dropna()}
 
-    def labels_for(self, partition: str) -> pd.DataFrame:
-        return self.database.labels_for(partition)
+    def labels_of(self, request_ids: Iterable[str]) -> pd.DataFrame:
+        """The labels of these predictions that have arrived (``MetricsDatabase.labels_of``)."""
+        return self.database.labels_of(request_ids)
 
     def usable_labels(self) -> int:
         return self.database.label_count()

@@ -3,8 +3,9 @@
 SQLite by default, PostgreSQL in production; the schema is migrated by
 ``monitoring_schema.ensure_schema`` (once, under a lock) before first use. Labels
 are ingested here from the label files once, keyed by the ``request_id`` of the prediction
-they belong to, so a monitoring run looks up its 200 labels instead of reading every file
-ever written, and a sensor finds the batches new labels belong to with one indexed query.
+they belong to, so a monitoring run looks up its window's labels instead of reading every
+file ever written, and a sensor finds the windows new labels belong to through the hashed
+prediction index.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,16 +27,18 @@ from pydantic import Field
 from studperf_assets.lib.daily_rollup import day_bounds
 from studperf_assets.lib.data import RAW_COLUMNS, TARGET
 from studperf_assets.lib.labels import AVAILABLE_AT, REQUEST_ID, arrival_of, resolve
+from studperf_assets.lib.request_ids import id_hash
 from studperf_assets.resources.incident_records import IncidentRecords, _bytewise
 from studperf_assets.resources.monitoring_schema import (
     ANY_VERSION,
     BATCH_METRICS,
     CHECK_VERDICTS,
     DAILY_METRICS,
+    INDEXED_WINDOWS,
     LABEL_FILES,
     LABEL_JOINS,
     LABELS,
-    PREDICTION_INDEX,
+    PREDICTION_IDS,
     current_revision,
     ensure_schema,
     stored_key,
@@ -43,6 +46,8 @@ from studperf_assets.resources.monitoring_schema import (
 )
 
 IN_CHUNK = 900  # bound parameters per IN (...) query: SQLite allows 999 by default
+T = TypeVar("T")
+INSERT_PAGE = 10_000  # rows per executemany of the prediction index
 
 
 class MonitoringDatabaseError(RuntimeError):
@@ -103,9 +108,9 @@ def _arrival(key: str) -> datetime | None:
         return None
 
 
-def _chunks(values: list[str]) -> Iterator[list[str]]:
+def _chunks(values: Sequence[T]) -> Iterator[list[T]]:
     for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
+        yield list(values[start : start + IN_CHUNK])
 
 
 class MetricsDatabase(IncidentRecords, ConfigurableResource):
@@ -219,48 +224,78 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
 
     # ---- predictions and their ground truth ---------------------------------------------
     def index_predictions(self, partition: str, request_ids: Iterable[str]) -> None:
-        rows = [{"partition": partition, "request_id": r} for r in sorted(set(request_ids))]
+        """Record which predictions window ``partition`` holds (replacing what it held), as
+        hashes (``lib.request_ids``): what the late-labels sensor looks up."""
+        hashes = sorted({id_hash(str(r)) for r in request_ids})
         with self.connect() as db:
-            db.execute(sa.delete(PREDICTION_INDEX).where(PREDICTION_INDEX.c.partition == partition))
-            if rows:
-                db.execute(sa.insert(PREDICTION_INDEX), rows)
+            window_id = self._window_id(db, partition)
+            db.execute(sa.delete(PREDICTION_IDS).where(PREDICTION_IDS.c.window_id == window_id))
+            for start in range(0, len(hashes), INSERT_PAGE):
+                page = hashes[start : start + INSERT_PAGE]
+                db.execute(
+                    sa.insert(PREDICTION_IDS),
+                    [{"id_hash": h, "window_id": window_id} for h in page],
+                )
+
+    @staticmethod
+    def _window_id(db: sa.Connection, partition: str) -> int:
+        """The window's number in ``indexed_windows``, added if new (one statement: two
+        runs of one window never collide)."""
+        if db.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        db.execute(insert(INDEXED_WINDOWS).values(partition=partition).on_conflict_do_nothing())
+        query = sa.select(INDEXED_WINDOWS.c.window_id).where(
+            INDEXED_WINDOWS.c.partition == partition
+        )
+        return int(db.execute(query).scalar_one())
 
     def partitions_for(self, request_ids: Iterable[str]) -> set[str]:
-        """The monitoring partitions holding any of these predictions."""
+        """The monitoring partitions that may hold any of these predictions (a hash shared
+        by two IDs can add a window that holds neither: a re-run for nothing)."""
         found: set[str] = set()
+        hashes = sorted({id_hash(str(r)) for r in request_ids})
         with self.connect() as db:
-            for chunk in _chunks(sorted(set(request_ids))):
-                query = sa.select(PREDICTION_INDEX.c.partition).where(
-                    PREDICTION_INDEX.c.request_id.in_(chunk)
+            for chunk in _chunks(hashes):
+                query = (
+                    sa.select(INDEXED_WINDOWS.c.partition)
+                    .join(PREDICTION_IDS, PREDICTION_IDS.c.window_id == INDEXED_WINDOWS.c.window_id)
+                    .where(PREDICTION_IDS.c.id_hash.in_(chunk))
                 )
                 found.update(db.execute(query.distinct()).scalars())
         return found
 
-    def labels_for(self, partition: str) -> pd.DataFrame:
-        """request_id, GradeClass and conflict flag of the labels of a partition's predictions."""
-        query = (
-            sa.select(LABELS.c.request_id, LABELS.c.grade_class, LABELS.c.conflict)
-            .join(PREDICTION_INDEX, PREDICTION_INDEX.c.request_id == LABELS.c.request_id)
-            .where(PREDICTION_INDEX.c.partition == partition)
-        )
+    def labels_of(self, request_ids: Iterable[str]) -> pd.DataFrame:
+        """request_id, GradeClass and conflict flag of the labels of these predictions (the
+        ones labelled so far), looked up by request ID."""
+        rows: list[Any] = []
         with self.connect() as db:
-            rows = db.execute(query).all()
+            for chunk in _chunks(sorted({str(r) for r in request_ids})):
+                query = sa.select(
+                    LABELS.c.request_id, LABELS.c.grade_class, LABELS.c.conflict
+                ).where(LABELS.c.request_id.in_(chunk))
+                rows.extend(db.execute(query).all())
         return pd.DataFrame(rows, columns=[REQUEST_ID, TARGET, "conflict"]).astype(
             {REQUEST_ID: str, TARGET: "int64", "conflict": bool}
         )
 
     def forget_windows(self, partitions: Iterable[str]) -> int:
         """Drop the prediction index and label joins of retired windows (window retention):
-        one index row per prediction is the monitoring database's only table that grows
-        with traffic, and a retired window is never joined with labels again. Metrics,
-        statuses, verdicts and labels are kept. Returns the index rows deleted."""
+        the index is the monitoring database's only table that grows with traffic, and a
+        retired window is never joined with labels again. Metrics, statuses, verdicts and
+        labels are kept. Returns the index rows deleted."""
         deleted = 0
         with self.connect() as db:
             for chunk in _chunks(sorted(set(partitions))):
+                numbers = sa.select(INDEXED_WINDOWS.c.window_id).where(
+                    INDEXED_WINDOWS.c.partition.in_(chunk)
+                )
                 result = db.execute(
-                    sa.delete(PREDICTION_INDEX).where(PREDICTION_INDEX.c.partition.in_(chunk))
+                    sa.delete(PREDICTION_IDS).where(PREDICTION_IDS.c.window_id.in_(numbers))
                 )
                 deleted += int(result.rowcount or 0)
+                db.execute(sa.delete(INDEXED_WINDOWS).where(INDEXED_WINDOWS.c.partition.in_(chunk)))
                 db.execute(sa.delete(LABEL_JOINS).where(LABEL_JOINS.c.partition.in_(chunk)))
         return deleted
 

@@ -11,7 +11,7 @@ from dagster import AssetCheckSeverity, ConfigurableResource
 from pydantic import Field
 
 from studperf_assets.deployment import DEFAULT_RECIPIENTS, DEFAULT_SENDER
-from studperf_assets.lib.drift_summary import DEFAULT_MAX_ROWS
+from studperf_assets.lib.drift_summary import DEFAULT_SAMPLE_ROWS
 from studperf_assets.lib.windows import WindowRules
 
 
@@ -43,11 +43,11 @@ class MonitoringSettings(ConfigurableResource):
         "(Terraform's archive_retention_days, the same default) expires them instead.",
     )
     drift_sample_rows: int = Field(
-        default=5000, description="Rows of a window the drift tests compare (seeded sample)."
-    )
-    max_rows: int = Field(
-        default=DEFAULT_MAX_ROWS,
-        description="Rows compared per report; larger windows are sampled.",
+        default=DEFAULT_SAMPLE_ROWS,
+        ge=1,
+        description="Rows of a window the drift tests and Evidently's pages compare, a seeded "
+        "sample (counts and quality are over every row); the window's stored value holds only "
+        "these, so it does not grow with traffic.",
     )
     data_drift_share: float = Field(
         default=0.2, description="Data drift check fails at this share of drifted features."

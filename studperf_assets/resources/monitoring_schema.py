@@ -77,13 +77,25 @@ ALERTS_SENT = sa.Table(
     sa.Column("message_id", sa.String(200), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
 )
-# Which monitoring partition holds which prediction (a producer's resend may repeat one).
-PREDICTION_INDEX = sa.Table(
-    "prediction_index",
+# Which window holds which prediction, for one purpose: a label file names request IDs, not
+# times, and the late-labels sensor must find the windows it labels. A row is 8 bytes of the
+# request ID's BLAKE2b and the window's number (``indexed_windows``), whatever the ID's
+# length: a prediction costs about 30 bytes here, not a copy of its ID and window key. Two
+# IDs with one hash can only re-run a window for nothing: labels are joined by the request
+# ID itself (``MetricsDatabase.labels_of``). (Until migration 0006: ``prediction_index``.)
+INDEXED_WINDOWS = sa.Table(
+    "indexed_windows",
     METADATA,
-    sa.Column("partition", sa.String(PARTITION_LENGTH), primary_key=True),
-    sa.Column("request_id", sa.String(REQUEST_ID_LENGTH), primary_key=True),
-    sa.Index("ix_prediction_index_request_id", "request_id"),
+    sa.Column("window_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partition", sa.String(PARTITION_LENGTH), nullable=False, unique=True),
+)
+PREDICTION_IDS = sa.Table(
+    "prediction_ids",
+    METADATA,
+    sa.Column("id_hash", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("window_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Index("ix_prediction_ids_window_id", "window_id"),
+    sqlite_with_rowid=False,  # the key is the row: no rowid B-tree beside it
 )
 # One label per prediction; a second, different grade marks it a conflict (not resolved).
 LABELS = sa.Table(

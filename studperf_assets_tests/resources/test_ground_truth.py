@@ -56,7 +56,8 @@ def test_a_label_joins_its_prediction_not_its_student(truth: GroundTruth) -> Non
     truth.database.index_predictions("batch-000001", [first["request_id"][0], "retest-1"])
     intake = truth.ingest_new()
     assert intake.new_labels == 2 and not intake.conflicts and not intake.rejected
-    labels = truth.labels_for("batch-000001").set_index(REQUEST_ID)["GradeClass"].to_dict()
+    ids = [first["request_id"][0], "retest-1"]
+    labels = truth.labels_of(ids).set_index(REQUEST_ID)["GradeClass"].to_dict()
     assert labels == {
         first["request_id"][0]: int(first["GradeClass"][0]),
         "retest-1": int(second["GradeClass"].iloc[0]),
@@ -73,7 +74,7 @@ def test_duplicates_are_counted_and_conflicts_reported_not_resolved(truth: Groun
     intake = truth.ingest_new()
     assert intake.new_labels == 3 and intake.duplicates == 2
     assert intake.conflicts == [rows[REQUEST_ID][2]]
-    joined = truth.labels_for("batch-000001").set_index(REQUEST_ID)
+    joined = truth.labels_of(rows[REQUEST_ID]).set_index(REQUEST_ID)
     assert joined.loc[rows[REQUEST_ID][2], "conflict"]
     assert not joined.drop(rows[REQUEST_ID][2])["conflict"].any()
     assert truth.usable_labels() == 2  # a conflicting label trains nothing

@@ -94,12 +94,19 @@ def test_the_migrations_make_exactly_the_tables_the_code_queries(
 def test_a_database_made_before_migrations_is_stamped_and_kept(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
-    old_tables = [
-        t
-        for t in METADATA.sorted_tables
-        if t.name not in ("incidents", "monitoring_status", "check_verdicts", "daily_metrics")
-    ]  # made by 0002, 0003 and 0005
-    METADATA.create_all(engine, tables=old_tables)  # what the code did before migrations
+    later = {"incidents", "monitoring_status", "check_verdicts", "daily_metrics"}  # 0002-0005
+    later |= {"indexed_windows", "prediction_ids"}  # 0006, which replaced prediction_index
+    old = sa.MetaData()
+    for table in METADATA.sorted_tables:
+        if table.name not in later:
+            table.to_metadata(old)
+    sa.Table(  # as the code made it before migrations
+        "prediction_index",
+        old,
+        sa.Column("partition", sa.String(200), primary_key=True),
+        sa.Column("request_id", sa.String(128), primary_key=True),
+    )
+    old.create_all(engine)  # what the code did before migrations
     with engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -224,3 +231,38 @@ def test_window_rows_from_before_the_daily_rollup_are_kept_and_summed(
     assert row["rows"] == 200 and row["confusion"] is None and row["small"] is None
     summary = summarise_day(date(2026, 12, 1), [row])
     assert summary.quality_basis == WEIGHTED_WINDOW_MEAN and summary.f1_macro == 0.6
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_prediction_index_is_carried_over_hashed(
+    backend: str, tmp_path: Path, pg_databases: Callable[[], str]
+) -> None:
+    """Migration 0006 replaces ``prediction_index`` (window key and request ID per
+    prediction) with hashes: windows indexed at 0005 are still found by their requests."""
+    from alembic import command
+
+    from studperf_assets.resources.metrics_db import MetricsDatabase
+    from studperf_assets.resources.monitoring_schema import _alembic_config
+
+    (url,) = _urls(backend, tmp_path, pg_databases)[:1]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0005")  # type: ignore[arg-type]
+        for window, ids in (("2026-12-01T10:00:00Z", "abc"), ("2026-12-01T10:01:00Z", "de")):
+            for request_id in ids:
+                connection.execute(
+                    sa.text("INSERT INTO prediction_index VALUES (:p, :r)"),
+                    {"p": window, "r": f"req-{request_id}"},
+                )
+    assert ensure_schema(engine) == head_revision()
+    with engine.connect() as connection:
+        assert not sa.inspect(connection).has_table("prediction_index")
+    engine.dispose()
+    database = MetricsDatabase(url=url)
+    assert database.partitions_for(["req-b"]) == {"2026-12-01T10:00:00Z"}
+    assert database.partitions_for(["req-a", "req-e"]) == {
+        "2026-12-01T10:00:00Z",
+        "2026-12-01T10:01:00Z",
+    }
+    assert database.partitions_for(["req-z"]) == set()
+    assert database.forget_windows(["2026-12-01T10:00:00Z"]) == 3
