@@ -19,7 +19,9 @@ Printed, and written to benchmarks/results/sustained_load.json:
   measured before windows; that design no longer exists to be re-run here);
 - peak RSS of each part of the stack (all its processes, summed, sampled every second);
 - bytes written per 1,000 predictions: the archive, and the rest of the monitoring store
-  (reports, snapshots, the IO manager's values) with the Evidently workspace.
+  (reports, snapshots, the IO manager's values) with the Evidently workspace; the windows'
+  asset values apart; and the monitoring database (SQLite: the prediction index, the labels
+  and the metrics).
 
 Usage: python benchmarks/sustained_load.py [--rate 1000] [--calm 5] [--drifted 5]
                                            [--calm-after 4]   (minutes)
@@ -86,6 +88,11 @@ class PartSampler(threading.Thread):
             return "", 0.0
         rss_kb = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS")), 0)
         return name or "other", rss_kb / 1024
+
+
+def database_bytes(home: Path) -> int:
+    """The monitoring database's SQLite files (the file, its WAL and shared memory)."""
+    return sum(p.stat().st_size for p in home.glob("monitoring.db*") if p.is_file())
 
 
 def folder_bytes(path: Path) -> int:
@@ -285,6 +292,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         store, evidently = stack.home / "monitoring", stack.home / "evidently"
         io_values = stack.home / "assets"  # the IO manager's store: the home, prefix assets/
         before = folder_bytes(store) + folder_bytes(evidently) + folder_bytes(io_values)
+        io_before, db_before = folder_bytes(io_values), database_bytes(stack.home)
         started = time.time()
         sent, load_s, drift_at = send_phases(stack, args)
         wait_until_monitored(stack, sent, args.catch_up)
@@ -307,6 +315,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "training_cpu": run_cpu(instance, cpu, "training_job"),
             "window_costs": window_costs(instance, cpu, stack.home),
             "archive_bytes": archive_bytes,
+            "io_value_bytes": folder_bytes(io_values) - io_before,
+            "database_bytes": database_bytes(stack.home) - db_before,
             "other_bytes": folder_bytes(store)
             + folder_bytes(evidently)
             + folder_bytes(io_values)
@@ -361,6 +371,8 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": raw["peak_rss_mb"],
         "archive_bytes_per_1000": round(raw["archive_bytes"] * per_1000),
         "other_store_bytes_per_1000": round(raw["other_bytes"] * per_1000),
+        "io_value_bytes_per_1000": round(raw["io_value_bytes"] * per_1000),
+        "database_bytes_per_1000": round(raw["database_bytes"] * per_1000),
         "bytes_by_folder": raw["bytes_by_folder"],
         "load_s": round(raw["load_s"], 1),
         "caught_up_s": round(raw["caught_up_s"], 1),
@@ -393,7 +405,9 @@ def report(results: dict[str, Any]) -> None:
     print(f"peak RSS (MB): {results['peak_rss_mb']}")
     print(
         f"bytes per 1,000 predictions: archive {results['archive_bytes_per_1000']:,}, "
-        f"other monitoring files {results['other_store_bytes_per_1000']:,}"
+        f"other monitoring files {results['other_store_bytes_per_1000']:,} (of which the "
+        f"windows' asset values {results['io_value_bytes_per_1000']:,}); the monitoring "
+        f"database {results['database_bytes_per_1000']:,} (its index and the labels)"
     )
 
 
