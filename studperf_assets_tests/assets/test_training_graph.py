@@ -113,6 +113,7 @@ def test_mlflow_names_a_manual_training_and_types_the_experiment(trained_home: P
     assert experiment and experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     (parent,) = client.search_runs([experiment.experiment_id], "tags.studperf.trigger = 'manual'")
     assert parent.info.run_name == "training · manual"
+    assert parent.inputs
     assert {i.dataset.name: i.tags[0].value for i in parent.inputs.dataset_inputs} == {
         "students-train": "training",
         "students-val": "validation",
@@ -123,7 +124,9 @@ def test_mlflow_names_a_manual_training_and_types_the_experiment(trained_home: P
     version = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert version.tags["champion_check"] == "passed"
     assert version.tags["replaced"] == "none (first bundle)"
-    assert version.description.startswith("Promoted to champion; trigger: manual. First bundle")
+    assert str(version.description).startswith(
+        "Promoted to champion; trigger: manual. First bundle"
+    )
 
 
 def test_mlflow_tells_why_a_retraining_was_promoted(tmp_path: Path) -> None:
@@ -151,7 +154,7 @@ def test_mlflow_tells_why_a_retraining_was_promoted(tmp_path: Path) -> None:
         "7",
         "400",
     )
-    assert len(run.inputs.dataset_inputs) == 3
+    assert len(run.inputs.dataset_inputs if run.inputs else []) == 3
 
     version = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert str(version.version) == second.bundle["mlflow_model_version"]
@@ -168,10 +171,10 @@ def test_mlflow_tells_why_a_retraining_was_promoted(tmp_path: Path) -> None:
         "retraining after data_drift,prediction_drift failed on window 2026-12-01T14:42:00Z "
         "(incident #7)"
     )
-    assert version.description.startswith(
+    assert str(version.description).startswith(
         f"Promoted to champion, replacing {first.production['version']}; trigger: retraining"
     )
-    assert "re-scored on the same test split" in version.description
+    assert "re-scored on the same test split" in str(version.description)
 
 
 def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
@@ -195,8 +198,8 @@ def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
     )
     assert refused.tags["champion_check"] == "failed"
     assert refused.tags["champion_check.tolerance"] == "-1"
-    assert refused.description.startswith("Champion check failed: candidate")
-    assert "outside the tolerance of -1" in refused.description
+    assert str(refused.description).startswith("Champion check failed: candidate")
+    assert "outside the tolerance of -1" in str(refused.description)
 
 
 def test_an_unreadable_pointer_fails_training_before_it_publishes(tmp_path: Path) -> None:

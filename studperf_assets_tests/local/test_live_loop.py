@@ -289,7 +289,7 @@ def assert_mlflow_told(ui: str, promoted: str, trigger: str) -> None:
     """The MLflow UI `up` lists serves the registry: the champion is the promoted bundle,
     its run named for the retraining, and the champion check's verdict on it."""
     assert ui.endswith("?workflowType=machine_learning"), ui
-    api = f"{ui.split('/#/')[0]}/api/2.0/mlflow"
+    api = f"{ui.split('/#/', maxsplit=1)[0]}/api/2.0/mlflow"
 
     def get(path: str) -> Any:
         with urllib.request.urlopen(f"{api}/{path}", timeout=10) as response:
