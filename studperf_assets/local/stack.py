@@ -64,6 +64,11 @@ LOCAL_MONITORING = {
 }
 
 
+# The MLflow UI only shows runs and the registry: without its job runner (GenAI scorers, trace
+# archival; a third process of about 250 MB polling every minute).
+MLFLOW_UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @dataclass
 class StackPorts:
     aws: int = 4566
@@ -385,7 +390,7 @@ def _run_owned(stack: Stack) -> int:
                 env,
             )  # fmt: skip
             if stack.mlflow_server:  # after the first training: one writer creates its tables
-                supervisor.start("mlflow", stack.mlflow_argv(python), env)
+                supervisor.start("mlflow", stack.mlflow_argv(python), {**env, **MLFLOW_UI_ENV})
             wait_for_http(f"{stack.ui_url}/server_info", supervisor, "the Dagster webserver")
             wait_for_http(stack.evidently_url, supervisor, "the Evidently UI")
             if stack.mlflow_server:
