@@ -153,6 +153,7 @@ CODE_LOCATION: dict[str, tuple[str, str]] = {
             ("aws", "local AWS (moto)"),
             ("ui", "Dagster UI"),
             ("evidently", "Evidently UI"),
+            ("mlflow", "MLflow UI (not started when `MLFLOW_TRACKING_URI` is a server)"),
         )
     },
     moto_server.RETENTION_VARIABLE: (

@@ -25,6 +25,11 @@ from lambda_service.schema import FEATURE_NAMES
 from studperf_assets.constants import TRAINING_GROUP
 from studperf_assets.lib import data
 from studperf_assets.lib.loop_events import PROMOTED, emit
+from studperf_assets.lib.mlflow_story import (
+    ChampionCheck,
+    promotion_description,
+    trigger_text,
+)
 from studperf_assets.lib.trained import MODEL_NAME, TrainedModel
 from studperf_assets.resources.model_store import PREVIOUS, ModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
@@ -109,6 +114,9 @@ def _register(
 
     mlflow.log_artifacts(str(folder), artifact_path="bundle")
     mlflow.set_tags({"bundle_version": version, "model_family": trained.family})
+    mlflow.log_params(
+        {"model_family": trained.family, **{f"model.{k}": v for k, v in trained.params.items()}}
+    )
     mlflow.log_metrics(
         {f"test_{k}": v for k, v in _summary_metrics(trained.metrics["test"]).items()}
     )
@@ -192,35 +200,71 @@ def model_bundle_vs_champion(
     data_splits: dict[str, pd.DataFrame],
     model_store: ModelStore,
     training_settings: TrainingSettings,
+    mlflow: ResourceParam[Any],  # only its tracking URI: the numbers go on the model version
 ) -> AssetCheckResult:
     challenger = float(model_bundle["test_f1_macro"])
     if "champion" not in model_bundle:  # a summary from before champions were recorded
         error = "the bundle records no champion it was published against; retrain"
         return AssetCheckResult(passed=False, metadata={"error": error})
     champion = model_bundle["champion"]  # exactly what production_model will swap out
+    tolerance = training_settings.champion_tolerance
     if champion is None or champion == model_bundle["version"]:
-        return AssetCheckResult(
-            passed=True,
-            metadata={
-                "champion": champion or "none (first bundle)",
-                "challenger_test_f1": challenger,
-            },
-        )
-    try:
-        champion_f1 = _champion_test_f1(
-            champion, data_splits["test"], model_store, training_settings
-        )
-    except BundleError as error:  # an unreadable champion is not a reason to publish blind
-        return AssetCheckResult(passed=False, metadata={"champion": champion, "error": str(error)})
-    return AssetCheckResult(
-        passed=challenger >= champion_f1 - training_settings.champion_tolerance,
-        metadata={
-            "champion": champion,
-            "champion_test_f1": champion_f1,
+        check = ChampionCheck(model_bundle["version"], challenger, None, None, tolerance, True)
+        metadata: dict[str, Any] = {
+            "champion": champion or "none (first bundle)",
             "challenger_test_f1": challenger,
-            "tolerance": training_settings.champion_tolerance,
-        },
-    )
+        }
+    else:
+        try:
+            champion_f1 = _champion_test_f1(
+                champion, data_splits["test"], model_store, training_settings
+            )
+        except BundleError as error:  # an unreadable champion is not a reason to publish blind
+            check = ChampionCheck(
+                model_bundle["version"], challenger, champion, None, tolerance, False, str(error)
+            )
+            metadata = {"champion": champion, "error": str(error)}
+        else:
+            passed = challenger >= champion_f1 - tolerance
+            check = ChampionCheck(
+                model_bundle["version"], challenger, champion, champion_f1, tolerance, passed
+            )
+            metadata = {
+                "champion": champion,
+                "champion_test_f1": champion_f1,
+                "challenger_test_f1": challenger,
+                "tolerance": tolerance,
+            }
+    metadata["verdict"] = check.sentence()
+    written = _record_champion_check(mlflow.tracking_uri, model_bundle, check)
+    if written:
+        metadata["mlflow_note"] = written
+    return AssetCheckResult(passed=check.passed, metadata=metadata)
+
+
+def _record_champion_check(
+    tracking_uri: str | None, bundle: dict[str, Any], check: ChampionCheck
+) -> str | None:
+    """The check's numbers and verdict on the candidate's model version (tags, description)
+    and its training run (tag, metric), where MLflow's UI shows them beside the version's
+    own test score. A failure to write is reported, never a different verdict."""
+    version, run_id = bundle.get("mlflow_model_version"), bundle.get("mlflow_run_id")
+    if not version:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        for key, value in check.tags().items():
+            client.set_model_version_tag(MODEL_NAME, version, key, value)
+        client.update_model_version(MODEL_NAME, version, description=check.sentence())
+        if run_id:
+            client.set_tag(run_id, "studperf.champion_check", check.sentence())
+            if check.champion_f1 is not None:
+                client.log_metric(run_id, "champion_test_f1_macro_rescored", check.champion_f1)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; MLflow only shows it
+        return f"the check's numbers were not written to MLflow: {exc}"[:500]
+    return None
 
 
 def _champion_test_f1(
@@ -261,8 +305,19 @@ def production_model(
     )
     if model_bundle.get("mlflow_model_version"):
         uri = mlflow.tracking_uri
-        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
-            MODEL_NAME, CHAMPION_ALIAS, model_bundle["mlflow_model_version"]
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        version = model_bundle["mlflow_model_version"]
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
+        trigger = trigger_text(context.run.tags)
+        checked = client.get_model_version(MODEL_NAME, version).description or ""
+        client.update_model_version(
+            MODEL_NAME,
+            version,
+            description=promotion_description(checked, model_bundle["champion"], trigger),
+        )
+        client.set_model_version_tag(MODEL_NAME, version, "trigger", trigger)
+        client.set_model_version_tag(
+            MODEL_NAME, version, "replaced", model_bundle["champion"] or "none (first bundle)"
         )
     emit(context.log.info, PROMOTED, version=pointer["version"], replaced=model_bundle["champion"])
     retention: dict[str, Any] = {}

@@ -142,6 +142,7 @@ def candidate_models(
     X_pool, y_pool = data.feature_matrix(pool), pool[data.TARGET].to_numpy()
     gpa_pool, ok_pool = pool[data.GPA].to_numpy(), data.label_consistent(pool).to_numpy()
     parent = mlflow.active_run()
+    _log_training_data(mlflow, data_splits)
     rows = []
     specs = list(models.search_space(boosting_samples=training_settings.boosting_samples))
     # The search's cost: candidates x (folds + 1) fits, each linear in rows (bounded by
@@ -203,6 +204,18 @@ def candidate_models(
             ),
         },
     )
+
+
+def _log_training_data(mlflow: Any, splits: dict[str, pd.DataFrame]) -> None:
+    """The three splits as the run's datasets (schema, digest, row count in MLflow's
+    Datasets column), so a retraining run shows it trained on more rows than the file."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    contexts = {"train": "training", "val": "validation", "test": "test"}
+    for split, frame in splits.items():
+        dataset = from_pandas(frame, targets=data.TARGET, name=f"students-{split}")
+        mlflow.log_input(dataset, context=contexts.get(split, split))
+    mlflow.log_params({f"{split}_rows": len(frame) for split, frame in splits.items()})
 
 
 def _progress(items: list[Any], what: str) -> Any:

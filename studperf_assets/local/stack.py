@@ -4,7 +4,8 @@ moto (S3, Kinesis, SES) on ``STUDPERF_AWS_PORT``; the Dagster webserver and daem
 running) on ``STUDPERF_UI_PORT``; the stream consumer (``studperf stream``: each batch of the
 input stream goes to ``lambda_handler`` in its process, whose service hot-swaps); the archive
 (``local.firehose``, Firehose's stand-in: the predictions and errors streams into the
-monitoring store's ``archive/``); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``. State lives
+monitoring store's ``archive/``); the Evidently UI on ``STUDPERF_EVIDENTLY_PORT``; the MLflow
+UI on ``STUDPERF_MLFLOW_PORT`` over the deployment's tracking database. State lives
 under ``STUDPERF_HOME``; ``stack.env`` there lets another shell talk to the same stack. SIGINT
 or SIGTERM stops every process it started (see ``local.supervisor``). One stack per home
 (``local.home_lock``): a second start is refused while the first lives; a start after a
@@ -19,6 +20,7 @@ import shlex
 import socket
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from lambda_service.bundle import PRODUCTION_POINTER
 from studperf_assets.deployment import DAGSTER_FOLDER, DEFAULT_SENDER, LOCAL_FILES, Deployment
+from studperf_assets.lib.mlflow_story import experiment_url
 from studperf_assets.local.events import EventFollower
 from studperf_assets.local.home_lock import HomeError, describe_process, own_home, port_holders
 from studperf_assets.local.instance import DEFAULT_STORAGE, seed_instance, start_dagster_dev
@@ -61,11 +64,17 @@ LOCAL_MONITORING = {
 }
 
 
+# The MLflow UI only shows runs and the registry: without its job runner (GenAI scorers, trace
+# archival; a third process of about 250 MB polling every minute).
+MLFLOW_UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @dataclass
 class StackPorts:
     aws: int = 4566
     ui: int = 3000
     evidently: int = 8085
+    mlflow: int = 5005  # not 5000 (macOS AirPlay) nor 5001 (docker-compose's MLflow)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> StackPorts:
@@ -83,6 +92,7 @@ PORT_VARIABLES = {
     "aws": "STUDPERF_AWS_PORT",
     "ui": "STUDPERF_UI_PORT",
     "evidently": "STUDPERF_EVIDENTLY_PORT",
+    "mlflow": "STUDPERF_MLFLOW_PORT",
 }
 
 
@@ -99,6 +109,7 @@ class Stack:
     dagster_storage: str = DEFAULT_STORAGE  # STUDPERF_DAGSTER_STORAGE
     log_max_bytes: int = DEFAULT_MAX_BYTES  # STUDPERF_LOG_MAX_BYTES: a part's log rotates
     log_backups: int = DEFAULT_BACKUPS  # STUDPERF_LOG_BACKUPS: rotated logs kept per part
+    tracking_server: str = ""  # MLFLOW_TRACKING_URI when set: its UI is listed, none started
 
     @classmethod
     def from_environment(
@@ -116,6 +127,7 @@ class Stack:
             dagster_storage=environ.get("STUDPERF_DAGSTER_STORAGE", DEFAULT_STORAGE),
             log_max_bytes=log_max_bytes,
             log_backups=log_backups,
+            tracking_server=environ.get("MLFLOW_TRACKING_URI", ""),
         )
 
     @property
@@ -149,6 +161,44 @@ class Stack:
     @property
     def evidently_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.evidently}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The home's MLflow database (the UI the stack starts reads it)."""
+        return f"sqlite:///{self.settings_of.home / LOCAL_FILES['mlflow_tracking_uri']}"
+
+    @property
+    def mlflow_server(self) -> bool:
+        """Whether the stack starts an MLflow UI: only over the home's own database (with
+        ``MLFLOW_TRACKING_URI`` set, tracking and its UI are elsewhere)."""
+        return not self.settings_of.mlflow_tracking_uri
+
+    @property
+    def mlflow_url(self) -> str:
+        """The MLflow UI: the stack's, or a tracking server's (without credentials); "" if
+        tracking goes to a database the stack does not serve."""
+        if self.mlflow_server:
+            return f"http://127.0.0.1:{self.ports.mlflow}"
+        parts = urllib.parse.urlsplit(self.tracking_server)
+        if parts.scheme not in ("http", "https"):
+            return ""
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))
+
+    def mlflow_argv(self, python: str) -> list[str]:
+        """MLflow's own server, on loopback, one worker, over the tracking database; a run's
+        artifacts are read where the run wrote them (its artifact URI)."""
+        d = self.settings_of
+        artifacts = d.mlflow_artifacts or (d.home / LOCAL_FILES["mlflow_artifacts"]).as_uri()
+        return [
+            python, "-m", "mlflow", "server", "--host", "127.0.0.1",
+            "--port", str(self.ports.mlflow), "--workers", "1",
+            "--backend-store-uri", self.tracking_uri, "--default-artifact-root", artifacts,
+        ]  # fmt: skip
+
+    def local_ports(self) -> list[int]:
+        """The ports on 127.0.0.1 this stack listens on."""
+        ports = [self.ports.aws, self.ports.ui, self.ports.evidently]
+        return [*ports, self.ports.mlflow] if self.mlflow_server else ports
 
     def environment(self) -> dict[str, str]:
         """What every part of the stack (and ``stack.env``) is told."""
@@ -271,14 +321,14 @@ def run_stack(stack: Stack) -> int:
 
 def _run_owned(stack: Stack) -> int:
     # after own_home: what a dead owner left is gone, and its sockets closed with it
-    busy = [p for p in (stack.ports.aws, stack.ports.ui, stack.ports.evidently) if not port_free(p)]
+    busy = [p for p in stack.local_ports() if not port_free(p)]
     if busy:
         holders = sorted({pid for port in busy for pid in port_holders(port)})
         by = f" by {'; '.join(map(describe_process, holders))}" if holders else ""
         stack.echo(
             f"studperf up: port(s) {', '.join(map(str, busy))} on 127.0.0.1 in use{by}, "
             f"not by a stack of {stack.home.resolve()}: stop it, or give this stack other "
-            "ports (STUDPERF_AWS_PORT, STUDPERF_UI_PORT, STUDPERF_EVIDENTLY_PORT)"
+            f"ports ({', '.join(PORT_VARIABLES.values())})"
         )
         return 2
     supervisor = Supervisor(
@@ -339,10 +389,15 @@ def _run_owned(stack: Stack) -> int:
                 ],
                 env,
             )  # fmt: skip
+            if stack.mlflow_server:  # after the first training: one writer creates its tables
+                supervisor.start("mlflow", stack.mlflow_argv(python), {**env, **MLFLOW_UI_ENV})
             wait_for_http(f"{stack.ui_url}/server_info", supervisor, "the Dagster webserver")
             wait_for_http(stack.evidently_url, supervisor, "the Evidently UI")
+            if stack.mlflow_server:
+                wait_for_http(f"{stack.mlflow_url}/health", supervisor, "the MLflow UI")
             stack.echo(
                 f"ready dagster={stack.ui_url} evidently={stack.evidently_url} "
+                f"mlflow={experiment_url(stack.mlflow_url) if stack.mlflow_url else 'none'} "
                 f"aws={stack.aws_url} env={env_file} logs={supervisor.log_dir}"
             )
             stack.echo(f"  in another shell: source {env_file} && studperf simulate --count 400")

@@ -81,10 +81,12 @@ def run_training(
     source: str = "",
     instance: DagsterInstance | None = None,
     log_level: str = "INFO",
+    tags: dict[str, str] | None = None,
 ) -> TrainingOutcome:
     """Materialize the whole training graph of ``definitions`` (built for a deployment by
     ``make_definitions``) on ``instance`` (default: ``DagsterInstance.get()``); the outcome
-    says what was published. ``source`` overrides the deployment's training data."""
+    says what was published. ``source`` overrides the deployment's training data; ``tags``
+    are the Dagster run's (the retraining sensor's trigger, in tests)."""
     job = definitions.resolve_job_def("training_job")
     run_config: dict[str, Any] = {
         **quiet(log_level),
@@ -92,7 +94,7 @@ def run_training(
     }
     with DagsterInstance.get() if instance is None else nullcontext(instance) as active:
         result = job.execute_in_process(
-            run_config=run_config, instance=active, raise_on_error=False
+            run_config=run_config, instance=active, raise_on_error=False, tags=tags
         )
     end_leftover_runs()  # a run that failed before model_bundle leaves its MLflow run open
     return outcome_of(result)

@@ -12,6 +12,13 @@ from typing import Any
 
 from dagster import Field, InitResourceContext, Noneable, Permissive, StringSource, resource
 
+from studperf_assets.lib.mlflow_story import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    run_name,
+    run_tags,
+)
+
 # The keys dagster-mlflow's MlFlow reads, declared here so that this module does not
 # import dagster_mlflow (and with it MLflow). StringSource accepts {"env": NAME}: a
 # tracking URI holding a password is then read at run time and never shown in the UI.
@@ -48,15 +55,26 @@ def end_leftover_runs() -> None:
 
 
 def ensure_experiment(tracking_uri: str | None, name: str, artifact_location: str) -> None:
+    """The experiment, created if missing, typed as model training (MLflow 3's UI would
+    otherwise open it on the GenAI overview)."""
     import mlflow
 
     if tracking_uri:
         # Both, explicitly: the registry URI is global state that otherwise outlives runs.
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(name) is None:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
         # An MLflow server decides where artifacts go; only a local backend is told.
-        mlflow.create_experiment(name, artifact_location=artifact_location or None)
+        mlflow.create_experiment(
+            name,
+            artifact_location=artifact_location or None,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    elif experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the tag
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+        )
 
 
 class LazyMlFlow:
@@ -88,7 +106,19 @@ class LazyMlFlow:
                 config.get("artifact_location", ""),
             )
             self._mlflow = MlFlow(self._context)
+            self._name_the_run()
         return getattr(self._mlflow, name)
+
+    def _name_the_run(self) -> None:
+        """Name the MLflow run for what started it (dagster-mlflow names every run after
+        its job) and tag the trigger; the ``dagster_run_id`` tag, by which later steps
+        find the run again, is left as it is."""
+        import mlflow
+
+        run = self._context.dagster_run
+        tags = dict(run.tags) if run is not None else {}
+        job = run.job_name if run is not None else ""
+        mlflow.set_tags({"mlflow.runName": run_name(job, tags), **run_tags(tags)})
 
 
 @resource(

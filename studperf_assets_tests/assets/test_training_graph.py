@@ -15,6 +15,12 @@ from studperf_assets.assets import ingestion, training
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import models
+from studperf_assets.lib.mlflow_story import (
+    EXPERIMENT_KIND_TAG,
+    INCIDENT_TAG,
+    NEW_LABELS_TAG,
+    TRIGGER_TAG,
+)
 from studperf_assets.lib.trained import MODEL_NAME
 from studperf_assets.local.training_run import run_training
 from studperf_assets.resources import resources_for
@@ -101,6 +107,76 @@ def test_training_publishes_promotes_and_tracks(trained_home: Path) -> None:
     assert champion.tags["bundle_version"] == manifest.version
 
 
+def test_mlflow_names_a_manual_training_and_types_the_experiment(trained_home: Path) -> None:
+    client = MlflowClient(f"sqlite:///{trained_home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("studperf")
+    assert experiment and experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.studperf.trigger = 'manual'")
+    assert parent.info.run_name == "training · manual"
+    assert parent.inputs
+    assert {i.dataset.name: i.tags[0].value for i in parent.inputs.dataset_inputs} == {
+        "students-train": "training",
+        "students-val": "validation",
+        "students-test": "test",
+    }
+    assert parent.data.params["train_rows"] == "1674"
+    assert parent.data.params["model_family"] == "gpa_ordinal"
+    version = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert version.tags["champion_check"] == "passed"
+    assert version.tags["replaced"] == "none (first bundle)"
+    assert str(version.description).startswith(
+        "Promoted to champion; trigger: manual. First bundle"
+    )
+
+
+def test_mlflow_tells_why_a_retraining_was_promoted(tmp_path: Path) -> None:
+    """A retraining the sensor started is named and tagged for its incident, and its
+    model version carries the champion check's numbers: the champion re-scored on the
+    same test split, which is what decided, not the champion's score at its own training."""
+    instance = DagsterInstance.ephemeral()
+    definitions = make_definitions(Deployment(home=tmp_path))
+    first = run_training(instance=instance, definitions=definitions)
+    assert first.success and first.production
+    tags = {TRIGGER_TAG: "data_drift,prediction_drift@2026-12-01T14:42:00Z"}
+    tags |= {INCIDENT_TAG: "7", NEW_LABELS_TAG: "400"}
+    second = run_training(instance=instance, definitions=definitions, tags=tags)
+    assert second.success and second.bundle, second.failures
+
+    client = MlflowClient(uri := f"sqlite:///{tmp_path / 'mlflow.db'}", registry_uri=uri)
+    run = client.get_run(second.bundle["mlflow_run_id"])
+    assert run.info.run_name == "retraining · data_drift,prediction_drift · 2026-12-01T14:42:00Z"
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("studperf.t")} == {
+        "studperf.trigger": "retraining",
+        "studperf.trigger_checks": "data_drift,prediction_drift",
+        "studperf.trigger_window": "2026-12-01T14:42:00Z",
+    }
+    assert (run.data.tags["studperf.incident"], run.data.tags["studperf.new_labels"]) == (
+        "7",
+        "400",
+    )
+    assert len(run.inputs.dataset_inputs if run.inputs else []) == 3
+
+    version = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert str(version.version) == second.bundle["mlflow_model_version"]
+    champion_f1 = float(version.tags["champion_check.champion_test_f1_macro"])
+    assert version.tags["champion_check"] == "passed"
+    assert version.tags["champion_check.champion"] == first.production["version"]
+    assert float(version.tags["champion_check.candidate_test_f1_macro"]) == pytest.approx(
+        second.bundle["test_f1_macro"], abs=5e-5
+    )
+    assert run.data.metrics["champion_test_f1_macro_rescored"] == pytest.approx(
+        champion_f1, abs=5e-5
+    )
+    assert version.tags["trigger"] == (
+        "retraining after data_drift,prediction_drift failed on window 2026-12-01T14:42:00Z "
+        "(incident #7)"
+    )
+    assert str(version.description).startswith(
+        f"Promoted to champion, replacing {first.production['version']}; trigger: retraining"
+    )
+    assert "re-scored on the same test split" in str(version.description)
+
+
 def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     first = run_training(
@@ -116,6 +192,14 @@ def test_champion_check_blocks_promotion(tmp_path: Path) -> None:
     assert second.bundle and second.bundle["version"] != first.production["version"]
     pointer = json.loads((tmp_path / "model_store" / "production.json").read_text())
     assert pointer["version"] == first.production["version"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    refused = MlflowClient(uri, registry_uri=uri).get_model_version(
+        MODEL_NAME, second.bundle["mlflow_model_version"]
+    )
+    assert refused.tags["champion_check"] == "failed"
+    assert refused.tags["champion_check.tolerance"] == "-1"
+    assert str(refused.description).startswith("Champion check failed: candidate")
+    assert "outside the tolerance of -1" in str(refused.description)
 
 
 def test_an_unreadable_pointer_fails_training_before_it_publishes(tmp_path: Path) -> None:

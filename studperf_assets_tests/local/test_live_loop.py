@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -62,7 +64,7 @@ def clean_environment() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("live") / "home"
-    ports = {name: str(free_port()) for name in ("AWS", "UI", "EVIDENTLY")}
+    ports = {name: str(free_port()) for name in ("AWS", "UI", "EVIDENTLY", "MLFLOW")}
     env = {
         **clean_environment(),
         "STUDPERF_HOME": str(home),
@@ -280,6 +282,28 @@ def test_the_loop_runs_itself_under_the_daemon(live: dict[str, Any]) -> None:
 
     told = {"monitoring": monitoring, "trigger": trigger}
     assert_the_terminal_told(live, told, promoted, first_bundle)
+    assert_mlflow_told(live["fields"]["mlflow"], promoted, trigger)
+
+
+def assert_mlflow_told(ui: str, promoted: str, trigger: str) -> None:
+    """The MLflow UI `up` lists serves the registry: the champion is the promoted bundle,
+    its run named for the retraining, and the champion check's verdict on it."""
+    assert ui.endswith("?workflowType=machine_learning"), ui
+    api = f"{ui.split('/#/', maxsplit=1)[0]}/api/2.0/mlflow"
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(f"{api}/{path}", timeout=10) as response:
+            return json.load(response)
+
+    query = urllib.parse.urlencode({"name": "studperf-grade-class", "alias": "champion"})
+    version = get(f"registered-models/alias?{query}")["model_version"]
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    assert tags["bundle_version"] == promoted
+    assert tags["champion_check"] == "passed"
+    assert version["description"].startswith("Promoted to champion, replacing ")
+    run = get(f"runs/get?run_id={version['run_id']}")["run"]
+    checks, window = trigger.split("@")
+    assert run["info"]["run_name"] == f"retraining · {checks} · {window}"
 
 
 def assert_the_terminal_told(

@@ -76,3 +76,27 @@ def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Pat
         ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert found == str(Path(sys.executable).parent / "studperf")
+
+
+def test_the_mlflow_ui_serves_the_tracking_database_on_loopback(tmp_path: Path) -> None:
+    stack = Stack.from_environment(
+        {"STUDPERF_HOME": str(tmp_path), "STUDPERF_MLFLOW_PORT": "5123"},
+        StackPorts.from_environment({"STUDPERF_MLFLOW_PORT": "5123"}),
+    )
+    argv = stack.mlflow_argv("python")
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "5123"
+    assert argv[argv.index("--workers") + 1] == "1"
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert stack.mlflow_url == "http://127.0.0.1:5123"
+    assert 5123 in stack.local_ports()
+
+
+def test_no_mlflow_ui_is_started_for_a_tracking_server(tmp_path: Path) -> None:
+    environ = {"STUDPERF_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": "https://u:pw@ml.example/"}
+    stack = Stack.from_environment(environ, StackPorts())
+    assert not stack.mlflow_server
+    assert stack.mlflow_url == "https://ml.example/"  # no credentials on the ready line
+    assert StackPorts().mlflow not in stack.local_ports()
+    database = {**environ, "MLFLOW_TRACKING_URI": "postgresql://u:pw@db/mlflow"}
+    assert Stack.from_environment(database, StackPorts()).mlflow_url == ""
