@@ -21,6 +21,10 @@ PRIORITY_TAG = "dagster/priority"  # the run queue starts higher first (QueuedRu
 WINDOW_END_TAG = "studperf/window_end"
 WINDOW_ROWS_TAG = "studperf/window_rows"
 WINDOW_SMALL_TAG = "studperf/window_small"
+# Set on a monitoring run once its window is judged: "passed" or "failed", and which of the
+# drift and performance checks failed (the runs list shows tags, not check results).
+VERDICT_TAG = "studperf/verdict"
+FAILED_CHECKS_TAG = "studperf/failed_checks"
 
 # The checks of a monitoring run that alerts report (grouped into incidents, and those that
 # trigger retraining chosen, by ``lib.incidents.CHECK_GROUPS``).

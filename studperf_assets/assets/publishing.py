@@ -303,12 +303,13 @@ def production_model(
         {"test_f1_macro": model_bundle["test_f1_macro"], PREVIOUS: model_bundle["champion"]},
         replacing=model_bundle["champion"],
     )
+    trigger = trigger_text(context.run.tags)
+    checked = ""
     if model_bundle.get("mlflow_model_version"):
         uri = mlflow.tracking_uri
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         version = model_bundle["mlflow_model_version"]
         client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
-        trigger = trigger_text(context.run.tags)
         checked = client.get_model_version(MODEL_NAME, version).description or ""
         client.update_model_version(
             MODEL_NAME,
@@ -333,9 +334,13 @@ def production_model(
         retention["bundle_retention_error"] = str(exc)
     return Output(
         pointer,
-        metadata={
+        metadata={  # what it replaced and why, where the catalog shows it
             "version": pointer["version"],
-            "bundle_uri": MetadataValue.path(pointer["bundle_uri"]),
+            "replaced": model_bundle["champion"] or "none (first bundle)",
+            "trigger": trigger,
+            "decision": checked or "promoted: both bundle checks passed",
+            "test_f1_macro": round(float(model_bundle["test_f1_macro"]), 4),
+            "bundle_uri": pointer["bundle_uri"],
             **retention,
         },
     )

@@ -25,10 +25,11 @@ from dagster import (
 )
 
 from studperf_assets.assets.monitoring import GROUP, load_reference, window_tag
-from studperf_assets.constants import WINDOW_SMALL_TAG
+from studperf_assets.constants import FAILED_CHECKS_TAG, VERDICT_TAG, WINDOW_SMALL_TAG
 from studperf_assets.lib.drift_summary import DriftSummary
 from studperf_assets.lib.loop_events import MONITORED, emit
 from studperf_assets.lib.window_contents import WindowContents
+from studperf_assets.lib.windows import is_window_key, window_start
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
@@ -41,7 +42,6 @@ from studperf_assets.resources.training_settings import TrainingSettings
     group_name=GROUP,
     partitions_def=monitoring_window_partitions,
     kinds={"evidently"},
-    deps=["reference_data"],
 )
 def drift_report(
     context: AssetExecutionContext,
@@ -53,7 +53,10 @@ def drift_report(
 ) -> Output[dict[str, Any]]:
     """Evidently data, prediction and target drift plus classification quality of one window,
     against the reference of the model version that served it (read from its bundle: a
-    home or deployment that never built ``reference_data`` monitors all the same).
+    home or deployment that never built ``reference_data`` monitors all the same). Not a
+    dependency of ``reference_data`` in the graph for that reason: a promotion re-records
+    the champion's reference, and old windows, judged against their own model's, are not
+    out of date.
 
     The key numbers go to Dagster metadata (plotted across partitions) and to the Evidently
     workspace (the dashboard, its snapshots bounded); the HTML pages to the object store only
@@ -67,12 +70,15 @@ def drift_report(
 
     key = context.partition_key
     settings = monitoring_settings
-    thresholds = drift_math.Thresholds(
-        numerical=settings.numerical_drift_score,
-        categorical=settings.categorical_drift_score,
-        prediction=settings.prediction_drift_score,
+    info = drift_math.RunInfo(
+        window=key,
+        start=window_start(key) if is_window_key(key) else None,
+        model_version=serving,
+        run_id=context.run_id,
     )
-    result = drift_math.drift_report(reference.frame, window, thresholds=thresholds)
+    result = drift_math.drift_report(
+        reference.frame, window, thresholds=thresholds_of(settings), info=info
+    )
     summary = result.summary
     failing = sorted(name for name, ok in check_outcomes(summary, settings).items() if not ok)
     report_key, report_uri = "", ""
@@ -90,8 +96,8 @@ def drift_report(
     model_version = serving
     _add_to_dashboard(monitoring_settings.evidently_workspace, key, result)
     numbers: dict[str, Any] = {
-        "drift_share": summary.drift_share,
-        "prediction_drift": summary.prediction_drift,
+        "drift_share": round(summary.drift_share, 4),
+        "prediction_drift": round(summary.prediction_drift, 4),
         "rows": summary.rows,
         "labelled_rows": summary.labelled_rows,
         **{f"drift_score/{c}": round(v, 4) for c, v in summary.feature_scores.items()},
@@ -117,6 +123,18 @@ def drift_report(
             "model_version": model_version,
             "reference": f"{reference.version} ({reference.source}, {len(reference.frame)} rows)",
         },
+    )
+
+
+def thresholds_of(settings: MonitoringSettings) -> Any:
+    """The Evidently tests' thresholds: the checks' own settings, one source for both."""
+    from studperf_assets.lib.drift import Thresholds
+
+    return Thresholds(
+        numerical=settings.numerical_drift_score,
+        categorical=settings.categorical_drift_score,
+        prediction=settings.prediction_drift_score,
+        share=settings.data_drift_share,
     )
 
 
@@ -152,14 +170,11 @@ def _add_to_dashboard(workspace_path: str, key: str, result: Any) -> None:
 
 def _batch_facts(report: dict[str, Any]) -> dict[str, Any]:
     """What an alert about this window says besides the check's own numbers."""
-    facts = {
+    return {  # the report's key in the monitoring store; never a server's file path
         "rows": report["rows"],
         "model_version": report["model_version"],
         "report_key": report.get("report_key", ""),
     }
-    if report.get("report_uri"):
-        facts["report"] = MetadataValue.path(str(report["report_uri"]))
-    return facts
 
 
 def check_outcomes(summary: DriftSummary, settings: MonitoringSettings) -> dict[str, bool]:
@@ -171,6 +186,30 @@ def check_outcomes(summary: DriftSummary, settings: MonitoringSettings) -> dict[
         "prediction_drift": not summary.prediction_drifted,  # Evidently's verdict
         "performance": not judged or float(summary.f1_macro or 0.0) >= settings.f1_floor,
     }
+
+
+def drifted_text(summary: DriftSummary) -> str:
+    """The drifted features, highest score first, each with its score and threshold."""
+    drifted = sorted(summary.drifted_features, key=lambda f: -summary.feature_scores[f])
+    if not drifted:
+        return "none"
+    return ", ".join(
+        f"{f} {summary.feature_scores[f]:.3f} > {summary.feature_thresholds.get(f, 0):.2f}"
+        for f in drifted
+    )
+
+
+def feature_table(summary: DriftSummary) -> str:
+    """Every feature's drift score, threshold and PSI as a Markdown table, highest first."""
+    rows = ["| feature | score | threshold | PSI | drifted |", "| --- | --- | --- | --- | --- |"]
+    for feature in sorted(summary.feature_scores, key=lambda f: -summary.feature_scores[f]):
+        rows.append(
+            f"| {feature} | {summary.feature_scores[feature]:.3f} "
+            f"| {summary.feature_thresholds.get(feature, float('nan')):.2f} "
+            f"| {summary.psi.get(feature, float('nan')):.3f} "
+            f"| {'yes' if feature in summary.drifted_features else ''} |"
+        )
+    return "\n".join(rows)
 
 
 def _summary(report: dict[str, Any]) -> DriftSummary:
@@ -191,8 +230,10 @@ def data_drift(
         passed=check_outcomes(summary, monitoring_settings)["data_drift"],
         severity=monitoring_settings.drift_severity,
         metadata={
-            "drift_share": summary.drift_share,
+            "drift_share": round(summary.drift_share, 3),
             "threshold": monitoring_settings.data_drift_share,
+            "drifted": MetadataValue.text(drifted_text(summary)),
+            "features": MetadataValue.md(feature_table(summary)),
             "drifted_features": MetadataValue.json(summary.drifted_features),
             "feature_scores": MetadataValue.json(
                 {k: round(v, 4) for k, v in summary.feature_scores.items()}
@@ -218,8 +259,11 @@ def prediction_drift(
         passed=check_outcomes(summary, monitoring_settings)["prediction_drift"],
         severity=monitoring_settings.drift_severity,
         metadata={
-            "prediction_drift": summary.prediction_drift,
+            "prediction_drift": round(summary.prediction_drift, 3),
             "threshold": monitoring_settings.prediction_drift_score,
+            "predicted": MetadataValue.text(
+                ", ".join(f"{g} {n:,}" for g, n in summary.prediction_counts.items())
+            ),
             **_batch_facts(drift_report),
         },
     )
@@ -242,13 +286,23 @@ def performance(
         passed=check_outcomes(summary, monitoring_settings)["performance"],
         severity=monitoring_settings.performance_severity,
         metadata={
-            "f1_macro": float(summary.f1_macro) if summary.f1_macro is not None else float("nan"),
+            "f1_macro": (
+                round(float(summary.f1_macro), 4) if summary.f1_macro is not None else float("nan")
+            ),
             "labelled_rows": summary.labelled_rows,
             "floor": monitoring_settings.f1_floor,
             "judged": judged,
             **_batch_facts(drift_report),
         },
     )
+
+
+def verdict_tags(failing: list[str]) -> dict[str, str]:
+    """The run tags that say, in Dagster's runs list, whether the window's drift and
+    performance checks failed (the run itself succeeded: the window was monitored)."""
+    if not failing:
+        return {VERDICT_TAG: "passed"}
+    return {VERDICT_TAG: "failed", FAILED_CHECKS_TAG: " ".join(failing)}
 
 
 # 3, 6, 12 s: a database that is back within ~20 s loses nothing.
@@ -262,7 +316,10 @@ SQL_RETRIES = RetryPolicy(max_retries=3, delay=3, backoff=Backoff.EXPONENTIAL)
     retry_policy=SQL_RETRIES,
 )
 def batch_metrics(
-    context: AssetExecutionContext, drift_report: dict[str, Any], metrics_database: MetricsDatabase
+    context: AssetExecutionContext,
+    drift_report: dict[str, Any],
+    metrics_database: MetricsDatabase,
+    monitoring_settings: MonitoringSettings,
 ) -> Output[dict[str, Any]]:
     """The window's row in ``batch_metrics`` (SQLite or PostgreSQL), for SQL and Grafana."""
     key = context.partition_key
@@ -274,6 +331,13 @@ def batch_metrics(
         "small": None if small is None else small == "true",
         "report_uri": drift_report["report_uri"],
     }
+    failing = sorted(
+        name
+        for name, ok in check_outcomes(_summary(drift_report), monitoring_settings).items()
+        if not ok
+    )
+    # the runs list shows a run's tags: a drifted window's green run says it drifted
+    context.instance.add_run_tags(context.run_id, verdict_tags(failing))
     try:
         metrics_database.record_batch(context.partition_key, row)
         metrics_database.record_status(context.partition_key, "monitored", context.run_id)

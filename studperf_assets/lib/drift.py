@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from evidently import DataDefinition, Dataset, MulticlassClassification, Report
 from evidently.core.report import Snapshot
 from evidently.metrics import DriftedColumnsCount, ValueDrift
 from evidently.presets import ClassificationPreset
+from evidently.tests import lt
 from sklearn.exceptions import UndefinedMetricWarning
 
 from lambda_service.schema import FEATURE_NAMES, GRADE_LETTERS
@@ -49,6 +51,10 @@ class Thresholds:
     numerical: float = 0.2
     categorical: float = 0.15
     prediction: float = 0.15
+    # The share of drifted features at which the data_drift check fails: Evidently's own
+    # "share of drifted columns" test is given the same bound (its default is 0.5), so the
+    # report and the check never disagree on a window.
+    share: float = 0.2
 
     def of(self, column: str) -> tuple[str, float]:
         if column == PREDICTION:
@@ -58,26 +64,60 @@ class Thresholds:
         return CAT_METHOD, self.categorical
 
 
+GRADE_NAMES = dict(enumerate(GRADE_LETTERS))  # how Evidently's pages name the classes
+
+
 def _definition(columns: list[str], labelled: bool) -> DataDefinition:
     return DataDefinition(
         numerical_columns=[c for c in columns if c in NUMERICAL],
         categorical_columns=[c for c in columns if c not in NUMERICAL],
         classification=(
-            [MulticlassClassification(target=ACTUAL, prediction_labels=PREDICTION)]
+            [
+                MulticlassClassification(
+                    target=ACTUAL, prediction_labels=PREDICTION, labels=GRADE_NAMES
+                )
+            ]
             if labelled
             else None
         ),
     )
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What a snapshot is tagged with, so the Evidently UI can filter and place it: the
+    window (its start is the snapshot's time on the dashboard's x-axis), the model version
+    that served it and the Dagster run that monitored it."""
+
+    window: str = ""
+    start: datetime | None = None
+    model_version: str = ""
+    run_id: str = ""
+
+    def tags(self) -> list[str]:
+        named = {"window": self.window, "model": self.model_version, "run": self.run_id}
+        return [f"{k}:{v}" for k, v in named.items() if v]
+
+    def metadata(self) -> dict[str, str]:
+        named = {"window": self.window, "model_version": self.model_version}
+        return {k: v for k, v in {**named, "dagster_run": self.run_id}.items() if v}
+
+
 def _run(
-    metrics: list[Any], current: pd.DataFrame, reference: pd.DataFrame, labelled: bool
+    metrics: list[Any],
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    labelled: bool,
+    info: RunInfo = RunInfo(),
 ) -> Snapshot:
     columns = list(current.columns)
     definition = _definition(columns, labelled)
     return Report(metrics, include_tests=True).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
+        timestamp=info.start,
+        tags=info.tags(),
+        metadata=info.metadata(),
     )
 
 
@@ -121,7 +161,11 @@ def evidently_quality_gap(current: set[int], reference: set[int]) -> str:
 
 
 def _quality_report(
-    view: pd.DataFrame, reference: pd.DataFrame, thresholds: Thresholds, summary: DriftSummary
+    view: pd.DataFrame,
+    reference: pd.DataFrame,
+    thresholds: Thresholds,
+    summary: DriftSummary,
+    info: RunInfo = RunInfo(),
 ) -> tuple[Snapshot, float]:
     """Evidently's target drift and, where its metrics can judge the batch, its
     classification quality; returns the snapshot and the target's drift score."""
@@ -138,7 +182,7 @@ def _quality_report(
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         # likewise a batch whose labelled rows hold one grade (sklearn, inside Evidently)
         warnings.filterwarnings("ignore", "A single label was found", UserWarning)
-        quality = _run(metrics, view, references, labelled=not gap)
+        quality = _run(metrics, view, references, labelled=not gap, info=info)
     return quality, column_drifts(quality, {ACTUAL: target})[ACTUAL].score
 
 
@@ -146,6 +190,13 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     if ACTUAL not in frame:
         return pd.DataFrame({PREDICTION: [], ACTUAL: []}, dtype=np.int64)
     return frame.loc[frame[ACTUAL].notna(), [PREDICTION, ACTUAL]].astype(np.int64)
+
+
+def _lettered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its predicted grades as letters, as Evidently's drift page shows them
+    (the distance between two grade distributions does not depend on their names)."""
+    codes = frame[PREDICTION].astype(np.int64)
+    return frame.assign(**{PREDICTION: codes.map(GRADE_NAMES)})
 
 
 @dataclass
@@ -160,6 +211,7 @@ def drift_report(
     current: WindowContents | pd.DataFrame,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     thresholds: Thresholds = Thresholds(),
+    info: RunInfo = RunInfo(),
 ) -> DriftResult:
     """Data and prediction drift (distances, Evidently's verdicts, and PSI) on the window's
     bounded seeded sample (``rows_compared`` says how many rows); f1-macro, accuracy and
@@ -185,12 +237,14 @@ def drift_report(
         num_threshold=thresholds.numerical,
         cat_method=CAT_METHOD,
         cat_threshold=thresholds.categorical,
+        share_tests=[lt(thresholds.share)],  # the data_drift check's bound, not Evidently's 0.5
     )
     drift = _run(
         [*metrics.values(), share],
-        compared[columns].astype({PREDICTION: np.int64}),
-        reference.astype({PREDICTION: np.int64}),
+        _lettered(compared[columns]),
+        _lettered(reference),
         labelled=False,
+        info=info,
     )
     verdicts = column_drifts(drift, metrics)
     drifted = [c for c in FEATURE_NAMES if verdicts[c].drifted]
@@ -222,7 +276,7 @@ def drift_report(
         view = _labelled(compared)
         if not len(view):  # a sample without labelled rows: the page shows some of them
             view = pd.DataFrame({PREDICTION: predicted, ACTUAL: true}).head(len(compared))
-        quality, target_drift = _quality_report(view, reference, thresholds, summary)
+        quality, target_drift = _quality_report(view, reference, thresholds, summary, info)
         summary.labelled_rows = window.labelled_rows
         summary.target_drift = target_drift
         summary.f1_macro = scores["f1_macro"]

@@ -4,6 +4,7 @@ reports, metrics in PostgreSQL, SES alerts read back from moto, sensors with an 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,13 +25,14 @@ from lambda_service.model_provider import ModelProvider
 from lambda_service.schema import FEATURE_NAMES
 from lambda_service.service import PredictionService
 from lambda_service.streams import KinesisSink
+from studperf_assets.constants import FAILED_CHECKS_TAG, VERDICT_TAG
 from studperf_assets.definitions import make_definitions
 from studperf_assets.deployment import Deployment
 from studperf_assets.lib import data, drift
 from studperf_assets.lib.incidents import check_group
 from studperf_assets.lib.simulation import Drift, StudentGenerator
 from studperf_assets.lib.window_contents import WindowContents
-from studperf_assets.lib.windows import is_window_key, window_key
+from studperf_assets.lib.windows import is_window_key, window_key, window_start
 from studperf_assets.local.firehose import FirehoseStandIn
 from studperf_assets.local.firehose import run as run_archive
 from studperf_assets.local.moto import sent_emails
@@ -38,6 +40,7 @@ from studperf_assets.local.poller import Checkpoints, KinesisPoller
 from studperf_assets.local.ticks import Tick, run_requested, tick
 from studperf_assets.local.traffic import simulate, training_generator
 from studperf_assets.local.training_run import run_training
+from studperf_assets.resources.evidently_workspace import snapshot_id, snapshot_name
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets_tests.archive_objects import prediction, write_object
 from studperf_assets_tests.conftest import PG_URL
@@ -77,6 +80,36 @@ def test_no_drift_passes_and_a_shifted_batch_fails() -> None:
     assert calm.f1_macro == pytest.approx(1.0) and calm.labelled_rows == 400
     assert max(calm.psi.values()) < 0.25  # PSI: stable below 0.1-0.25, a shift above
     assert shifted.psi["Absences"] > 0.25 and shifted.psi["StudyTimeWeekly"] > 0.25
+
+
+def test_evidently_and_the_data_drift_check_share_one_threshold() -> None:
+    """Field fault (issue 24): Evidently's "share of drifted columns" test passed a window at
+    0.222 < 0.5 that the data_drift check failed at 0.2. Both now read the setting."""
+    from studperf_assets.assets.reports import check_outcomes, thresholds_of
+    from studperf_assets.resources.monitoring import MonitoringSettings
+
+    reference, train = _reference_and_train()
+    shifted = _batch(StudentGenerator(train, seed=3).sample(400, Drift(8, 0.5)))
+    for share in (0.2, 0.3):  # 2 of 9 features drift: 0.222
+        settings = MonitoringSettings(data_drift_share=share)
+        result = drift.drift_report(reference, shifted, thresholds=thresholds_of(settings))
+        assert result.summary.drift_share == pytest.approx(2 / 9)
+        (share_test,) = [t for t in result.drift.tests_results if "Share of Drifted" in t.name]
+        evidently_passed = share_test.status != drift.FAILED
+        assert evidently_passed == check_outcomes(result.summary, settings)["data_drift"]
+        assert evidently_passed == (share == 0.3)
+
+
+def test_evidently_pages_name_grades_by_letter() -> None:
+    """Field fault (issue 24): Evidently's pages showed grades as 0-4."""
+    from studperf_assets.assets.reports import _html
+
+    reference, train = _reference_and_train()
+    result = drift.drift_report(reference, _batch(StudentGenerator(train, seed=4).sample(300)))
+    assert result.quality is not None
+    pages = [_html(result.drift).decode(), _html(result.quality).decode()]
+    letters = re.compile(r'"x": \[(?:"[ABCDF]", ){4}"[ABCDF]"\]')  # a bar per grade, by letter
+    assert all(letters.search(page) for page in pages)
 
 
 def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:
@@ -324,15 +357,18 @@ def monitored(stack: dict[str, Any]) -> dict[str, Any]:
     assert keys == list(added.partition_keys) and len(keys) == 4
     assert all(is_window_key(str(k)) for k in keys)
     outcomes: dict[str, dict[str, bool]] = {}
+    tags: dict[str, dict[str, str]] = {}
     for request, run in _run(stack, batches):  # as the daemon would: add partitions, then run
         assert run.job_def.name == "monitoring_job"
         outcomes[str(request.partition_key)] = {
             e.check_name: e.passed for e in run.get_asset_check_evaluations()
         }
+        tags[str(request.partition_key)] = stack["instance"].get_run_by_id(run.run_id).tags
     again = _tick(stack, "prediction_window_sensor", cursor=batches.cursor)
     calm, drifted = sorted(outcomes)[:2], sorted(outcomes)[2:]
     return {
         "outcomes": outcomes,
+        "tags": tags,
         "no_more": again,
         "cursor": batches.cursor,
         "calm": calm,
@@ -350,6 +386,14 @@ def test_windows_reports_checks_and_metrics(
     assert all(o["batch_data_quality"] and o["batch_records"] for o in outcomes.values())
     assert all(outcomes[k]["performance"] and outcomes[k]["prediction_drift"] for k in calm)
     assert not any(outcomes[k]["prediction_drift"] for k in drifted)
+    # the runs list tells a drifted window's (successful) run from a calm one's
+    tags = monitored["tags"]
+    assert all(tags[k][VERDICT_TAG] == "passed" for k in calm)
+    assert all(tags[k][VERDICT_TAG] == "failed" for k in drifted)
+    assert all(
+        {"data_drift", "prediction_drift"} <= set(tags[k][FAILED_CHECKS_TAG].split())
+        for k in drifted
+    )
     no_more = monitored["no_more"]  # nothing left: every object is in exactly one window
     assert not no_more.run_requests and "0 rows" in str(no_more.skip_message)
     with sa.create_engine(metrics_db).connect() as db:
@@ -374,6 +418,13 @@ def test_windows_reports_checks_and_metrics(
     workspace = Workspace(str(stack["home"] / "evidently"))
     (project,) = workspace.search_project("studperf")
     assert len(workspace.list_runs(project.id)) == 8  # drift + quality per window
+    snapshot = workspace.get_run(project.id, snapshot_id(snapshot_name(drifted[0], "drift")))
+    assert snapshot is not None  # tagged and placed at its window's start
+    assert f"window:{drifted[0]}" in snapshot.tags and any(
+        t.startswith("run:") for t in snapshot.tags
+    )
+    assert snapshot.metadata["window"] == drifted[0]
+    assert snapshot.timestamp.replace(tzinfo=UTC) == window_start(drifted[0])
     dashboard = project.dashboard.model()  # the panels across batches, created with the project
     titles: dict[str, list[str]] = {}
     by_id = {panel.id: panel for panel in dashboard.panels}
