@@ -258,7 +258,7 @@ class FakeSender:
     dagster_url = "http://dagster.test"
     evidently_url = "http://evidently.test"
     mlflow_url = "http://mlflow.test"
-    recipients = ["oncall@example.org"]
+    recipients = ("oncall@example.org",)
 
     def __init__(self, failing: bool = False) -> None:
         self.failing = failing
