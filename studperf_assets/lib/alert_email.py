@@ -316,17 +316,17 @@ class IncidentNotice:
             f'<table border="1" cellpadding="4" cellspacing="0">{rows}</table>',
         ]
         if self.doing:
-            items = "".join(f"<li>{e(line)}</li>" for line in self.doing)
-            parts.append(f"<h3>What the platform is doing</h3>\n<ul>{items}</ul>")
+            items = "\n".join(f"<li>{e(line)}</li>" for line in self.doing)
+            parts.append(f"<h3>What the platform is doing</h3>\n<ul>\n{items}\n</ul>")
         if self.runbook:
-            items = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in self.runbook)
-            parts.append(f"<h3>What to check</h3>\n<ul>{items}</ul>")
+            items = "\n".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in self.runbook)
+            parts.append(f"<h3>What to check</h3>\n<ul>\n{items}\n</ul>")
         parts += [f"<h3>{e(title)}</h3>\n{_html_table(table)}" for title, table in self.tables]
         links = self.web_links()
         if links:
-            items = "".join(
+            items = "\n".join(
                 f'<li><a href="{e(url, quote=True)}">{e(name)}</a></li>' for name, url in links
             )
-            parts.append(f"<h3>Links</h3>\n<ul>{items}</ul>")
+            parts.append(f"<h3>Links</h3>\n<ul>\n{items}\n</ul>")
         parts.append("</body></html>")
         return "\n".join(parts)
