@@ -535,7 +535,8 @@ def test_one_alert_per_incident_once_and_surviving_send_failures(
     assert f"{first} .. {last} (2 failing)" in html
     assert "Drifted features, highest score first" in html and "<table" in html
     assert "StudyTimeWeekly" in html
-    assert "/runs/" in html and "drift.html" in html  # links to the run and the report
+    assert "/runs/" in html and f"Evidently drift report of {last}" in html  # the run, the report
+    assert "file://" not in html  # a folder store's report is on the server's disk: no link
     assert emails[0]["destinations"]["ToAddresses"] == ["oncall@studperf.test"]
     _tick(stack, "monitoring_alert_sensor", cursor=None)  # even from scratch: de-duplicated
     assert len(sent_emails(stack["moto"])) == before + len(groups)
