@@ -114,6 +114,16 @@ CODE_LOCATION: dict[str, tuple[str, str]] = {
         _deployment("dagster_url"),
         "base of the run links in alert e-mails (`studperf up` sets it)",
     ),
+    "STUDPERF_EVIDENTLY_URL": (
+        f"{_deployment('evidently_url')} (`local`); empty (`aws`)",
+        "base of the Evidently UI links in alert e-mails (`studperf up` sets it; empty: no "
+        "Evidently link, as in AWS, which serves no Evidently UI)",
+    ),
+    "STUDPERF_MLFLOW_URL": (
+        _deployment("mlflow_url"),
+        "base of the MLflow UI links in alert e-mails (Terraform sets `https://mlflow.<domain>`; "
+        "empty: none)",
+    ),
     "STUDPERF_SENSORS": (
         _shown(
             deployment.sensors_setting(

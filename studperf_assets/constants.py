@@ -7,6 +7,7 @@ TRAINING_GROUP = "training"
 MONITORING_GROUP = "monitoring"
 
 TRAINING_JOB = "training_job"
+INCIDENT_TAG = "studperf/incident"  # on a training run: the incident it retrains for
 MONITORING_JOB = "monitoring_job"
 MONITORING_DAILY_JOB = "monitoring_daily_job"
 

@@ -49,6 +49,8 @@ ENVIRONMENT_VARIABLES = (
     "STUDPERF_ALERT_SENDER",
     "STUDPERF_ALERT_RECIPIENTS",
     "STUDPERF_DAGSTER_URL",
+    "STUDPERF_EVIDENTLY_URL",
+    "STUDPERF_MLFLOW_URL",
     "STUDPERF_SENSORS",
     "STUDPERF_SENSOR_INTERVAL",
     "STUDPERF_MONITORING",
@@ -114,6 +116,8 @@ class Deployment:
     alert_sender: str = DEFAULT_SENDER
     alert_recipients: tuple[str, ...] = DEFAULT_RECIPIENTS
     dagster_url: str = "http://127.0.0.1:3000"  # base of the run links in alert e-mails
+    evidently_url: str = "http://127.0.0.1:8085"  # base of the Evidently links ("": none)
+    mlflow_url: str = "http://127.0.0.1:5000"  # base of the MLflow model links ("": none)
     sensors_running: bool = True
     sensor_interval_seconds: int = 15
     monitoring: Mapping[str, Any] = field(default_factory=dict)  # MonitoringSettings fields
@@ -149,8 +153,10 @@ class Deployment:
         secrets: dict[str, Any] = {
             name: FromEnv(var) if env.get(var) else "" for name, var in SECRET_URLS.items()
         }
+        kind = env.get("STUDPERF_DEPLOYMENT", cls.kind)
+        local = kind == "local"
         return cls(
-            kind=env.get("STUDPERF_DEPLOYMENT", cls.kind),
+            kind=kind,
             home=home_from_environment(env),
             data_source=env.get("STUDPERF_DATA_SOURCE", ""),
             model_store=env.get("STUDPERF_MODEL_STORE", ""),
@@ -162,6 +168,9 @@ class Deployment:
             alert_sender=env.get("STUDPERF_ALERT_SENDER", DEFAULT_SENDER),
             alert_recipients=tuple(r.strip() for r in recipients.split(",") if r.strip()),
             dagster_url=env.get("STUDPERF_DAGSTER_URL", cls.dagster_url),
+            # no Evidently UI is deployed in AWS: no link unless one is named
+            evidently_url=env.get("STUDPERF_EVIDENTLY_URL", cls.evidently_url if local else ""),
+            mlflow_url=env.get("STUDPERF_MLFLOW_URL", cls.mlflow_url),
             sensors_running=sensors == "running",
             sensor_interval_seconds=int(
                 env.get("STUDPERF_SENSOR_INTERVAL", str(cls.sensor_interval_seconds))

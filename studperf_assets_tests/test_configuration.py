@@ -82,6 +82,22 @@ def test_the_environment_maps_to_parameters() -> None:
     assert isinstance(io_store, S3ObjectStore) and io_store.prefix == "dagster-io"
 
 
+def test_alert_links_have_base_urls_and_aws_has_no_evidently_ui() -> None:
+    """The e-mails' links open from a laptop: each UI's base URL is a setting the alert
+    sender carries; AWS serves no Evidently UI, so it gets no Evidently link unless named."""
+    local = resources_for(Deployment.from_environment({}))["alert_sender"]
+    assert (local.dagster_url, local.evidently_url, local.mlflow_url) == (
+        "http://127.0.0.1:3000",
+        "http://127.0.0.1:8085",
+        "http://127.0.0.1:5000",
+    )
+    aws = {"STUDPERF_DEPLOYMENT": "aws", "STUDPERF_MLFLOW_URL": "https://mlflow.example.org"}
+    deployment = Deployment.from_environment(aws)
+    assert (deployment.evidently_url, deployment.mlflow_url) == ("", "https://mlflow.example.org")
+    named = Deployment.from_environment({**aws, "STUDPERF_EVIDENTLY_URL": "https://ev.example.org"})
+    assert named.evidently_url == "https://ev.example.org"
+
+
 def test_the_switch_refuses_settings_that_do_not_fit(tmp_path: Path) -> None:
     with pytest.raises(DeploymentError, match="one of"):
         Deployment(kind="gcp")

@@ -2,8 +2,10 @@
 reminder, resolved), and one monitored batch's failed checks (``BatchAlert``, sent directly
 only when the monitoring database cannot record the incident).
 
-A small table per check or list (what, score, threshold) at three significant digits, and
-links to the Dagster run and the report. A plain-text part and an HTML part carry the same
+An incident's e-mail leads with its severity, then what happened and since when, what the
+platform is already doing about it, one "what to check" line per failed check, small tables
+(what, score, threshold) at three significant digits, and links that open from a laptop
+(http(s) only: ``lib.alert_links``). A plain-text part and an HTML part carry the same
 content.
 """
 
@@ -14,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from studperf_assets.lib.alert_links import is_web
+
 CHECK_TITLES = {
     "data_drift": "Input data drifted",
     "prediction_drift": "Predictions drifted",
@@ -22,6 +26,48 @@ CHECK_TITLES = {
     "batch_labels": "Ground truth could not be used",
     "batch_data_quality": "Inputs missing or out of range",
 }
+
+
+# What the on-call looks at first, per check that can open an incident: one line each.
+CHECK_RUNBOOK = {
+    "data_drift": "open the Evidently report: which features moved, and is it a new population "
+    "(retraining follows) or an upstream change of units or forms (fix the producer)?",
+    "prediction_drift": "compare the predicted grades with the reference in the Evidently "
+    "report; without input drift, check which model version served (a recent promotion?)",
+    "performance": "f1-macro on labelled rows fell below the floor: rule out bad labels "
+    "(the labels incident) first, then read the confusion matrix in the quality report",
+    "batch_records": "open the named archive objects at the named lines: something other "
+    "than the Lambda writes to the predictions stream, or a Lambda release changed its records",
+    "batch_labels": "fix and re-upload the named label files (a rewritten file is read "
+    "again); a conflict needs the label source to say which grade is right",
+    "batch_data_quality": "find the producer sending the named inputs missing or out of "
+    "range, and why the Lambda's validation (lambda_service/schema.py) let them through",
+}
+# The same for incidents that are not failed checks: by kind, or by kind and job.
+INCIDENT_RUNBOOK = {
+    "run_failed:monitoring_job": "open the failed run's step and its error; once fixed, "
+    "materialize the window's partitions again (the incident resolves when each is monitored)",
+    "run_failed:training_job": "open the failed run; the champion keeps serving, and the next "
+    "successful training run resolves this",
+    "run_failed:monitoring_daily_job": "open the failed run and materialize the day's "
+    "monitoring_daily partition again; the day's windows are kept until it is rolled up",
+    "run_failed": "open the failed run's step and its error",
+    "run_stuck": "a run holds a run slot: open it, terminate it if it is hung, and check the "
+    "daemon's run monitoring and the run worker's process",
+    "sensor_failing": "open the sensor's ticks (Automation) for the error; its work waits "
+    "until a good tick, which resolves this",
+    "database_down": "check that the monitoring database (STUDPERF_METRICS_DB_URL) answers; "
+    "nothing is lost, the waiting runs are recorded once it does",
+    "alerts_undelivered": "check SES: the sender identity is verified and the account is out "
+    "of the sandbox",
+}
+SEVERITIES = ("WARN", "ERROR")  # AssetCheckSeverity's values, least severe first
+
+
+def highest_severity(severities: list[str]) -> str:
+    """The most severe of ``severities`` (an unknown value counts as ERROR)."""
+    ranked = [SEVERITIES.index(s) if s in SEVERITIES else len(SEVERITIES) - 1 for s in severities]
+    return SEVERITIES[max(ranked)] if ranked else SEVERITIES[-1]
 
 
 def sig(value: Any, digits: int = 3) -> str:
@@ -214,17 +260,25 @@ class IncidentNotice:
     """The e-mail owed for an incident (``lib.incidents``): when it opens, as a reminder
     while it stays open, and when it is resolved. Facts come from the incident's details:
     the job, step, error and run for a failed run; the sensor and error for a sensor; the
-    checks, windows and drifted features (a table) for failed checks."""
+    checks, windows and drifted features (a table) for failed checks. ``doing`` says what
+    the platform is already doing about it, ``runbook`` what to check first (by check or
+    kind); links that are not http(s) are left out."""
 
     notice: str  # opened | reminder | resolved
     title: str
     facts: list[tuple[str, str]]
     links: dict[str, str] = field(default_factory=dict)
     tables: list[tuple[str, Table]] = field(default_factory=list)
+    severity: str = "ERROR"
+    doing: list[str] = field(default_factory=list)
+    runbook: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def subject(self) -> str:
         return f"[studperf] {NOTICE_WORDS[self.notice]}: {self.title}"
+
+    def web_links(self) -> list[tuple[str, str]]:
+        return [(name, url) for name, url in self.links.items() if is_web(url)]
 
     def _lead(self) -> str:
         if self.notice == "resolved":
@@ -233,12 +287,21 @@ class IncidentNotice:
             return f"Still open: {self.title}."
         return f"New incident: {self.title}."
 
+    def _severity(self) -> str:
+        return f"Severity: {self.severity}"
+
     def text(self) -> str:
-        lines = [self._lead(), ""]
+        lines = [self._lead(), self._severity(), ""]
         lines += [f"  {k}: {v}" for k, v in self.facts]
+        if self.doing:
+            lines += ["", "What the platform is doing", *[f"  {line}" for line in self.doing]]
+        if self.runbook:
+            lines += ["", "What to check", *[f"  {k}: {v}" for k, v in self.runbook]]
         for title, table in self.tables:
             lines += ["", title, *_text_table(table)]
-        lines += ["", *[f"{name}: {url}" for name, url in self.links.items() if url]]
+        links = self.web_links()
+        if links:
+            lines += ["", "Links", *[f"  {name}: {url}" for name, url in links]]
         return "\n".join(lines).rstrip() + "\n"
 
     def html(self) -> str:
@@ -246,17 +309,24 @@ class IncidentNotice:
         rows = "".join(
             f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.facts
         )
-        links = " · ".join(
-            f'<a href="{e(url, quote=True)}">{e(name)}</a>'
-            for name, url in self.links.items()
-            if url
-        )
+        colour = "#b00020" if self.severity == "ERROR" else "#8a5a00"
         parts = [
             '<html><body style="font-family: sans-serif">',
-            f"<p>{e(self._lead())}</p>",
+            f"<p>{e(self._lead())}<br><b style='color: {colour}'>{e(self._severity())}</b></p>",
             f'<table border="1" cellpadding="4" cellspacing="0">{rows}</table>',
-            *[f"<h3>{e(title)}</h3>\n{_html_table(table)}" for title, table in self.tables],
-            f"<p>{links}</p>" if links else "",
-            "</body></html>",
         ]
-        return "\n".join(p for p in parts if p)
+        if self.doing:
+            items = "\n".join(f"<li>{e(line)}</li>" for line in self.doing)
+            parts.append(f"<h3>What the platform is doing</h3>\n<ul>\n{items}\n</ul>")
+        if self.runbook:
+            items = "\n".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in self.runbook)
+            parts.append(f"<h3>What to check</h3>\n<ul>\n{items}\n</ul>")
+        parts += [f"<h3>{e(title)}</h3>\n{_html_table(table)}" for title, table in self.tables]
+        links = self.web_links()
+        if links:
+            items = "\n".join(
+                f'<li><a href="{e(url, quote=True)}">{e(name)}</a></li>' for name, url in links
+            )
+            parts.append(f"<h3>Links</h3>\n<ul>\n{items}\n</ul>")
+        parts.append("</body></html>")
+        return "\n".join(parts)

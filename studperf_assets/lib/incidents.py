@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from studperf_assets.lib.alert_email import highest_severity
+
 RUN_FAILED = "run_failed"
 SENSOR_FAILING = "sensor_failing"
 RUN_STUCK = "run_stuck"
@@ -48,6 +50,17 @@ class Incident:
     notifications: int = 0
     resolution_notified_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def incident_severity(incident: Incident) -> str:
+    """Failed checks: the most severe check that failed in any of its windows. Anything else
+    (a failed or stuck run, a failing sensor, undelivered e-mails) leaves monitoring blind
+    or the on-call unreached: ERROR."""
+    if incident.kind == CHECKS_FAILED:
+        checks = incident.details.get("checks", [])
+        fallback = highest_severity([CHECK_SEVERITY.get(c, "ERROR") for c in checks])
+        return str(incident.details.get("severity") or fallback)
+    return "ERROR"
 
 
 def first_line(message: str, limit: int = 300) -> str:
@@ -121,8 +134,19 @@ _KEPT = (
     "drift_share", "threshold", "drifted_features", "feature_scores", "feature_thresholds",
     "prediction_drift", "f1_macro", "labelled_rows", "floor", "rows", "model_version",
     "report_key", "unreadable_records", "conflicting_labels", "bad_values",
-    "first_unreadable", "rejected_label_files", "labels_unavailable",
+    "first_unreadable", "rejected_label_files", "labels_unavailable", "severity",
 )  # fmt: skip
+# A check's severity when its verdict does not say (recorded before verdicts kept it): its
+# definition's (``monitoring_settings`` for the drift and performance checks; Dagster's
+# default, ERROR, for ``batch_data_quality``).
+CHECK_SEVERITY = {
+    "data_drift": "WARN",
+    "prediction_drift": "WARN",
+    "performance": "ERROR",
+    "batch_records": "WARN",
+    "batch_labels": "WARN",
+    "batch_data_quality": "ERROR",
+}
 # Lists and mappings an e-mail shows as they are (each bounded where it is made: at most 20
 # records named, one entry per rejected label file); other nested values are left out.
 _DETAILS = ("first_unreadable", "rejected_label_files", "bad_values")
@@ -189,11 +213,17 @@ def check_incident_details(
         for feature, score in dict(drift.get("feature_scores", {})).items():
             scores[feature] = max(float(score), scores.get(feature, float("-inf")))
     partitions = [w[0] for w in ordered]
+    severities = [
+        str(m.get("severity") or CHECK_SEVERITY.get(c, "ERROR"))
+        for _, _, failed in ordered
+        for c, m in failed.items()
+    ]
     last_partition, last_run, last_failed = ordered[-1]
     facts = next((m for m in last_failed.values() if "model_version" in m), {})
     return {
         "group": group,
         "checks": checks,
+        "severity": highest_severity(severities),
         "windows": len(partitions),
         "listed_windows": _listed(partitions),
         "drifted_features": ranked_features(scores, drifted),

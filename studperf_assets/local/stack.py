@@ -212,6 +212,7 @@ class Stack:
             "STUDPERF_ALERT_SENDER": DEFAULT_SENDER,
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
             "STUDPERF_DAGSTER_URL": self.ui_url,
+            "STUDPERF_EVIDENTLY_URL": self.evidently_url,
             "STUDPERF_MONITORING": json.dumps(LOCAL_MONITORING, separators=(",", ":")),
             **self.settings,
         }

@@ -117,7 +117,11 @@ def _shared(
         "ground_truth": GroundTruth(store=object_store, database=metrics_database),
         "monitoring_settings": MonitoringSettings(**monitoring),
         "alert_sender": AlertSender(
-            sender=d.alert_sender, recipients=list(d.alert_recipients), dagster_url=d.dagster_url
+            sender=d.alert_sender,
+            recipients=list(d.alert_recipients),
+            dagster_url=d.dagster_url,
+            evidently_url=d.evidently_url,
+            mlflow_url=d.mlflow_url,
         ),
         "io_manager": SafeIOManager(store=io_store, prefix="assets"),
         "training_settings": TrainingSettings(work_dir=str(d.home / "work"), **d.training),

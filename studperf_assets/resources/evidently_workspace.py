@@ -205,3 +205,14 @@ def delete_snapshots_before(workspace: str, cutoff: datetime) -> int:
             except FileNotFoundError:
                 continue
     return deleted
+
+
+def find_project_id(workspace: str) -> str:
+    """The ``studperf`` project's ID if the workspace holds it, else "" (never creates it:
+    the alert e-mail links to it, read-only)."""
+    from evidently.ui.storage.local.base import LocalState
+
+    if not Path(workspace).is_dir():
+        return ""
+    found = _find(LocalState(workspace))
+    return str(found) if found is not None else ""

@@ -118,6 +118,14 @@ class AlertSender(ConfigurableResource):
     dagster_url: str = Field(
         default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for run links."
     )
+    evidently_url: str = Field(
+        default="http://127.0.0.1:8085",
+        description="Base URL of the Evidently UI, for report and dashboard links (empty: none).",
+    )
+    mlflow_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Base URL of the MLflow UI, for model version links (empty: none).",
+    )
 
     def run_url(self, run_id: str) -> str:
         return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"

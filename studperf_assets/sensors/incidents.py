@@ -12,6 +12,7 @@ from that record, so a refused send is retried on the next tick.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,12 +20,28 @@ from typing import Any
 
 from dagster import DagsterEventType, DagsterInstance, SensorEvaluationContext
 
-from studperf_assets.constants import MONITORING_DAILY_JOB, PARTITION_TAG
-from studperf_assets.lib.alert_email import CHECK_TITLES, TABLES, IncidentNotice, Table, sig
+from studperf_assets.constants import (
+    INCIDENT_TAG,
+    MONITORING_DAILY_JOB,
+    PARTITION_TAG,
+    TRAINING_JOB,
+)
+from studperf_assets.lib import alert_links
+from studperf_assets.lib.alert_email import (
+    CHECK_RUNBOOK,
+    CHECK_TITLES,
+    INCIDENT_RUNBOOK,
+    NOTICE_WORDS,
+    TABLES,
+    IncidentNotice,
+    Table,
+    sig,
+)
 from studperf_assets.lib.incidents import (
     ALERTS_UNDELIVERED,
     CHECK_GROUPS,
     CHECKS_FAILED,
+    RETRAINING_GROUPS,
     RUN_FAILED,
     RUN_STUCK,
     SENSOR_FAILING,
@@ -33,6 +50,7 @@ from studperf_assets.lib.incidents import (
     check_incident_details,
     check_incident_key,
     first_line,
+    incident_severity,
     notice_due,
     passes_to_resolve,
     run_failure_key,
@@ -42,7 +60,7 @@ from studperf_assets.lib.incidents import (
 )
 from studperf_assets.lib.loop_events import ALERT_NOT_SENT, INCIDENT, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
-from studperf_assets.resources.monitoring import AlertSender
+from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 
 MONITORING_JOB = "monitoring_job"
 
@@ -341,15 +359,49 @@ def _root(error: Any) -> Any:
     return error
 
 
-def notice_for(
-    incident: Incident,
-    notice: str,
-    dagster_url: str,
+@dataclass
+class AlertContext:
+    """What an incident's e-mail says beyond the incident itself: the UIs' base URLs (links
+    that open from a laptop), a shared link to a stored report, the Evidently workspace (its
+    project's ID), the Dagster instance (the retraining run, the model's MLflow version), and
+    the retraining rules (what "not started yet" waits for)."""
+
+    dagster_url: str
+    evidently_url: str = ""
+    mlflow_url: str = ""
+    evidently_workspace: str = ""
+    share: Callable[[str], str] | None = None
+    instance: DagsterInstance | None = None
+    min_new_labels: int = 0
+    cooldown_seconds: int = 0
+    resolve_after: int = 0
+
+
+def alert_context(
+    sender: AlertSender,
+    instance: DagsterInstance | None = None,
+    settings: MonitoringSettings | None = None,
     share: Callable[[str], str] | None = None,
-) -> IncidentNotice:
-    """The e-mail of an incident: what failed, where, since when, how often."""
+) -> AlertContext:
+    settings = settings or MonitoringSettings()
+    return AlertContext(
+        dagster_url=sender.dagster_url,
+        evidently_url=sender.evidently_url,
+        mlflow_url=sender.mlflow_url,
+        evidently_workspace=settings.evidently_workspace,
+        share=share,
+        instance=instance,
+        min_new_labels=settings.min_new_labels_for_retraining,
+        cooldown_seconds=settings.retraining_cooldown_seconds,
+        resolve_after=settings.incident_resolve_after_passing,
+    )
+
+
+def notice_for(incident: Incident, notice: str, alert: AlertContext) -> IncidentNotice:
+    """The e-mail of an incident: how severe, what failed, where, since when, how often,
+    what the platform does about it and what to check."""
     if incident.kind == CHECKS_FAILED:
-        return _checks_notice(incident, notice, dagster_url, share)
+        return _checks_notice(incident, notice, alert)
     d = incident.details
     facts = [
         ("what", incident.kind.replace("_", " ")),
@@ -371,16 +423,33 @@ def notice_for(
         )
     }
     if incident.kind == SENSOR_FAILING:
-        links = {"Sensors": f"{dagster_url.rstrip('/')}/automation"}
-    return IncidentNotice(notice, incident.title, facts, links)
+        links = {"Sensors": alert_links.dagster_sensors(alert.dagster_url)}
+    job = str(d.get("job", ""))
+    runbook_key = f"{incident.kind}:{job}" if f"{incident.kind}:{job}" in INCIDENT_RUNBOOK else ""
+    runbook = INCIDENT_RUNBOOK.get(runbook_key or incident.kind, "")
+    doing = []
+    if incident.kind == RUN_FAILED and job == TRAINING_JOB:
+        doing.append("the champion keeps serving: a model is promoted only by a training run "
+                     "that succeeds and beats it")  # fmt: skip
+    elif incident.kind == RUN_FAILED and job == MONITORING_JOB:
+        doing.append("later windows are monitored as usual; the failed window(s) are not "
+                     "monitored until they are materialized again")  # fmt: skip
+    return IncidentNotice(
+        notice,
+        incident.title,
+        facts,
+        links,
+        severity=incident_severity(incident),
+        doing=doing,
+        runbook=[(job or incident.kind, runbook)] if runbook else [],
+    )
 
 
-def _checks_notice(
-    incident: Incident, notice: str, dagster_url: str, share: Callable[[str], str] | None
-) -> IncidentNotice:
+def _checks_notice(incident: Incident, notice: str, alert: AlertContext) -> IncidentNotice:
     """A failed-checks incident's e-mail: the checks, the windows so far, the drifted
-    features ranked by score, the last failing window's figures, links to its run and
-    report."""
+    features ranked by score, the last failing window's figures, what the platform does
+    (retraining, with its run), what to check per check, and links to the window's run, its
+    Evidently report, the dashboard and the model that served it."""
     d = incident.details
     count = int(d.get("windows", incident.occurrences))
     span = incident.first_partition or ""
@@ -389,7 +458,7 @@ def _checks_notice(
     facts = [
         ("what", f"checks failed ({d.get('group', '')})"),
         ("failed checks", ", ".join(d.get("checks", []))),
-        ("since", incident.opened_at.isoformat(timespec="seconds")),
+        ("since", f"{incident.opened_at.isoformat(timespec='seconds')} (incident opened)"),
         ("window(s)", f"{span} ({count} failing)"),
     ]
     if count > 1:
@@ -424,10 +493,140 @@ def _checks_notice(
         if check in last:  # which records, files or values: named, so the on-call can act
             title = f"{CHECK_TITLES.get(check, check)} in {d.get('last_partition', '')}"
             tables.append((title, TABLES[check](dict(last[check]))))
-    links = {"Last failed run": f"{dagster_url.rstrip('/')}/runs/{d.get('last_run_id', '')}"}
-    if share is not None and d.get("report_key"):
-        links["Drift report"] = share(str(d["report_key"]))
-    return IncidentNotice(notice, incident.title, facts, links, tables)
+    links = {
+        "Dagster run of the last failing window": alert_links.dagster_run(
+            alert.dagster_url, str(d.get("last_run_id", ""))
+        )
+    }
+    doing = _doing(incident, notice, alert, links)
+    links.update(_evidently_links(incident, alert))
+    model = _mlflow_link(alert, str(d.get("model_version", "")))
+    if model:
+        links["MLflow model that served it"] = model
+    if alert.share is not None and d.get("report_key"):
+        with contextlib.suppress(Exception):  # a link not made is no reason to hold the e-mail
+            links["Drift report (HTML)"] = alert.share(str(d["report_key"]))
+    runbook = [(c, CHECK_RUNBOOK[c]) for c in d.get("checks", []) if c in CHECK_RUNBOOK]
+    return IncidentNotice(
+        notice,
+        incident.title,
+        facts,
+        links,
+        tables,
+        severity=incident_severity(incident),
+        doing=doing,
+        runbook=runbook,
+    )
+
+
+def _doing(
+    incident: Incident, notice: str, alert: AlertContext, links: dict[str, str]
+) -> list[str]:
+    """What the platform does about failed checks: retraining (started, with its run, or
+    what it waits for) for drift and performance; nothing automatic for the data checks."""
+    group = str(incident.details.get("group", ""))
+    resolved = notice == "resolved"
+    passing = (
+        f"each new window is checked again; {alert.resolve_after or 'enough'} passing windows "
+        "in a row resolve this"
+    )
+    if group not in RETRAINING_GROUPS:
+        automatic = f"no automatic action: retraining does not repair {group.replace('_', ' ')}"
+        return [automatic] if resolved else [automatic, passing]
+    run = _retraining_run(alert.instance, incident.id)
+    if run is not None:
+        started = datetime.fromtimestamp(run.create_timestamp.timestamp(), UTC)
+        links["Retraining run"] = alert_links.dagster_run(alert.dagster_url, run.dagster_run.run_id)
+        said = [
+            f"retraining started {started.isoformat(timespec='seconds')} for this incident: "
+            f"{TRAINING_JOB} run {run.dagster_run.run_id[:8]}, "
+            f"{run.dagster_run.status.value.lower()}",
+            "its model replaces the champion only if it beats it (the champion check)",
+        ]
+        return said if resolved else [*said, passing]
+    if resolved:
+        return ["no retraining was started for this incident"]
+    links["Retraining runs for this incident"] = alert_links.dagster_runs_tagged(
+        alert.dagster_url, INCIDENT_TAG, str(incident.id)
+    )
+    cooldown = (
+        f", at most one per {alert.cooldown_seconds // 60} min" if alert.cooldown_seconds else ""
+    )
+    return [
+        f"retraining not started yet: retraining_sensor starts {TRAINING_JOB} for this "
+        f"incident once {alert.min_new_labels} newly labelled rows are in{cooldown} "
+        "(the link below lists it once it has)",
+        passing,
+    ]
+
+
+def _retraining_run(instance: DagsterInstance | None, incident_id: int) -> Any:
+    """The newest training run requested for the incident (``INCIDENT_TAG``), or None."""
+    if instance is None:
+        return None
+    from dagster import RunsFilter
+
+    filters = RunsFilter(job_name=TRAINING_JOB, tags={INCIDENT_TAG: str(incident_id)})
+    records = instance.get_run_records(filters=filters, limit=1)
+    return records[0] if records else None
+
+
+def _evidently_links(incident: Incident, alert: AlertContext) -> dict[str, str]:
+    """The last failing window's report in the Evidently UI (drift, or quality for the
+    performance check) and the project's dashboard; the UI's root if the project is not
+    found."""
+    if not alert.evidently_url:
+        return {}
+    from studperf_assets.resources.evidently_workspace import (
+        find_project_id,
+        snapshot_id,
+        snapshot_name,
+    )
+
+    try:
+        project = find_project_id(alert.evidently_workspace) if alert.evidently_workspace else ""
+    except Exception:  # noqa: BLE001 - a workspace being written: the dashboard link still helps
+        project = ""
+    links = {"Evidently dashboard": alert_links.evidently_project(alert.evidently_url, project)}
+    group = str(incident.details.get("group", ""))
+    window = str(incident.details.get("last_partition", ""))
+    if project and window and group in RETRAINING_GROUPS:
+        kind = "quality" if group == "performance" else "drift"
+        snapshot = str(snapshot_id(snapshot_name(window, kind)))
+        links[f"Evidently {kind} report of {window}"] = alert_links.evidently_snapshot(
+            alert.evidently_url, project, snapshot
+        )
+    return links
+
+
+_REGISTERED = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>\d+)$")
+
+
+def _mlflow_link(alert: AlertContext, bundle_version: str) -> str:
+    """The MLflow model version registered with the bundle that served the window (read from
+    ``model_bundle``'s materializations); the registered model's page if not found."""
+    if not alert.mlflow_url or not bundle_version:
+        return ""
+    from studperf_assets.lib.trained import MODEL_NAME
+
+    if alert.instance is not None:
+        from dagster import AssetKey
+
+        with contextlib.suppress(Exception):  # no version found: the model's page will do
+            result = alert.instance.fetch_materializations(AssetKey("model_bundle"), limit=200)
+            for record in result.records:
+                materialization = record.asset_materialization
+                metadata = materialization.metadata if materialization else {}
+                version = metadata.get("version")
+                registered = metadata.get("mlflow_model")
+                if version is None or registered is None or version.value != bundle_version:
+                    continue
+                found = _REGISTERED.match(str(registered.value))
+                if found:
+                    return alert_links.mlflow_model(
+                        alert.mlflow_url, found["name"], found["version"]
+                    )
+    return alert_links.mlflow_model(alert.mlflow_url, MODEL_NAME)
 
 
 def check_incident_title(group: str, windows: list[tuple[str, str, dict[str, Any]]]) -> str:
@@ -486,18 +685,21 @@ def send_due_notices(
     sender: AlertSender,
     reminder: timedelta,
     now: datetime | None = None,
-    share: Callable[[str], str] | None = None,
+    alert: AlertContext | None = None,
     failures: SendFailures | None = None,
-) -> tuple[int, int]:
-    """Send every e-mail incidents are owed (opened, reminder, resolved); returns (sent,
-    failed). A failed send leaves the incident as it was: the next tick tries again."""
-    sent = failed = 0
+) -> tuple[list[str], int]:
+    """Send every e-mail incidents are owed (opened, reminder, resolved); returns what was
+    sent (``sent_line``: for the tick's message) and how many failed. A failed send leaves
+    the incident as it was: the next tick tries again."""
+    sent: list[str] = []
+    failed = 0
     now = now or clock()
+    alert = alert or alert_context(sender, context.instance)
     for incident in database.unsettled_incidents():
         notice = notice_due(incident, now, reminder)
         if notice is None:
             continue
-        email = notice_for(incident, notice, sender.dagster_url, share)
+        email = notice_for(incident, notice, alert)
         try:
             sender.send(email.subject, email.text(), email.html())
         except Exception as exc:  # noqa: BLE001 - retried next tick
@@ -509,8 +711,17 @@ def send_due_notices(
             continue
         database.mark_notified(incident.id, notice, now)
         emit(context.log.info, INCIDENT, notice=notice, kind=incident.kind, title=incident.title)
-        sent += 1
+        sent.append(sent_line(notice, incident))
     return sent, failed
+
+
+def sent_line(notice: str, incident: Incident) -> str:
+    """One sent e-mail as the alert sensor's tick names it: ``OPEN #12 checks:drift WARN
+    (data_drift, prediction_drift)``."""
+    checks = ", ".join(incident.details.get("checks", []))
+    what = f" ({checks})" if checks else ""
+    severity = incident_severity(incident)
+    return f"{NOTICE_WORDS[notice]} #{incident.id} {incident.key} {severity}{what}"
 
 
 def tell_directly(
@@ -521,10 +732,11 @@ def tell_directly(
     links: dict[str, str] | None = None,
     failures: SendFailures | None = None,
     owed_since: float = 0.0,
+    runbook: list[tuple[str, str]] | None = None,
 ) -> bool:
     """An e-mail with no incident behind it (the monitoring database being down, there is
     none to record): sent at once, the caller keeps it to one. True if it went out."""
-    email = IncidentNotice("opened", title, facts, links or {})
+    email = IncidentNotice("opened", title, facts, links or {}, runbook=runbook or [])
     try:
         sender.send(email.subject, email.text(), email.html())
     except Exception as exc:  # noqa: BLE001 - retried next tick

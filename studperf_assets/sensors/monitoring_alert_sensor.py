@@ -7,6 +7,7 @@ from typing import Any
 from dagster import SensorEvaluationContext, SkipReason
 
 from studperf_assets.constants import MONITORING_ALERT_SENSOR, MONITORING_JOB
+from studperf_assets.lib.alert_email import INCIDENT_RUNBOOK
 from studperf_assets.lib.incidents import Incident, first_line, verdicts
 from studperf_assets.lib.loop_events import INCIDENT, NOT_MONITORED, emit
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
@@ -15,6 +16,7 @@ from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.sensors import incidents
 from studperf_assets.sensors.incidents import (
     SendFailures,
+    alert_context,
     escalate_undelivered,
     record_failed_run,
     resolve_repaired,
@@ -95,7 +97,7 @@ def monitoring_alert_sensor(
             failures,
         )
     else:
-        told, untold, still_open = 0, 0, []
+        told, untold, still_open = [], 0, []
         context.log.warning(f"{error}: {len(unrecorded)} runs wait for it")
     pending = [run.run_id for run in unrecorded]
     if len(pending) > MAX_PENDING_RUNS:
@@ -103,6 +105,8 @@ def monitoring_alert_sensor(
         context.log.error(f"{len(dropped)} runs will not be recorded: {', '.join(dropped)}")
         pending = pending[-MAX_PENDING_RUNS:]
     outage = _outage(context, state.get("outage"), error, unrecorded, alert_sender, failures)
+    if outage and outage["told"] and not (state.get("outage") or {}).get("told"):
+        told.append(f"OPEN {OUTAGE_TITLE} ERROR")
     if state.get("outage") and outage is None:
         context.log.info(f"monitoring database back: {len(waiting)} waiting runs looked at")
     cursor = json.dumps(
@@ -116,13 +120,37 @@ def monitoring_alert_sensor(
         monitoring_settings.alert_failure_seconds,
         advanced=cursor != before,
     )
-    summary = f"{recorded} windows' checks recorded"
+    return SkipReason(
+        _tick_message(alert_sender, told, untold, recorded, pending, outage, failures, still_open)
+    )
+
+
+def _tick_message(
+    sender: AlertSender,
+    told: list[str],
+    untold: int,
+    recorded: int,
+    pending: list[str],
+    outage: dict[str, Any] | None,
+    failures: SendFailures,
+    still_open: list[str],
+) -> str:
+    """The tick's message in the Dagster UI (its skip reason: the tick requests no run),
+    leading with what it sent and to whom, so the tick that e-mailed reads differently from
+    the ones that did not."""
+    if told:
+        to = ", ".join(sender.recipients)
+        message = f"sent {len(told)} e-mails to {to}: " + "; ".join(told)
+    else:
+        message = "sent nothing"
+    if untold:
+        message += f"; {untold} e-mails to retry"
+    message += f" | {recorded} windows' checks recorded"
     if pending:
-        summary += f", {len(pending)} runs wait for the monitoring database"
+        message += f", {len(pending)} runs wait for the monitoring database"
         if outage and not outage["told"] and failures.count:
-            summary += "; its outage e-mail to retry"
-    summary += f"; {told} incident e-mails sent" + (f", {untold} to retry" if untold else "")
-    return SkipReason(summary + "; open: " + ("; ".join(still_open) or "none"))
+            message += "; its outage e-mail to retry"
+    return message + " | open: " + ("; ".join(still_open) or "none")
 
 
 def _state(cursor: str | None) -> dict[str, Any]:
@@ -214,8 +242,9 @@ def _outage(
         )
     )
     links = {"Runs": f"{sender.dagster_url.rstrip('/')}/runs"}
+    runbook = [(OUTAGE_KIND, INCIDENT_RUNBOOK[OUTAGE_KIND])]
     outage["told"] = tell_directly(
-        context, sender, OUTAGE_TITLE, facts, links, failures, outage["since"]
+        context, sender, OUTAGE_TITLE, facts, links, failures, outage["since"], runbook
     )
     if outage["told"]:
         emit(context.log.info, INCIDENT, notice="opened", kind=OUTAGE_KIND, title=OUTAGE_TITLE)
@@ -240,11 +269,11 @@ def _incidents(
     succeeded: set[str],
     now: datetime,
     failures: SendFailures,
-) -> tuple[int, int, list[str], str | None]:
+) -> tuple[list[str], int, list[str], str | None]:
     """Resolve what was repaired, settle the failed-checks incidents, watch the other
-    sensors, send the e-mails incidents are owed; returns (sent, to retry, the open
-    incidents as the tick's message shows them, the database's error or None). A database
-    outage postpones all of it to the next tick."""
+    sensors, send the e-mails incidents are owed; returns (what was sent, how many to retry,
+    the open incidents as the tick's message shows them, the database's error or None). A
+    database outage postpones all of it to the next tick."""
     try:
         resolve_repaired(database, succeeded)
         settle_check_incidents(database, settings.incident_resolve_after_passing, now)
@@ -253,13 +282,12 @@ def _incidents(
             context, database, WATCHED_JOBS, settings.stuck_run_seconds, sender.run_url
         )
         reminder = timedelta(seconds=settings.incident_reminder_seconds)
-        sent, failed = send_due_notices(
-            context, database, sender, reminder, now, store.share_url, failures
-        )
+        alert = alert_context(sender, context.instance, settings, store.share_url)
+        sent, failed = send_due_notices(context, database, sender, reminder, now, alert, failures)
         return sent, failed, [_shown(i) for i in database.incidents(status="open")], None
     except MonitoringDatabaseError as error:
         context.log.warning(f"{error}: incidents wait for the next tick")
-        return 0, 0, [], str(error)
+        return [], 0, [], str(error)
 
 
 def _shown(incident: Incident) -> str:

@@ -8,15 +8,14 @@ from typing import Any
 
 from dagster import RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason
 
-from studperf_assets.constants import MONITORING_ALERT_SENSOR, TRAINING_JOB
+from studperf_assets.constants import INCIDENT_TAG, MONITORING_ALERT_SENSOR, TRAINING_JOB
 from studperf_assets.lib.incidents import CHECKS_FAILED, RETRAINING_GROUPS, check_incident_key
 from studperf_assets.lib.loop_events import RETRAINING, emit
 from studperf_assets.resources.ground_truth import GroundTruth
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
-from studperf_assets.sensors.incidents import notice_for, watch_sensors
+from studperf_assets.sensors.incidents import alert_context, notice_for, watch_sensors
 
-INCIDENT_TAG = "studperf/incident"  # the incident a retraining run was requested for
 RETRAINING_KEYS = {check_incident_key(group) for group in RETRAINING_GROUPS}
 KEPT_INCIDENTS = 100  # incidents the cursor remembers acting on (the run tag is the record)
 
@@ -93,7 +92,7 @@ def _watch_the_watcher(
     try:
         for incident in watch_sensors(context, database, names={MONITORING_ALERT_SENSOR}):
             if incident.notified_at is None:
-                email = notice_for(incident, "opened", sender.dagster_url)
+                email = notice_for(incident, "opened", alert_context(sender, context.instance))
                 sender.send(email.subject, email.text(), email.html())
                 database.mark_notified(incident.id, "opened")
     except Exception as exc:  # noqa: BLE001 - never stops retraining; retried next tick

@@ -92,8 +92,8 @@ def _monitoring_run(context: SensorEvaluationContext, record: Any) -> Monitoring
         if evaluation.check_name not in MONITORING_CHECKS:
             continue
         metadata = {k: v.value for k, v in evaluation.metadata.items()}
-        if not evaluation.passed:
-            run.failed[evaluation.check_name] = metadata
+        if not evaluation.passed:  # its severity as Dagster shows it, for the e-mail
+            run.failed[evaluation.check_name] = {**metadata, "severity": evaluation.severity.value}
         elif metadata.get("judged") is not False:  # not judged is not a pass
             run.passed.add(evaluation.check_name)
     return run

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from studperf_assets.lib.alert_email import BatchAlert, FailedCheck, sig
+from studperf_assets.lib.alert_email import (
+    CHECK_RUNBOOK,
+    BatchAlert,
+    FailedCheck,
+    IncidentNotice,
+    highest_severity,
+    sig,
+)
 
 DRIFT = FailedCheck(
     "data_drift",
@@ -83,3 +90,32 @@ def test_records_that_are_not_predictions_are_named_with_their_position() -> Non
         [part.strip() for part in line if part.strip()] for line in lines
     ]
     assert "3 more" in text and "not listed" in text
+
+
+def test_an_incident_notice_leads_with_its_severity_and_keeps_both_parts_alike() -> None:
+    notice = IncidentNotice(
+        "opened",
+        "labels incident: batch_labels failed on 2026-12-01T10:02:00Z",
+        [("failed checks", "batch_labels")],
+        links={
+            "Dagster run": "http://127.0.0.1:3000/runs/abc",
+            "Label file": "file:///srv/studperf/monitoring/labels/x.parquet",
+        },
+        severity="WARN",
+        doing=["no automatic action: retraining does not repair labels"],
+        runbook=[("batch_labels", CHECK_RUNBOOK["batch_labels"] + " <b>")],
+    )
+    text, page = notice.text(), notice.html()
+    assert text.splitlines()[:2] == [f"New incident: {notice.title}.", "Severity: WARN"]
+    assert "What the platform is doing\n  no automatic action" in text
+    assert "What to check\n  batch_labels: fix and re-upload the named label files" in text
+    assert "Links\n  Dagster run: http://127.0.0.1:3000/runs/abc" in text
+    assert "file://" not in text and "file://" not in page  # the server's disk, not a link
+    assert "Severity: WARN" in page and "&lt;b&gt;" in page  # escaped
+    assert '<a href="http://127.0.0.1:3000/runs/abc">Dagster run</a>' in page
+
+
+def test_the_most_severe_wins() -> None:
+    assert highest_severity(["WARN", "ERROR", "WARN"]) == "ERROR"
+    assert highest_severity(["WARN"]) == "WARN"
+    assert highest_severity(["CRITICAL?"]) == "ERROR"  # unknown: the safe side

@@ -32,3 +32,16 @@ def test_different_errors_stay_different_and_the_signature_stays_readable() -> N
     }
     assert len(keys) == 3
     assert error_signature("KeyError: 'stu-ab12' in batch-000012") == "KeyError: '…' in batch-#"
+
+
+def test_a_checks_incident_is_as_severe_as_its_worst_check_in_any_window() -> None:
+    from studperf_assets.lib.incidents import check_incident_details
+
+    warn = {"data_drift": {"drift_share": 0.4, "severity": "WARN"}}
+    error = {"prediction_drift": {"prediction_drift": 0.3, "severity": "ERROR"}}
+    windows = [("2026-12-01T10:01:00Z", "r1", error), ("2026-12-01T10:02:00Z", "r2", warn)]
+    assert check_incident_details("drift", windows)["severity"] == "ERROR"
+    assert check_incident_details("drift", windows[1:])["severity"] == "WARN"
+    # a verdict recorded before severities were kept: the check's definition decides
+    old = [("2026-12-01T10:01:00Z", "r1", {"performance": {"f1_macro": 0.3}})]
+    assert check_incident_details("performance", old)["severity"] == "ERROR"

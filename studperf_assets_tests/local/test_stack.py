@@ -71,6 +71,7 @@ def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Pat
     assert env["DAGSTER_HOME"] == str(home / "dagster")
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
     assert env["STUDPERF_DAGSTER_URL"] == "http://127.0.0.1:3999"
+    assert env["STUDPERF_EVIDENTLY_URL"] == "http://127.0.0.1:8999"  # the e-mails' links
     assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
     found = subprocess.run(
         ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     DagsterInstance,
     Definitions,
     RunRequest,
@@ -233,7 +234,11 @@ def monitoring_run(instance: DagsterInstance, partition: str, failing: dict[str,
     def check(name: str) -> Any:
         @asset_check(asset=report, name=name)
         def evaluated() -> AssetCheckResult:
-            return AssetCheckResult(passed=name not in failing, metadata=failing.get(name, {}))
+            return AssetCheckResult(
+                passed=name not in failing,
+                metadata=failing.get(name, {}),
+                severity=AssetCheckSeverity.WARN if "drift" in name else AssetCheckSeverity.ERROR,
+            )
 
         return evaluated
 
@@ -251,6 +256,9 @@ def monitoring_run(instance: DagsterInstance, partition: str, failing: dict[str,
 
 class FakeSender:
     dagster_url = "http://dagster.test"
+    evidently_url = "http://evidently.test"
+    mlflow_url = "http://mlflow.test"
+    recipients = ("oncall@example.org",)
 
     def __init__(self, failing: bool = False) -> None:
         self.failing = failing
@@ -292,14 +300,19 @@ def test_failed_checks_of_real_runs_open_one_incident_per_group(
     instance: DagsterInstance, tmp_path: Path, database: Any
 ) -> None:
     """Dagster runs as the sensor reads them: their failed and passed checks become each
-    window's verdicts; drift and labels are separate incidents, each told once."""
+    window's verdicts; drift and labels are separate incidents, each told once, with the
+    severity each check was evaluated at (here ERROR for batch_labels, not its usual WARN),
+    and the tick's message names what it sent."""
     monitoring_run(instance, "2026-12-01T10:01:00Z", {})
     run_id = monitoring_run(
         instance, "2026-12-01T10:02:00Z", {"data_drift": DRIFT, "batch_labels": {"missing": 5}}
     )
     sender = FakeSender()
     result, cursor = alerts(instance, None, sender, database, tmp_path)
-    assert result.skip_message.startswith("2 windows' checks recorded; 2 incident e-mails sent")
+    assert result.skip_message.startswith(
+        "sent 2 e-mails to oncall@example.org: OPEN #1 checks:drift WARN (data_drift); "
+        "OPEN #2 checks:labels ERROR (batch_labels) | 2 windows' checks recorded"
+    )
     subjects = sorted(s for s, _ in sender.sent)
     assert subjects == [
         "[studperf] OPEN: drift incident: data_drift failed on 2026-12-01T10:02:00Z",
@@ -310,7 +323,8 @@ def test_failed_checks_of_real_runs_open_one_incident_per_group(
     assert "open: #1 checks:drift (1 occurrences, 2026-12-01T10:02:00Z); #2 checks:labels" in str(
         result.skip_message
     )
-    alerts(instance, cursor, sender, database, tmp_path)  # nothing new
+    quiet, _ = alerts(instance, cursor, sender, database, tmp_path)  # nothing new
+    assert str(quiet.skip_message).startswith("sent nothing | 0 windows' checks recorded")
     alerts(instance, None, sender, database, tmp_path)  # cursor lost: the database remembers
     assert len(sender.sent) == 2
 
@@ -421,7 +435,10 @@ def test_failing_windows_in_a_row_are_one_incident_told_once(
     assert table.index("StudyTimeWeekly") < table.index("Absences")  # by the highest score
     assert "StudyTimeWeekly  0.95" in text and "Age" not in text  # Age did not drift
     assert "http://dagster.test/runs/run-3" in text  # the last failing window's run
-    assert "3 windows' checks recorded; 1 incident e-mails sent" in str(result.skip_message)
+    assert str(result.skip_message).startswith(
+        "sent 1 e-mails to oncall@example.org: OPEN #1 checks:drift WARN "
+        "(data_drift, prediction_drift) | 3 windows' checks recorded"
+    )
     for number in (4, 5, 6):
         windows.finish(number, drifted({"Absences": 0.7}))
         result, cursor = alerts(instance, cursor, sender, database, tmp_path)
@@ -571,7 +588,7 @@ def test_a_refused_incident_email_is_retried_and_not_resolved_untold(
     for number in (2, 3, 4):
         windows.finish(number)
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert "0 incident e-mails sent, 1 to retry" in str(result.skip_message)
+    assert str(result.skip_message).startswith("sent nothing; 1 e-mails to retry")
     sender = FakeSender()
     alerts(instance, cursor, sender, database, tmp_path)
     alerts(instance, cursor, sender, database, tmp_path)
@@ -734,7 +751,7 @@ def test_a_failed_monitoring_run_reaches_the_on_call_once(
         assert fact in text
     assert f"http://dagster.test/runs/{first}" in text and "more" not in text  # first line only
     assert database.statuses()["2026-12-01T10:03:00Z"]["status"] == "failed"  # not just missing
-    assert "1 incident e-mails sent" in str(result.skip_message)
+    assert "sent 1 e-mails to oncall@example.org: OPEN #1 run_failed:" in str(result.skip_message)
     # the same fault on the next window is the same incident: no second e-mail
     failing_run(
         instance, "monitoring_job", "2026-12-01T10:04:00Z", "batch 2026-12-01T10:04:00Z: no\nmore"
@@ -1142,7 +1159,7 @@ def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
         ses.delete_identity(Identity="alerts@example.org")
         patient = MonitoringSettings(alert_failure_seconds=3600)
         result, cursor = alerts(instance, None, sender, database, tmp_path, patient)
-        assert "0 incident e-mails sent, 2 to retry" in str(result.skip_message)
+        assert str(result.skip_message).startswith("sent nothing; 2 e-mails to retry")
         # ...not yet a problem
         assert not database.incidents(kind=ALERTS_UNDELIVERED)
         urgent = MonitoringSettings(alert_failure_seconds=0)
@@ -1162,7 +1179,7 @@ def test_alerts_ses_keeps_refusing_escalate_and_fail_the_tick(
         assert incident.title.startswith("alerts not sent: 2 e-mails refused")
         ses.verify_email_identity(EmailAddress="alerts@example.org")  # SES repaired
         result, cursor = alerts(instance, cursor, sender, database, tmp_path, urgent)
-        assert "3 incident e-mails sent" in str(result.skip_message)  # everything owed
+        assert str(result.skip_message).startswith("sent 3 e-mails")  # everything owed
         alerts(instance, cursor, sender, database, tmp_path, urgent)
         assert not database.incidents(status="open", kind=ALERTS_UNDELIVERED)
         subjects = [m["Subject"] for m in _sent_by_moto()]

@@ -10,12 +10,15 @@ locals {
   tls      = "?sslmode=require"
 
   # What the module adds to the code's settings (var.studperf_environment): the database
-  # URLs, MLflow, and what the Dagster instance (dagster.aws.yaml) reads.
+  # URLs, MLflow, and what the Dagster instance (dagster.aws.yaml) reads. Alert e-mails link the
+  # Dagster and MLflow UIs; no Evidently UI runs in AWS (STUDPERF_EVIDENTLY_URL is unset, so
+  # they link the presigned drift report instead).
   platform_environment = {
     STUDPERF_DEPLOYMENT          = "aws"
     STUDPERF_METRICS_DB_URL      = "${local.postgres}/${var.databases.monitoring}${local.tls}"
     MLFLOW_TRACKING_URI          = "http://${local.mlflow_address}"
     STUDPERF_DAGSTER_URL         = "https://dagster.${var.ui_domain}"
+    STUDPERF_MLFLOW_URL          = "https://mlflow.${var.ui_domain}"
     AWS_REGION                   = var.aws_region
     DAGSTER_HOME                 = "/opt/dagster/aws"
     STUDPERF_DAGSTER_PG_URL      = "${local.postgres}/${var.databases.dagster}${local.tls}"
