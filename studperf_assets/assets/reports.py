@@ -33,7 +33,7 @@ from studperf_assets.lib.windows import is_window_key, window_start
 from studperf_assets.partitions import monitoring_window_partitions
 from studperf_assets.resources.metrics_db import MetricsDatabase, MonitoringDatabaseError
 from studperf_assets.resources.model_store import ModelStore
-from studperf_assets.resources.monitoring import MonitoringSettings
+from studperf_assets.resources.monitoring import AlertSender, MonitoringSettings
 from studperf_assets.resources.object_store import ObjectStore
 from studperf_assets.resources.training_settings import TrainingSettings
 
@@ -50,6 +50,7 @@ def drift_report(
     model_store: ModelStore,
     monitoring_settings: MonitoringSettings,
     training_settings: TrainingSettings,
+    alert_sender: AlertSender,  # only the Evidently UI's address, for the links
 ) -> Output[dict[str, Any]]:
     """Evidently data, prediction and target drift plus classification quality of one window,
     against the reference of the model version that served it (read from its bundle: a
@@ -82,19 +83,20 @@ def drift_report(
     summary = result.summary
     failing = sorted(name for name, ok in check_outcomes(summary, settings).items() if not ok)
     report_key, report_uri = "", ""
-    links: dict[str, Any] = {}
+    stored: dict[str, str] = {}  # report -> its key in the monitoring store
     if failing:  # the HTML only for a window that fails a check: per-window bytes stay small
         report_key = f"reports/{key}/drift.html"
         report_uri = object_store.put_bytes(
             report_key, _html(result.drift), content_type="text/html"
         )
-        links["drift_report"] = MetadataValue.url(object_store.browse_url(report_key))
+        stored["drift_report"] = report_key
         if result.quality is not None:
             quality_key = f"reports/{key}/quality.html"
             object_store.put_bytes(quality_key, _html(result.quality), content_type="text/html")
-            links["quality_report"] = MetadataValue.url(object_store.browse_url(quality_key))
+            stored["quality_report"] = quality_key
     model_version = serving
     _add_to_dashboard(monitoring_settings.evidently_workspace, key, result)
+    links = _links(key, stored, object_store, monitoring_settings, alert_sender, result)
     numbers: dict[str, Any] = {
         "drift_share": round(summary.drift_share, 4),
         "prediction_drift": round(summary.prediction_drift, 4),
@@ -136,6 +138,39 @@ def thresholds_of(settings: MonitoringSettings) -> Any:
         prediction=settings.prediction_drift_score,
         share=settings.data_drift_share,
     )
+
+
+def _links(
+    key: str,
+    stored: dict[str, str],
+    object_store: ObjectStore,
+    settings: MonitoringSettings,
+    alert_sender: AlertSender,
+    result: Any,
+) -> dict[str, Any]:
+    """Clickable links for the catalog, each one a laptop can open: the window's snapshots in
+    the Evidently UI, and the stored HTML where the store has a web console (S3); a folder
+    store's file:// path names the server's disk and is left out."""
+    from studperf_assets.lib.alert_links import evidently_snapshot, is_web
+    from studperf_assets.resources.evidently_workspace import (
+        find_project_id,
+        snapshot_id,
+        snapshot_name,
+    )
+
+    links: dict[str, Any] = {}
+    if is_web(alert_sender.evidently_url):
+        project = find_project_id(settings.evidently_workspace)
+        kinds = ["drift"] + (["quality"] if result.quality is not None else [])
+        for kind in kinds:
+            snapshot = str(snapshot_id(snapshot_name(key, kind)))
+            url = evidently_snapshot(alert_sender.evidently_url, project, snapshot)
+            links[f"evidently_{kind}"] = MetadataValue.url(url)
+    for name, stored_key in stored.items():
+        url = object_store.browse_url(stored_key)
+        if is_web(url):
+            links[name] = MetadataValue.url(url)
+    return links
 
 
 def log_monitored(log: Callable[[str], Any], key: str, summary: DriftSummary) -> None:

@@ -213,6 +213,7 @@ class Stack:
             "STUDPERF_ALERT_RECIPIENTS": RECIPIENTS,
             "STUDPERF_DAGSTER_URL": self.ui_url,
             "STUDPERF_EVIDENTLY_URL": self.evidently_url,
+            "STUDPERF_MLFLOW_URL": self.mlflow_url,  # "" when the stack serves no MLflow UI
             "STUDPERF_MONITORING": json.dumps(LOCAL_MONITORING, separators=(",", ":")),
             **self.settings,
         }

@@ -425,6 +425,20 @@ def test_windows_reports_checks_and_metrics(
     )
     assert snapshot.metadata["window"] == drifted[0]
     assert snapshot.timestamp.replace(tzinfo=UTC) == window_start(drifted[0])
+    from dagster import AssetKey, AssetRecordsFilter
+
+    (record,) = (
+        stack["instance"]
+        .fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("drift_report"), asset_partitions=[drifted[0]]),
+            limit=1,
+        )
+        .records
+    )
+    metadata = record.asset_materialization.metadata
+    link = str(metadata["evidently_drift"].value)
+    assert link.startswith("http://127.0.0.1:") and str(snapshot.id) in link
+    assert not any("file://" in str(v.value) for v in metadata.values())  # no server paths
     dashboard = project.dashboard.model()  # the panels across batches, created with the project
     titles: dict[str, list[str]] = {}
     by_id = {panel.id: panel for panel in dashboard.panels}

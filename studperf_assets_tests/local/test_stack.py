@@ -64,7 +64,8 @@ def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Pat
 
     home = tmp_path / "a home with 'quotes' and $dollars"
     home.mkdir()
-    stack = Stack(home, StackPorts(aws=4999, ui=3999, evidently=8999), echo=lambda _line: None)
+    ports = StackPorts(aws=4999, ui=3999, evidently=8999, mlflow=5999)
+    stack = Stack(home, ports, echo=lambda _line: None)
     shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     env = sourced_environment(stack.write_env_file(), shell)
     assert env["STUDPERF_HOME"] == str(home)
@@ -72,6 +73,7 @@ def test_stack_env_gives_another_shell_the_stack_and_this_studperf(tmp_path: Pat
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4999"
     assert env["STUDPERF_DAGSTER_URL"] == "http://127.0.0.1:3999"
     assert env["STUDPERF_EVIDENTLY_URL"] == "http://127.0.0.1:8999"  # the e-mails' links
+    assert env["STUDPERF_MLFLOW_URL"] == "http://127.0.0.1:5999"  # the stack's MLflow UI
     assert env["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
     found = subprocess.run(
         ["bash", "-c", "command -v studperf"], env=env, capture_output=True, text=True, check=True
