@@ -267,6 +267,16 @@ def _record_champion_check(
     return None
 
 
+def _trigger(context: AssetExecutionContext) -> str:
+    """What started this training, in words (``manual`` outside a run: invoked directly)."""
+    from dagster._core.errors import DagsterInvalidPropertyError
+
+    try:
+        return trigger_text(context.run.tags)
+    except DagsterInvalidPropertyError:
+        return "manual"
+
+
 def _champion_test_f1(
     version: str, test: pd.DataFrame, store: ModelStore, settings: TrainingSettings
 ) -> float:
@@ -303,7 +313,7 @@ def production_model(
         {"test_f1_macro": model_bundle["test_f1_macro"], PREVIOUS: model_bundle["champion"]},
         replacing=model_bundle["champion"],
     )
-    trigger = trigger_text(context.run.tags)
+    trigger = _trigger(context)
     checked = ""
     if model_bundle.get("mlflow_model_version"):
         uri = mlflow.tracking_uri

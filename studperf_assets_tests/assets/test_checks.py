@@ -2,6 +2,7 @@
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pandas as pd
@@ -16,6 +17,15 @@ from studperf_assets.lib.trained import TrainedModel
 from studperf_assets.resources.model_store import LocalModelStore
 from studperf_assets.resources.training_settings import TrainingSettings
 from studperf_assets_tests.bundle_edits import renamed, tampered, version
+
+# The summaries here name no MLflow model version: the champion check writes nothing there.
+NO_MLFLOW = SimpleNamespace(tracking_uri=None)
+
+
+def champion_check(
+    summary: dict[str, Any], store: LocalModelStore, settings: TrainingSettings
+) -> AssetCheckResult:
+    return run(publishing.model_bundle_vs_champion, summary, _splits(), store, settings, NO_MLFLOW)
 
 
 def run(check: Any, *args: Any) -> AssetCheckResult:
@@ -156,17 +166,23 @@ def test_champion_check(
     trained_bundle: tuple[Path, Manifest], tmp_path: Path, settings: TrainingSettings
 ) -> None:
     store, champion = _published(trained_bundle, tmp_path / "store")
-    first = run(publishing.model_bundle_vs_champion, champion, _splits(), store, settings)
+    first = run(
+        publishing.model_bundle_vs_champion, champion, _splits(), store, settings, NO_MLFLOW
+    )
     assert first.passed  # no champion yet: the first bundle is promoted
     assert first.metadata["champion"].value == "none (first bundle)"
     store.promote(champion["version"], {}, replacing=None)
     f1 = champion["test_f1_macro"]
     equal = _summary(store, version(1), f1)
-    assert run(publishing.model_bundle_vs_champion, equal, _splits(), store, settings).passed
+    assert run(
+        publishing.model_bundle_vs_champion, equal, _splits(), store, settings, NO_MLFLOW
+    ).passed
     within = _summary(store, version(1), f1 - 0.005)
-    assert run(publishing.model_bundle_vs_champion, within, _splits(), store, settings).passed
+    assert run(
+        publishing.model_bundle_vs_champion, within, _splits(), store, settings, NO_MLFLOW
+    ).passed
     worse = _summary(store, version(1), f1 - 0.05)
-    result = run(publishing.model_bundle_vs_champion, worse, _splits(), store, settings)
+    result = champion_check(worse, store, settings)
     assert not result.passed
     assert result.metadata["champion_test_f1"].value == pytest.approx(f1)
 
@@ -178,7 +194,9 @@ def test_corrupt_champion_is_not_silently_ignored(
     store.promote(champion["version"], {}, replacing=None)
     shutil.rmtree(store.bundle_uri(champion["version"]))
     challenger = _summary(store, version(1), 0.9)
-    result = run(publishing.model_bundle_vs_champion, challenger, _splits(), store, settings)
+    result = run(
+        publishing.model_bundle_vs_champion, challenger, _splits(), store, settings, NO_MLFLOW
+    )
     assert not result.passed
     assert champion["version"] in str(result.metadata["error"].value)
 
@@ -190,7 +208,9 @@ def test_champion_check_without_a_recorded_champion_fails(
     bundle: nothing says there was no champion."""
     store, _ = _published(trained_bundle, tmp_path / "store")
     unknown = {"version": version(1), "test_f1_macro": 0.9}
-    result = run(publishing.model_bundle_vs_champion, unknown, _splits(), store, settings)
+    result = run(
+        publishing.model_bundle_vs_champion, unknown, _splits(), store, settings, NO_MLFLOW
+    )
     assert not result.passed and "records no champion" in str(result.metadata["error"].value)
 
 
@@ -220,7 +240,9 @@ def test_two_trainings_checked_against_the_same_champion(
         store.publish(renamed(folder, tmp_path / str(n), version(n)), version(n))
     better, worse = _summary(store, version(1), f1 + 0.03), _summary(store, version(2), f1 - 0.01)
     for summary in (better, worse):
-        check = run(publishing.model_bundle_vs_champion, summary, _splits(), store, settings)
+        check = run(
+            publishing.model_bundle_vs_champion, summary, _splits(), store, settings, NO_MLFLOW
+        )
         assert check.passed and check.metadata["champion"].value == manifest.version
     assert _promote(better, store)["version"] == version(1)
     pointer = (tmp_path / "store" / "production.json").read_bytes()

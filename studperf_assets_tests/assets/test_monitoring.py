@@ -437,7 +437,8 @@ def test_windows_reports_checks_and_metrics(
     )
     metadata = record.asset_materialization.metadata
     link = str(metadata["evidently_drift"].value)
-    assert link.startswith("http://127.0.0.1:") and str(snapshot.id) in link
+    assert link.startswith("http://127.0.0.1:")
+    assert str(snapshot_id(snapshot_name(drifted[0], "drift"))) in link
     assert not any("file://" in str(v.value) for v in metadata.values())  # no server paths
     dashboard = project.dashboard.model()  # the panels across batches, created with the project
     titles: dict[str, list[str]] = {}
