@@ -140,6 +140,20 @@ def postgres_url() -> str | None:
     return f"{PG_URL.rsplit('/', 1)[0].replace('postgresql://', 'postgresql+psycopg2://')}/{name}"
 
 
+def drop_database(url: str) -> None:
+    """Drop a database ``postgres_url`` made (engines of this process disposed first)."""
+    import psycopg2
+    import sqlalchemy as sa
+
+    sa.create_engine(url).dispose()
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(PG_URL, connect_timeout=3)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,7 +185,11 @@ def main() -> None:
             store=LocalObjectStore(root=str(folder / "monitoring")),
             database=MetricsDatabase(url=url or f"sqlite:///{folder / 'monitoring.db'}"),
         )
-        figures = measure(truth, args.files, args.per_file, template)
+        try:
+            figures = measure(truth, args.files, args.per_file, template)
+        finally:
+            if name == "postgresql" and url is not None:
+                drop_database(url)
         results[name] = figures
         print(
             f"{name}: sensor tick {figures['sensor_tick_s']}s (target <= 2 s); run label read "

@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--per-window", type=int, default=30_000)
     args = parser.parse_args()
-    from benchmarks.labels import postgres_url
+    from benchmarks.labels import drop_database, postgres_url
 
     data = windows(args.windows, args.per_window)
     results: dict[str, Any] = {
@@ -106,7 +106,10 @@ def main() -> None:
     if url is None:
         print("postgresql: no server answered; skipped")
     else:
-        results["postgresql"] = measure(url, None, data)
+        try:
+            results["postgresql"] = measure(url, None, data)
+        finally:
+            drop_database(url)
         print("postgresql:", results["postgresql"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -109,6 +109,20 @@ def test_the_switch_refuses_settings_that_do_not_fit(tmp_path: Path) -> None:
         Deployment.from_environment({"STUDPERF_SENSORS": "paused"})
 
 
+def test_a_setting_the_resources_do_not_have_is_refused_by_name(tmp_path: Path) -> None:
+    """Review of issue 21: ``max_rows`` (retired for ``drift_sample_rows``) was silently
+    ignored, so a window compared other rows than its operator asked for."""
+    retired = Deployment.from_environment(
+        {"STUDPERF_HOME": str(tmp_path), "STUDPERF_MONITORING": '{"max_rows": 50000}'}
+    )
+    with pytest.raises(DeploymentError, match=r"unknown monitoring setting\(s\) max_rows; known: "):
+        resources_for(retired)
+    with pytest.raises(DeploymentError, match=r"unknown training setting\(s\) row_cap"):
+        resources_for(Deployment(home=tmp_path, training={"row_cap": 5}))
+    sampled = resources_for(Deployment(home=tmp_path, monitoring={"drift_sample_rows": 500}))
+    assert sampled["monitoring_settings"].drift_sample_rows == 500
+
+
 def test_local_defaults_live_under_home(tmp_path: Path) -> None:
     resources = resources_for(Deployment(home=tmp_path))
     assert resources["model_store"] == LocalModelStore(root=str(tmp_path / "model_store"))

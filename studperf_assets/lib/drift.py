@@ -35,7 +35,7 @@ from studperf_assets.lib.drift_summary import (
 )
 from studperf_assets.lib.models import batch_quality
 from studperf_assets.lib.window_contents import WindowContents
-from studperf_assets.lib.windows import psi
+from studperf_assets.lib.windows import psi, seeded_sample
 
 NUMERICAL = ("StudyTimeWeekly", "Absences")
 NUM_METHOD, CAT_METHOD = "wasserstein", "jensenshannon"
@@ -186,12 +186,6 @@ def _quality_report(
     return quality, column_drifts(quality, {ACTUAL: target})[ACTUAL].score
 
 
-def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
-    if ACTUAL not in frame:
-        return pd.DataFrame({PREDICTION: [], ACTUAL: []}, dtype=np.int64)
-    return frame.loc[frame[ACTUAL].notna(), [PREDICTION, ACTUAL]].astype(np.int64)
-
-
 def _lettered(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its predicted grades as letters, as Evidently's drift page shows them
     (the distance between two grade distributions does not depend on their names)."""
@@ -216,7 +210,9 @@ def drift_report(
     """Data and prediction drift (distances, Evidently's verdicts, and PSI) on the window's
     bounded seeded sample (``rows_compared`` says how many rows); f1-macro, accuracy and
     per-class F1 over every labelled row (from the window's confusion matrix); target drift
-    and Evidently's classification page over the sample's labelled rows.
+    and Evidently's classification page over the labelled rows, drawn uniformly (seeded)
+    from every labelled row up to the sample's size: all of them when they are fewer. (Not
+    the sample's own labelled rows: with sparse labels those are a few dozen.)
 
     ``current``: a window's ``WindowContents``, or a frame of its rows (``target`` NaN where
     unlabelled), counted and sampled here to ``sample_rows`` (seed 0)."""
@@ -268,14 +264,14 @@ def drift_report(
         c: round(psi(reference[c], compared[c], categorical=c not in NUMERICAL), 4)
         for c in [*FEATURE_NAMES, PREDICTION]
     }
-    # quality over every labelled row; Evidently's page over the sample's labelled rows
+    # quality over every labelled row; target drift and Evidently's page over a bounded,
+    # seeded draw of every labelled row
     quality = None
     if window.labelled_rows:
         true, predicted = window.labelled_pairs()
         scores = batch_quality(true, predicted)
-        view = _labelled(compared)
-        if not len(view):  # a sample without labelled rows: the page shows some of them
-            view = pd.DataFrame({PREDICTION: predicted, ACTUAL: true}).head(len(compared))
+        pairs = pd.DataFrame({PREDICTION: predicted, ACTUAL: true})
+        view = seeded_sample(pairs, len(compared), seed=0)
         quality, target_drift = _quality_report(view, reference, thresholds, summary, info)
         summary.labelled_rows = window.labelled_rows
         summary.target_drift = target_drift

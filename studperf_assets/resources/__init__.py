@@ -115,7 +115,7 @@ def _shared(
         "object_store": object_store,
         "metrics_database": metrics_database,
         "ground_truth": GroundTruth(store=object_store, database=metrics_database),
-        "monitoring_settings": MonitoringSettings(**monitoring),
+        "monitoring_settings": _settings(MonitoringSettings, monitoring, "monitoring"),
         "alert_sender": AlertSender(
             sender=d.alert_sender,
             recipients=list(d.alert_recipients),
@@ -124,7 +124,9 @@ def _shared(
             mlflow_url=d.mlflow_url,
         ),
         "io_manager": SafeIOManager(store=io_store, prefix="assets"),
-        "training_settings": TrainingSettings(work_dir=str(d.home / "work"), **d.training),
+        "training_settings": _settings(
+            TrainingSettings, {"work_dir": str(d.home / "work"), **d.training}, "training"
+        ),
         "mlflow": mlflow_tracking.configured(
             {
                 "experiment_name": d.mlflow_experiment,
@@ -136,6 +138,18 @@ def _shared(
             }
         ),
     }
+
+
+def _settings(kind: type[Any], values: dict[str, Any], name: str) -> Any:
+    """A settings resource, or DeploymentError naming the fields it does not have: a
+    misspelt or retired setting (``max_rows``) must not be silently ignored."""
+    unknown = sorted(set(values) - set(kind.model_fields))
+    if unknown:
+        raise DeploymentError(
+            f"unknown {name} setting(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(kind.model_fields))}"
+        )
+    return kind(**values)
 
 
 def _resolved_at_run_time(value: str) -> str:

@@ -239,15 +239,20 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
 
     @staticmethod
     def _window_id(db: sa.Connection, partition: str) -> int:
-        """The window's number in ``indexed_windows``, added if new (one statement: two
-        runs of one window never collide)."""
+        """The window's number in ``indexed_windows``, added if new, and its row locked
+        until the transaction ends (PostgreSQL: ``FOR UPDATE``; SQLite has one writer at a
+        time): two runs of one window re-indexing it at once take turns. Without the lock
+        the second one's DELETE missed the rows the first was inserting, and its INSERT
+        then failed on their primary key."""
         if db.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         db.execute(insert(INDEXED_WINDOWS).values(partition=partition).on_conflict_do_nothing())
-        query = sa.select(INDEXED_WINDOWS.c.window_id).where(
-            INDEXED_WINDOWS.c.partition == partition
+        query = (
+            sa.select(INDEXED_WINDOWS.c.window_id)
+            .where(INDEXED_WINDOWS.c.partition == partition)
+            .with_for_update()
         )
         return int(db.execute(query).scalar_one())
 
@@ -302,6 +307,8 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
     def record_label_join(
         self, partition: str, joined_at: datetime, rows: int, labelled: int
     ) -> None:
+        """Insert or replace the window's label join (one statement: two runs of one window
+        recording theirs at once never collide on its key)."""
         values = {
             "partition": partition,
             "joined_at": joined_at,
@@ -309,8 +316,13 @@ class MetricsDatabase(IncidentRecords, ConfigurableResource):
             "labelled": labelled,
         }
         with self.connect() as db:
-            db.execute(sa.delete(LABEL_JOINS).where(LABEL_JOINS.c.partition == partition))
-            db.execute(sa.insert(LABEL_JOINS).values(**values))
+            if db.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+            statement = insert(LABEL_JOINS).values(**values)
+            changed = {k: statement.excluded[k] for k in values if k != "partition"}
+            db.execute(statement.on_conflict_do_update(index_elements=["partition"], set_=changed))
 
     def label_joins(self, partitions: Iterable[str]) -> dict[str, dict[str, Any]]:
         """partition -> joined_at, rows, labelled (partitions that never joined are absent)."""

@@ -126,6 +126,27 @@ def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:
     assert result.quality is not None
 
 
+def test_target_drift_is_over_the_labelled_rows_not_the_samples_few() -> None:
+    """Review of issue 21: with labels on 2 % of a large window, the sample held about one
+    labelled row in 50, and target drift (and Evidently's classification page) was judged
+    on those few (~20 rows here): 0.08 against 0.02 over all 609 labelled rows of a 60,000-row
+    window, and 0.67 against 0.06 over a single row. A sample without any labelled row fell
+    back to the first of the labelled pairs *sorted by grade* (no F at all). They are now
+    drawn uniformly from every labelled row, up to the sample's size."""
+    reference, train = _reference_and_train()
+    batch = _batch(StudentGenerator(train, seed=6).sample(40_000))
+    labelled = np.random.default_rng(6).random(len(batch)) < 0.02
+    batch["target"] = batch["target"].where(labelled)
+    window = WindowContents.of(batch, sample_rows=1_000, seed=1_764_583_200)
+    assert window.labelled_rows > 700 and window.sample["target"].notna().sum() < 60
+    sampled = drift.drift_report(reference, window).summary
+    every_row = drift.drift_report(reference, batch, sample_rows=len(batch)).summary
+    assert sampled.labelled_rows == every_row.labelled_rows
+    assert sampled.f1_macro == every_row.f1_macro
+    # fewer labelled rows than the sample's size: all of them
+    assert sampled.target_drift == pytest.approx(every_row.target_drift)
+
+
 def test_a_grade_absent_from_a_batch_does_not_count_as_missed() -> None:
     """f1-macro over the grades the batch holds, the figure Evidently's report shows: a
     drifted batch without A or B students, scored well, must not look like a collapse."""
