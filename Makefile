@@ -9,7 +9,7 @@ export STUDPERF_HOME ?= $(CURDIR)/.studperf
 export DAGSTER_HOME ?= $(STUDPERF_HOME)/dagster
 
 PHONY_TARGETS := demo
-.PHONY: $(PHONY_TARGETS) setup train test lint iac check ui up bench lock clean postgres
+.PHONY: $(PHONY_TARGETS) setup train test lint iac check ui up bench lock clean postgres chromium
 
 # Bytecode is compiled at install time (uv does not by default, and these machines set
 # PYTHONDONTWRITEBYTECODE=1): otherwise every run, step and sensor process compiles
@@ -34,7 +34,10 @@ train: setup ## train, check and publish a bundle on the embedded defaults
 postgres: ## start the local PostgreSQL server if it is not up
 	@scripts/ensure-postgres.sh
 
-test: setup postgres ## the whole test suite (moto server, PostgreSQL and Dagster for real)
+chromium: ## install Debian's Chromium if it is missing (the live loop's browser test drives it)
+	@scripts/ensure-chromium.sh
+
+test: setup postgres chromium ## the whole test suite (moto server, PostgreSQL, Dagster, Chromium for real)
 	$(BIN)/python -m pytest -q
 
 lint: setup ## ruff and mypy, as CI runs them

@@ -29,10 +29,23 @@ from dagster import (
 )
 
 from benchmarks.shell import sourced_environment
-from studperf_assets.constants import WINDOW_ROWS_TAG, WINDOW_SMALL_TAG
+from studperf_assets.constants import (
+    FAILED_CHECKS_TAG,
+    VERDICT_TAG,
+    WINDOW_ROWS_TAG,
+    WINDOW_SMALL_TAG,
+)
 from studperf_assets.local.demo import as_text
 from studperf_assets.local.moto import free_port, sent_emails
 from studperf_assets.local.supervisor import processes_with
+from studperf_assets.resources.evidently_workspace import panels
+from studperf_assets_tests.browser import (
+    at_least,
+    attribute_is,
+    chromium_page,
+    screenshot,
+    shows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -324,6 +337,132 @@ def assert_the_terminal_told(
     assert printed("promoted")[-1].endswith(f"production -> {promoted}")
     assert printed("consumer swapped")[-1].endswith(f"{first_bundle} -> {promoted}")
     assert not printed("run FAILED")
+
+
+def test_the_operator_sees_the_loop_in_a_browser(live: dict[str, Any], tmp_path: Path) -> None:
+    """Headless Chromium against the three UIs of the `ready` line, after the loop above: the
+    Dagster UI loads the code location and shows the drifted window as failed (its run's
+    verdict tags in the runs list; the failed drift checks in each check's partitions, while
+    the partition itself stays green "Materialized": Dagster OSS does not turn checks into
+    partition health), the Evidently dashboard plots every panel, and the MLflow registry
+    shows the champion alias on the promoted bundle. Screenshots land in ``tmp_path``."""
+    instance = DagsterInstance.from_config(str(live["home"] / "dagster"))
+    drifted, calm = wait_for("a drifted and a calm window judged", lambda: judged(instance), 300)
+    fields = live["fields"]
+    with chromium_page() as page:
+        dagster_shows_the_drifted_window(page, fields["dagster"], drifted, calm, tmp_path)
+        evidently_plots_every_panel(page, fields["evidently"], tmp_path)
+        mlflow_shows_the_champion(
+            page, fields["mlflow"], production_version(live["home"]), tmp_path
+        )
+    print(f"screenshots: {tmp_path}")
+
+
+def judged(instance: DagsterInstance) -> tuple[Any, Any] | None:
+    """A window whose run says both drift checks failed, and one whose run says it passed."""
+    done = [
+        r
+        for r in runs(instance, "monitoring_job", DagsterRunStatus.SUCCESS)
+        if r.tags.get("dagster/sensor_name") == "prediction_window_sensor"
+    ]
+    drifted = [
+        r
+        for r in done
+        if r.tags.get(VERDICT_TAG) == "failed"
+        and {"data_drift", "prediction_drift"} <= set(r.tags.get(FAILED_CHECKS_TAG, "").split())
+    ]
+    calm = [r for r in done if r.tags.get(VERDICT_TAG) == "passed"]
+    return (drifted[0], calm[0]) if drifted and calm else None
+
+
+def dagster_shows_the_drifted_window(
+    page: Any, ui: str, drifted: Any, calm: Any, folder: Path
+) -> None:
+    """The code location loaded; the runs list tags the drifted window's run failed (green
+    itself: the window was monitored); data_drift and prediction_drift failed on its
+    partition in the check's Partitions tab, passed on the calm one; the partition's own
+    status is "Materialized"."""
+    window, calm_window = drifted.tags["dagster/partition"], calm.tags["dagster/partition"]
+    # what the UI's own "Skip" does in this browser: the community pop-up covers every page
+    page.add_init_script("window.localStorage.setItem('communityNux', '\"1\"')")
+
+    page.goto(f"{ui}/deployment/locations")
+    body = page.locator("body")
+    shows(page, "the code location loaded", lambda: (
+        "studperf_assets.definitions" in body.inner_text() and "Loaded" in body.inner_text()
+    ))  # fmt: skip
+    screenshot(page, folder, "dagster-code-location.png")
+
+    page.goto(f"{ui}/runs")
+    failed_tags = (
+        f"{VERDICT_TAG}: failed",
+        f"{FAILED_CHECKS_TAG}: {drifted.tags[FAILED_CHECKS_TAG]}",
+        f"partition: {window}",
+    )
+    shows(page, "the drifted window's verdict tags", lambda: all(
+        t in body.inner_text() for t in (drifted.run_id[:8], *failed_tags)
+    ))  # fmt: skip
+    assert f"{VERDICT_TAG}: passed" in body.inner_text()  # the calm window's run
+    screenshot(page, folder, "dagster-runs.png")
+    query = urllib.parse.quote(f"tag:{VERDICT_TAG}=failed")
+    page.goto(f"{ui}/runs?q%5B0%5D={query}")  # the runs list filtered by the verdict
+    shows(page, "the failed verdicts alone", lambda: drifted.run_id[:8] in body.inner_text())
+    assert calm.run_id[:8] not in body.inner_text()
+
+    for check in ("data_drift", "prediction_drift"):
+        page.goto(f"{ui}/assets/drift_report?view=checks&checkDetail={check}")
+        history = page.get_by_role("tab", name="Execution history")  # the check's own tabs
+        page.get_by_role("tablist").filter(has=history).get_by_role(
+            "tab", name="Partitions"
+        ).click()
+        for key, verdict in ((calm_window, "Passed"), (window, "Failed")):
+            page.get_by_text(key, exact=True).filter(visible=True).first.click()
+            badge = page.locator(  # the badge beside the selected partition's title
+                f"xpath=//span[div[@title='{key}']]/following-sibling::span[1]//*[@data-tooltip]"
+            )
+            shows(page, f"{check} {verdict} on {key}", attribute_is(badge, "data-tooltip", verdict))
+        screenshot(page, folder, f"dagster-check-{check}.png")
+
+    page.goto(f"{ui}/assets/drift_report?view=partitions&partition={urllib.parse.quote(window)}")
+    status = page.locator(f"xpath=//span[div[@title='{window}']]/following-sibling::*[1]")
+    shows(page, "the partition's status", lambda: status.count() and status.first.inner_text())
+    assert status.first.inner_text().strip() == "Materialized"  # checks are not its health
+    screenshot(page, folder, "dagster-partition.png")
+    page.goto(f"{ui}/assets")
+    shows(page, "the asset catalog", lambda: "drift_report" in body.inner_text())
+    screenshot(page, folder, "dagster-catalog.png")
+
+
+def evidently_plots_every_panel(page: Any, ui: str, folder: Path) -> None:
+    """The studperf project's dashboard: every panel has a line with a point per window for
+    each of its series (at least the calm and the drifted window)."""
+    page.goto(ui)
+    page.get_by_role("link", name="studperf", exact=True).first.click()
+    for _tab, panel in panels():
+        card = page.locator(".MuiCard-root").filter(
+            has=page.get_by_role("heading", name=panel.title, exact=True)
+        )
+        points = card.locator("circle.MuiMarkElement-root")
+        needed = 2 * len(panel.values)  # a point per series and window
+        shows(page, f"the panel {panel.title!r} plotted", at_least(points, needed))
+    screenshot(page, folder, "evidently-dashboard.png", full_page=True)
+
+
+def mlflow_shows_the_champion(page: Any, ui: str, promoted: str, folder: Path) -> None:
+    """The MLflow UI `up` lists, in the model-training view: the registered model's page
+    shows the champion alias on the version of the promoted bundle, and on no other."""
+    page.goto(ui)
+    shows(page, "the experiments", lambda: "studperf" in page.inner_text("body"))
+    registry = ui.replace("#/experiments", "#/models/studperf-grade-class")
+    page.goto(registry)
+    rows = page.get_by_role("row").filter(has=page.locator('[title="champion"]'))
+    shows(page, "the champion alias", rows.count)
+    assert rows.count() == 1
+    assert promoted in rows.first.inner_text()  # its bundle_version tag
+    close = page.get_by_role("button", name="Close")  # MLflow's assistant panel, when open
+    if close.count() == 1:
+        close.click()
+    screenshot(page, folder, "mlflow-registry.png")
 
 
 def test_a_window_that_cannot_be_monitored_reaches_the_on_call(live: dict[str, Any]) -> None:
