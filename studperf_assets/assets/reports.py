@@ -107,9 +107,9 @@ def drift_report(
         "rows_compared": summary.rows_compared,
     }
     if summary.f1_macro is not None:
-        numbers["f1_macro"] = summary.f1_macro
+        numbers["f1_macro"] = round(summary.f1_macro, 4)
     if summary.target_drift is not None:
-        numbers["target_drift"] = summary.target_drift
+        numbers["target_drift"] = round(summary.target_drift, 4)
     log_monitored(context.log.info, key, summary)
     return Output(
         {
