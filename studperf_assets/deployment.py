@@ -126,6 +126,15 @@ class Deployment:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise DeploymentError(f"STUDPERF_DEPLOYMENT must be one of {KINDS}, not {self.kind!r}")
+        for variable, url in (
+            ("STUDPERF_DAGSTER_URL", self.dagster_url),
+            ("STUDPERF_EVIDENTLY_URL", self.evidently_url),
+            ("STUDPERF_MLFLOW_URL", self.mlflow_url),
+        ):  # an e-mail keeps only web links: any other base would drop its links unsaid
+            if url and not url.lower().startswith(("http://", "https://")):
+                raise DeploymentError(
+                    f"{variable} must be an http(s) URL or empty (no links), not {url!r}"
+                )
 
     def local_store(self, name: str) -> str:
         """Where a store (``model_store``, ``monitoring_store``, ``io_store``) is in the

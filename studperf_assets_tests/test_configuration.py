@@ -123,6 +123,19 @@ def test_a_setting_the_resources_do_not_have_is_refused_by_name(tmp_path: Path) 
     assert sampled["monitoring_settings"].drift_sample_rows == 500
 
 
+def test_a_ui_base_url_that_is_not_a_web_address_is_refused_by_name() -> None:
+    """Review of issue 24: an e-mail keeps only http(s) links, so a base URL without its
+    scheme (``127.0.0.1:3000``) silently removed every link built on it from every e-mail."""
+    for variable in ("STUDPERF_DAGSTER_URL", "STUDPERF_EVIDENTLY_URL", "STUDPERF_MLFLOW_URL"):
+        with pytest.raises(DeploymentError, match=f"{variable} must be an http"):
+            Deployment.from_environment({variable: "127.0.0.1:3000"})
+        with pytest.raises(DeploymentError, match=f"{variable} must be an http"):
+            Deployment.from_environment({variable: "file:///srv/reports"})
+        empty = Deployment.from_environment({variable: ""})  # empty: no links to that UI
+        assert "" in (empty.dagster_url, empty.evidently_url, empty.mlflow_url)
+        assert Deployment.from_environment({variable: "HTTPS://ui.example.org"})
+
+
 def test_local_defaults_live_under_home(tmp_path: Path) -> None:
     resources = resources_for(Deployment(home=tmp_path))
     assert resources["model_store"] == LocalModelStore(root=str(tmp_path / "model_store"))

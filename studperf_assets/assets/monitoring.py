@@ -26,9 +26,11 @@ from dagster import (
 from pydantic import Field
 
 from studperf_assets.constants import (
+    FAILED_CHECKS_TAG,
     MONITORING_GROUP,
     MONITORING_JOB,
     PARTITION_TAG,
+    VERDICT_TAG,
     WINDOW_END_TAG,
     WINDOW_SMALL_TAG,
 )
@@ -171,6 +173,16 @@ def prediction_windows(
     conflicting = sorted(labels.loc[labels["conflict"], REQUEST_ID])
     contents = WindowContents.of(batch, monitoring_settings.drift_sample_rows, window_seed(key))
     model_version = contents.model_version
+    data_checks = {  # what the three data checks decide (batch_data_quality: its own step)
+        "batch_records": not window.unreadable,
+        "batch_labels": not intake.rejected and not conflicting and not unavailable,
+        "batch_data_quality": not contents.bad_values,
+    }
+    failed = sorted(name for name, passed in data_checks.items() if not passed)
+    if failed:  # the runs list: batch_metrics adds the drift and performance checks' verdicts
+        context.instance.add_run_tags(
+            context.run_id, {VERDICT_TAG: "failed", FAILED_CHECKS_TAG: " ".join(failed)}
+        )
     yield Output(
         contents.to_frames(),
         metadata={

@@ -371,8 +371,11 @@ def batch_metrics(
         for name, ok in check_outcomes(_summary(drift_report), monitoring_settings).items()
         if not ok
     )
-    # the runs list shows a run's tags: a drifted window's green run says it drifted
-    context.instance.add_run_tags(context.run_id, verdict_tags(failing))
+    # the runs list shows a run's tags: a drifted window's green run says it drifted; the
+    # data checks' failures, tagged by prediction_windows earlier in this run, stay named
+    run = context.instance.get_run_by_id(context.run_id)
+    earlier = (run.tags.get(FAILED_CHECKS_TAG, "") if run else "").split()
+    context.instance.add_run_tags(context.run_id, verdict_tags(sorted({*failing, *earlier})))
     try:
         metrics_database.record_batch(context.partition_key, row)
         metrics_database.record_status(context.partition_key, "monitored", context.run_id)

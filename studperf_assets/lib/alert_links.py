@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 
 def is_web(url: str) -> bool:
     """Only http(s) links go into an e-mail: a file:// URL or a path names the server's disk."""
-    return url.startswith(("http://", "https://"))
+    return url.lower().startswith(("http://", "https://"))
 
 
 def _base(url: str) -> str:

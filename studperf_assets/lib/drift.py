@@ -234,6 +234,7 @@ def drift_report(
         cat_method=CAT_METHOD,
         cat_threshold=thresholds.categorical,
         share_tests=[lt(thresholds.share)],  # the data_drift check's bound, not Evidently's 0.5
+        drift_share=thresholds.share,  # its own "dataset drift" bound: the same number
     )
     drift = _run(
         [*metrics.values(), share],

@@ -182,7 +182,8 @@ class Stack:
         parts = urllib.parse.urlsplit(self.tracking_server)
         if parts.scheme not in ("http", "https"):
             return ""
-        return urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))
+        netloc = parts.netloc.rpartition("@")[2]  # without credentials; host and port kept
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
 
     def mlflow_argv(self, python: str) -> list[str]:
         """MLflow's own server, on loopback, one worker, over the tracking database; a run's

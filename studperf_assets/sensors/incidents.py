@@ -154,7 +154,11 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
         error = data.error if data else None
         while error is not None and error.cause is not None:
             error = error.cause  # the user's error, not Dagster's wrapper
-        return RunFailure(event.step_key, first_line(error_text(error) if error else "unknown"))
+        text = error_text(error) if error else "unknown"
+        if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+            # its first line ends in "...with ERROR severity:": the checks and why are below
+            text = failed_checks_text(instance, run_id) or " ".join(text.split())
+        return RunFailure(event.step_key, first_line(text))
     step = running_step(instance, run_id) or "run"
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
         message = first_line(entry.message or "run failed")
@@ -164,6 +168,20 @@ def run_failure(instance: DagsterInstance, run_id: str) -> RunFailure:
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_CANCELED):
         return RunFailure(step, f"canceled: {first_line(entry.message or 'run canceled')}")
     return RunFailure(step, "run failed before any step started")
+
+
+def failed_checks_text(instance: DagsterInstance, run_id: str) -> str:
+    """The run's failed checks, each with its verdict (``verdict`` or ``error`` in its
+    metadata): what a blocking check that stopped the run decided, and why."""
+    said = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        event = entry.dagster_event
+        data = event.asset_check_evaluation_data if event else None
+        if data is None or data.passed:
+            continue
+        why = data.metadata.get("verdict") or data.metadata.get("error")
+        said.append(f"{data.check_name} failed" + (f": {why.value}" if why else ""))
+    return "; ".join(said)
 
 
 # What Dagster says of a run whose worker died without reporting (killed, out of memory).

@@ -98,6 +98,9 @@ def test_evidently_and_the_data_drift_check_share_one_threshold() -> None:
         evidently_passed = share_test.status != drift.FAILED
         assert evidently_passed == check_outcomes(result.summary, settings)["data_drift"]
         assert evidently_passed == (share == 0.3)
+        # the metric's own dataset-drift bound too (its default is 0.5): one number, not two
+        configs = [t.metric_config.params for t in result.drift.tests_results]
+        assert {c["drift_share"] for c in configs if "drift_share" in c} == {share}
 
 
 def test_evidently_pages_name_grades_by_letter() -> None:
@@ -527,6 +530,9 @@ def test_records_that_are_not_predictions_are_counted_not_fatal(
             )
             for key, end in zip(keys, windows[1:], strict=True)
         }
+        for key in keys[:2]:  # review of issue 24: its run read "passed" in the runs list
+            tags = instance.get_run_by_id(results[key].run_id).tags  # type: ignore[union-attr]
+            assert (tags[VERDICT_TAG], tags[FAILED_CHECKS_TAG]) == ("failed", "batch_records")
     reasons = set()
     for key in keys[:2]:
         result = results[key]

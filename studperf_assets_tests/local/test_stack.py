@@ -103,3 +103,15 @@ def test_no_mlflow_ui_is_started_for_a_tracking_server(tmp_path: Path) -> None:
     assert StackPorts().mlflow not in stack.local_ports()
     database = {**environ, "MLFLOW_TRACKING_URI": "postgresql://u:pw@db/mlflow"}
     assert Stack.from_environment(database, StackPorts()).mlflow_url == ""
+
+
+def test_a_tracking_server_keeps_its_port_without_its_credentials(tmp_path: Path) -> None:
+    """The listed UI (and the e-mails' MLflow links) must reach the server MLflow tracks to:
+    dropping the credentials must not drop the port or an IPv6 host's brackets."""
+    for uri, url in (
+        ("http://mlflow.internal:5000", "http://mlflow.internal:5000"),
+        ("https://u:pw@ml.example:8443/mlflow?x=1", "https://ml.example:8443/mlflow"),
+        ("http://[::1]:5000", "http://[::1]:5000"),
+    ):
+        environ = {"STUDPERF_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": uri}
+        assert Stack.from_environment(environ, StackPorts()).mlflow_url == url

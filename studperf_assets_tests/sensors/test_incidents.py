@@ -260,3 +260,32 @@ def test_links_that_are_not_web_links_are_left_out() -> None:
     alert = alert_context(SENDER, None, MonitoringSettings(evidently_workspace=""), folder_share)
     in_a_folder = notice_for(Incident(**{**incident.__dict__, "details": details}), "opened", alert)
     assert "Drift report (HTML)" not in links_of(in_a_folder.text())
+
+
+def test_a_refused_candidate_names_the_check_and_its_verdict(instance: DagsterInstance) -> None:
+    """Review of issue 24: a retraining the champion check refused e-mailed "training_job
+    failed at model_bundle_model_bundle_vs_champion: DagsterAssetCheckFailedError: 1 blocking
+    asset check failed with ERROR severity:": the error's first line ends before the check's
+    name, and the numbers that refused the candidate were in Dagster's check alone."""
+    from dagster import AssetCheckResult, asset, asset_check, materialize
+
+    from studperf_assets.sensors.incidents import run_failure
+
+    @asset
+    def model_bundle() -> int:
+        return 1
+
+    @asset_check(asset=model_bundle, blocking=True)
+    def model_bundle_vs_champion():  # no annotation: Dagster resolves it, and it is local
+        verdict = "Champion check failed: candidate v2 test f1-macro 0.5000 against 0.6000"
+        return AssetCheckResult(passed=False, metadata={"verdict": verdict})
+
+    result = materialize(
+        [model_bundle, model_bundle_vs_champion], instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    failure = run_failure(instance, result.run_id)
+    assert failure.error == (
+        "model_bundle_vs_champion failed: Champion check failed: candidate v2 test f1-macro "
+        "0.5000 against 0.6000"
+    )
