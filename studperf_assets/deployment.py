@@ -117,7 +117,7 @@ class Deployment:
     alert_recipients: tuple[str, ...] = DEFAULT_RECIPIENTS
     dagster_url: str = "http://127.0.0.1:3000"  # base of the run links in alert e-mails
     evidently_url: str = "http://127.0.0.1:8085"  # base of the Evidently links ("": none)
-    mlflow_url: str = "http://127.0.0.1:5000"  # base of the MLflow model links ("": none)
+    mlflow_url: str = "http://127.0.0.1:5005"  # base of the MLflow model links ("": none)
     sensors_running: bool = True
     sensor_interval_seconds: int = 15
     monitoring: Mapping[str, Any] = field(default_factory=dict)  # MonitoringSettings fields

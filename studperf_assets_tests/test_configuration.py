@@ -89,7 +89,7 @@ def test_alert_links_have_base_urls_and_aws_has_no_evidently_ui() -> None:
     assert (local.dagster_url, local.evidently_url, local.mlflow_url) == (
         "http://127.0.0.1:3000",
         "http://127.0.0.1:8085",
-        "http://127.0.0.1:5000",
+        "http://127.0.0.1:5005",  # the MLflow UI `studperf up` serves, as docs/training.md says
     )
     aws = {"STUDPERF_DEPLOYMENT": "aws", "STUDPERF_MLFLOW_URL": "https://mlflow.example.org"}
     deployment = Deployment.from_environment(aws)

@@ -267,6 +267,22 @@ def _record_champion_check(
     return None
 
 
+def _retire_champion(client: Any, new: str, bundle: str) -> None:
+    """The outgoing champion's model version says it was replaced, and by which bundle: its
+    description no longer reads "Promoted to champion" once it is not."""
+    try:
+        old = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
+    except Exception:  # noqa: BLE001 - no champion yet (MLflow raises for a missing alias)
+        return
+    if str(old.version) == new:
+        return
+    was = (old.description or "").removeprefix("Promoted to champion")
+    client.update_model_version(
+        MODEL_NAME, old.version, description=f"Replaced as champion by {bundle}. Was: {was}"
+    )
+    client.set_model_version_tag(MODEL_NAME, old.version, "replaced_by", bundle)
+
+
 def _trigger(context: AssetExecutionContext) -> str:
     """What started this training, in words (``manual`` outside a run: invoked directly)."""
     from dagster._core.errors import DagsterInvalidPropertyError
@@ -319,6 +335,7 @@ def production_model(
         uri = mlflow.tracking_uri
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         version = model_bundle["mlflow_model_version"]
+        _retire_champion(client, str(version), pointer["version"])
         client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
         checked = client.get_model_version(MODEL_NAME, version).description or ""
         client.update_model_version(

@@ -96,12 +96,18 @@ class ChampionCheck:
                 f"First bundle ({self.candidate}): no champion to beat; test f1-macro "
                 f"{self.candidate_f1:.4f}."
             )
-        relation = "within" if self.passed else "outside"
+        gap = self.champion_f1 - self.candidate_f1
+        if self.passed and gap <= 0:
+            relation = "no worse: the tolerance is not needed"
+        else:
+            side = "within" if self.passed else "outside"
+            word = "worse" if gap > 0 else "better"
+            relation = f"{word} by {abs(gap):.4f}, {side} the tolerance of {self.tolerance:g}"
         return (
             f"Champion check {'passed' if self.passed else 'failed'}: candidate "
             f"{self.candidate} test f1-macro {self.candidate_f1:.4f} against the champion "
             f"{self.champion}'s {self.champion_f1:.4f}, re-scored on the same test split "
-            f"({relation} the tolerance of {self.tolerance:g}). The f1-macro each model "
+            f"({relation}). The f1-macro each model "
             "logged at its own training was on a different test split: compare these two."
         )
 

@@ -123,7 +123,7 @@ class AlertSender(ConfigurableResource):
         description="Base URL of the Evidently UI, for report and dashboard links (empty: none).",
     )
     mlflow_url: str = Field(
-        default="http://127.0.0.1:5000",
+        default="http://127.0.0.1:5005",
         description="Base URL of the MLflow UI, for model version links (empty: none).",
     )
 

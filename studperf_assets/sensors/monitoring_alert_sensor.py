@@ -140,11 +140,11 @@ def _tick_message(
     the ones that did not."""
     if told:
         to = ", ".join(sender.recipients)
-        message = f"sent {len(told)} e-mails to {to}: " + "; ".join(told)
+        message = f"sent {_count(len(told), 'e-mail')} to {to}: " + "; ".join(told)
     else:
         message = "sent nothing"
     if untold:
-        message += f"; {untold} e-mails to retry"
+        message += f"; {_count(untold, 'e-mail')} to retry"
     message += f" | {recorded} windows' checks recorded"
     if pending:
         message += f", {len(pending)} runs wait for the monitoring database"
@@ -296,3 +296,7 @@ def _shown(incident: Incident) -> str:
         span += f" .. {incident.last_partition}"
     where = f", {span}" if span else ""
     return f"#{incident.id} {incident.key} ({incident.occurrences} occurrences{where})"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -612,7 +612,8 @@ def test_one_alert_per_incident_once_and_surviving_send_failures(
     # an unverified sender: SES rejects, the sensor logs, the incidents wait, no crash
     unverified = AlertSender(sender="nobody@unverified.test", recipients=sender.recipients)
     refused = _tick(stack, "monitoring_alert_sensor", alert_sender=unverified)
-    assert f"sent nothing; {len(groups)} e-mails to retry" in str(refused.skip_message)
+    owed = f"{len(groups)} e-mail" + ("s" if len(groups) != 1 else "")
+    assert f"sent nothing; {owed} to retry" in str(refused.skip_message)
     assert len(sent_emails(stack["moto"])) == before
     _tick(stack, "monitoring_alert_sensor", cursor=refused.cursor)
     emails = sent_emails(stack["moto"])[before:]

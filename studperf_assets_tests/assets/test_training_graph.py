@@ -174,6 +174,12 @@ def test_mlflow_tells_why_a_retraining_was_promoted(tmp_path: Path) -> None:
     assert str(version.description).startswith(
         f"Promoted to champion, replacing {first.production['version']}; trigger: retraining"
     )
+    assert first.bundle is not None
+    outgoing = client.get_model_version(MODEL_NAME, first.bundle["mlflow_model_version"])
+    assert outgoing.tags["replaced_by"] == second.bundle["version"]  # no longer "Promoted"
+    assert str(outgoing.description).startswith(
+        f"Replaced as champion by {second.bundle['version']}."
+    )
     assert "re-scored on the same test split" in str(version.description)
 
 

@@ -73,10 +73,14 @@ def test_the_check_says_which_numbers_decided() -> None:
         "champion_check.tolerance": "0.02",
     }
     assert "v2 test f1-macro 0.6195 against the champion v1's 0.6061" in check.sentence()
-    assert "re-scored on the same test split (within the tolerance of 0.02)" in check.sentence()
+    assert "re-scored on the same test split (no worse: the tolerance is not needed)" in (
+        check.sentence()
+    )
+    close = ChampionCheck("v2", 0.60, "v1", 0.61, 0.02, passed=True)
+    assert "(worse by 0.0100, within the tolerance of 0.02)" in close.sentence()
     refused = ChampionCheck("v2", 0.55, "v1", 0.60, 0.02, passed=False)
     assert refused.sentence().startswith("Champion check failed")
-    assert "outside the tolerance" in refused.sentence()
+    assert "(worse by 0.0500, outside the tolerance of 0.02)" in refused.sentence()
 
 
 @pytest.mark.parametrize(

@@ -436,7 +436,7 @@ def test_failing_windows_in_a_row_are_one_incident_told_once(
     assert "StudyTimeWeekly  0.95" in text and "Age" not in text  # Age did not drift
     assert "http://dagster.test/runs/run-3" in text  # the last failing window's run
     assert str(result.skip_message).startswith(
-        "sent 1 e-mails to oncall@example.org: OPEN #1 checks:drift WARN "
+        "sent 1 e-mail to oncall@example.org: OPEN #1 checks:drift WARN "
         "(data_drift, prediction_drift) | 3 windows' checks recorded"
     )
     for number in (4, 5, 6):
@@ -588,7 +588,7 @@ def test_a_refused_incident_email_is_retried_and_not_resolved_untold(
     for number in (2, 3, 4):
         windows.finish(number)
     result, cursor = alerts(instance, None, FakeSender(failing=True), database, tmp_path)
-    assert str(result.skip_message).startswith("sent nothing; 1 e-mails to retry")
+    assert str(result.skip_message).startswith("sent nothing; 1 e-mail to retry")
     sender = FakeSender()
     alerts(instance, cursor, sender, database, tmp_path)
     alerts(instance, cursor, sender, database, tmp_path)
@@ -751,7 +751,7 @@ def test_a_failed_monitoring_run_reaches_the_on_call_once(
         assert fact in text
     assert f"http://dagster.test/runs/{first}" in text and "more" not in text  # first line only
     assert database.statuses()["2026-12-01T10:03:00Z"]["status"] == "failed"  # not just missing
-    assert "sent 1 e-mails to oncall@example.org: OPEN #1 run_failed:" in str(result.skip_message)
+    assert "sent 1 e-mail to oncall@example.org: OPEN #1 run_failed:" in str(result.skip_message)
     # the same fault on the next window is the same incident: no second e-mail
     failing_run(
         instance, "monitoring_job", "2026-12-01T10:04:00Z", "batch 2026-12-01T10:04:00Z: no\nmore"
