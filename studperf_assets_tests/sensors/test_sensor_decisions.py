@@ -690,6 +690,49 @@ def test_retraining_once_per_incident_not_per_window(
     )
 
 
+def test_a_retraining_that_ended_without_a_champion_is_tried_again(
+    instance: DagsterInstance, tmp_path: Path, database: Any, windows: Windows
+) -> None:
+    """Review of issue 24: a retraining whose candidate the champion check refused (a
+    blocking check fails the run) left its incident open and never retrained again."""
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from studperf_assets.sensors.retraining_sensor import MAX_RETRAININGS
+
+    windows.finish(1, drifted({"Absences": 0.9}))
+    alerts(instance, None, FakeSender(), database, tmp_path)
+    labels, cursor, keys = 500, None, []
+    for attempt in range(1, MAX_RETRAININGS + 1):
+        fired, cursor = retrain(instance, cursor, FakeGroundTruth(labels), database)
+        (request,) = fired.run_requests
+        keys.append(request.run_key)
+        assert request.tags["studperf/retraining_attempt"] == str(attempt)
+        waiting, _ = retrain(instance, cursor, FakeGroundTruth(labels + 500), database)
+        assert "no open drift" in str(waiting.skip_message)  # requested, not launched yet
+        run = create_run_for_test(instance, job_name="training_job", tags=request.tags)
+        running, _ = retrain(instance, cursor, FakeGroundTruth(labels + 500), database)
+        assert "no open drift" in str(running.skip_message)  # on its way
+        instance.report_run_failed(run)  # refused by the champion check
+        if attempt < MAX_RETRAININGS:  # again, once labels came, as the first time
+            starved, _ = retrain(instance, cursor, FakeGroundTruth(labels + 50), database)
+            assert starved.skip_message == "50 new labelled rows; 100 needed"
+        labels += 500
+    (drift,) = database.incidents(status="open", kind="checks_failed")
+    assert keys == [
+        f"retrain-incident-{drift.id}",
+        f"retrain-incident-{drift.id}-2",
+        f"retrain-incident-{drift.id}-3",
+    ]
+    spent, _ = retrain(instance, cursor, FakeGroundTruth(labels + 5000), database)
+    assert "no open drift" in str(spent.skip_message)  # MAX_RETRAININGS ended: no more
+    assert all(
+        r.dagster_run.status == DagsterRunStatus.FAILURE
+        for r in instance.get_run_records()
+        if r.dagster_run.job_name == "training_job"
+    )
+
+
 def test_each_sensor_targets_its_job() -> None:
     targets = {s.name: s.job_name for s in sensors.build_sensors() if s.has_jobs}
     assert targets == {
