@@ -65,6 +65,7 @@ class Thresholds:
 
 
 GRADE_NAMES = dict(enumerate(GRADE_LETTERS))  # how Evidently's pages name the classes
+TRUE_GRADE = "true_grade"  # the labelled rows' grade as a letter: the target drift's column
 
 
 def _definition(columns: list[str], labelled: bool) -> DataDefinition:
@@ -169,9 +170,13 @@ def _quality_report(
 ) -> tuple[Snapshot, float]:
     """Evidently's target drift and, where its metrics can judge the batch, its
     classification quality; returns the snapshot and the target's drift score."""
-    target = ValueDrift(column=ACTUAL, method=CAT_METHOD, threshold=thresholds.prediction)
+    target = ValueDrift(column=TRUE_GRADE, method=CAT_METHOD, threshold=thresholds.prediction)
     references = reference.astype({PREDICTION: np.int64, ACTUAL: np.int64})
     grades = set(view[ACTUAL]) | set(view[PREDICTION])
+    # the true grade's drift on a lettered copy: the classification keeps the codes (its
+    # labels name them A-F), the drift page shows letters, the distance is the same
+    view = view.assign(**{TRUE_GRADE: view[ACTUAL].astype(np.int64).map(GRADE_NAMES)})
+    references = references.assign(**{TRUE_GRADE: references[ACTUAL].map(GRADE_NAMES)})
     gap = evidently_quality_gap(grades, set(references[ACTUAL]) | set(references[PREDICTION]))
     summary.quality_report = f"target drift only: {gap}" if gap else "complete"
     metrics: list[Any] = [target] if gap else [target, ClassificationPreset()]
@@ -183,7 +188,7 @@ def _quality_report(
         # likewise a batch whose labelled rows hold one grade (sklearn, inside Evidently)
         warnings.filterwarnings("ignore", "A single label was found", UserWarning)
         quality = _run(metrics, view, references, labelled=not gap, info=info)
-    return quality, column_drifts(quality, {ACTUAL: target})[ACTUAL].score
+    return quality, column_drifts(quality, {TRUE_GRADE: target})[TRUE_GRADE].score
 
 
 def _lettered(frame: pd.DataFrame) -> pd.DataFrame:

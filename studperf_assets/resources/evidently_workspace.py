@@ -59,10 +59,20 @@ def project_id(workspace: str) -> Any:
 
 
 def _has_panels(state: Any, project: Any) -> bool:
+    """Whether the project's dashboard holds today's panels (a dashboard saved by an older
+    version, e.g. with the target drift on the ``target`` column, is saved again)."""
     try:
-        return bool(state.read_dashboard(project).panels)
+        return _content(state.read_dashboard(project)) == _content(dashboard_model())
     except (OSError, ValueError):
         return False
+
+
+def _content(dashboard: Any) -> list[tuple[str, list[Any]]]:
+    """A dashboard's panels by title and plotted metrics (panel IDs are random)."""
+    return [
+        (panel.title, [(v.metric, sorted(v.metric_labels.items())) for v in panel.values])
+        for panel in dashboard.panels
+    ]
 
 
 def dashboard_model() -> Any:
@@ -85,7 +95,8 @@ def panels() -> list[tuple[str, Any]]:
     from evidently.sdk.panels import line_plot_panel
 
     from lambda_service.schema import FEATURE_NAMES
-    from studperf_assets.lib.drift_summary import ACTUAL, PREDICTION
+    from studperf_assets.lib.drift import TRUE_GRADE
+    from studperf_assets.lib.drift_summary import PREDICTION
 
     def drift_of(column: str) -> Any:
         return PanelMetric(legend=column, metric="ValueDrift", metric_labels={"column": column})
@@ -109,7 +120,7 @@ def panels() -> list[tuple[str, Any]]:
             description="Normed Wasserstein (study time, absences), Jensen-Shannon (the rest)",
         )),
         ("Quality", line_plot_panel(
-            "Target drift (Jensen-Shannon)", [drift_of(ACTUAL)],
+            "Target drift (Jensen-Shannon)", [drift_of(TRUE_GRADE)],
             description="Over the labelled rows of each batch", size="half",
         )),
         ("Quality", line_plot_panel(

@@ -113,6 +113,9 @@ def test_evidently_pages_name_grades_by_letter() -> None:
     pages = [_html(result.drift).decode(), _html(result.quality).decode()]
     letters = re.compile(r'"x": \[(?:"[ABCDF]", ){4}"[ABCDF]"\]')  # a bar per grade, by letter
     assert all(letters.search(page) for page in pages)
+    # the quality page plots grades only (the drift page's 0-4 are ParentalEducation's codes)
+    codes = re.compile(r'"x": \[(?:[0-4], ){4}[0-4]\]')  # a bar per grade, by code
+    assert not codes.search(pages[1])
 
 
 def test_quality_only_over_labelled_rows_and_sampling_above_the_limit() -> None:

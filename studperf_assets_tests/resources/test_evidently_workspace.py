@@ -55,3 +55,30 @@ def test_retention_creates_no_workspace(tmp_path: Path) -> None:
     assert delete_window_snapshots(str(missing), ["w"]) == 0
     assert delete_snapshots_before(str(missing), datetime.now(UTC)) == 0
     assert not missing.exists()
+
+
+def test_a_dashboard_saved_by_an_older_version_is_saved_again(tmp_path: Path) -> None:
+    """A home made before the target drift was plotted on the lettered ``true_grade`` kept a
+    panel on the ``target`` column, which no new snapshot fills."""
+    from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+    from evidently.ui.workspace import Workspace
+
+    from studperf_assets.resources.evidently_workspace import dashboard_model
+
+    workspace = str(tmp_path / "evidently")
+    project = project_id(workspace)
+    old = line_plot_panel(
+        "Target drift (Jensen-Shannon)",
+        [PanelMetric(legend="target", metric="ValueDrift", metric_labels={"column": "target"})],
+    )
+    stale = DashboardModel(tabs=[DashboardTabModel(title="Quality", panels=[old.id])], panels=[old])
+    Workspace(workspace).save_dashboard(project, stale)
+    assert project_id(workspace) == project  # the same project, its dashboard saved again
+    saved = Workspace(workspace).get_project(project)
+    assert saved is not None
+    columns = {
+        v.metric_labels.get("column") for p in saved.dashboard.model().panels for v in p.values
+    }
+    assert "true_grade" in columns and "target" not in columns
+    assert len(saved.dashboard.model().panels) == len(dashboard_model().panels)
