@@ -276,9 +276,9 @@ def _retire_champion(client: Any, new: str, bundle: str) -> None:
         return
     if str(old.version) == new:
         return
-    was = (old.description or "").removeprefix("Promoted to champion")
+    before = old.description or ""
     client.update_model_version(
-        MODEL_NAME, old.version, description=f"Replaced as champion by {bundle}. Was: {was}"
+        MODEL_NAME, old.version, description=f"Replaced as champion by {bundle}. Before: {before}"
     )
     client.set_model_version_tag(MODEL_NAME, old.version, "replaced_by", bundle)
 
